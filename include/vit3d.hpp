@@ -1,0 +1,12 @@
+#pragma once
+// vit3d: Vision Transformers for 2D images and 3D volumes on Eigen. Includes every public header.
+
+#include "vit3d/core/config.hpp"
+#include "vit3d/core/error.hpp"
+#include "vit3d/einops/einops.hpp"
+#include "vit3d/tensor/compare.hpp"
+#include "vit3d/tensor/ops.hpp"
+#include "vit3d/tensor/print.hpp"
+#include "vit3d/tensor/shape.hpp"
+#include "vit3d/tensor/tensor.hpp"
+#include "vit3d/version.hpp"
