@@ -168,6 +168,24 @@ TEST(Rearrange, CompiledPatternGivesTheSameResultAndKeepsItsLengths) {
     EXPECT_EQ(patchify(d).shape(), (Shape{1, 1, 16}));
 }
 
+TEST(Rearrange, IntoReusesTheOutputBufferAndChecksItsShape) {
+    const vit3d::Rearrange to_tokens("b d h w -> b (h w) d");
+    const auto x = Tensor<float>::randn({2, 5, 3, 4}, 11);
+    auto out = Tensor<float>::zeros({2, 12, 5});
+    const float* buffer = out.data();
+    to_tokens.into(x, out);
+    EXPECT_EQ(out.data(), buffer);
+    EXPECT_EQ(out, to_tokens(x));
+    auto wrong = Tensor<float>::zeros({2, 5, 12});
+    EXPECT_THAT([&] { to_tokens.into(x, wrong); },
+                ::testing::ThrowsMessage<vit3d::shape_error>(
+                    HasSubstr("output tensor has shape [2, 5, 12], expected [2, 12, 5]")));
+    const vit3d::Rearrange same("a b -> a b");
+    auto y = Tensor<float>::randn({3, 4}, 12);
+    EXPECT_THAT([&] { same.into(y, y); },
+                ::testing::ThrowsMessage<vit3d::shape_error>(HasSubstr("must not be the input tensor")));
+}
+
 TEST(Rearrange, ParsesEachPatternOnceAndSharesIt) {
     const std::string pattern = "x y z -> z (y x)  ";
     const auto first = vit3d::einops::cached_pattern(pattern, vit3d::einops::Operation::rearrange);

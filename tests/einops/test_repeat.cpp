@@ -57,6 +57,16 @@ TEST(Repeat, CompiledRepeatMatchesTheFreeFunction) {
     EXPECT_EQ(expand.axis_lengths().front().first, "n");
 }
 
+TEST(Repeat, IntoWritesAPreallocatedOutput) {
+    const vit3d::Repeat expand("b d -> b n d", {{"n", 3}});
+    const auto x = Tensor<float>::randn({2, 4}, 4);
+    auto out = Tensor<float>::zeros({2, 3, 4});
+    expand.into(x, out);
+    EXPECT_EQ(out, expand(x));
+    auto wrong = Tensor<float>::zeros({2, 4, 3});
+    EXPECT_THROW(expand.into(x, wrong), vit3d::shape_error);
+}
+
 TEST(Repeat, ErrorsNameTheAxis) {
     const Tensor<float> x({2, 3});
     EXPECT_THAT([&] { vit3d::repeat(x, "h w -> h w c"); },
