@@ -1,0 +1,68 @@
+#pragma once
+// nn.LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * weight + bias, with the biased
+// variance as PyTorch. eps differs between reference libraries and is part of a model's definition:
+// 1e-6 in torchvision's and timm's ViTs, 1e-5 (PyTorch's default) in vit-pytorch, MONAI and
+// nn.TransformerEncoderLayer.
+
+#include <cmath>
+#include <string>
+
+#include "vit3d/core/error.hpp"
+#include "vit3d/nn/parameters.hpp"
+#include "vit3d/tensor/tensor.hpp"
+
+namespace vit3d::nn {
+
+template <class T>
+struct LayerNorm {
+    Tensor<T> weight;  // [D] ("<prefix>.weight"), ones at construction
+    Tensor<T> bias;    // [D] ("<prefix>.bias"), zeros at construction
+    double eps = 1e-5;
+
+    LayerNorm() = default;
+    explicit LayerNorm(Index dim, double epsilon = 1e-5)
+        : weight(Tensor<T>::ones({dim})), bias(Shape{dim}), eps(epsilon) {}
+
+    Index dim() const { return weight.dim(0); }
+
+    // x: [..., D] -> [..., D]. Mean and variance of each row are accumulated in double (two passes), so a
+    // float row of thousands of values loses nothing to the accumulation.
+    Tensor<T> forward(const Tensor<T>& x) const {
+        const Index d = weight.size();
+        if (bias.size() != d || x.rank() < 1 || x.dim(-1) != d)
+            throw shape_error("vit3d::nn::LayerNorm::forward: expected input [..., " + std::to_string(d) +
+                              "] and weight/bias [" + std::to_string(d) + "], got input " +
+                              shape_to_string(x.shape()) + ", weight " + shape_to_string(weight.shape()) +
+                              ", bias " + shape_to_string(bias.shape()));
+        Tensor<T> y = Tensor<T>::empty(x.shape());
+        const Index rows = d == 0 ? 0 : x.size() / d;
+        const T* g = weight.data();
+        const T* b = bias.data();
+        for (Index r = 0; r < rows; ++r) {
+            const T* in = x.data() + r * d;
+            T* out = y.data() + r * d;
+            double mean = 0;
+            for (Index i = 0; i < d; ++i) mean += in[i];
+            mean /= static_cast<double>(d);
+            double var = 0;
+            for (Index i = 0; i < d; ++i) var += (in[i] - mean) * (in[i] - mean);
+            var /= static_cast<double>(d);
+            const double inv = 1.0 / std::sqrt(var + eps);
+            for (Index i = 0; i < d; ++i) out[i] = static_cast<T>((in[i] - mean) * inv * g[i] + b[i]);
+        }
+        return y;
+    }
+
+    template <class F>
+    void visit_parameters(F&& f, const std::string& prefix = "") {
+        f(join_name(prefix, "weight"), weight);
+        f(join_name(prefix, "bias"), bias);
+    }
+    template <class F>
+    void visit_parameters(F&& f, const std::string& prefix = "") const {
+        f(join_name(prefix, "weight"), weight);
+        f(join_name(prefix, "bias"), bias);
+    }
+};
+
+}  // namespace vit3d::nn

@@ -1,0 +1,70 @@
+#pragma once
+// nn.Linear: y = x W^T + b over the last axis, with W stored [out, in] as in PyTorch.
+
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "vit3d/core/error.hpp"
+#include "vit3d/nn/parameters.hpp"
+#include "vit3d/tensor/tensor.hpp"
+
+namespace vit3d::nn {
+
+template <class T>
+struct Linear {
+    Tensor<T> weight;               // [out, in]                (state_dict key "<prefix>.weight")
+    std::optional<Tensor<T>> bias;  // [out], absent when bias=False ("<prefix>.bias")
+
+    Linear() = default;
+    // Zero parameters of the given size, to be filled by a weight loader or by hand.
+    Linear(Index in_features, Index out_features, bool with_bias = true)
+        : weight(Shape{out_features, in_features}) {
+        if (with_bias) bias = Tensor<T>(Shape{out_features});
+    }
+    Linear(Tensor<T> w, std::optional<Tensor<T>> b) : weight(std::move(w)), bias(std::move(b)) { check(); }
+
+    Index in_features() const { return weight.dim(1); }
+    Index out_features() const { return weight.dim(0); }
+
+    // x: [..., in] -> [..., out]. The product runs as one GEMM over all leading axes.
+    Tensor<T> forward(const Tensor<T>& x) const {
+        check();
+        if (x.rank() < 1 || x.dim(-1) != in_features())
+            throw shape_error("vit3d::nn::Linear::forward: expected input [..., " +
+                              std::to_string(in_features()) + "], got " + shape_to_string(x.shape()));
+        Shape out_shape = x.shape();
+        out_shape.back() = out_features();
+        Tensor<T> y = Tensor<T>::empty(out_shape);
+        if (y.size() == 0) return y;
+        auto Y = y.as_matrix();
+        Y.noalias() = x.as_matrix() * weight.as_matrix().transpose();
+        if (bias) Y.rowwise() += bias->flat().transpose();
+        return y;
+    }
+
+    template <class F>
+    void visit_parameters(F&& f, const std::string& prefix = "") {
+        visit(*this, f, prefix);
+    }
+    template <class F>
+    void visit_parameters(F&& f, const std::string& prefix = "") const {
+        visit(*this, f, prefix);
+    }
+
+  private:
+    template <class Self, class F>
+    static void visit(Self& self, F& f, const std::string& prefix) {
+        f(join_name(prefix, "weight"), self.weight);
+        if (self.bias) f(join_name(prefix, "bias"), *self.bias);
+    }
+
+    void check() const {
+        if (weight.rank() != 2 || (bias && (bias->rank() != 1 || bias->dim(0) != weight.dim(0))))
+            throw shape_error("vit3d::nn::Linear: expected weight [out, in] and bias [out], got weight " +
+                              shape_to_string(weight.shape()) + " and bias " +
+                              (bias ? shape_to_string(bias->shape()) : std::string("none")));
+    }
+};
+
+}  // namespace vit3d::nn

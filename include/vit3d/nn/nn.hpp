@@ -1,0 +1,9 @@
+#pragma once
+// The neural-network modules: every module is a struct of named parameters plus a const forward.
+
+#include "vit3d/nn/activation.hpp"
+#include "vit3d/nn/attention.hpp"
+#include "vit3d/nn/layer_norm.hpp"
+#include "vit3d/nn/linear.hpp"
+#include "vit3d/nn/mlp.hpp"
+#include "vit3d/nn/parameters.hpp"

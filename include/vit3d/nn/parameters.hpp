@@ -1,0 +1,26 @@
+#pragma once
+// Named parameters. Every module exposes visit_parameters(f, prefix), which calls f(name, tensor) for
+// each of its parameter tensors, with names joined by '.' exactly as in a PyTorch state_dict
+// ("encoder.layers.encoder_layer_0.ln_1.weight"). Weight loading, saving and counting are written once
+// on top of it instead of per model.
+
+#include <string>
+
+#include "vit3d/tensor/tensor.hpp"
+
+namespace vit3d::nn {
+
+// "prefix.name", or "name" at the top level.
+inline std::string join_name(const std::string& prefix, const std::string& name) {
+    return prefix.empty() ? name : prefix + "." + name;
+}
+
+// Total number of parameter elements of a module.
+template <class Module>
+Index count_parameters(const Module& module) {
+    Index total = 0;
+    module.visit_parameters([&](const std::string&, const auto& tensor) { total += tensor.size(); });
+    return total;
+}
+
+}  // namespace vit3d::nn

@@ -1,0 +1,191 @@
+// MultiHeadAttention against an explicit loop implementation of softmax(q k^T * scale + bias) v, with
+// masks, biases, cross-attention, independent head_dim and no output projection. Parity with PyTorch's
+// own modules comes from the fixture tests.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+#include <vit3d.hpp>
+#include <vit3d/nn/attention.hpp>
+
+#include "support/tensor_testing.hpp"
+
+namespace {
+
+using ::testing::HasSubstr;
+using vit3d::Index;
+using vit3d::Shape;
+using vit3d::Tensor;
+using vit3d::nn::AttentionInputs;
+using vit3d::nn::MultiHeadAttention;
+
+template <class T>
+MultiHeadAttention<T> random_attention(Index dim, Index heads, Index head_dim, bool with_proj,
+                                       std::uint64_t seed) {
+    MultiHeadAttention<T> a(dim, heads, head_dim, true, true, with_proj);
+    a.qkv.weight = Tensor<T>::randn(a.qkv.weight.shape(), seed, T(0), T(0.3));
+    a.qkv.bias = Tensor<T>::randn({3 * a.inner_dim()}, seed + 1, T(0), T(0.1));
+    if (with_proj) {
+        a.proj->weight = Tensor<T>::randn(a.proj->weight.shape(), seed + 2, T(0), T(0.3));
+        a.proj->bias = Tensor<T>::randn({dim}, seed + 3, T(0), T(0.1));
+    }
+    return a;
+}
+
+// The definition, one element at a time, in double.
+template <class T>
+Tensor<T> reference_attention(const MultiHeadAttention<T>& a, const Tensor<T>& x, const Tensor<T>& ctx,
+                              const Tensor<T>* bias, const Tensor<std::uint8_t>* allowed,
+                              Tensor<T>* weights) {
+    const Index B = x.dim(0), Nq = x.dim(1), Nk = ctx.dim(1), D = x.dim(2), H = a.num_heads, hd = a.head_dim;
+    const Index I = H * hd;
+    auto project = [&](const Tensor<T>& in, Index block, Index b, Index n, Index k) {
+        double s = static_cast<double>((*a.qkv.bias)(block * I + k));
+        for (Index d = 0; d < D; ++d) s += static_cast<double>(a.qkv.weight(block * I + k, d)) * in(b, n, d);
+        return s;
+    };
+    auto at = [](const Tensor<T>* t, Index b, Index h, Index i, Index j) -> double {
+        // broadcast a rank-4 operand with unit axes
+        const auto& s = t->shape();
+        return static_cast<double>(
+            (*t)(s[0] == 1 ? 0 : b, s[1] == 1 ? 0 : h, s[2] == 1 ? 0 : i, s[3] == 1 ? 0 : j));
+    };
+    Tensor<T> merged({B, Nq, I});
+    if (weights) *weights = Tensor<T>({B, H, Nq, Nk});
+    for (Index b = 0; b < B; ++b)
+        for (Index h = 0; h < H; ++h)
+            for (Index i = 0; i < Nq; ++i) {
+                std::vector<double> s(static_cast<std::size_t>(Nk));
+                double max = -INFINITY;
+                for (Index j = 0; j < Nk; ++j) {
+                    double dot = 0;
+                    for (Index k = 0; k < hd; ++k)
+                        dot += project(x, 0, b, i, h * hd + k) * project(ctx, 1, b, j, h * hd + k);
+                    s[j] = dot / std::sqrt(double(hd)) + (bias ? at(bias, b, h, i, j) : 0.0);
+                    if (allowed) {
+                        const auto& m = allowed->shape();
+                        if (!(*allowed)(m[0] == 1 ? 0 : b, m[1] == 1 ? 0 : h, m[2] == 1 ? 0 : i,
+                                        m[3] == 1 ? 0 : j))
+                            s[j] = -INFINITY;
+                    }
+                    max = std::max(max, s[j]);
+                }
+                double sum = 0;
+                for (Index j = 0; j < Nk; ++j) sum += s[j] = max == -INFINITY ? 0.0 : std::exp(s[j] - max);
+                for (Index j = 0; j < Nk; ++j) {
+                    const double p = sum > 0 ? s[j] / sum : 0.0;
+                    if (weights) (*weights)(b, h, i, j) = static_cast<T>(p);
+                    for (Index k = 0; k < hd; ++k)
+                        merged(b, i, h * hd + k) += static_cast<T>(p * project(ctx, 2, b, j, h * hd + k));
+                }
+            }
+    return a.proj ? a.proj->forward(merged) : merged;
+}
+
+template <class T>
+class AttentionTyped : public ::testing::Test {};
+using Types = ::testing::Types<float, double>;
+TYPED_TEST_SUITE(AttentionTyped, Types);
+
+template <class T>
+double tolerance() {
+    return std::is_same_v<T, float> ? 2e-5 : 1e-12;
+}
+
+TYPED_TEST(AttentionTyped, SelfAttentionMatchesTheDefinition) {
+    using T = TypeParam;
+    const auto a = random_attention<T>(12, 3, 0, true, 1);
+    const auto x = Tensor<T>::randn({2, 7, 12}, 5);
+    Tensor<T> weights, ref_weights;
+    AttentionInputs<T> in;
+    in.weights = &weights;
+    const auto y = a.forward(x, in);
+    const auto expected = reference_attention<T>(a, x, x, nullptr, nullptr, &ref_weights);
+    EXPECT_TENSOR_CLOSE(y, expected, tolerance<T>(), tolerance<T>());
+    EXPECT_TENSOR_CLOSE(weights, ref_weights, tolerance<T>(), tolerance<T>());
+    const auto row_sums = vit3d::reduce(weights, "b h i j -> b h i", vit3d::Reduction::sum);
+    EXPECT_TENSOR_CLOSE(row_sums, Tensor<T>::ones({2, 3, 7}), tolerance<T>(), tolerance<T>());
+}
+
+TYPED_TEST(AttentionTyped, BiasMaskAndCrossAttentionMatchTheDefinition) {
+    using T = TypeParam;
+    const auto a = random_attention<T>(8, 2, 5, true, 2);  // head_dim 5 != 8 / 2, as vit-pytorch allows
+    const auto x = Tensor<T>::randn({2, 4, 8}, 6);
+    const auto ctx = Tensor<T>::randn({2, 9, 8}, 7);
+    const auto bias = Tensor<T>::randn({1, 2, 4, 9}, 8);  // per head, shared over the batch
+    Tensor<std::uint8_t> allowed({2, 1, 1, 9});           // key padding: batch 1 sees only 5 keys
+    allowed.fill(1);
+    for (Index j = 5; j < 9; ++j) allowed(1, 0, 0, j) = 0;
+    AttentionInputs<T> in;
+    in.context = &ctx;
+    in.bias = &bias;
+    in.allowed = &allowed;
+    Tensor<T> weights;
+    in.weights = &weights;
+    const auto y = a.forward(x, in);
+    EXPECT_EQ(y.shape(), (Shape{2, 4, 8}));
+    const auto expected = reference_attention<T>(a, x, ctx, &bias, &allowed, nullptr);
+    EXPECT_TENSOR_CLOSE(y, expected, tolerance<T>(), tolerance<T>());
+    for (Index j = 5; j < 9; ++j) EXPECT_EQ(weights(1, 1, 2, j), T(0));
+}
+
+TYPED_TEST(AttentionTyped, FullyMaskedQueryRowsAttendNothing) {
+    using T = TypeParam;
+    const auto a = random_attention<T>(6, 2, 0, false, 3);  // no output projection: see the raw head outputs
+    const auto x = Tensor<T>::randn({1, 3, 6}, 9);
+    Tensor<std::uint8_t> allowed({1, 1, 3, 3});
+    allowed.fill(1);
+    for (Index j = 0; j < 3; ++j) allowed(0, 0, 1, j) = 0;  // query 1 may attend no key
+    AttentionInputs<T> in;
+    in.allowed = &allowed;
+    Tensor<T> weights;
+    in.weights = &weights;
+    const auto y = a.forward(x, in);
+    for (Index d = 0; d < 6; ++d) {
+        EXPECT_EQ(y(0, 1, d), T(0));
+        EXPECT_TRUE(std::isfinite(y(0, 0, d)));
+    }
+    for (Index h = 0; h < 2; ++h)
+        for (Index j = 0; j < 3; ++j) EXPECT_EQ(weights(0, h, 1, j), T(0));
+    EXPECT_TENSOR_CLOSE(y, reference_attention<T>(a, x, x, nullptr, &allowed, nullptr), tolerance<T>(),
+                        tolerance<T>());
+}
+
+TEST(Attention, NamesItsParametersLikeTimm) {
+    const auto a = random_attention<float>(8, 2, 0, true, 4);
+    std::vector<std::string> names;
+    a.visit_parameters([&](const std::string& n, const Tensor<float>&) { names.push_back(n); },
+                       "blocks.0.attn");
+    EXPECT_EQ(names, (std::vector<std::string>{"blocks.0.attn.qkv.weight", "blocks.0.attn.qkv.bias",
+                                               "blocks.0.attn.proj.weight", "blocks.0.attn.proj.bias"}));
+    EXPECT_EQ(vit3d::nn::count_parameters(a), 24 * 8 + 24 + 8 * 8 + 8);
+}
+
+TEST(Attention, RejectsBadShapesWithClearMessages) {
+    const auto a = random_attention<float>(8, 2, 0, true, 5);
+    EXPECT_THAT(
+        [&] {
+            a.forward(Tensor<float>({2, 3, 7}));
+        },
+        ::testing::ThrowsMessage<vit3d::shape_error>(HasSubstr("expected x [B, N, 8], got [2, 3, 7]")));
+    const Tensor<float> x({2, 3, 8});
+    const Tensor<float> ctx({1, 4, 8});
+    AttentionInputs<float> in;
+    in.context = &ctx;
+    EXPECT_THAT([&] { a.forward(x, in); }, ::testing::ThrowsMessage<vit3d::shape_error>(
+                                               HasSubstr("expected context [2, Nk, 8], got [1, 4, 8]")));
+    const Tensor<float> bias({2, 3, 3, 3});
+    AttentionInputs<float> with_bias;
+    with_bias.bias = &bias;
+    EXPECT_THAT([&] { a.forward(x, with_bias); }, ::testing::ThrowsMessage<vit3d::shape_error>(HasSubstr(
+                                                      "does not broadcast to the scores [2, 2, 3, 3]")));
+    EXPECT_THROW(MultiHeadAttention<float>(10, 3), vit3d::shape_error);
+    auto broken = a;
+    broken.qkv.weight = Tensor<float>({20, 8});
+    EXPECT_THAT([&] { broken.forward(x); }, ::testing::ThrowsMessage<vit3d::shape_error>(
+                                                HasSubstr("parameters do not fit 2 heads of 4")));
+}
+
+}  // namespace
