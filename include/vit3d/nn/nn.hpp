@@ -3,6 +3,7 @@
 
 #include "vit3d/nn/activation.hpp"
 #include "vit3d/nn/attention.hpp"
+#include "vit3d/nn/encoder_block.hpp"
 #include "vit3d/nn/layer_norm.hpp"
 #include "vit3d/nn/linear.hpp"
 #include "vit3d/nn/mlp.hpp"

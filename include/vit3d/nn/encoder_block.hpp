@@ -1,0 +1,122 @@
+#pragma once
+// A transformer encoder layer and a stack of them.
+//
+// Pre-norm (ViT: torchvision, timm, vit-pytorch, MONAI):  x = x + attn(norm1(x));  x = x + mlp(norm2(x))
+// Post-norm (torch nn.TransformerEncoderLayer default):    x = norm1(x + attn(x));  x = norm2(x + mlp(x))
+// Parameter names follow timm: norm1, attn.{qkv,proj}, norm2, mlp.{fc1,fc2}; an Encoder names its layers
+// blocks.{i} and its final norm "norm". Dropout and drop-path are identities at inference.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vit3d/nn/attention.hpp"
+#include "vit3d/nn/layer_norm.hpp"
+#include "vit3d/nn/mlp.hpp"
+#include "vit3d/tensor/ops.hpp"
+
+namespace vit3d::nn {
+
+enum class NormPlacement { pre, post };
+
+struct EncoderBlockConfig {
+    Index dim = 768;
+    Index heads = 12;
+    Index mlp_dim = 3072;
+    Index head_dim = 0;  // 0: dim / heads
+    bool qkv_bias = true;
+    bool proj_bias = true;
+    double eps = 1e-6;
+    Activation activation = Activation::gelu;
+    NormPlacement placement = NormPlacement::pre;
+};
+
+template <class T>
+struct EncoderBlock {
+    LayerNorm<T> norm1;
+    MultiHeadAttention<T> attn;
+    LayerNorm<T> norm2;
+    Mlp<T> mlp;
+    NormPlacement placement = NormPlacement::pre;
+
+    EncoderBlock() = default;
+    explicit EncoderBlock(const EncoderBlockConfig& c)
+        : norm1(c.dim, c.eps),
+          attn(c.dim, c.heads, c.head_dim, c.qkv_bias, c.proj_bias),
+          norm2(c.dim, c.eps),
+          mlp(c.dim, c.mlp_dim, c.activation),
+          placement(c.placement) {}
+
+    // x: [B, N, D] -> [B, N, D]; `in` passes masks, biases, context and weights to the attention.
+    Tensor<T> forward(const Tensor<T>& x, const AttentionInputs<T>& in = {}) const {
+        if (placement == NormPlacement::pre) {
+            Tensor<T> h = x + attn.forward(norm1.forward(x), in);
+            return h + mlp.forward(norm2.forward(h));
+        }
+        Tensor<T> h = norm1.forward(x + attn.forward(x, in));
+        return norm2.forward(h + mlp.forward(h));
+    }
+
+    template <class F>
+    void visit_parameters(F&& f, const std::string& prefix = "") {
+        visit(*this, f, prefix);
+    }
+    template <class F>
+    void visit_parameters(F&& f, const std::string& prefix = "") const {
+        visit(*this, f, prefix);
+    }
+
+  private:
+    template <class Self, class F>
+    static void visit(Self& self, F& f, const std::string& prefix) {
+        self.norm1.visit_parameters(f, join_name(prefix, "norm1"));
+        self.attn.visit_parameters(f, join_name(prefix, "attn"));
+        self.norm2.visit_parameters(f, join_name(prefix, "norm2"));
+        self.mlp.visit_parameters(f, join_name(prefix, "mlp"));
+    }
+};
+
+// A stack of encoder blocks with an optional final LayerNorm (absent in vit-pytorch's 3D ViT and the
+// Reg2RG encoder).
+template <class T>
+struct Encoder {
+    std::vector<EncoderBlock<T>> blocks;
+    std::optional<LayerNorm<T>> norm;
+
+    Encoder() = default;
+    Encoder(Index depth, const EncoderBlockConfig& c, bool final_norm = true)
+        : blocks(depth, EncoderBlock<T>(c)) {
+        if (final_norm) norm = LayerNorm<T>(c.dim, c.eps);
+    }
+
+    // x: [B, N, D] -> [B, N, D]. If `hidden` is given it receives each block's output (before the final
+    // norm), as MONAI's ViT returns them.
+    Tensor<T> forward(Tensor<T> x, const AttentionInputs<T>& in = {},
+                      std::vector<Tensor<T>>* hidden = nullptr) const {
+        if (hidden) hidden->clear();
+        for (const auto& block : blocks) {
+            x = block.forward(x, in);
+            if (hidden) hidden->push_back(x);
+        }
+        return norm ? norm->forward(x) : x;
+    }
+
+    template <class F>
+    void visit_parameters(F&& f, const std::string& prefix = "") {
+        visit(*this, f, prefix);
+    }
+    template <class F>
+    void visit_parameters(F&& f, const std::string& prefix = "") const {
+        visit(*this, f, prefix);
+    }
+
+  private:
+    template <class Self, class F>
+    static void visit(Self& self, F& f, const std::string& prefix) {
+        for (std::size_t i = 0; i < self.blocks.size(); ++i)
+            self.blocks[i].visit_parameters(f, join_name(prefix, "blocks." + std::to_string(i)));
+        if (self.norm) self.norm->visit_parameters(f, join_name(prefix, "norm"));
+    }
+};
+
+}  // namespace vit3d::nn
