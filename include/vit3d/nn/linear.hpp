@@ -11,6 +11,24 @@
 
 namespace vit3d::nn {
 
+// y = x W^T + b for x [..., in], W the row-major [out, in] matrix at `weight`: one GEMM over all leading
+// axes of x. Shared by Linear and by layers that keep their weight in another shape (conv patch kernels).
+template <class T>
+Tensor<T> affine(const Tensor<T>& x, const T* weight, Index out, Index in, const Tensor<T>* bias) {
+    Shape out_shape = x.shape();
+    out_shape.back() = out;
+    Tensor<T> y = Tensor<T>::empty(out_shape);
+    if (y.size() == 0) return y;
+    auto Y = y.as_matrix();
+    if (in == 0) {
+        Y.setZero();
+    } else {
+        Y.noalias() = x.as_matrix() * typename Tensor<T>::ConstMatrixMap(weight, out, in).transpose();
+    }
+    if (bias) Y.rowwise() += bias->flat().transpose();
+    return y;
+}
+
 template <class T>
 struct Linear {
     Tensor<T> weight;               // [out, in]                (state_dict key "<prefix>.weight")
@@ -33,14 +51,7 @@ struct Linear {
         if (x.rank() < 1 || x.dim(-1) != in_features())
             throw shape_error("vit3d::nn::Linear::forward: expected input [..., " +
                               std::to_string(in_features()) + "], got " + shape_to_string(x.shape()));
-        Shape out_shape = x.shape();
-        out_shape.back() = out_features();
-        Tensor<T> y = Tensor<T>::empty(out_shape);
-        if (y.size() == 0) return y;
-        auto Y = y.as_matrix();
-        Y.noalias() = x.as_matrix() * weight.as_matrix().transpose();
-        if (bias) Y.rowwise() += bias->flat().transpose();
-        return y;
+        return affine(x, weight.data(), out_features(), in_features(), bias ? &*bias : nullptr);
     }
 
     template <class F>

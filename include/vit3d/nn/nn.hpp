@@ -8,3 +8,4 @@
 #include "vit3d/nn/linear.hpp"
 #include "vit3d/nn/mlp.hpp"
 #include "vit3d/nn/parameters.hpp"
+#include "vit3d/nn/patch_embed.hpp"

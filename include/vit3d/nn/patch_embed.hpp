@@ -1,0 +1,235 @@
+#pragma once
+// Patch embedding of images [B, C, H, W] (PatchEmbed2d) and volumes (PatchEmbed3d): cut the input into
+// non-overlapping patches and project each to a token of width D.
+//
+// Two projections, the same linear map in two weight layouts:
+//   - conv:   weight [D, C, k1, ..., kN] as torch Conv2d/Conv3d with stride = kernel (torchvision, timm,
+//             MONAI proj_type="conv"); computed as unfold + one GEMM, not as a convolution loop;
+//   - unfold: einops patchify + Linear [D, patch_dim] (vit-pytorch, MONAI "perceptron", Reg2RG), with
+//             vit-pytorch's optional LayerNorm before (over patch_dim) and after (over D) the Linear.
+//             Patch features are ordered spatial axes then channel, "(p1 p2 [p3] c)", unless
+//             FeatureOrder::channel_then_spatial is chosen.
+// to_unfold() and to_conv() convert between them exactly (Wlin = Wconv.permute(0, 2, ..., N+1, 1)).
+//
+// Axis order is the input's own: patch[i] cuts input axis 2 + i, and tokens enumerate the patch grid
+// row-major in that order. So a [B, C, D, H, W] volume (torch Conv3d, vit-pytorch) takes patch {pd, ph,
+// pw} and gives tokens (d h w), and a [B, C, H, W, D] volume (MONAI, Reg2RG) takes {ph, pw, pd} and gives
+// tokens (h w d), each exactly as its reference does. Sizes the patch does not divide are an error
+// (a strided torch conv would silently drop the remainder).
+
+#include <array>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "vit3d/core/error.hpp"
+#include "vit3d/einops/rearrange.hpp"
+#include "vit3d/nn/layer_norm.hpp"
+#include "vit3d/nn/linear.hpp"
+#include "vit3d/nn/parameters.hpp"
+
+namespace vit3d::nn {
+
+enum class PatchProjection { conv, unfold };
+enum class FeatureOrder { spatial_then_channel, channel_then_spatial };
+
+template <class T, std::size_t SpatialDims>
+struct PatchEmbed {
+    static_assert(SpatialDims >= 1 && SpatialDims <= 3, "PatchEmbed cuts 1 to 3 spatial axes");
+
+    std::array<Index, SpatialDims> patch{};
+    PatchProjection projection = PatchProjection::conv;
+    FeatureOrder feature_order = FeatureOrder::spatial_then_channel;  // unfold only
+    Tensor<T> weight;               // conv: [D, C, k...]; unfold: [D, patch_dim] ("<prefix>.proj.weight")
+    std::optional<Tensor<T>> bias;  // [D] ("<prefix>.proj.bias")
+    std::optional<LayerNorm<T>> norm_in;   // unfold only: LayerNorm(patch_dim) ("<prefix>.norm_in")
+    std::optional<LayerNorm<T>> norm_out;  // unfold only: LayerNorm(D) ("<prefix>.norm_out")
+
+    PatchEmbed() = default;
+
+    // A conv projection with zero weights: [D, C, k...], bias [D].
+    static PatchEmbed conv(Index in_channels, Index dim, std::array<Index, SpatialDims> patch_size,
+                           bool with_bias = true) {
+        PatchEmbed p;
+        p.patch = patch_size;
+        p.projection = PatchProjection::conv;
+        Shape w{dim, in_channels};
+        for (Index k : patch_size) w.push_back(k);
+        p.weight = Tensor<T>(w);
+        if (with_bias) p.bias = Tensor<T>(Shape{dim});
+        return p;
+    }
+
+    // An unfold + Linear projection with zero weights, optionally with vit-pytorch's LayerNorms (eps 1e-5).
+    static PatchEmbed unfold(Index in_channels, Index dim, std::array<Index, SpatialDims> patch_size,
+                             bool with_bias = true, bool with_norms = false,
+                             FeatureOrder order = FeatureOrder::spatial_then_channel, double eps = 1e-5) {
+        PatchEmbed p;
+        p.patch = patch_size;
+        p.projection = PatchProjection::unfold;
+        p.feature_order = order;
+        Index patch_dim = in_channels;
+        for (Index k : patch_size) patch_dim *= k;
+        p.weight = Tensor<T>(Shape{dim, patch_dim});
+        if (with_bias) p.bias = Tensor<T>(Shape{dim});
+        if (with_norms) {
+            p.norm_in = LayerNorm<T>(patch_dim, eps);
+            p.norm_out = LayerNorm<T>(dim, eps);
+        }
+        return p;
+    }
+
+    Index dim() const { return weight.dim(0); }
+    Index in_channels() const {
+        if (projection == PatchProjection::conv) return weight.dim(1);
+        Index per_channel = 1;
+        for (Index k : patch) per_channel *= k;
+        return weight.dim(1) / per_channel;
+    }
+
+    // The patch grid of an input shape [B, C, S1, ..., SN]: {S1 / k1, ..., SN / kN}. Throws unless the input
+    // has this module's channel count and the patch divides every spatial size.
+    std::array<Index, SpatialDims> grid(const Shape& input) const {
+        const char* op = "vit3d::nn::PatchEmbed::forward";
+        const Index C = in_channels();
+        if (input.size() != SpatialDims + 2 || input[1] != C)
+            throw shape_error(std::string(op) + ": expected input [B, " + std::to_string(C) +
+                              expected_spatial() + "], got " + shape_to_string(input));
+        std::array<Index, SpatialDims> g{};
+        for (std::size_t i = 0; i < SpatialDims; ++i) {
+            if (patch[i] <= 0 || input[2 + i] % patch[i] != 0)
+                throw shape_error(std::string(op) + ": input axis " + std::to_string(2 + i) + " has length " +
+                                  std::to_string(input[2 + i]) + ", not divisible by the patch size " +
+                                  std::to_string(patch[i]) + " (input " + shape_to_string(input) + ")");
+            g[i] = input[2 + i] / patch[i];
+        }
+        return g;
+    }
+
+    // x: [B, C, S1, ..., SN] -> tokens [B, prod(grid), D]
+    Tensor<T> forward(const Tensor<T>& x) const {
+        check_parameters();
+        grid(x.shape());
+        const bool channel_first =
+            projection == PatchProjection::conv || feature_order == FeatureOrder::channel_then_spatial;
+        Tensor<T> patches = rearrange(x, patchify_pattern(channel_first), patch_lengths());
+        if (norm_in) patches = norm_in->forward(patches);
+        Tensor<T> tokens =
+            affine(patches, weight.data(), dim(), weight.size() / dim(), bias ? &*bias : nullptr);
+        return norm_out ? norm_out->forward(tokens) : tokens;
+    }
+
+    // The same map as an unfold projection with features (spatial..., channel): exact weight permutation.
+    PatchEmbed to_unfold() const {
+        check_parameters();
+        if (projection == PatchProjection::unfold) return *this;
+        PatchEmbed p = *this;
+        p.projection = PatchProjection::unfold;
+        p.feature_order = FeatureOrder::spatial_then_channel;
+        std::vector<Index> order{0};
+        for (std::size_t i = 0; i < SpatialDims; ++i) order.push_back(static_cast<Index>(2 + i));
+        order.push_back(1);
+        p.weight = weight.permute(order).reshape({dim(), -1});
+        return p;
+    }
+
+    // The same map as a conv projection. Throws when LayerNorms surround the Linear: they act on the raw
+    // patch vector and have no conv equivalent.
+    PatchEmbed to_conv() const {
+        check_parameters();
+        if (projection == PatchProjection::conv) return *this;
+        if (norm_in || norm_out)
+            throw shape_error(
+                "vit3d::nn::PatchEmbed::to_conv: an unfold projection with LayerNorms has no conv form");
+        PatchEmbed p = *this;
+        p.projection = PatchProjection::conv;
+        const Index C = in_channels();
+        Shape unfolded{dim()};
+        std::vector<Index> order{0};
+        if (feature_order == FeatureOrder::channel_then_spatial) {
+            unfolded.push_back(C);
+            for (Index k : patch) unfolded.push_back(k);
+            p.weight = weight.reshape(unfolded);
+            return p;
+        }
+        for (Index k : patch) unfolded.push_back(k);
+        unfolded.push_back(C);
+        order.push_back(static_cast<Index>(SpatialDims + 1));
+        for (std::size_t i = 0; i < SpatialDims; ++i) order.push_back(static_cast<Index>(1 + i));
+        p.weight = weight.reshape(unfolded).permute(order);
+        return p;
+    }
+
+    template <class F>
+    void visit_parameters(F&& f, const std::string& prefix = "") {
+        visit(*this, f, prefix);
+    }
+    template <class F>
+    void visit_parameters(F&& f, const std::string& prefix = "") const {
+        visit(*this, f, prefix);
+    }
+
+  private:
+    template <class Self, class F>
+    static void visit(Self& self, F& f, const std::string& prefix) {
+        if (self.norm_in) self.norm_in->visit_parameters(f, join_name(prefix, "norm_in"));
+        f(join_name(prefix, "proj.weight"), self.weight);
+        if (self.bias) f(join_name(prefix, "proj.bias"), *self.bias);
+        if (self.norm_out) self.norm_out->visit_parameters(f, join_name(prefix, "norm_out"));
+    }
+
+    std::string expected_spatial() const {
+        std::string s;
+        for (Index k : patch) s += ", k*" + std::to_string(k);
+        return s;
+    }
+
+    // "b c (g0 k0) (g1 k1) -> b (g0 g1) (k0 k1 c)" or "... (c k0 k1)".
+    static std::string patchify_pattern(bool channel_first) {
+        std::string left = "b c", grid_axes, kernel_axes;
+        for (std::size_t i = 0; i < SpatialDims; ++i) {
+            const std::string g = "g" + std::to_string(i), k = "k" + std::to_string(i);
+            left += " (" + g + " " + k + ")";
+            grid_axes += (i ? " " : "") + g;
+            kernel_axes += (i ? " " : "") + k;
+        }
+        const std::string features = channel_first ? "c " + kernel_axes : kernel_axes + " c";
+        return left + " -> b (" + grid_axes + ") (" + features + ")";
+    }
+
+    AxisLengths patch_lengths() const {
+        AxisLengths lengths;
+        for (std::size_t i = 0; i < SpatialDims; ++i) lengths.emplace_back("k" + std::to_string(i), patch[i]);
+        return lengths;
+    }
+
+    void check_parameters() const {
+        const char* op = "vit3d::nn::PatchEmbed";
+        Index per_channel = 1;
+        for (Index k : patch) per_channel *= k;
+        bool ok = per_channel > 0 && weight.rank() >= 2;
+        if (ok && projection == PatchProjection::conv) {
+            ok = weight.rank() == static_cast<Index>(SpatialDims + 2);
+            for (std::size_t i = 0; ok && i < SpatialDims; ++i)
+                ok = weight.dim(static_cast<Index>(2 + i)) == patch[i];
+        } else if (ok) {
+            ok = weight.rank() == 2 && weight.dim(1) % per_channel == 0;
+            if (ok && norm_in) ok = norm_in->dim() == weight.dim(1);
+            if (ok && norm_out) ok = norm_out->dim() == weight.dim(0);
+        }
+        if (ok && bias) ok = bias->rank() == 1 && bias->dim(0) == weight.dim(0);
+        if (!ok)
+            throw shape_error(std::string(op) + ": parameters do not fit a " +
+                              (projection == PatchProjection::conv ? "conv" : "unfold") +
+                              " projection with patch" + expected_spatial() + ": weight " +
+                              shape_to_string(weight.shape()) + ", bias " +
+                              (bias ? shape_to_string(bias->shape()) : std::string("none")));
+    }
+};
+
+template <class T>
+using PatchEmbed2d = PatchEmbed<T, 2>;
+template <class T>
+using PatchEmbed3d = PatchEmbed<T, 3>;
+
+}  // namespace vit3d::nn
