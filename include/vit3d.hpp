@@ -4,6 +4,7 @@
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/einops/einops.hpp"
+#include "vit3d/models/models.hpp"
 #include "vit3d/nn/nn.hpp"
 #include "vit3d/tensor/compare.hpp"
 #include "vit3d/tensor/ops.hpp"

@@ -1,0 +1,5 @@
+#pragma once
+// Complete models assembled from vit3d::nn modules.
+
+#include "vit3d/models/presets.hpp"
+#include "vit3d/models/vision_transformer.hpp"

@@ -1,0 +1,59 @@
+#pragma once
+// Named configurations of reference architectures.
+
+#include "vit3d/models/vision_transformer.hpp"
+
+namespace vit3d::models {
+
+// torchvision.models.vit_b_16 / vit_b_32 / vit_l_16: 224x224 RGB, conv patch embedding, class token,
+// learned positions covering it, pre-norm blocks with LayerNorm eps 1e-6, final norm, cls pooling.
+inline VisionTransformerConfig<2> torchvision_vit(Index patch, Index dim, Index depth, Index heads,
+                                                  Index mlp_dim, Index num_classes) {
+    VisionTransformerConfig<2> c;
+    c.input_size = {224, 224};
+    c.patch_size = {patch, patch};
+    c.dim = dim;
+    c.depth = depth;
+    c.heads = heads;
+    c.mlp_dim = mlp_dim;
+    c.num_classes = num_classes;
+    return c;
+}
+inline VisionTransformerConfig<2> vit_b_16(Index num_classes = 1000) {
+    return torchvision_vit(16, 768, 12, 12, 3072, num_classes);
+}
+inline VisionTransformerConfig<2> vit_b_32(Index num_classes = 1000) {
+    return torchvision_vit(32, 768, 12, 12, 3072, num_classes);
+}
+inline VisionTransformerConfig<2> vit_l_16(Index num_classes = 1000) {
+    return torchvision_vit(16, 1024, 24, 16, 4096, num_classes);
+}
+
+// The Reg2RG / RadFM 3D ViT encoder on a [B, 3, 256, 256, 64] volume (depth last) with 16x16x4 patches:
+// 16 x 16 x 16 = 4,096 tokens of width 768. Patch embedding LayerNorm -> Linear -> LayerNorm on
+// (p1 p2 pf c) features, factorized learned positions, 8 heads of 64 (inner 512), MLP 2048, pre-norm
+// with eps 1e-5, no qkv bias, no class token, no final norm, no pooling and no head: the output is the
+// token sequence.
+inline VisionTransformerConfig<3> reg2rg_vit3d() {
+    VisionTransformerConfig<3> c;
+    c.input_size = {256, 256, 64};
+    c.patch_size = {16, 16, 4};
+    c.channels = 3;
+    c.dim = 768;
+    c.depth = 12;
+    c.heads = 8;
+    c.head_dim = 64;
+    c.mlp_dim = 2048;
+    c.num_classes = 0;
+    c.class_token = false;
+    c.pool = Pooling::none;
+    c.pos_embed = PosEmbedKind::factorized3d;
+    c.projection = nn::PatchProjection::unfold;
+    c.patch_norms = true;
+    c.eps = 1e-5;
+    c.qkv_bias = false;
+    c.final_norm = false;
+    return c;
+}
+
+}  // namespace vit3d::models

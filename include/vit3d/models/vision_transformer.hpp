@@ -1,0 +1,229 @@
+#pragma once
+// Vision Transformers assembled from vit3d::nn modules: ViT (2D images [B, C, H, W]) and ViT3D (volumes,
+// in either layout [B, C, D, H, W] or [B, C, H, W, D]: sizes and patch are given in the input's axis
+// order). One template serves both; presets in presets.hpp reproduce the reference architectures.
+//
+// forward: patch embedding -> [class token] -> positional embedding -> encoder (-> final norm) ->
+// pooling -> [norm] -> head. All intermediate products the user may want are returned: every token, the
+// pooled feature, the logits, and the patch tokens folded back to their grid for dense heads.
+
+#include <array>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vit3d/core/error.hpp"
+#include "vit3d/nn/encoder_block.hpp"
+#include "vit3d/nn/patch_embed.hpp"
+#include "vit3d/nn/pos_embed.hpp"
+
+namespace vit3d::models {
+
+enum class Pooling { cls, mean, none };
+enum class PosEmbedKind { learned, factorized3d, sincos, none };
+
+template <std::size_t SpatialDims>
+struct VisionTransformerConfig {
+    std::array<Index, SpatialDims> input_size{};  // spatial sizes, in input axis order
+    std::array<Index, SpatialDims> patch_size{};
+    Index channels = 3;
+    Index dim = 768;
+    Index depth = 12;
+    Index heads = 12;
+    Index head_dim = 0;  // 0: dim / heads
+    Index mlp_dim = 3072;
+    Index num_classes = 1000;  // 0: no head
+    bool class_token = true;
+    Pooling pool = Pooling::cls;
+    bool mean_includes_class_token = false;  // vit-pytorch's vit_3d averages the class token too
+    PosEmbedKind pos_embed = PosEmbedKind::learned;
+    nn::SinCosVariant sincos = nn::SinCosVariant::mae_monai;
+    bool pos_embed_covers_class_token = true;  // false: MONAI adds positions before prepending the token
+    nn::PatchProjection projection = nn::PatchProjection::conv;
+    bool patch_norms = false;  // vit-pytorch's LayerNorm before and after the patch Linear
+    nn::NormPlacement norm_placement = nn::NormPlacement::pre;
+    nn::Activation activation = nn::Activation::gelu;
+    double eps = 1e-6;
+    bool qkv_bias = true;
+    bool proj_bias = true;
+    bool final_norm = true;
+    bool head_norm = false;  // LayerNorm between pooling and head (vit-pytorch's vit_3d mlp_head)
+
+    std::array<Index, SpatialDims> grid() const {
+        std::array<Index, SpatialDims> g{};
+        for (std::size_t i = 0; i < SpatialDims; ++i)
+            g[i] = patch_size[i] > 0 ? input_size[i] / patch_size[i] : 0;
+        return g;
+    }
+    Index num_patches() const {
+        Index n = 1;
+        for (Index g : grid()) n *= g;
+        return n;
+    }
+};
+
+template <class T>
+struct VisionTransformerOutput {
+    Tensor<T> tokens;               // [B, prefix + N, D] after the encoder (and its final norm)
+    Tensor<T> pooled;               // [B, D] (empty when pooling is none)
+    Tensor<T> logits;               // [B, classes] (empty without a head)
+    std::vector<Tensor<T>> hidden;  // each block's output, when requested
+};
+
+template <class T, std::size_t SpatialDims>
+struct VisionTransformer {
+    using Config = VisionTransformerConfig<SpatialDims>;
+    Config config;
+    nn::PatchEmbed<T, SpatialDims> patch_embed;
+    std::optional<Tensor<T>> cls_token;                // [1, 1, D]
+    nn::LearnedPosEmbed<T> pos_embed;                  // learned: [1, (1 +) N, D]; sincos: the fixed table
+    nn::FactorizedPosEmbed3d<T> factorized_pos_embed;  // factorized3d only
+    nn::Encoder<T> encoder;
+    std::optional<nn::LayerNorm<T>> head_norm;
+    std::optional<nn::Linear<T>> head;
+
+    VisionTransformer() = default;
+    explicit VisionTransformer(const Config& c) : config(c) {
+        const char* op = "vit3d::models::VisionTransformer";
+        for (std::size_t i = 0; i < SpatialDims; ++i)
+            if (c.patch_size[i] <= 0 || c.input_size[i] % c.patch_size[i] != 0)
+                throw shape_error(std::string(op) + ": input size " + std::to_string(c.input_size[i]) +
+                                  " on axis " + std::to_string(i) + " is not divisible by the patch size " +
+                                  std::to_string(c.patch_size[i]));
+        patch_embed =
+            c.projection == nn::PatchProjection::conv
+                ? nn::PatchEmbed<T, SpatialDims>::conv(c.channels, c.dim, c.patch_size)
+                : nn::PatchEmbed<T, SpatialDims>::unfold(c.channels, c.dim, c.patch_size, true, c.patch_norms,
+                                                         nn::FeatureOrder::spatial_then_channel, c.eps);
+        if (c.class_token) cls_token = Tensor<T>(Shape{1, 1, c.dim});
+        const Index prefix = c.class_token && c.pos_embed_covers_class_token ? 1 : 0;
+        if (c.pos_embed == PosEmbedKind::learned)
+            pos_embed.table = Tensor<T>(Shape{1, prefix + c.num_patches(), c.dim});
+        if (c.pos_embed == PosEmbedKind::sincos) {
+            if constexpr (SpatialDims == 2 || SpatialDims == 3) {
+                Tensor<T> table = nn::sincos_position_embedding<T, SpatialDims>(c.grid(), c.dim, c.sincos);
+                pos_embed.table = prefix ? concat<T>({Tensor<T>(Shape{1, 1, c.dim}), table}, 1) : table;
+            }
+        }
+        if (c.pos_embed == PosEmbedKind::factorized3d) {
+            if constexpr (SpatialDims == 3) {
+                if (c.dim % 3 != 0)
+                    throw shape_error(std::string(op) +
+                                      ": a factorized 3D position embedding needs dim divisible by 3, got " +
+                                      std::to_string(c.dim));
+                factorized_pos_embed = nn::FactorizedPosEmbed3d<T>(c.dim / 3, c.grid());
+            } else {
+                throw shape_error(std::string(op) +
+                                  ": a factorized 3D position embedding needs 3 spatial axes");
+            }
+        }
+        nn::EncoderBlockConfig block;
+        block.dim = c.dim;
+        block.heads = c.heads;
+        block.head_dim = c.head_dim;
+        block.mlp_dim = c.mlp_dim;
+        block.qkv_bias = c.qkv_bias;
+        block.proj_bias = c.proj_bias;
+        block.eps = c.eps;
+        block.activation = c.activation;
+        block.placement = c.norm_placement;
+        encoder = nn::Encoder<T>(c.depth, block, c.final_norm);
+        if (c.head_norm) head_norm = nn::LayerNorm<T>(c.dim, c.eps);
+        if (c.num_classes > 0) head = nn::Linear<T>(c.dim, c.num_classes);
+    }
+
+    Index prefix_tokens() const { return cls_token ? 1 : 0; }
+
+    // x: [B, C, S1, ..., SN] with the configured sizes.
+    VisionTransformerOutput<T> forward(const Tensor<T>& x, bool keep_hidden = false) const {
+        const auto grid = patch_embed.grid(x.shape());
+        if (grid != config.grid())
+            throw shape_error("vit3d::models::VisionTransformer::forward: expected spatial size " +
+                              shape_to_string(Shape(config.input_size.begin(), config.input_size.end())) +
+                              ", got input " + shape_to_string(x.shape()) +
+                              " (resample the position embedding for other sizes)");
+        Tensor<T> tokens = patch_embed.forward(x);
+        const Index B = x.dim(0);
+        const bool pos_first = !config.pos_embed_covers_class_token;
+        if (pos_first) tokens = add_positions(std::move(tokens));
+        if (cls_token) tokens = concat<T>({repeat(*cls_token, "1 1 d -> b 1 d", {{"b", B}}), tokens}, 1);
+        if (!pos_first) tokens = add_positions(std::move(tokens));
+
+        VisionTransformerOutput<T> out;
+        out.tokens = encoder.forward(std::move(tokens), {}, keep_hidden ? &out.hidden : nullptr);
+        if (config.pool == Pooling::none) return out;
+        if (config.pool == Pooling::cls) {
+            if (!cls_token)
+                throw shape_error("vit3d::models::VisionTransformer: cls pooling needs a class token");
+            out.pooled = out.tokens.select(1, 0);
+        } else {
+            const Index skip = config.mean_includes_class_token ? 0 : prefix_tokens();
+            out.pooled =
+                reduce(out.tokens.narrow(1, skip, out.tokens.dim(1) - skip), "b n d -> b d", Reduction::mean);
+        }
+        if (head) out.logits = head->forward(head_norm ? head_norm->forward(out.pooled) : out.pooled);
+        return out;
+    }
+
+    // The patch tokens of forward(...).tokens folded back onto their grid: [B, D, g1, ..., gN].
+    Tensor<T> patch_grid(const Tensor<T>& tokens) const {
+        const auto g = config.grid();
+        const Index N = config.num_patches();
+        if (tokens.rank() != 3 || tokens.dim(1) != prefix_tokens() + N)
+            throw shape_error("vit3d::models::VisionTransformer::patch_grid: expected tokens [B, " +
+                              std::to_string(prefix_tokens() + N) + ", D], got " +
+                              shape_to_string(tokens.shape()));
+        Shape shape{tokens.dim(0)};
+        for (Index n : g) shape.push_back(n);
+        shape.push_back(tokens.dim(2));
+        const Tensor<T> patches = tokens.narrow(1, prefix_tokens(), N).reshape(shape);
+        std::vector<Index> order{0, static_cast<Index>(SpatialDims + 1)};
+        for (std::size_t i = 0; i < SpatialDims; ++i) order.push_back(static_cast<Index>(1 + i));
+        return patches.permute(order);
+    }
+
+    // state_dict names in vit3d's own (timm-like) scheme; io/state_dict.hpp maps the references onto them.
+    template <class F>
+    void visit_parameters(F&& f, const std::string& prefix = "") {
+        visit(*this, f, prefix);
+    }
+    template <class F>
+    void visit_parameters(F&& f, const std::string& prefix = "") const {
+        visit(*this, f, prefix);
+    }
+
+  private:
+    Tensor<T> add_positions(Tensor<T> tokens) const {
+        switch (config.pos_embed) {
+            case PosEmbedKind::learned:
+            case PosEmbedKind::sincos:
+                return pos_embed.forward(tokens);
+            case PosEmbedKind::factorized3d:
+                if constexpr (SpatialDims == 3) return factorized_pos_embed.forward(tokens, config.grid());
+                return tokens;
+            case PosEmbedKind::none:
+                return tokens;
+        }
+        return tokens;
+    }
+
+    template <class Self, class F>
+    static void visit(Self& self, F& f, const std::string& prefix) {
+        self.patch_embed.visit_parameters(f, nn::join_name(prefix, "patch_embed"));
+        if (self.cls_token) f(nn::join_name(prefix, "cls_token"), *self.cls_token);
+        if (self.config.pos_embed == PosEmbedKind::learned)
+            self.pos_embed.visit_parameters(f, nn::join_name(prefix, "pos_embed"));
+        if (self.config.pos_embed == PosEmbedKind::factorized3d)
+            self.factorized_pos_embed.visit_parameters(f, nn::join_name(prefix, "pos_embed"));
+        self.encoder.visit_parameters(f, prefix);
+        if (self.head_norm) self.head_norm->visit_parameters(f, nn::join_name(prefix, "head_norm"));
+        if (self.head) self.head->visit_parameters(f, nn::join_name(prefix, "head"));
+    }
+};
+
+template <class T>
+using ViT = VisionTransformer<T, 2>;
+template <class T>
+using ViT3D = VisionTransformer<T, 3>;
+
+}  // namespace vit3d::models
