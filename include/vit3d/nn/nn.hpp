@@ -10,3 +10,4 @@
 #include "vit3d/nn/parameters.hpp"
 #include "vit3d/nn/patch_embed.hpp"
 #include "vit3d/nn/pos_embed.hpp"
+#include "vit3d/nn/resample.hpp"
