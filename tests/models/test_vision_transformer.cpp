@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <thread>
 #include <vit3d.hpp>
 
 #include "support/tensor_testing.hpp"
@@ -117,6 +118,23 @@ TEST(ViT3D, Reg2rgStyleEncoderReturnsTokensAndFoldsThemOntoTheGrid) {
     const auto grid = vit.patch_grid(out.tokens);
     ASSERT_EQ(grid.shape(), (Shape{2, 12, 2, 2, 2}));
     EXPECT_EQ(grid(1, 5, 1, 0, 1), out.tokens(1, (1 * 2 + 0) * 2 + 1, 5));
+}
+
+TEST(ViT, ForwardIsReentrantAcrossThreads) {
+    models::ViT<float> vit(tiny_2d());
+    randomize(vit, 5);
+    const auto x = Tensor<float>::randn({2, 3, 8, 12}, 54);
+    const auto expected = vit.forward(x).logits;
+    std::vector<int> same(4, 0);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            bool all = true;
+            for (int i = 0; i < 10; ++i) all = all && vit.forward(x).logits == expected;
+            same[t] = all;
+        });
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(same, std::vector<int>(4, 1));
 }
 
 TEST(Presets, MatchTheReferenceArchitectures) {
