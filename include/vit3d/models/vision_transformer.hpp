@@ -47,7 +47,9 @@ struct VisionTransformerConfig {
     bool qkv_bias = true;
     bool proj_bias = true;
     bool final_norm = true;
-    bool head_norm = false;  // LayerNorm between pooling and head (vit-pytorch's vit_3d mlp_head)
+    bool head_norm =
+        false;  // LayerNorm between pooling and head (vit-pytorch's vit_3d mlp_head, timm fc_norm)
+    nn::Activation head_activation = nn::Activation::identity;  // MONAI's classification head ends in Tanh
 
     std::array<Index, SpatialDims> grid() const {
         std::array<Index, SpatialDims> g{};
@@ -161,7 +163,10 @@ struct VisionTransformer {
             out.pooled =
                 reduce(out.tokens.narrow(1, skip, out.tokens.dim(1) - skip), "b n d -> b d", Reduction::mean);
         }
-        if (head) out.logits = head->forward(head_norm ? head_norm->forward(out.pooled) : out.pooled);
+        if (head) {
+            out.logits = head->forward(head_norm ? head_norm->forward(out.pooled) : out.pooled);
+            nn::apply_activation(out.logits, config.head_activation);
+        }
         return out;
     }
 

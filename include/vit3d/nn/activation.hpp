@@ -1,6 +1,7 @@
 #pragma once
-// Elementwise activations of the ViT family. nn.GELU() in every reference model is the exact erf form;
-// the tanh approximation exists for checkpoints trained with it (timm's "gelu_tanh").
+// Elementwise activations of the ViT family (tanh: MONAI's classification head). nn.GELU() in every reference
+// model is the exact erf form; the tanh approximation exists for checkpoints trained with it (timm's
+// "gelu_tanh").
 
 #include <cmath>
 #include <string>
@@ -9,7 +10,7 @@
 
 namespace vit3d::nn {
 
-enum class Activation { gelu, gelu_tanh, relu, identity };
+enum class Activation { gelu, gelu_tanh, relu, tanh, identity };
 
 inline const char* activation_name(Activation a) {
     switch (a) {
@@ -19,6 +20,8 @@ inline const char* activation_name(Activation a) {
             return "gelu_tanh";
         case Activation::relu:
             return "relu";
+        case Activation::tanh:
+            return "tanh";
         case Activation::identity:
             return "identity";
     }
@@ -56,6 +59,9 @@ void apply_activation(Tensor<T>& x, Activation a) {
             return;
         case Activation::relu:
             for (T& v : x) v = (v > T(0) || v != v) ? v : T(0);
+            return;
+        case Activation::tanh:
+            for (T& v : x) v = std::tanh(v);
             return;
         case Activation::identity:
             return;
