@@ -1,0 +1,621 @@
+#pragma once
+// Reading and writing safetensors files (https://github.com/huggingface/safetensors), the checkpoint format
+// of Hugging Face and timm: an 8-byte little-endian header length N, N bytes of JSON mapping each tensor
+// name to {"dtype", "shape", "data_offsets": [begin, end]} plus an optional "__metadata__" object of
+// strings, then the data section, raw little-endian row-major.
+//
+// The JSON is parsed with nlohmann/json, a dependency of this header only (<vit3d.hpp> does not include it).
+//
+// A file is validated as a whole when it is opened, as strictly as the reference implementation does (the
+// tensors must tile the data section exactly) and a little more (unknown fields and duplicate keys are
+// errors too), so that a truncated or corrupted checkpoint fails at once, with a vit3d::io_error naming the
+// file and the key, instead of loading garbage. Every size computed from the file is checked for overflow.
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <set>
+#include <string>
+#include <system_error>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "vit3d/core/error.hpp"
+#include "vit3d/io/float16.hpp"
+#include "vit3d/tensor/shape.hpp"
+#include "vit3d/tensor/tensor.hpp"
+
+namespace vit3d::io {
+
+// The element types vit3d reads and writes. Files may hold others (I64, U8, BOOL, ...); opening such a
+// file fails, naming the tensor and its dtype.
+enum class DType { F16, BF16, F32, F64 };
+
+// "F16", "BF16", "F32", "F64": the names used in safetensors headers.
+inline const char* dtype_name(DType dtype) {
+    switch (dtype) {
+        case DType::F16:
+            return "F16";
+        case DType::BF16:
+            return "BF16";
+        case DType::F32:
+            return "F32";
+        case DType::F64:
+            return "F64";
+    }
+    return "?";
+}
+
+// Bytes per element.
+inline std::size_t dtype_size(DType dtype) {
+    switch (dtype) {
+        case DType::F16:
+        case DType::BF16:
+            return 2;
+        case DType::F32:
+            return 4;
+        case DType::F64:
+            return 8;
+    }
+    return 0;
+}
+
+// Where a tensor lives in a file.
+struct TensorInfo {
+    DType dtype = DType::F32;
+    Shape shape;
+    std::uint64_t begin = 0;  // byte range [begin, end) in the data section, which starts after the header
+    std::uint64_t end = 0;
+};
+
+namespace detail {
+
+// The reference implementation refuses longer headers (MAX_HEADER_SIZE), and so do we, in both directions.
+inline constexpr std::uint64_t max_header_size = 100'000'000;
+
+// A string as a JSON string literal: quoted, escaped, invalid UTF-8 replaced. For messages.
+inline std::string quoted(const std::string& s) {
+    return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// A JSON value as text for a message, shortened when long.
+inline std::string json_text(const nlohmann::json& value) {
+    std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (text.size() > 64) text = text.substr(0, 60) + " ...";
+    return text;
+}
+
+// json_text(), preceded by the type for strings, arrays and objects: "got string \"1\"", "got array [1]".
+inline std::string brief_json(const nlohmann::json& value) {
+    return value.is_string() || value.is_structured()
+               ? value.type_name() + std::string(" ") + json_text(value)
+               : json_text(value);
+}
+
+// A non-negative JSON integer (nlohmann stores "-0" as a signed zero).
+inline bool json_to_u64(const nlohmann::json& value, std::uint64_t& out) {
+    if (value.is_number_unsigned()) {
+        out = value.get<std::uint64_t>();
+        return true;
+    }
+    if (value.is_number_integer() && value.get<std::int64_t>() >= 0) {
+        out = static_cast<std::uint64_t>(value.get<std::int64_t>());
+        return true;
+    }
+    return false;
+}
+
+inline std::uint64_t load_le(const std::uint8_t* p, int bytes) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < bytes; ++i) v |= static_cast<std::uint64_t>(p[i]) << (8 * i);
+    return v;
+}
+inline void store_le(std::uint8_t* p, std::uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+
+// n elements of `dtype` at src (little-endian) into dst.
+template <class T>
+void decode_elements(DType dtype, const std::uint8_t* src, T* dst, Index n) {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
+    switch (dtype) {
+        case DType::F16:
+            for (Index i = 0; i < n; ++i)
+                dst[i] = static_cast<T>(f16_to_float(static_cast<std::uint16_t>(load_le(src + 2 * i, 2))));
+            return;
+        case DType::BF16:
+            for (Index i = 0; i < n; ++i)
+                dst[i] = static_cast<T>(bf16_to_float(static_cast<std::uint16_t>(load_le(src + 2 * i, 2))));
+            return;
+        case DType::F32:
+            for (Index i = 0; i < n; ++i)
+                dst[i] = static_cast<T>(float_from_bits(static_cast<std::uint32_t>(load_le(src + 4 * i, 4))));
+            return;
+        case DType::F64:
+            for (Index i = 0; i < n; ++i) {
+                const double x = double_from_bits(load_le(src + 8 * i, 8));
+                if constexpr (std::is_same_v<T, float>) {
+                    dst[i] = f32_from_double(x);
+                } else {
+                    dst[i] = x;
+                }
+            }
+            return;
+    }
+}
+
+// n elements of src into dst as `dtype` (little-endian), rounded to nearest even when narrowing.
+template <class T>
+void encode_elements(DType dtype, const T* src, Index n, std::uint8_t* dst) {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
+    switch (dtype) {
+        case DType::F16:
+            for (Index i = 0; i < n; ++i) store_le(dst + 2 * i, f16_from_double(src[i]), 2);
+            return;
+        case DType::BF16:
+            for (Index i = 0; i < n; ++i) store_le(dst + 2 * i, bf16_from_double(src[i]), 2);
+            return;
+        case DType::F32:
+            for (Index i = 0; i < n; ++i) {
+                if constexpr (std::is_same_v<T, float>) {
+                    store_le(dst + 4 * i, float_bits(src[i]), 4);
+                } else {
+                    store_le(dst + 4 * i, float_bits(f32_from_double(src[i])), 4);
+                }
+            }
+            return;
+        case DType::F64:
+            for (Index i = 0; i < n; ++i) store_le(dst + 8 * i, double_bits(static_cast<double>(src[i])), 8);
+            return;
+    }
+}
+
+}  // namespace detail
+
+// An opened safetensors file: the header parsed and validated, the whole file in memory. Tensors are
+// converted to float or double on get(); the object is immutable, so concurrent get() calls are safe.
+class Safetensors {
+  public:
+    // Reads the whole file at `path` at once, then parses it as parse() does.
+    static Safetensors read(const std::string& path) {
+        const std::string where = "vit3d::io::Safetensors(" + detail::quoted(path) + "): ";
+        std::error_code ec;
+        const std::uintmax_t size = std::filesystem::file_size(path, ec);  // fails on directories too
+        if (ec) throw io_error(where + "cannot read the file: " + ec.message());
+        if (size > static_cast<std::uintmax_t>(std::numeric_limits<std::streamsize>::max()) ||
+            size > std::vector<std::uint8_t>().max_size())
+            throw io_error(where + "the file has " + std::to_string(size) +
+                           " bytes, more than fit in memory");
+        std::ifstream in(path, std::ios::binary);
+        if (!in) throw io_error(where + "cannot open the file for reading");
+        std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+        in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
+        if (in.gcount() != static_cast<std::streamsize>(size))
+            throw io_error(where + "expected to read " + std::to_string(size) + " bytes, got " +
+                           std::to_string(in.gcount()));
+        return parse(std::move(bytes), path);
+    }
+
+    // Parses and validates a whole file held in memory; `source_name` is what messages call it.
+    static Safetensors parse(std::vector<std::uint8_t> bytes, std::string source_name = "<memory>") {
+        Safetensors file;
+        file.source_ = std::move(source_name);
+        file.bytes_ = std::move(bytes);
+        file.parse_header();
+        return file;
+    }
+
+    // The file name given to read(), or the source name given to parse().
+    const std::string& source_name() const noexcept { return source_; }
+    // The "__metadata__" strings; empty when the file has none.
+    const std::map<std::string, std::string>& metadata() const noexcept { return metadata_; }
+    // All tensor names, sorted.
+    std::vector<std::string> names() const {
+        std::vector<std::string> out;
+        out.reserve(tensors_.size());
+        for (const auto& entry : tensors_) out.push_back(entry.first);
+        return out;
+    }
+    std::size_t size() const noexcept { return tensors_.size(); }
+    bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
+
+    // Dtype, shape and byte range of a tensor; throws io_error naming the key if there is none.
+    const TensorInfo& info(const std::string& name) const {
+        const auto it = tensors_.find(name);
+        if (it == tensors_.end())
+            throw io_error(where() + "no tensor named " + detail::quoted(name) + "; " + listing());
+        return it->second;
+    }
+
+    // A tensor converted to T (float or double): exact except F64 -> float, which rounds to nearest even.
+    template <class T>
+    Tensor<T> get(const std::string& name) const {
+        static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                      "vit3d::io::Safetensors::get converts to float or double");
+        const TensorInfo& ti = info(name);
+        Tensor<T> out = Tensor<T>::empty(ti.shape);
+        const std::uint8_t* src = bytes_.data() + data_start_ + static_cast<std::size_t>(ti.begin);
+        detail::decode_elements(ti.dtype, src, out.data(), out.size());
+        return out;
+    }
+
+    // get(name), and throws io_error if the tensor's shape is not `expected`.
+    template <class T>
+    Tensor<T> get(const std::string& name, const Shape& expected) const {
+        const TensorInfo& ti = info(name);
+        if (ti.shape != expected)
+            throw io_error(where() + "tensor " + detail::quoted(name) + " has shape " +
+                           shape_to_string(ti.shape) + ", expected " + shape_to_string(expected));
+        return get<T>(name);
+    }
+
+  private:
+    Safetensors() = default;
+
+    std::string where() const { return "vit3d::io::Safetensors(" + detail::quoted(source_) + "): "; }
+    std::string tensor_where(const std::string& name) const {
+        return where() + "tensor " + detail::quoted(name) + ": ";
+    }
+
+    // "the file holds 3 tensors: "a", "b", "c"", the first few only.
+    std::string listing() const {
+        constexpr std::size_t shown = 8;
+        if (tensors_.empty()) return "the file holds no tensors";
+        std::string out = "the file holds " + std::to_string(tensors_.size()) +
+                          (tensors_.size() == 1 ? " tensor: " : " tensors: ");
+        std::size_t i = 0;
+        for (const auto& entry : tensors_) {
+            if (i == shown) {
+                out += ", ... (" + std::to_string(tensors_.size() - shown) + " more)";
+                break;
+            }
+            out += (i++ ? ", " : "") + detail::quoted(entry.first);
+        }
+        return out;
+    }
+
+    void parse_header() {
+        const std::uint64_t file_size = bytes_.size();
+        if (file_size < 8)
+            throw io_error(where() + "expected at least 8 bytes (the header length), got a file of " +
+                           std::to_string(file_size) + " bytes");
+        const std::uint64_t header_size = detail::load_le(bytes_.data(), 8);
+        if (header_size == 0)
+            throw io_error(where() + "header length is 0, expected a JSON object of at least 2 bytes");
+        if (header_size > detail::max_header_size)
+            throw io_error(where() + "header length is " + std::to_string(header_size) +
+                           " bytes, expected at most " + std::to_string(detail::max_header_size) +
+                           " (the reference implementation's limit)");
+        if (header_size > file_size - 8)
+            throw io_error(where() + "header length is " + std::to_string(header_size) + " bytes, but only " +
+                           std::to_string(file_size - 8) + " bytes follow the 8-byte length in the file of " +
+                           std::to_string(file_size) + " bytes");
+        data_start_ = static_cast<std::size_t>(8 + header_size);
+        const std::uint64_t data_size = file_size - 8 - header_size;
+
+        const char* text = reinterpret_cast<const char*>(bytes_.data() + 8);
+        // nlohmann stops at a NUL byte as if the input ended there; JSON allows none anywhere.
+        if (const void* nul = std::memchr(text, 0, static_cast<std::size_t>(header_size)))
+            throw io_error(where() + "malformed JSON header: NUL byte at header offset " +
+                           std::to_string(static_cast<const char*>(nul) - text));
+        const nlohmann::json header = parse_json(text, text + header_size);
+        if (!header.is_object())
+            throw io_error(where() + "expected the JSON header to be an object, got " +
+                           detail::brief_json(header));
+        // The reference implementation also rejects whitespace before the '{'.
+        if (text[0] != '{')
+            throw io_error(where() + "expected the JSON header to start with '{', got whitespace before it");
+
+        struct Extent {
+            std::uint64_t begin, end;
+            const std::string* name;
+        };
+        std::vector<Extent> extents;
+        extents.reserve(header.size());
+        for (const auto& item : header.items()) {
+            if (item.key() == "__metadata__") {
+                parse_metadata(item.value());
+                continue;
+            }
+            TensorInfo info = parse_entry(item.key(), item.value(), data_size);
+            const auto inserted = tensors_.emplace(item.key(), std::move(info));
+            extents.push_back(
+                {inserted.first->second.begin, inserted.first->second.end, &inserted.first->first});
+        }
+
+        // The tensors must tile the data section: sorted by offsets, each starts where the previous ended.
+        std::sort(extents.begin(), extents.end(), [](const Extent& a, const Extent& b) {
+            return std::tie(a.begin, a.end, *a.name) < std::tie(b.begin, b.end, *b.name);
+        });
+        std::uint64_t covered = 0;
+        const Extent* previous = nullptr;
+        for (const Extent& e : extents) {
+            const std::string range = "[" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "]";
+            if (e.begin < covered)
+                throw io_error(tensor_where(*e.name) + "data_offsets " + range + " overlap tensor " +
+                               detail::quoted(*previous->name) + " at [" + std::to_string(previous->begin) +
+                               ", " + std::to_string(previous->end) + "]");
+            if (e.begin > covered)
+                throw io_error(tensor_where(*e.name) + "data_offsets " + range + " leave bytes [" +
+                               std::to_string(covered) + ", " + std::to_string(e.begin) +
+                               ") of the data section to no tensor (" +
+                               (previous ? "the previous tensor, " + detail::quoted(*previous->name) +
+                                               ", ends at " + std::to_string(covered)
+                                         : std::string("it is the first tensor")) +
+                               "); expected the tensors to tile the data section");
+            covered = e.end;
+            previous = &e;
+        }
+        if (covered != data_size)
+            throw io_error(where() + "the data section has " + std::to_string(data_size) + " bytes, but " +
+                           (previous ? "the tensors end at byte " + std::to_string(covered) +
+                                           " (last: " + detail::quoted(*previous->name) + ")"
+                                     : std::string("the header lists no tensors")) +
+                           "; expected the tensors to tile the data section (truncated or trailing data?)");
+    }
+
+    nlohmann::json parse_json(const char* first, const char* last) const {
+        // nlohmann keeps the last of duplicate keys silently; a checkpoint naming a tensor twice is corrupt.
+        std::vector<std::set<std::string>> open_objects;
+        const auto reject_duplicates = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+            using event_t = nlohmann::json::parse_event_t;
+            if (event == event_t::object_start) {
+                open_objects.emplace_back();
+            } else if (event == event_t::object_end) {
+                if (!open_objects.empty()) open_objects.pop_back();
+            } else if (event == event_t::key && !open_objects.empty() && parsed.is_string()) {
+                if (!open_objects.back().insert(parsed.get<std::string>()).second)
+                    throw io_error(where() + "malformed JSON header: duplicate key " +
+                                   detail::quoted(parsed));
+            }
+            return true;
+        };
+        try {
+            return nlohmann::json::parse(first, last, reject_duplicates);
+        } catch (const nlohmann::json::exception& e) {
+            throw io_error(where() + "malformed JSON header: " + e.what());
+        }
+    }
+
+    void parse_metadata(const nlohmann::json& value) {
+        const std::string at = where() + "\"__metadata__\": ";
+        if (!value.is_object())
+            throw io_error(at + "expected an object mapping strings to strings, got " +
+                           detail::brief_json(value));
+        for (const auto& item : value.items()) {
+            if (!item.value().is_string())
+                throw io_error(at + "expected a string for key " + detail::quoted(item.key()) + ", got " +
+                               detail::brief_json(item.value()));
+            metadata_.emplace(item.key(), item.value().get<std::string>());
+        }
+    }
+
+    TensorInfo parse_entry(const std::string& name, const nlohmann::json& entry,
+                           std::uint64_t data_size) const {
+        const std::string at = tensor_where(name);
+        const char* const fields = "\"dtype\", \"shape\" and \"data_offsets\"";
+        if (!entry.is_object())
+            throw io_error(at + "expected an object with " + fields + ", got " + detail::brief_json(entry));
+        for (const auto& field : entry.items())
+            if (field.key() != "dtype" && field.key() != "shape" && field.key() != "data_offsets")
+                throw io_error(at + "unknown field " + detail::quoted(field.key()) + ", expected only " +
+                               fields);
+        const auto field = [&](const char* key) -> const nlohmann::json& {
+            const auto it = entry.find(key);
+            if (it == entry.end())
+                throw io_error(at + "missing field \"" + key + "\", expected an object with " + fields);
+            return *it;
+        };
+
+        TensorInfo info;
+        info.dtype = parse_dtype(at, field("dtype"));
+
+        const nlohmann::json& shape = field("shape");
+        if (!shape.is_array())
+            throw io_error(at + "shape: expected an array of non-negative integers, got " +
+                           detail::brief_json(shape));
+        // Counted as shape_numel() counts (left to right, failing on overflow), so Tensor::empty accepts it.
+        Index numel = 1;
+        for (std::size_t i = 0; i < shape.size(); ++i) {
+            std::uint64_t len = 0;
+            if (!detail::json_to_u64(shape[i], len))
+                throw io_error(at + "shape: expected non-negative integers, got " +
+                               detail::brief_json(shape[i]) + " at position " + std::to_string(i) + " of " +
+                               detail::brief_json(shape));
+            if (len > static_cast<std::uint64_t>(std::numeric_limits<Index>::max()) ||
+                (len != 0 && numel > std::numeric_limits<Index>::max() / static_cast<Index>(len)))
+                throw io_error(at + "shape " + detail::json_text(shape) +
+                               " has more elements than vit3d can index");
+            numel *= static_cast<Index>(len);
+            info.shape.push_back(static_cast<Index>(len));
+        }
+
+        const nlohmann::json& offsets = field("data_offsets");
+        if (!offsets.is_array() || offsets.size() != 2 || !detail::json_to_u64(offsets[0], info.begin) ||
+            !detail::json_to_u64(offsets[1], info.end) || info.begin > info.end)
+            throw io_error(
+                at + "data_offsets: expected [begin, end], non-negative integers with begin <= end, got " +
+                detail::brief_json(offsets));
+        const std::string range = "[" + std::to_string(info.begin) + ", " + std::to_string(info.end) + "]";
+
+        const std::uint64_t element_size = dtype_size(info.dtype);
+        const std::uint64_t count = static_cast<std::uint64_t>(numel);
+        if (count > std::numeric_limits<std::uint64_t>::max() / element_size ||
+            count * element_size != info.end - info.begin)
+            throw io_error(at + "dtype " + dtype_name(info.dtype) + " and shape " +
+                           shape_to_string(info.shape) + " need " +
+                           (count > std::numeric_limits<std::uint64_t>::max() / element_size
+                                ? std::string("more than 2^64")
+                                : std::to_string(count * element_size)) +
+                           " bytes, got data_offsets " + range + " (" +
+                           std::to_string(info.end - info.begin) + " bytes)");
+        if (info.end > data_size)
+            throw io_error(at + "data_offsets " + range +
+                           " extend beyond the data section: expected end <= " + std::to_string(data_size) +
+                           ", got " + std::to_string(info.end) + " (truncated file?)");
+        return info;
+    }
+
+    static DType parse_dtype(const std::string& at, const nlohmann::json& value) {
+        if (!value.is_string())
+            throw io_error(at + "dtype: expected a string such as \"F32\", got " + detail::brief_json(value));
+        const std::string& name = value.get_ref<const std::string&>();
+        for (DType d : {DType::F16, DType::BF16, DType::F32, DType::F64})
+            if (name == dtype_name(d)) return d;
+        // Valid safetensors dtypes (up to format version 0.5) that have no use for a float model's weights.
+        static const char* const unsupported[] = {
+            "BOOL", "U8",  "I8",      "I16",     "U16",     "I32",     "U32",     "I64",
+            "U64",  "C64", "F8_E5M2", "F8_E4M3", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4"};
+        for (const char* u : unsupported)
+            if (name == u)
+                throw io_error(
+                    at + "dtype " + name +
+                    " is a valid safetensors dtype, but not supported by vit3d: expected F16, BF16, "
+                    "F32 or F64");
+        throw io_error(at + "expected dtype F16, BF16, F32 or F64, got unknown dtype " +
+                       detail::quoted(name));
+    }
+
+    std::string source_;
+    std::vector<std::uint8_t> bytes_;
+    std::size_t data_start_ = 0;  // 8 + header length
+    std::map<std::string, TensorInfo> tensors_;
+    std::map<std::string, std::string> metadata_;
+};
+
+namespace detail {
+
+inline void check_utf8(const std::string& where, const std::string& what, const std::string& s) {
+    try {
+        (void)nlohmann::json(s).dump();
+    } catch (const nlohmann::json::type_error&) {
+        throw io_error(where + what + " " + quoted(s) + " is not valid UTF-8");
+    }
+}
+
+// The padded JSON header for these tensors written as `as`; sets data_size to the data section's length.
+// The data section holds the tensors in sorted-name order.
+template <class T>
+std::string safetensors_header(const std::map<std::string, const Tensor<T>*>& tensors,
+                               const std::map<std::string, std::string>& metadata, DType as,
+                               const std::string& where, std::uint64_t& data_size) {
+    if (as != DType::F16 && as != DType::BF16 && as != DType::F32 && as != DType::F64)
+        throw io_error(where + "expected dtype F16, BF16, F32 or F64, got DType(" +
+                       std::to_string(static_cast<int>(as)) + ")");
+    // ordered_json keeps the reference's order ("__metadata__" first, tensors by offset, then the fields
+    // dtype, shape, data_offsets), so that the bytes are the reference's too. (With several metadata entries
+    // the reference's order is that of a hash map; readers do not care.)
+    nlohmann::ordered_json header = nlohmann::ordered_json::object();
+    if (!metadata.empty()) {
+        nlohmann::ordered_json strings = nlohmann::ordered_json::object();
+        for (const auto& [key, value] : metadata) {
+            check_utf8(where, "metadata key", key);
+            check_utf8(where, "metadata value for " + quoted(key) + ",", value);
+            strings[key] = value;
+        }
+        header["__metadata__"] = std::move(strings);
+    }
+    const std::uint64_t element_size = dtype_size(as);
+    std::uint64_t offset = 0;
+    for (const auto& [name, tensor] : tensors) {
+        if (name == "__metadata__")
+            throw io_error(where + "expected tensor names other than \"__metadata__\", the metadata's key");
+        if (tensor == nullptr)
+            throw io_error(where + "tensor " + quoted(name) + ": expected a tensor, got a null pointer");
+        check_utf8(where, "tensor name", name);
+        const std::uint64_t count = static_cast<std::uint64_t>(tensor->size());
+        if (count > (std::numeric_limits<std::uint64_t>::max() - offset) / element_size)
+            throw io_error(where + "tensor " + quoted(name) + ": the data section would exceed 2^64 bytes");
+        const std::uint64_t end = offset + count * element_size;
+        nlohmann::ordered_json entry = nlohmann::ordered_json::object();
+        entry["dtype"] = dtype_name(as);
+        entry["shape"] = tensor->shape();
+        entry["data_offsets"] = nlohmann::ordered_json::array({offset, end});
+        header[name] = std::move(entry);
+        offset = end;
+    }
+    std::string text = header.dump();
+    text.append((8 - text.size() % 8) % 8, ' ');  // the reference pads so that the data starts 8-byte aligned
+    if (text.size() > max_header_size)
+        throw io_error(where + "the JSON header would have " + std::to_string(text.size()) +
+                       " bytes, expected at most " + std::to_string(max_header_size) +
+                       " (readers refuse more)");
+    data_size = offset;
+    return text;
+}
+
+}  // namespace detail
+
+// The bytes of a safetensors file holding `tensors` (name -> tensor) converted to `as`, rounding to nearest
+// even when narrowing, in sorted-name order, with `metadata` as "__metadata__" (omitted when empty).
+template <class T>
+std::vector<std::uint8_t> serialize_safetensors(const std::map<std::string, const Tensor<T>*>& tensors,
+                                                const std::map<std::string, std::string>& metadata = {},
+                                                DType as = DType::F32) {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                  "vit3d::io::serialize_safetensors writes float or double tensors");
+    const std::string where = "vit3d::io::serialize_safetensors: ";
+    std::uint64_t data_size = 0;
+    const std::string header = detail::safetensors_header(tensors, metadata, as, where, data_size);
+    const std::uint64_t prefix = 8 + header.size();
+    if (data_size > std::vector<std::uint8_t>().max_size() - prefix)
+        throw io_error(where + "the file would have " + std::to_string(data_size) + " + " +
+                       std::to_string(prefix) + " bytes, more than a std::vector can hold");
+    std::vector<std::uint8_t> out(static_cast<std::size_t>(prefix + data_size));
+    detail::store_le(out.data(), header.size(), 8);
+    std::memcpy(out.data() + 8, header.data(), header.size());
+    std::uint8_t* dst = out.data() + prefix;
+    for (const auto& entry : tensors) {
+        detail::encode_elements(as, entry.second->data(), entry.second->size(), dst);
+        dst += static_cast<std::size_t>(entry.second->size()) * dtype_size(as);
+    }
+    return out;
+}
+
+// Writes serialize_safetensors(tensors, metadata, as) to `path`, converting a slice of each tensor at a time
+// rather than the whole file in memory. On failure the partial file is removed.
+template <class T>
+void write_safetensors(const std::string& path, const std::map<std::string, const Tensor<T>*>& tensors,
+                       const std::map<std::string, std::string>& metadata = {}, DType as = DType::F32) {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                  "vit3d::io::write_safetensors writes float or double tensors");
+    const std::string where = "vit3d::io::write_safetensors(" + detail::quoted(path) + "): ";
+    std::uint64_t data_size = 0;
+    const std::string header = detail::safetensors_header(tensors, metadata, as, where, data_size);
+
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    if (!out) throw io_error(where + "cannot open the file for writing");
+    std::uint8_t length[8];
+    detail::store_le(length, header.size(), 8);
+    out.write(reinterpret_cast<const char*>(length), 8);
+    out.write(header.data(), static_cast<std::streamsize>(header.size()));
+    constexpr Index chunk = Index(1) << 16;
+    std::vector<std::uint8_t> buffer;
+    for (const auto& entry : tensors) {
+        const Tensor<T>& t = *entry.second;
+        for (Index first = 0; first < t.size() && out; first += chunk) {
+            const Index n = std::min(chunk, t.size() - first);
+            buffer.resize(static_cast<std::size_t>(n) * dtype_size(as));
+            detail::encode_elements(as, t.data() + first, n, buffer.data());
+            out.write(reinterpret_cast<const char*>(buffer.data()),
+                      static_cast<std::streamsize>(buffer.size()));
+        }
+    }
+    out.close();
+    if (!out) {
+        std::remove(path.c_str());
+        throw io_error(where + "writing " + std::to_string(8 + header.size() + data_size) +
+                       " bytes failed (disk full?); the partial file was removed");
+    }
+}
+
+}  // namespace vit3d::io
