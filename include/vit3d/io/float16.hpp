@@ -3,7 +3,8 @@
 // patterns: exact decoding to float, and encoding from float or double rounded to nearest, ties to even.
 // Done on the bits rather than with _Float16 or F16C instructions, so that every compiler gives the same
 // bits. A float argument converts to double exactly, so one double routine rounds both correctly (going
-// through float first would round twice).
+// through float first would round twice). f32_from_double is the same rounding to float, defined (unlike
+// static_cast<float>) for doubles beyond the float range.
 
 #include <cmath>
 #include <cstdint>

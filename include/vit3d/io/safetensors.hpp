@@ -375,7 +375,7 @@ class Safetensors {
             } else if (event == event_t::key && !open_objects.empty() && parsed.is_string()) {
                 if (!open_objects.back().insert(parsed.get<std::string>()).second)
                     throw io_error(where() + "malformed JSON header: duplicate key " +
-                                   detail::quoted(parsed));
+                                   detail::quoted(parsed.get<std::string>()));
             }
             return true;
         };
