@@ -23,7 +23,7 @@ namespace vit3d::nn {
 // x [B, N, D] + table [1, N, D] (or [N, D]).
 template <class T>
 struct LearnedPosEmbed {
-    Tensor<T> table;  // [1, N, D] ("<prefix>" itself is the parameter name, e.g. "pos_embed")
+    Tensor<T> table;  // [1, N, D]; its parameter name is the name given to visit_parameters ("pos_embed")
 
     Tensor<T> forward(const Tensor<T>& x) const {
         const bool fits =
@@ -39,11 +39,11 @@ struct LearnedPosEmbed {
     }
 
     template <class F>
-    void visit_parameters(F&& f, const std::string& name) {
+    void visit_parameters(F&& f, const std::string& name = "pos_embed") {
         f(name, table);
     }
     template <class F>
-    void visit_parameters(F&& f, const std::string& name) const {
+    void visit_parameters(F&& f, const std::string& name = "pos_embed") const {
         f(name, table);
     }
 };
