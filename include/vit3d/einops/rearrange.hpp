@@ -51,36 +51,43 @@ Tensor<T> apply_copy(const ParsedPattern& pattern, const Tensor<T>& x, const Axi
 
 }  // namespace einops::detail
 
-// A rearrange pattern parsed once, with its axis lengths, applicable to many tensors (and from many
-// threads at once).
-class Rearrange {
+namespace einops {
+
+// A rearrange or repeat pattern parsed once, with its axis lengths, applicable to many tensors (and from
+// many threads at once). Users see it as vit3d::Rearrange and vit3d::Repeat.
+template <Operation Op>
+class CompiledCopyPattern {
+    static_assert(Op == Operation::rearrange || Op == Operation::repeat, "reduce has its own class");
+
   public:
-    explicit Rearrange(const std::string& pattern, AxisLengths lengths = {})
-        : pattern_(einops::cached_pattern(pattern, einops::Operation::rearrange)),
-          lengths_(std::move(lengths)) {
-        einops::detail::RecipeBuilder::check_axis_lengths(
-            *pattern_, lengths_, einops::pattern_context(einops::Operation::rearrange, pattern));
+    explicit CompiledCopyPattern(const std::string& pattern, AxisLengths lengths = {})
+        : pattern_(cached_pattern(pattern, Op)), lengths_(std::move(lengths)) {
+        detail::RecipeBuilder::check_axis_lengths(*pattern_, lengths_, pattern_context(Op, pattern));
     }
 
     template <class T>
     Tensor<T> operator()(const Tensor<T>& x) const {
-        return einops::detail::apply_copy(*pattern_, x, lengths_);
+        return detail::apply_copy(*pattern_, x, lengths_);
     }
 
     // Writes the result into `out`, which must already have the result's shape and must not be `x`: no
     // allocation, for loops that reuse their buffers.
     template <class T>
     void into(const Tensor<T>& x, Tensor<T>& out) const {
-        einops::detail::apply_copy(*pattern_, x, lengths_, &out);
+        detail::apply_copy(*pattern_, x, lengths_, &out);
     }
 
     const std::string& pattern() const { return pattern_->text; }
     const AxisLengths& axis_lengths() const { return lengths_; }
 
   private:
-    std::shared_ptr<const einops::ParsedPattern> pattern_;
+    std::shared_ptr<const ParsedPattern> pattern_;
     AxisLengths lengths_;
 };
+
+}  // namespace einops
+
+using Rearrange = einops::CompiledCopyPattern<einops::Operation::rearrange>;
 
 // einops.rearrange(x, pattern, **lengths). Throws pattern_error for a bad pattern or one that does not
 // fit x's shape, naming the pattern and the offending axis.

@@ -13,33 +13,8 @@
 
 namespace vit3d {
 
-// A repeat pattern parsed once, with its axis lengths.
-class Repeat {
-  public:
-    explicit Repeat(const std::string& pattern, AxisLengths lengths = {})
-        : pattern_(einops::cached_pattern(pattern, einops::Operation::repeat)), lengths_(std::move(lengths)) {
-        einops::detail::RecipeBuilder::check_axis_lengths(
-            *pattern_, lengths_, einops::pattern_context(einops::Operation::repeat, pattern));
-    }
-
-    template <class T>
-    Tensor<T> operator()(const Tensor<T>& x) const {
-        return einops::detail::apply_copy(*pattern_, x, lengths_);
-    }
-
-    // Writes the result into `out`, which must already have the result's shape and must not be `x`.
-    template <class T>
-    void into(const Tensor<T>& x, Tensor<T>& out) const {
-        einops::detail::apply_copy(*pattern_, x, lengths_, &out);
-    }
-
-    const std::string& pattern() const { return pattern_->text; }
-    const AxisLengths& axis_lengths() const { return lengths_; }
-
-  private:
-    std::shared_ptr<const einops::ParsedPattern> pattern_;
-    AxisLengths lengths_;
-};
+// A repeat pattern parsed once, with its axis lengths (see einops::CompiledCopyPattern).
+using Repeat = einops::CompiledCopyPattern<einops::Operation::repeat>;
 
 // einops.repeat(x, pattern, **lengths): every new named axis needs a length; numbers on the right are
 // new anonymous axes of that length.

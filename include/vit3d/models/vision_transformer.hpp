@@ -188,14 +188,7 @@ struct VisionTransformer {
     }
 
     // state_dict names in vit3d's own (timm-like) scheme; io/state_dict.hpp maps the references onto them.
-    template <class F>
-    void visit_parameters(F&& f, const std::string& prefix = "") {
-        visit(*this, f, prefix);
-    }
-    template <class F>
-    void visit_parameters(F&& f, const std::string& prefix = "") const {
-        visit(*this, f, prefix);
-    }
+    VIT3D_VISIT_PARAMETERS_WITH(visit)
 
   private:
     Tensor<T> add_positions(Tensor<T> tokens) const {

@@ -127,18 +127,15 @@ struct MultiHeadAttention {
         return proj ? proj->forward(heads_out) : heads_out;
     }
 
-    template <class F>
-    void visit_parameters(F&& f, const std::string& prefix = "") {
-        qkv.visit_parameters(f, join_name(prefix, "qkv"));
-        if (proj) proj->visit_parameters(f, join_name(prefix, "proj"));
-    }
-    template <class F>
-    void visit_parameters(F&& f, const std::string& prefix = "") const {
-        qkv.visit_parameters(f, join_name(prefix, "qkv"));
-        if (proj) proj->visit_parameters(f, join_name(prefix, "proj"));
-    }
+    VIT3D_VISIT_PARAMETERS_WITH(visit)
 
   private:
+    template <class Self, class F>
+    static void visit(Self& self, F& f, const std::string& prefix) {
+        self.qkv.visit_parameters(f, join_name(prefix, "qkv"));
+        if (self.proj) self.proj->visit_parameters(f, join_name(prefix, "proj"));
+    }
+
     void check_parameters(const char* op) const {
         const Index I = inner_dim();
         if (num_heads <= 0 || head_dim <= 0 || qkv.weight.rank() != 2 || qkv.out_features() != 3 * I ||

@@ -57,14 +57,7 @@ struct EncoderBlock {
         return norm2.forward(h + mlp.forward(h));
     }
 
-    template <class F>
-    void visit_parameters(F&& f, const std::string& prefix = "") {
-        visit(*this, f, prefix);
-    }
-    template <class F>
-    void visit_parameters(F&& f, const std::string& prefix = "") const {
-        visit(*this, f, prefix);
-    }
+    VIT3D_VISIT_PARAMETERS_WITH(visit)
 
   private:
     template <class Self, class F>
@@ -101,14 +94,7 @@ struct Encoder {
         return norm ? norm->forward(x) : x;
     }
 
-    template <class F>
-    void visit_parameters(F&& f, const std::string& prefix = "") {
-        visit(*this, f, prefix);
-    }
-    template <class F>
-    void visit_parameters(F&& f, const std::string& prefix = "") const {
-        visit(*this, f, prefix);
-    }
+    VIT3D_VISIT_PARAMETERS_WITH(visit)
 
   private:
     template <class Self, class F>

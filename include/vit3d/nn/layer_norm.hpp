@@ -53,15 +53,13 @@ struct LayerNorm {
         return y;
     }
 
-    template <class F>
-    void visit_parameters(F&& f, const std::string& prefix = "") {
-        f(join_name(prefix, "weight"), weight);
-        f(join_name(prefix, "bias"), bias);
-    }
-    template <class F>
-    void visit_parameters(F&& f, const std::string& prefix = "") const {
-        f(join_name(prefix, "weight"), weight);
-        f(join_name(prefix, "bias"), bias);
+    VIT3D_VISIT_PARAMETERS_WITH(visit)
+
+  private:
+    template <class Self, class F>
+    static void visit(Self& self, F& f, const std::string& prefix) {
+        f(join_name(prefix, "weight"), self.weight);
+        f(join_name(prefix, "bias"), self.bias);
     }
 };
 

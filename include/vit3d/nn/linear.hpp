@@ -54,14 +54,7 @@ struct Linear {
         return affine(x, weight.data(), out_features(), in_features(), bias ? &*bias : nullptr);
     }
 
-    template <class F>
-    void visit_parameters(F&& f, const std::string& prefix = "") {
-        visit(*this, f, prefix);
-    }
-    template <class F>
-    void visit_parameters(F&& f, const std::string& prefix = "") const {
-        visit(*this, f, prefix);
-    }
+    VIT3D_VISIT_PARAMETERS_WITH(visit)
 
   private:
     template <class Self, class F>

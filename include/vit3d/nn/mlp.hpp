@@ -27,15 +27,13 @@ struct Mlp {
         return fc2.forward(h);
     }
 
-    template <class F>
-    void visit_parameters(F&& f, const std::string& prefix = "") {
-        fc1.visit_parameters(f, join_name(prefix, "fc1"));
-        fc2.visit_parameters(f, join_name(prefix, "fc2"));
-    }
-    template <class F>
-    void visit_parameters(F&& f, const std::string& prefix = "") const {
-        fc1.visit_parameters(f, join_name(prefix, "fc1"));
-        fc2.visit_parameters(f, join_name(prefix, "fc2"));
+    VIT3D_VISIT_PARAMETERS_WITH(visit)
+
+  private:
+    template <class Self, class F>
+    static void visit(Self& self, F& f, const std::string& prefix) {
+        self.fc1.visit_parameters(f, join_name(prefix, "fc1"));
+        self.fc2.visit_parameters(f, join_name(prefix, "fc2"));
     }
 };
 

@@ -10,6 +10,19 @@
 
 namespace vit3d::nn {
 
+// Defines visit_parameters(f, prefix) for const and mutable modules alike from the module's one
+//   template <class Self, class F> static void visit(Self& self, F& f, const std::string& prefix)
+// so that each module lists its parameters once.
+#define VIT3D_VISIT_PARAMETERS_WITH(visit_fn)                            \
+    template <class F>                                                   \
+    void visit_parameters(F&& f, const std::string& prefix = "") {       \
+        visit_fn(*this, f, prefix);                                      \
+    }                                                                    \
+    template <class F>                                                   \
+    void visit_parameters(F&& f, const std::string& prefix = "") const { \
+        visit_fn(*this, f, prefix);                                      \
+    }
+
 // "prefix.name", or "name" at the top level.
 inline std::string join_name(const std::string& prefix, const std::string& name) {
     return prefix.empty() ? name : prefix + "." + name;

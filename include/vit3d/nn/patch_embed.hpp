@@ -160,14 +160,7 @@ struct PatchEmbed {
         return p;
     }
 
-    template <class F>
-    void visit_parameters(F&& f, const std::string& prefix = "") {
-        visit(*this, f, prefix);
-    }
-    template <class F>
-    void visit_parameters(F&& f, const std::string& prefix = "") const {
-        visit(*this, f, prefix);
-    }
+    VIT3D_VISIT_PARAMETERS_WITH(visit)
 
   private:
     template <class Self, class F>

@@ -101,14 +101,7 @@ struct FactorizedPosEmbed3d {
         return x + pos;
     }
 
-    template <class F>
-    void visit_parameters(F&& f, const std::string& prefix = "") {
-        visit(*this, f, prefix);
-    }
-    template <class F>
-    void visit_parameters(F&& f, const std::string& prefix = "") const {
-        visit(*this, f, prefix);
-    }
+    VIT3D_VISIT_PARAMETERS_WITH(visit)
 
   private:
     template <class Self, class F>
