@@ -70,6 +70,18 @@ TEST(FactorizedPosEmbed3d, SmallerGridsReadTheLastRowOfEachStrideGroup) {
     EXPECT_THROW(pe.forward(x, {8, 4, 2}), vit3d::shape_error);
 }
 
+TEST(SliceDistanceBias, DependsOnlyOnTheSliceDistanceClippedAtTheMaximum) {
+    nn::SliceDistanceBias<float> slices(2, 2, 0);
+    slices.table = Tensor<float>({2, 3}, std::vector<float>{0, 1, 2, 10, 11, 12});
+    const auto bias = slices.bias({4, 1, 2}, 1);  // 8 tokens on 4 slices, after a class token
+    ASSERT_EQ(bias.shape(), (Shape{1, 2, 9, 9}));
+    EXPECT_EQ(bias(0, 1, 0, 5), 0.0f);   // class-token row and column stay 0
+    EXPECT_EQ(bias(0, 0, 1, 2), 0.0f);   // tokens 0 and 1 share slice 0
+    EXPECT_EQ(bias(0, 1, 1, 3), 11.0f);  // slices 0 and 1
+    EXPECT_EQ(bias(0, 0, 8, 1), 2.0f);   // slices 3 and 0: distance 3 clipped to 2
+    EXPECT_THROW(nn::SliceDistanceBias<float>(2, 1, 3).bias({2, 2, 2}), vit3d::shape_error);
+}
+
 TEST(SinCos, MaeMonai2dPutsTheFastAxisBlockFirst) {
     const Index D = 8, K = 2;  // K = D / 4 frequencies: 1 and 10000^(-1/2)
     const auto pos = nn::sincos_position_embedding<double, 2>({3, 5}, D, nn::SinCosVariant::mae_monai);

@@ -98,6 +98,20 @@ TYPED_TEST(Parity, MultiHeadAttentionMatchesTimmAttention) {
     EXPECT_MATCHES_REFERENCE(att.forward(f.in("x")), f.out("y"));
 }
 
+TYPED_TEST(Parity, SliceDistanceBiasFeedsAttentionAsTorchsFloatMask) {
+    using T = TypeParam;
+    Fixture<T> f("slice_distance_bias");  // grid 2 x 3 x 2 after one class token, slices along axis 1
+    nn::SliceDistanceBias<T> slices(2, 1, 1);
+    io::load_state_dict<T>(slices, f.file, io::WeightSource::vit3d, "param.bias.");
+    const auto bias = slices.bias({2, 3, 2}, 1);
+    EXPECT_MATCHES_REFERENCE(bias, f.out("bias"));
+    nn::MultiHeadAttention<T> mha(8, 2);
+    io::load_state_dict<T>(mha, f.file, io::WeightSource::torch_mha, "param.mha.");
+    nn::AttentionInputs<T> in;
+    in.bias = &bias;
+    EXPECT_MATCHES_REFERENCE(mha.forward(f.in("x"), in), f.out("y"));
+}
+
 TYPED_TEST(Parity, LayerNormThenAttentionMatchesVitPytorchAttention) {
     using T = TypeParam;
     Fixture<T> f("attention_vit_pytorch");  // its Attention owns a LayerNorm; inner dim 2 x 6 != 16

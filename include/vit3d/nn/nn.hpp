@@ -11,3 +11,4 @@
 #include "vit3d/nn/patch_embed.hpp"
 #include "vit3d/nn/pos_embed.hpp"
 #include "vit3d/nn/resample.hpp"
+#include "vit3d/nn/slice_bias.hpp"
