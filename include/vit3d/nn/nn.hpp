@@ -11,4 +11,5 @@
 #include "vit3d/nn/patch_embed.hpp"
 #include "vit3d/nn/pos_embed.hpp"
 #include "vit3d/nn/resample.hpp"
+#include "vit3d/nn/scaled_dot_product_attention.hpp"
 #include "vit3d/nn/slice_bias.hpp"

@@ -1,0 +1,328 @@
+#pragma once
+// The fused attention kernel (FlashAttention's algorithm on a CPU). For each (batch, head, query tile) and
+// each key tile in turn:
+//     S = (Q * scale) K^T + bias, masked keys -inf      [query tile x key tile], in a small buffer
+//     m' = max(m, rowmax S);  P = exp(S - m');  l = l e^(m - m') + rowsum P;  O = O e^(m - m') + P V
+// and finally out = O / l. The Nq x Nk scores never exist; per thread the memory is one (batch, head)'s keys
+// and values, repacked (O(Nk * head_dim)), plus tile-sized buffers.
+//
+// Both products run in register-blocked micro-kernels over Eigen's packets: `rows` query rows times
+// `vectors` packets of columns accumulate in registers, with one operand broadcast from memory. Keys are
+// repacked transposed (head_dim x key tile) so that S is computed a row of packets at a time, values
+// padded to whole packets so that any head_dim works. Work is split over (batch, head, query tile) with a
+// static schedule; a query row is always computed by one thread in the same order, so the result does not
+// depend on the thread count at all.
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+
+#include "vit3d/core/config.hpp"
+#include "vit3d/detail/aligned_buffer.hpp"
+#include "vit3d/detail/packet_math.hpp"
+#include "vit3d/detail/threading.hpp"
+#include "vit3d/nn/attention_problem.hpp"
+
+namespace vit3d::detail {
+
+inline constexpr Index round_up(Index n, Index multiple) { return (n + multiple - 1) / multiple * multiple; }
+inline constexpr Index ceil_div(Index n, Index d) { return (n + d - 1) / d; }
+
+template <class T>
+struct FusedAttentionTiles {
+    static constexpr int width = packet_width<T>;
+    // Register block: rows x vectors accumulators plus `vectors` operands and one broadcast.
+    static constexpr int rows = vector_registers >= 32 ? 6 : 3;
+    static constexpr int vectors = 4;
+    static constexpr Index block_columns = Index(vectors) * width;
+    static constexpr Index key_tile = round_up(256, block_columns);
+    static constexpr Index max_query_tile = Index(rows) * 16;
+
+    Index query_tile = 0, query_tiles = 0, key_tiles = 0, head_dim = 0, padded_dim = 0;
+
+    FusedAttentionTiles(Index queries, Index keys, Index dim) : head_dim(dim) {
+        // Equal query tiles, so that the last one is not a sliver that costs a full pass over the keys.
+        query_tiles = std::max<Index>(1, ceil_div(queries, max_query_tile));
+        query_tile = round_up(std::max<Index>(1, ceil_div(queries, query_tiles)), rows);
+        key_tiles = ceil_div(keys, key_tile);
+        padded_dim = round_up(dim, width);
+    }
+
+    // Per-thread workspace, each part a whole number of cache lines.
+    static Index part(Index n) { return round_up(n, Index(64 / sizeof(T)) > 0 ? Index(64 / sizeof(T)) : 1); }
+    Index packed_keys_size() const { return part(key_tiles * key_tile * head_dim); }
+    Index packed_values_size() const { return part(key_tiles * key_tile * padded_dim); }
+    Index queries_size() const { return part(query_tile * head_dim); }
+    Index scores_size() const { return part(query_tile * key_tile); }
+    Index accumulator_size() const { return part(query_tile * padded_dim); }
+    Index thread_workspace() const {
+        return packed_keys_size() + packed_values_size() + queries_size() + scores_size() +
+               accumulator_size() + 2 * part(query_tile);
+    }
+};
+
+// S[rows x block_columns] = Q[rows x d] * Kt[d x block_columns]; Q rows `d` apart, Kt rows `kt_stride`
+// apart, S rows `s_stride` apart.
+template <class T, int Rows, int Vectors>
+inline void scores_block(const T* q, Index d, const T* kt, Index kt_stride, T* s, Index s_stride) {
+    using namespace Eigen::internal;
+    using P = Packet<T>;
+    constexpr int W = packet_width<T>;
+    P acc[Rows][Vectors];
+    for (int r = 0; r < Rows; ++r)
+        for (int c = 0; c < Vectors; ++c) acc[r][c] = pset1<P>(T(0));
+    for (Index k = 0; k < d; ++k) {
+        P key[Vectors];
+        for (int c = 0; c < Vectors; ++c) key[c] = ploadu<P>(kt + k * kt_stride + c * W);
+        for (int r = 0; r < Rows; ++r) {
+            const P query = pset1<P>(q[r * d + k]);
+            for (int c = 0; c < Vectors; ++c) acc[r][c] = pmadd(query, key[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < Rows; ++r)
+        for (int c = 0; c < Vectors; ++c) pstoreu(s + r * s_stride + c * W, acc[r][c]);
+}
+
+// O[rows x Vectors packets] += P[rows x count] * V[count x Vectors packets]; P rows `p_stride` apart, V and
+// O rows `o_stride` apart.
+template <class T, int Rows, int Vectors>
+inline void values_block(const T* p, Index p_stride, Index count, const T* v, T* o, Index o_stride) {
+    using namespace Eigen::internal;
+    using P = Packet<T>;
+    constexpr int W = packet_width<T>;
+    P acc[Rows][Vectors];
+    for (int r = 0; r < Rows; ++r)
+        for (int c = 0; c < Vectors; ++c) acc[r][c] = ploadu<P>(o + r * o_stride + c * W);
+    for (Index j = 0; j < count; ++j) {
+        P value[Vectors];
+        for (int c = 0; c < Vectors; ++c) value[c] = ploadu<P>(v + j * o_stride + c * W);
+        for (int r = 0; r < Rows; ++r) {
+            const P weight = pset1<P>(p[r * p_stride + j]);
+            for (int c = 0; c < Vectors; ++c) acc[r][c] = pmadd(weight, value[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < Rows; ++r)
+        for (int c = 0; c < Vectors; ++c) pstoreu(o + r * o_stride + c * W, acc[r][c]);
+}
+
+// One thread's state: its workspace and the (batch, head) whose keys and values are packed in it.
+template <class T>
+class FusedAttentionWorker {
+    using Tiles = FusedAttentionTiles<T>;
+    using P = Packet<T>;
+    static constexpr int W = packet_width<T>;
+    static constexpr int R = Tiles::rows;
+    static constexpr T neg_inf = -std::numeric_limits<T>::infinity();
+
+  public:
+    FusedAttentionWorker(const nn::AttentionProblem<T>& problem, const Tiles& tiles, T* workspace)
+        : p_(problem), t_(tiles) {
+        keys_ = workspace;
+        values_ = keys_ + t_.packed_keys_size();
+        queries_ = values_ + t_.packed_values_size();
+        scores_ = queries_ + t_.queries_size();
+        acc_ = scores_ + t_.scores_size();
+        row_max_ = acc_ + t_.accumulator_size();
+        row_sum_ = row_max_ + Tiles::part(t_.query_tile);
+    }
+
+    // Work item = (batch * heads + head) * query_tiles + query tile.
+    void run(Index item) {
+        const Index tile = item % t_.query_tiles, bh = item / t_.query_tiles;
+        const Index b = bh / p_.heads, h = bh % p_.heads;
+        if (bh != packed_) pack_keys_and_values(b, h), packed_ = bh;
+        const Index q0 = tile * t_.query_tile;
+        const Index rows = std::min(t_.query_tile, p_.queries - q0);
+        if (rows <= 0) return;
+        const Index padded_rows = round_up(rows, R);
+        pack_queries(b, h, q0, rows, padded_rows);
+        std::fill(acc_, acc_ + padded_rows * t_.padded_dim, T(0));
+        std::fill(row_max_, row_max_ + padded_rows, neg_inf);
+        std::fill(row_sum_, row_sum_ + padded_rows, T(0));
+        for (Index kt = 0; kt < t_.key_tiles; ++kt) {
+            const Index j0 = kt * Tiles::key_tile;
+            const Index count = std::min(Tiles::key_tile, p_.keys - j0);
+            compute_scores(kt, count, padded_rows);
+            for (Index i = 0; i < padded_rows; ++i) {
+                if (i < rows)
+                    update_softmax(b, h, q0 + i, i, j0, count);
+                else
+                    std::fill(scores_ + i * Tiles::key_tile, scores_ + i * Tiles::key_tile + count, T(0));
+            }
+            accumulate_values(j0, count, padded_rows);
+        }
+        write_output(b, h, q0, rows);
+    }
+
+  private:
+    // Keys transposed per key tile (head_dim x key_tile, columns past the last key 0); values as rows of
+    // padded_dim (padding 0).
+    void pack_keys_and_values(Index b, Index h) {
+        const Index d = p_.head_dim, dp = t_.padded_dim, kt_len = Tiles::key_tile;
+        for (Index kt = 0; kt < t_.key_tiles; ++kt) {
+            T* tile = keys_ + kt * kt_len * d;
+            const Index j0 = kt * kt_len, count = std::min(kt_len, p_.keys - j0);
+            for (Index j = 0; j < count; ++j) {
+                const T* key = p_.k.at(b, h, j0 + j);
+                for (Index k = 0; k < d; ++k) tile[k * kt_len + j] = key[k];
+            }
+            for (Index k = 0; count < kt_len && k < d; ++k)
+                std::fill(tile + k * kt_len + count, tile + (k + 1) * kt_len, T(0));
+        }
+        for (Index j = 0; j < p_.keys; ++j) {
+            const T* value = p_.v.at(b, h, j);
+            T* row = values_ + j * dp;
+            std::copy(value, value + d, row);
+            std::fill(row + d, row + dp, T(0));
+        }
+    }
+
+    // Queries times the scale (folded in here, once per element, rather than into every score); rows past
+    // the last query are 0.
+    void pack_queries(Index b, Index h, Index q0, Index rows, Index padded_rows) {
+        const Index d = p_.head_dim;
+        const T scale = static_cast<T>(p_.scale);
+        for (Index i = 0; i < rows; ++i) {
+            const T* query = p_.q.at(b, h, q0 + i);
+            for (Index k = 0; k < d; ++k) queries_[i * d + k] = query[k] * scale;
+        }
+        std::fill(queries_ + rows * d, queries_ + padded_rows * d, T(0));
+    }
+
+    void compute_scores(Index kt, Index count, Index padded_rows) {
+        const T* tile = keys_ + kt * Tiles::key_tile * p_.head_dim;
+        const Index blocks = ceil_div(count, Tiles::block_columns);
+        for (Index r0 = 0; r0 < padded_rows; r0 += R)
+            for (Index cb = 0; cb < blocks; ++cb)
+                scores_block<T, R, Tiles::vectors>(queries_ + r0 * p_.head_dim, p_.head_dim,
+                                                   tile + cb * Tiles::block_columns, Tiles::key_tile,
+                                                   scores_ + r0 * Tiles::key_tile + cb * Tiles::block_columns,
+                                                   Tiles::key_tile);
+    }
+
+    // Bias, mask and the online softmax for query row i (global index qi) over keys [j0, j0 + count): the
+    // scores become this tile's unnormalised weights P, the running max and sum move on, and the row's
+    // accumulator is rescaled to the new max.
+    void update_softmax(Index b, Index h, Index qi, Index i, Index j0, Index count) {
+        using namespace Eigen::internal;
+        T* s = scores_ + i * Tiles::key_tile;
+        if (p_.bias) add_bias(s, b, h, qi, j0, count);
+        if (p_.allowed)
+            for (Index j = 0; j < count; ++j)
+                if (!p_.is_allowed(b, h, qi, j0 + j)) s[j] = neg_inf;
+        const Index padded = round_up(count, W);
+        std::fill(s + count, s + padded, neg_inf);
+
+        P max_packet = pset1<P>(neg_inf);
+        for (Index j = 0; j < padded; j += W) max_packet = pmax(max_packet, ploadu<P>(s + j));
+        const T old_max = row_max_[i];
+        const T new_max = std::max(old_max, predux_max(max_packet));
+        if (new_max == neg_inf) {  // every key so far masked: nothing to add, nothing to rescale
+            std::fill(s, s + padded, T(0));
+            return;
+        }
+        const P shift = pset1<P>(new_max);
+        P sum = pset1<P>(T(0));
+        for (Index j = 0; j < padded; j += W) {
+            const P e = exp_flushed<T>(psub(ploadu<P>(s + j), shift));
+            pstoreu(s + j, e);
+            sum = padd(sum, e);
+        }
+        const T rescale = old_max == neg_inf ? T(0) : std::exp(old_max - new_max);
+        row_max_[i] = new_max;
+        row_sum_[i] = row_sum_[i] * rescale + predux(sum);
+        if (rescale != T(1)) {
+            T* o = acc_ + i * t_.padded_dim;
+            const P factor = pset1<P>(rescale);
+            for (Index k = 0; k < t_.padded_dim; k += W) pstoreu(o + k, pmul(ploadu<P>(o + k), factor));
+        }
+    }
+
+    void add_bias(T* s, Index b, Index h, Index qi, Index j0, Index count) const {
+        const T* row = p_.bias + b * p_.bias_strides[0] + h * p_.bias_strides[1] + qi * p_.bias_strides[2];
+        const Index step = p_.bias_strides[3];
+        if (step == 1) {
+            for (Index j = 0; j < count; ++j) s[j] += row[j0 + j];
+        } else {
+            for (Index j = 0; j < count; ++j) s[j] += row[(j0 + j) * step];
+        }
+    }
+
+    void accumulate_values(Index j0, Index count, Index padded_rows) {
+        const Index dp = t_.padded_dim, packets = dp / W;
+        const T* v = values_ + j0 * dp;
+        for (Index r0 = 0; r0 < padded_rows; r0 += R) {
+            const T* weights = scores_ + r0 * Tiles::key_tile;
+            T* o = acc_ + r0 * dp;
+            Index c = 0;
+            for (; c + Tiles::vectors <= packets; c += Tiles::vectors)
+                values_block<T, R, Tiles::vectors>(weights, Tiles::key_tile, count, v + c * W, o + c * W, dp);
+            switch (packets - c) {
+                case 3:
+                    values_block<T, R, 3>(weights, Tiles::key_tile, count, v + c * W, o + c * W, dp);
+                    break;
+                case 2:
+                    values_block<T, R, 2>(weights, Tiles::key_tile, count, v + c * W, o + c * W, dp);
+                    break;
+                case 1:
+                    values_block<T, R, 1>(weights, Tiles::key_tile, count, v + c * W, o + c * W, dp);
+                    break;
+                default:
+                    break;
+            }
+        }
+    }
+
+    // out = O / l; a row that attended nothing (l == 0: every key masked) is 0.
+    void write_output(Index b, Index h, Index q0, Index rows) const {
+        for (Index i = 0; i < rows; ++i) {
+            const T l = row_sum_[i];
+            const T inv = l > T(0) ? T(1) / l : T(0);
+            const T* o = acc_ + i * t_.padded_dim;
+            T* out = p_.out_at(b, h, q0 + i);
+            for (Index k = 0; k < p_.head_dim; ++k) out[k] = o[k] * inv;
+        }
+    }
+
+    const nn::AttentionProblem<T>& p_;
+    const Tiles& t_;
+    T *keys_, *values_, *queries_, *scores_, *acc_, *row_max_, *row_sum_;
+    Index packed_ = -1;
+};
+
+// Bytes of workspace the fused kernel allocates for a problem of this size on `threads` threads.
+template <class T>
+Index fused_attention_workspace_bytes(Index queries, Index keys, Index head_dim, int threads) {
+    return FusedAttentionTiles<T>(queries, keys, head_dim).thread_workspace() * Index(threads) *
+           Index(sizeof(T));
+}
+
+template <class T>
+int fused_attention_threads(const nn::AttentionProblem<T>& p, int requested) {
+    const FusedAttentionTiles<T> tiles(p.queries, p.keys, p.head_dim);
+    const Index items = p.batch * p.heads * tiles.query_tiles;
+    return static_cast<int>(std::max<Index>(1, std::min<Index>(requested, items)));
+}
+
+template <class T>
+void fused_attention(const nn::AttentionProblem<T>& p, int threads) {
+    const FusedAttentionTiles<T> tiles(p.queries, p.keys, p.head_dim);
+    if (p.batch * p.heads * p.queries == 0) return;
+    if (p.keys == 0) {  // nothing to attend: every row is fully masked
+        for (Index b = 0; b < p.batch; ++b)
+            for (Index h = 0; h < p.heads; ++h)
+                for (Index i = 0; i < p.queries; ++i) std::fill_n(p.out_at(b, h, i), p.head_dim, T(0));
+        return;
+    }
+    const Index items = p.batch * p.heads * tiles.query_tiles;
+    threads = fused_attention_threads(p, threads);
+    const Index per_thread = tiles.thread_workspace();
+    AlignedBuffer<T> workspace(per_thread * threads);  // allocated here: nothing may throw in the region
+    parallel_region(threads, [&](int thread, int thread_count) {
+        FusedAttentionWorker<T> worker(p, tiles, workspace.data() + per_thread * thread);
+        const ItemRange share = static_share(items, thread, thread_count);
+        for (Index item = share.begin; item < share.end; ++item) worker.run(item);
+    });
+}
+
+}  // namespace vit3d::detail

@@ -1,0 +1,69 @@
+#pragma once
+// softmax(Q K^T * scale + bias) V over strided views of existing buffers: the interface shared by
+// MultiHeadAttention and the two attention kernels, so that neither kernel copies its operands into a
+// layout of its own before it starts. Every view addresses element k of head h, token n, batch b at
+//     data + b * batch_stride + h * head_stride + n * token_stride + k        (k < head_dim contiguous)
+// which covers the fused qkv output [B, N, 3, H, d], the merged heads [B, N, H, d] and [B, H, N, d].
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "vit3d/core/config.hpp"
+#include "vit3d/core/error.hpp"
+
+namespace vit3d::nn {
+
+// Which algorithm computes the attention.
+//   fused: tiled over queries and keys with an online softmax (FlashAttention); never forms the Nq x Nk
+//          scores, works in O(tile^2 + Nk * head_dim) memory per thread. The default.
+//   naive: the scores of one (batch, head) as a matrix, softmax, then one product with V. The reference in
+//          tests, and the kernel that can return the attention weights.
+//   automatic: fused, unless the caller asks for the weights.
+enum class AttentionKernel { automatic, fused, naive };
+
+template <class T>
+struct AttentionView {
+    const T* data = nullptr;
+    Index batch_stride = 0, head_stride = 0, token_stride = 0;
+    const T* at(Index b, Index h, Index n) const {
+        return data + b * batch_stride + h * head_stride + n * token_stride;
+    }
+};
+
+template <class T>
+struct AttentionProblem {
+    Index batch = 0, heads = 0, queries = 0, keys = 0, head_dim = 0;
+    AttentionView<T> q, k, v;
+    T* out = nullptr;  // [.., queries, .., head_dim] with the strides below; fully overwritten
+    Index out_batch_stride = 0, out_head_stride = 0, out_token_stride = 0;
+    double scale = 1.0;
+    // Optional additive bias and 0/1 mask (1 = may attend), indexed [b, h, i, j] by these element strides
+    // (0 along broadcast axes).
+    const T* bias = nullptr;
+    std::array<Index, 4> bias_strides{};
+    const std::uint8_t* allowed = nullptr;
+    std::array<Index, 4> allowed_strides{};
+
+    T* out_at(Index b, Index h, Index n) const {
+        return out + b * out_batch_stride + h * out_head_stride + n * out_token_stride;
+    }
+    T bias_at(Index b, Index h, Index i, Index j) const {
+        return bias[b * bias_strides[0] + h * bias_strides[1] + i * bias_strides[2] + j * bias_strides[3]];
+    }
+    bool is_allowed(Index b, Index h, Index i, Index j) const {
+        return allowed[b * allowed_strides[0] + h * allowed_strides[1] + i * allowed_strides[2] +
+                       j * allowed_strides[3]] != 0;
+    }
+
+    void check(const char* op) const {
+        if (batch < 0 || heads < 0 || queries < 0 || keys < 0 || head_dim <= 0 ||
+            (batch * heads * queries > 0 && (!out || !q.data || (keys > 0 && (!k.data || !v.data)))))
+            throw shape_error(std::string(op) + ": incomplete attention problem: batch " +
+                              std::to_string(batch) + ", heads " + std::to_string(heads) + ", queries " +
+                              std::to_string(queries) + ", keys " + std::to_string(keys) + ", head_dim " +
+                              std::to_string(head_dim));
+    }
+};
+
+}  // namespace vit3d::nn

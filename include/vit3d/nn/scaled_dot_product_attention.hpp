@@ -1,0 +1,96 @@
+#pragma once
+// softmax(Q K^T * scale + bias) V for tensors [B, H, N, d] (torch's scaled_dot_product_attention layout),
+// and `attention(problem, ...)` for strided views (MultiHeadAttention's route).
+
+#include <cstdint>
+#include <string>
+
+#include "vit3d/core/config.hpp"
+#include "vit3d/core/error.hpp"
+#include "vit3d/detail/fused_attention.hpp"
+#include "vit3d/detail/naive_attention.hpp"
+#include "vit3d/nn/attention_problem.hpp"
+#include "vit3d/tensor/tensor.hpp"
+
+namespace vit3d::detail {
+// T in an argument that must not take part in template deduction (so that nullptr can be passed).
+template <class T>
+struct NonDeducedT {
+    using type = T;
+};
+template <class T>
+using NonDeduced = typename NonDeducedT<T>::type;
+}  // namespace vit3d::detail
+
+namespace vit3d::nn {
+
+// Runs the problem with the chosen kernel on vit3d::num_threads() threads. `weights`, when not null,
+// receives the softmax weights [B, H, Nq, Nk] (contiguous, B*H*Nq*Nk elements) and forces the naive kernel.
+template <class T>
+void attention(const AttentionProblem<T>& problem, AttentionKernel kernel = AttentionKernel::automatic,
+               T* weights = nullptr) {
+    problem.check("vit3d::nn::attention");
+    if (weights && kernel == AttentionKernel::fused)
+        throw std::invalid_argument(
+            "vit3d::nn::attention: the fused kernel never forms the attention weights; ask for "
+            "AttentionKernel::naive or automatic to receive them");
+    if (weights || kernel == AttentionKernel::naive)
+        detail::naive_attention(problem, weights, num_threads());
+    else
+        detail::fused_attention(problem, num_threads());
+}
+
+// Bytes of scratch memory the kernel allocates for one call with these sizes on `threads` threads
+// (the naive kernel: its scores matrices; the fused kernel: its packed keys, values and tiles).
+template <class T>
+Index attention_workspace_bytes(AttentionKernel kernel, Index batch_heads, Index queries, Index keys,
+                                Index head_dim, int threads) {
+    if (kernel == AttentionKernel::naive)
+        return std::max<Index>(1, std::min<Index>(threads, batch_heads)) * queries * keys * Index(sizeof(T));
+    const Index tiles = detail::FusedAttentionTiles<T>(queries, keys, head_dim).query_tiles;
+    const Index used = std::max<Index>(1, std::min<Index>(threads, batch_heads * tiles));
+    return detail::fused_attention_workspace_bytes<T>(queries, keys, head_dim, static_cast<int>(used));
+}
+
+// q [B, H, Nq, d], k and v [B, H, Nk, d] -> [B, H, Nq, d]. bias (additive) and allowed (1 = attend)
+// broadcast to [B, H, Nq, Nk]. scale defaults to 1/sqrt(d).
+template <class T>
+Tensor<T> scaled_dot_product_attention(const Tensor<T>& q, const Tensor<T>& k, const Tensor<T>& v,
+                                       const Tensor<detail::NonDeduced<T>>* bias = nullptr,
+                                       const Tensor<std::uint8_t>* allowed = nullptr,
+                                       AttentionKernel kernel = AttentionKernel::automatic,
+                                       double scale = 0.0) {
+    const char* op = "vit3d::nn::scaled_dot_product_attention";
+    if (q.rank() != 4 || k.rank() != 4 || v.shape() != k.shape() || k.dim(0) != q.dim(0) ||
+        k.dim(1) != q.dim(1) || k.dim(3) != q.dim(3) || q.dim(3) == 0)
+        throw shape_error(std::string(op) +
+                          ": expected q [B, H, Nq, d] and k, v [B, H, Nk, d] with d > 0, got q " +
+                          shape_to_string(q.shape()) + ", k " + shape_to_string(k.shape()) + ", v " +
+                          shape_to_string(v.shape()));
+    const Index B = q.dim(0), H = q.dim(1), Nq = q.dim(2), Nk = k.dim(2), d = q.dim(3);
+    const Shape scores{B, H, Nq, Nk};
+    auto strides_of = [&](const Shape& s, const char* name) {
+        bool fits = s.size() <= 4;
+        for (std::size_t i = 0; fits && i < s.size(); ++i)
+            fits = s[s.size() - 1 - i] == 1 || s[s.size() - 1 - i] == scores[3 - i];
+        if (!fits)
+            throw shape_error(std::string(op) + ": " + name + " of shape " + shape_to_string(s) +
+                              " does not broadcast to the scores " + shape_to_string(scores));
+        const Shape st = broadcast_strides(s, scores);
+        return std::array<Index, 4>{st[0], st[1], st[2], st[3]};
+    };
+    Tensor<T> out = Tensor<T>::empty(q.shape());
+    AttentionProblem<T> p;
+    p.batch = B, p.heads = H, p.queries = Nq, p.keys = Nk, p.head_dim = d;
+    p.q = {q.data(), H * Nq * d, Nq * d, d};
+    p.k = {k.data(), H * Nk * d, Nk * d, d};
+    p.v = {v.data(), H * Nk * d, Nk * d, d};
+    p.out = out.data(), p.out_batch_stride = H * Nq * d, p.out_head_stride = Nq * d, p.out_token_stride = d;
+    p.scale = scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(d));
+    if (bias) p.bias = bias->data(), p.bias_strides = strides_of(bias->shape(), "bias");
+    if (allowed) p.allowed = allowed->data(), p.allowed_strides = strides_of(allowed->shape(), "allowed");
+    attention(p, kernel);
+    return out;
+}
+
+}  // namespace vit3d::nn
