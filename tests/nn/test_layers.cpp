@@ -97,6 +97,22 @@ TEST(Activation, GeluMatchesErfAndTanhFormsAtKnownPoints) {
     EXPECT_STREQ(nn::activation_name(nn::Activation::gelu_tanh), "gelu_tanh");
 }
 
+// Float tensors take the vectorised GELU (Eigen's rational erf); over the range activations take, and far
+// beyond, it stays within 3e-7 * max(1, |x|) of the exact double-precision GELU rounded to float.
+TEST(Activation, VectorisedFloatGeluIsCloseToTheExactOne) {
+    const Index n = 2000001;
+    Tensor<float> x = Tensor<float>::empty({n});
+    for (Index i = 0; i < n; ++i) x(i) = -20.0f + 40.0f * static_cast<float>(i) / static_cast<float>(n - 1);
+    const Tensor<float> y = nn::activate(x, nn::Activation::gelu);
+    double worst = 0;
+    for (Index i = 0; i < n; ++i) {
+        const double exact = nn::gelu(static_cast<double>(x(i)));
+        worst = std::max(worst, std::abs(y(i) - exact) / std::max(1.0, std::abs(static_cast<double>(x(i)))));
+    }
+    EXPECT_LE(worst, 3e-7);
+    EXPECT_EQ(nn::activate(Tensor<float>::zeros({3}), nn::Activation::gelu)(1), 0.0f);
+}
+
 TYPED_TEST(LayersTyped, MlpIsLinearGeluLinear) {
     using T = TypeParam;
     nn::Mlp<T> mlp(4, 8);

@@ -56,4 +56,21 @@ inline VisionTransformerConfig<3> reg2rg_vit3d() {
     return c;
 }
 
+// MONAI's ViT (monai.networks.nets.ViT, classification=True, proj_type="conv") in its ViT-B size on a
+// single-channel [B, 1, 256, 256, 64] CT volume with 16x16x4 patches: 4,096 patch tokens plus the class
+// token = 4,097. Positions cover the patches only (the class token is prepended after), LayerNorm eps 1e-5,
+// no qkv bias, and a Tanh after the classification Linear, as MONAI builds it.
+inline VisionTransformerConfig<3> monai_vit_b_3d(Index num_classes = 2) {
+    VisionTransformerConfig<3> c;
+    c.input_size = {256, 256, 64};
+    c.patch_size = {16, 16, 4};
+    c.channels = 1;
+    c.num_classes = num_classes;
+    c.pos_embed_covers_class_token = false;
+    c.eps = 1e-5;
+    c.qkv_bias = false;
+    c.head_activation = nn::Activation::tanh;
+    return c;
+}
+
 }  // namespace vit3d::models

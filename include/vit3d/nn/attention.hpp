@@ -12,8 +12,9 @@
 //   - context: keys and values come from this sequence [B, Nk, D] instead of x (cross-attention);
 //   - weights: receives the softmax attention weights [B, heads, Nq, Nk].
 // A query row whose keys are all masked attends nothing: its weights are 0 and its output, before the
-// output projection, is 0 (torch gives NaN there).
+// output projection, is 0 (torch gives NaN there). Both kernels (AttentionKernel) agree on this.
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -22,8 +23,10 @@
 #include <utility>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/detail/gemm.hpp"
 #include "vit3d/nn/linear.hpp"
 #include "vit3d/nn/parameters.hpp"
+#include "vit3d/nn/scaled_dot_product_attention.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
 namespace vit3d::nn {
@@ -42,6 +45,8 @@ struct MultiHeadAttention {
     std::optional<Linear<T>> proj;  // [dim, heads * head_dim]  ("<prefix>.proj"); absent = identity
     Index num_heads = 1;
     Index head_dim = 0;
+    // Fused by default; asking for the weights (AttentionInputs::weights) always takes the naive kernel.
+    AttentionKernel kernel = AttentionKernel::automatic;
 
     MultiHeadAttention() = default;
     // head_dim defaults to dim / heads (dim must divide); vit-pytorch sets it independently.
@@ -99,31 +104,21 @@ struct MultiHeadAttention {
             kv_stride = 2 * I;
         }
 
-        using Matrix = typename Tensor<T>::RowMajorMatrix;
-        using Strided = Eigen::Map<const Matrix, 0, Eigen::OuterStride<>>;
-        using StridedOut = Eigen::Map<Matrix, 0, Eigen::OuterStride<>>;
         Tensor<T> heads_out = Tensor<T>::empty({B, Nq, I});
+        AttentionProblem<T> problem;
+        problem.batch = B, problem.heads = num_heads, problem.queries = Nq, problem.keys = Nk;
+        problem.head_dim = head_dim;
+        problem.q = {q_base, Nq * q_stride, head_dim, q_stride};
+        problem.k = {k_base, Nk * kv_stride, head_dim, kv_stride};
+        problem.v = {v_base, Nk * kv_stride, head_dim, kv_stride};
+        problem.out = heads_out.data();
+        problem.out_batch_stride = Nq * I, problem.out_head_stride = head_dim, problem.out_token_stride = I;
+        problem.scale = scale();
+        if (in.bias) problem.bias = in.bias->data(), problem.bias_strides = as_array(bias_strides);
+        if (in.allowed)
+            problem.allowed = in.allowed->data(), problem.allowed_strides = as_array(allowed_strides);
         if (in.weights) *in.weights = Tensor<T>::empty(scores_shape);
-        Matrix scores(Nq, Nk);
-        const T scale_t = static_cast<T>(scale());
-        for (Index b = 0; b < B; ++b) {
-            for (Index h = 0; h < num_heads; ++h) {
-                const Strided Q(q_base + b * Nq * q_stride + h * head_dim, Nq, head_dim,
-                                Eigen::OuterStride<>(q_stride));
-                const Strided K(k_base + b * Nk * kv_stride + h * head_dim, Nk, head_dim,
-                                Eigen::OuterStride<>(kv_stride));
-                const Strided V(v_base + b * Nk * kv_stride + h * head_dim, Nk, head_dim,
-                                Eigen::OuterStride<>(kv_stride));
-                scores.noalias() = (Q * K.transpose()) * scale_t;
-                add_bias_and_mask(scores, in, bias_strides, allowed_strides, b, h);
-                softmax_rows(scores);
-                StridedOut O(heads_out.data() + b * Nq * I + h * head_dim, Nq, head_dim,
-                             Eigen::OuterStride<>(I));
-                O.noalias() = scores * V;
-                if (in.weights)
-                    Eigen::Map<Matrix>(in.weights->data() + (b * num_heads + h) * Nq * Nk, Nq, Nk) = scores;
-            }
-        }
+        attention(problem, kernel, in.weights ? in.weights->data() : nullptr);
         return proj ? proj->forward(heads_out) : heads_out;
     }
 
@@ -153,9 +148,10 @@ struct MultiHeadAttention {
         out_shape.back() = count;
         Tensor<T> y = Tensor<T>::empty(out_shape);
         if (y.size() == 0) return y;
-        auto Y = y.as_matrix();
-        Y.noalias() = x.as_matrix() * qkv.weight.as_matrix().middleRows(first, count).transpose();
-        if (qkv.bias) Y.rowwise() += qkv.bias->flat().segment(first, count).transpose();
+        const Index D = x.dim(-1);
+        detail::gemm_abt(y.size() / count, count, D, x.data(), D, qkv.weight.data() + first * D, D, y.data(),
+                         count);
+        if (qkv.bias) y.as_matrix().rowwise() += qkv.bias->flat().segment(first, count).transpose();
         return y;
     }
 
@@ -174,42 +170,7 @@ struct MultiHeadAttention {
         return broadcast_strides(*shape, scores);
     }
 
-    template <class Matrix>
-    static void add_bias_and_mask(Matrix& scores, const AttentionInputs<T>& in, const Shape& bias_strides,
-                                  const Shape& allowed_strides, Index b, Index h) {
-        const Index Nq = scores.rows(), Nk = scores.cols();
-        if (in.bias) {
-            const T* base = in.bias->data() + b * bias_strides[0] + h * bias_strides[1];
-            for (Index i = 0; i < Nq; ++i)
-                for (Index j = 0; j < Nk; ++j)
-                    scores(i, j) += base[i * bias_strides[2] + j * bias_strides[3]];
-        }
-        if (in.allowed) {
-            const std::uint8_t* base = in.allowed->data() + b * allowed_strides[0] + h * allowed_strides[1];
-            for (Index i = 0; i < Nq; ++i)
-                for (Index j = 0; j < Nk; ++j)
-                    if (!base[i * allowed_strides[2] + j * allowed_strides[3]])
-                        scores(i, j) = -std::numeric_limits<T>::infinity();
-        }
-    }
-
-    // Row-wise softmax in place; a row that is -inf everywhere (all keys masked) becomes 0.
-    template <class Matrix>
-    static void softmax_rows(Matrix& scores) {
-        for (Index i = 0; i < scores.rows(); ++i) {
-            auto row = scores.row(i);
-            const T max = row.maxCoeff();
-            if (max == -std::numeric_limits<T>::infinity()) {
-                row.setZero();
-                continue;
-            }
-            // Eigen's vectorised exp clamps its argument (exp(-inf) comes out ~1e-39), so masked scores are
-            // zeroed explicitly: a masked key must contribute nothing at all.
-            const T neg_inf = -std::numeric_limits<T>::infinity();
-            row = (row.array() == neg_inf).select(T(0), (row.array() - max).exp());
-            row /= row.sum();
-        }
-    }
+    static std::array<Index, 4> as_array(const Shape& s) { return {s[0], s[1], s[2], s[3]}; }
 };
 
 }  // namespace vit3d::nn

@@ -4,10 +4,13 @@
 // 1e-6 in torchvision's and timm's ViTs, 1e-5 (PyTorch's default) in vit-pytorch, MONAI and
 // nn.TransformerEncoderLayer.
 
+#include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 #include <string>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/detail/threading.hpp"
 #include "vit3d/nn/parameters.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
@@ -36,20 +39,22 @@ struct LayerNorm {
                               ", bias " + shape_to_string(bias.shape()));
         Tensor<T> y = Tensor<T>::empty(x.shape());
         const Index rows = d == 0 ? 0 : x.size() / d;
-        const T* g = weight.data();
-        const T* b = bias.data();
-        for (Index r = 0; r < rows; ++r) {
-            const T* in = x.data() + r * d;
-            T* out = y.data() + r * d;
-            double mean = 0;
-            for (Index i = 0; i < d; ++i) mean += in[i];
-            mean /= static_cast<double>(d);
-            double var = 0;
-            for (Index i = 0; i < d; ++i) var += (in[i] - mean) * (in[i] - mean);
-            var /= static_cast<double>(d);
-            const double inv = 1.0 / std::sqrt(var + eps);
-            for (Index i = 0; i < d; ++i) out[i] = static_cast<T>((in[i] - mean) * inv * g[i] + b[i]);
-        }
+        using Row = Eigen::Array<T, Eigen::Dynamic, 1>;
+        const Eigen::Map<const Row> g(weight.data(), d), b(bias.data(), d);
+        const T* in_data = x.data();
+        T* out_data = y.data();
+        const Index rows_per_thread = std::max<Index>(1, (Index(1) << 14) / std::max<Index>(d, 1));
+        vit3d::detail::parallel_for(rows, rows_per_thread, [&](Index first, Index last) {
+            for (Index r = first; r < last; ++r) {
+                const auto in = Eigen::Map<const Row>(in_data + r * d, d).template cast<double>();
+                const double mean = in.sum() / static_cast<double>(d);
+                const double var = (in - mean).square().sum() / static_cast<double>(d);
+                const double inv = 1.0 / std::sqrt(var + eps);
+                Eigen::Map<Row>(out_data + r * d, d) =
+                    ((in - mean) * inv * g.template cast<double>() + b.template cast<double>())
+                        .template cast<T>();
+            }
+        });
         return y;
     }
 

@@ -1,11 +1,13 @@
 #pragma once
 // nn.Linear: y = x W^T + b over the last axis, with W stored [out, in] as in PyTorch.
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <utility>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/detail/gemm.hpp"
 #include "vit3d/nn/parameters.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
@@ -19,13 +21,9 @@ Tensor<T> affine(const Tensor<T>& x, const T* weight, Index out, Index in, const
     out_shape.back() = out;
     Tensor<T> y = Tensor<T>::empty(out_shape);
     if (y.size() == 0) return y;
-    auto Y = y.as_matrix();
-    if (in == 0) {
-        Y.setZero();
-    } else {
-        Y.noalias() = x.as_matrix() * typename Tensor<T>::ConstMatrixMap(weight, out, in).transpose();
-    }
-    if (bias) Y.rowwise() += bias->flat().transpose();
+    const Index rows = y.size() / out;
+    detail::gemm_abt(rows, out, in, x.data(), in, weight, in, y.data(), out);
+    if (bias) y.as_matrix().rowwise() += bias->flat().transpose();
     return y;
 }
 
