@@ -1,0 +1,105 @@
+// Attention throughput. "attention/<kernel>/B:<B>/N:<N>/threads:<t>": softmax(Q K^T / 8) V alone, 12 heads of
+// 64, float, inputs [B, 12, N, 64] and output preallocated; "mha/<kernel>/...": the whole
+// MultiHeadAttention module of width 768 (qkv projection, attention, output projection) on x [B, N, 768].
+// Counters: GFLOPs (attention alone: 4 B H N^2 d FLOP; module: that plus the projections' 8 B N D^2),
+// tokens_per_s, workspace_bytes (scratch the kernel allocates), peak_rss_bytes (this benchmark's own peak).
+//
+//   ./build-bench/bench/bench_attention --benchmark_counters_tabular=true
+// compare_peers.py runs one benchmark per process (--benchmark_filter) so peaks do not mix.
+
+#include <benchmark/benchmark.h>
+
+#include <string>
+#include <vit3d.hpp>
+
+#include "bench_support.hpp"
+
+namespace {
+
+using vit3d::Index;
+using vit3d::Tensor;
+using vit3d::nn::AttentionKernel;
+using vit3d::nn::AttentionProblem;
+
+constexpr Index kHeads = 12, kHeadDim = 64, kDim = kHeads * kHeadDim;
+
+const char* name_of(AttentionKernel k) { return k == AttentionKernel::naive ? "naive" : "fused"; }
+
+void attention_alone(benchmark::State& state, AttentionKernel kernel, Index B, Index N, int threads) {
+    vit3d::set_num_threads(threads);
+    vit3d::bench::reset_peak_rss();
+    const Tensor<float> q = Tensor<float>::randn({B, kHeads, N, kHeadDim}, 1);
+    const Tensor<float> k = Tensor<float>::randn({B, kHeads, N, kHeadDim}, 2);
+    const Tensor<float> v = Tensor<float>::randn({B, kHeads, N, kHeadDim}, 3);
+    Tensor<float> out = Tensor<float>::empty({B, kHeads, N, kHeadDim});
+    AttentionProblem<float> p;
+    p.batch = B, p.heads = kHeads, p.queries = p.keys = N, p.head_dim = kHeadDim;
+    p.q = {q.data(), kHeads * N * kHeadDim, N * kHeadDim, kHeadDim};
+    p.k = {k.data(), kHeads * N * kHeadDim, N * kHeadDim, kHeadDim};
+    p.v = {v.data(), kHeads * N * kHeadDim, N * kHeadDim, kHeadDim};
+    p.out = out.data(), p.out_batch_stride = kHeads * N * kHeadDim, p.out_head_stride = N * kHeadDim;
+    p.out_token_stride = kHeadDim;
+    p.scale = 0.125;
+    for (auto _ : state) {
+        vit3d::nn::attention(p, kernel);
+        benchmark::DoNotOptimize(out.data());
+        benchmark::ClobberMemory();
+    }
+    const double flops = 4.0 * double(B) * kHeads * double(N) * double(N) * kHeadDim;
+    state.counters["GFLOPs"] = vit3d::bench::rate(flops * 1e-9);
+    state.counters["tokens_per_s"] = vit3d::bench::rate(double(B * N));
+    state.counters["workspace_bytes"] =
+        double(vit3d::nn::attention_workspace_bytes<float>(kernel, B * kHeads, N, N, kHeadDim, threads));
+    state.counters["peak_rss_bytes"] = vit3d::bench::peak_rss_bytes();
+    vit3d::set_num_threads(0);
+}
+
+void attention_module(benchmark::State& state, AttentionKernel kernel, Index B, Index N, int threads) {
+    vit3d::set_num_threads(threads);
+    vit3d::bench::reset_peak_rss();
+    vit3d::nn::MultiHeadAttention<float> mha(kDim, kHeads);
+    mha.qkv.weight = Tensor<float>::randn(mha.qkv.weight.shape(), 1, 0.f, 0.02f);
+    mha.proj->weight = Tensor<float>::randn(mha.proj->weight.shape(), 2, 0.f, 0.02f);
+    mha.kernel = kernel;
+    const Tensor<float> x = Tensor<float>::randn({B, N, kDim}, 3);
+    for (auto _ : state) {
+        Tensor<float> y = mha.forward(x);
+        benchmark::DoNotOptimize(y.data());
+    }
+    const double flops = 4.0 * double(B) * kHeads * double(N) * double(N) * kHeadDim +
+                         8.0 * double(B) * double(N) * kDim * kDim;
+    state.counters["GFLOPs"] = vit3d::bench::rate(flops * 1e-9);
+    state.counters["tokens_per_s"] = vit3d::bench::rate(double(B * N));
+    state.counters["peak_rss_bytes"] = vit3d::bench::peak_rss_bytes();
+    vit3d::set_num_threads(0);
+}
+
+struct Shape {
+    Index B, N;
+};
+constexpr Shape kShapes[] = {{1, 197}, {8, 197}, {1, 1024}, {1, 4096}, {1, 16384}};
+
+std::string case_name(const char* what, AttentionKernel k, Shape s, int threads) {
+    return std::string(what) + "/" + name_of(k) + "/B:" + std::to_string(s.B) + "/N:" + std::to_string(s.N) +
+           "/threads:" + std::to_string(threads);
+}
+
+const bool registered = [] {
+    for (int threads : {1, 2})
+        for (Shape s : kShapes) {
+            for (AttentionKernel k : {AttentionKernel::fused, AttentionKernel::naive})
+                benchmark::RegisterBenchmark(case_name("attention", k, s, threads).c_str(), attention_alone,
+                                             k, s.B, s.N, threads)
+                    ->Unit(benchmark::kMillisecond)
+                    ->UseRealTime();
+            benchmark::RegisterBenchmark(case_name("mha", AttentionKernel::fused, s, threads).c_str(),
+                                         attention_module, AttentionKernel::fused, s.B, s.N, threads)
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime();
+        }
+    return true;
+}();
+
+}  // namespace
+
+BENCHMARK_MAIN();
