@@ -1,15 +1,17 @@
 #pragma once
-// C = A B^T for row-major matrices, the product behind every linear layer (B is a PyTorch weight [out, in]).
-// By default Eigen computes it, on vit3d::num_threads() threads. Configured with VIT3D_USE_BLAS (CMake option
-// of the same name), float and double go to the BLAS's cblas_?gemm instead: OpenBLAS reaches about 85% of
-// this class of CPU's FMA peak where Eigen reaches about 70%. OpenBLAS then runs on vit3d::num_threads() of
-// its own threads.
+// C = A B^T + bias for row-major matrices, the product behind every linear layer (B is a PyTorch weight
+// [out, in]). By default vit3d's own packed kernel computes it (detail/gemm_kernel.hpp) on
+// vit3d::num_threads() threads. Configured with VIT3D_USE_BLAS (CMake option of the same name), float and
+// double go to the BLAS's cblas_?gemm instead, on vit3d::num_threads() of OpenBLAS's own threads.
+// bench/bench_gemm.cpp measures the three (vit3d, Eigen, BLAS) side by side.
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <atomic>
 #include <type_traits>
 
 #include "vit3d/core/config.hpp"
+#include "vit3d/detail/gemm_kernel.hpp"
 #include "vit3d/detail/threading.hpp"
 
 #ifdef VIT3D_USE_BLAS
@@ -30,9 +32,11 @@ inline void set_blas_threads(int threads) {
 }
 #endif
 
-// C [M, N] = A [M, K] * B [N, K]^T; lda, ldb, ldc are the row strides (elements). C is overwritten.
+// Eigen's GEMM for the same product, on vit3d::num_threads() threads: kept as the yardstick for
+// bench/bench_gemm.cpp.
 template <class T>
-void gemm_abt(Index M, Index N, Index K, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc) {
+void eigen_gemm_abt(Index M, Index N, Index K, const T* A, Index lda, const T* B, Index ldb, T* C,
+                    Index ldc) {
     using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using In = Eigen::Map<const Matrix, 0, Eigen::OuterStride<>>;
     using Out = Eigen::Map<Matrix, 0, Eigen::OuterStride<>>;
@@ -42,24 +46,37 @@ void gemm_abt(Index M, Index N, Index K, const T* A, Index lda, const T* B, Inde
         c.setZero();
         return;
     }
-    const int threads = num_threads();
-#ifdef VIT3D_USE_BLAS
-    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-        set_blas_threads(threads);
-        const auto m = static_cast<int>(M), n = static_cast<int>(N), k = static_cast<int>(K);
-        if constexpr (std::is_same_v<T, float>)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, A, static_cast<int>(lda), B,
-                        static_cast<int>(ldb), 0.0f, C, static_cast<int>(ldc));
-        else
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0, A, static_cast<int>(lda), B,
-                        static_cast<int>(ldb), 0.0, C, static_cast<int>(ldc));
-        return;
-    }
-#endif
     // Eigen parallelises a large product with OpenMP over omp_get_max_threads() threads (and runs it serially
     // inside someone else's parallel region): make that vit3d's count.
-    ScopedOpenMPThreads eigen_threads(threads);
+    ScopedOpenMPThreads eigen_threads(num_threads());
     c.noalias() = In(A, M, K, Eigen::OuterStride<>(lda)) * In(B, N, K, Eigen::OuterStride<>(ldb)).transpose();
+}
+
+// C [M, N] = A [M, K] * B [N, K]^T + bias [N] (bias may be null); lda, ldb, ldc are the row strides
+// (elements). C is overwritten.
+template <class T>
+void gemm_abt(Index M, Index N, Index K, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc,
+              const T* bias = nullptr) {
+    if (M <= 0 || N <= 0) return;
+#ifdef VIT3D_USE_BLAS
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+        if (K > 0) {
+            set_blas_threads(num_threads());
+            const auto m = static_cast<int>(M), n = static_cast<int>(N), k = static_cast<int>(K);
+            const T beta = bias ? T(1) : T(0);
+            if (bias)
+                for (Index i = 0; i < M; ++i) std::copy(bias, bias + N, C + i * ldc);
+            if constexpr (std::is_same_v<T, float>)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, A, static_cast<int>(lda),
+                            B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
+            else
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0, A, static_cast<int>(lda),
+                            B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
+            return;
+        }
+    }
+#endif
+    packed_gemm_abt(M, N, K, A, lda, B, ldb, C, ldc, bias, num_threads());
 }
 
 }  // namespace vit3d::detail

@@ -150,8 +150,7 @@ struct MultiHeadAttention {
         if (y.size() == 0) return y;
         const Index D = x.dim(-1);
         detail::gemm_abt(y.size() / count, count, D, x.data(), D, qkv.weight.data() + first * D, D, y.data(),
-                         count);
-        if (qkv.bias) y.as_matrix().rowwise() += qkv.bias->flat().segment(first, count).transpose();
+                         count, qkv.bias ? qkv.bias->data() + first : nullptr);
         return y;
     }
 

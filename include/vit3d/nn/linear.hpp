@@ -22,8 +22,7 @@ Tensor<T> affine(const Tensor<T>& x, const T* weight, Index out, Index in, const
     Tensor<T> y = Tensor<T>::empty(out_shape);
     if (y.size() == 0) return y;
     const Index rows = y.size() / out;
-    detail::gemm_abt(rows, out, in, x.data(), in, weight, in, y.data(), out);
-    if (bias) y.as_matrix().rowwise() += bias->flat().transpose();
+    detail::gemm_abt(rows, out, in, x.data(), in, weight, in, y.data(), out, bias ? bias->data() : nullptr);
     return y;
 }
 
