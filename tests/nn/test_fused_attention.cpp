@@ -87,6 +87,44 @@ TYPED_TEST(FusedAttention, VectorisedExpIsWithinTwoUlpAndFlushesBelowTheNormalRa
     EXPECT_LE(worst_ulp, 2.0);
 }
 
+TYPED_TEST(FusedAttention, VectorisedExp2IsWithinTwoUlpAndFlushesBelowTheNormalRange) {
+    using T = TypeParam;
+    using P = vit3d::detail::Packet<T>;
+    constexpr int W = vit3d::detail::packet_width<T>;
+    // The fused softmax's scores are in base 2: 2^x for x in [-inf, 0]. float flushes below 2^-126; double
+    // (computed as e^(x ln 2)) below its own normal range.
+    const double flush = std::is_same_v<T, float> ? -126.0 : -1022.0;
+    std::vector<T> xs{T(0),
+                      -std::numeric_limits<T>::infinity(),
+                      -std::numeric_limits<T>::max(),
+                      T(flush),
+                      std::nextafter(T(flush), T(0)),
+                      std::nextafter(T(flush), T(-2000)),
+                      T(-0.5),
+                      T(0.5) - T(1)};
+    const int steps = 400000;
+    for (int i = 0; i <= steps; ++i) xs.push_back(static_cast<T>(flush * 1.03 * i / steps));
+    while (xs.size() % W) xs.push_back(T(0));
+    double worst_ulp = 0;
+    for (std::size_t i = 0; i < xs.size(); i += W) {
+        alignas(64) T out[W];
+        Eigen::internal::pstoreu(out, vit3d::detail::exp2_flushed<T>(Eigen::internal::ploadu<P>(&xs[i])));
+        for (int l = 0; l < W; ++l) {
+            const T x = xs[i + l];
+            if (x < T(flush)) {
+                ASSERT_EQ(out[l], T(0)) << "2^" << x;
+                continue;
+            }
+            const long double exact = std::exp2(static_cast<long double>(x));
+            const T rounded = static_cast<T>(exact);
+            const long double ulp = std::nextafter(rounded, std::numeric_limits<T>::infinity()) - rounded;
+            worst_ulp = std::max(worst_ulp, static_cast<double>(std::abs(out[l] - exact) / ulp));
+        }
+    }
+    // double loses up to |x| * 2^-53 relative to the rounding of x ln 2: allow that at |x| <= 1022.
+    EXPECT_LE(worst_ulp, (std::is_same_v<T, float> ? 2.0 : 1024.0));
+}
+
 struct Case {
     Index B, H, Nq, Nk, d;
 };

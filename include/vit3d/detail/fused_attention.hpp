@@ -3,6 +3,7 @@
 // each key tile in turn:
 //     S = (Q * scale) K^T + bias, masked keys -inf      [query tile x key tile], in a small buffer
 //     m' = max(m, rowmax S);  P = exp(S - m');  l = l e^(m - m') + rowsum P;  O = O e^(m - m') + P V
+// (computed in base 2: S and m carry a factor log2(e), and exp(S - m) = 2^(S - m)),
 // and finally out = O / l. The Nq x Nk scores never exist; per thread the memory is one (batch, head)'s keys
 // and values, repacked (O(Nk * head_dim)), plus tile-sized buffers.
 //
@@ -113,6 +114,8 @@ class FusedAttentionWorker {
     static constexpr int W = packet_width<T>;
     static constexpr int R = Tiles::rows;
     static constexpr T neg_inf = -std::numeric_limits<T>::infinity();
+    static constexpr double log2e = 1.44269504088896340735992468100189214;
+    static constexpr T log2e_t = static_cast<T>(log2e);
 
   public:
     FusedAttentionWorker(const nn::AttentionProblem<T>& problem, const Tiles& tiles, T* workspace)
@@ -177,11 +180,12 @@ class FusedAttentionWorker {
         }
     }
 
-    // Queries times the scale (folded in here, once per element, rather than into every score); rows past
-    // the last query are 0.
+    // Queries times scale * log2(e) (folded in here, once per element, rather than into every score): the
+    // scores come out in base-2 units, so the softmax takes 2^x, cheaper than e^x; rows past the last query
+    // are 0.
     void pack_queries(Index b, Index h, Index q0, Index rows, Index padded_rows) {
         const Index d = p_.head_dim;
-        const T scale = static_cast<T>(p_.scale);
+        const T scale = static_cast<T>(p_.scale * log2e);
         for (Index i = 0; i < rows; ++i) {
             const T* query = p_.q.at(b, h, q0 + i);
             for (Index k = 0; k < d; ++k) queries_[i * d + k] = query[k] * scale;
@@ -224,11 +228,11 @@ class FusedAttentionWorker {
         const P shift = pset1<P>(new_max);
         P sum = pset1<P>(T(0));
         for (Index j = 0; j < padded; j += W) {
-            const P e = exp_flushed<T>(psub(ploadu<P>(s + j), shift));
+            const P e = exp2_flushed<T>(psub(ploadu<P>(s + j), shift));
             pstoreu(s + j, e);
             sum = padd(sum, e);
         }
-        const T rescale = old_max == neg_inf ? T(0) : std::exp(old_max - new_max);
+        const T rescale = old_max == neg_inf ? T(0) : std::exp2(old_max - new_max);
         row_max_[i] = new_max;
         row_sum_[i] = row_sum_[i] * rescale + predux(sum);
         if (rescale != T(1)) {
@@ -242,9 +246,9 @@ class FusedAttentionWorker {
         const T* row = p_.bias + b * p_.bias_strides[0] + h * p_.bias_strides[1] + qi * p_.bias_strides[2];
         const Index step = p_.bias_strides[3];
         if (step == 1) {
-            for (Index j = 0; j < count; ++j) s[j] += row[j0 + j];
+            for (Index j = 0; j < count; ++j) s[j] += row[j0 + j] * log2e_t;
         } else {
-            for (Index j = 0; j < count; ++j) s[j] += row[(j0 + j) * step];
+            for (Index j = 0; j < count; ++j) s[j] += row[(j0 + j) * step] * log2e_t;
         }
     }
 
