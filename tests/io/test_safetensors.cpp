@@ -319,8 +319,10 @@ TYPED_TEST(SafetensorsRoundTrip, WriteAndReadAFileInChunks) {
     const std::map<std::string, const Tensor<T>*> tensors = {{"big", &big}, {"small", &small}};
     for (DType dtype : kAllDTypes) {
         SCOPED_TRACE(dtype_name(dtype));
-        const std::string path =
-            ::testing::TempDir() + "vit3d_test_safetensors_" + dtype_name(dtype) + ".safetensors";
+        // One file per element type and dtype: ctest -j runs the float and double instances at the same time.
+        const std::string path = ::testing::TempDir() + "vit3d_test_safetensors_" +
+                                 (std::is_same_v<T, float> ? "float_" : "double_") + dtype_name(dtype) +
+                                 ".safetensors";
         write_safetensors(path, tensors, {{"k", "v"}}, dtype);
         EXPECT_EQ(ReadBytes(path), serialize_safetensors(tensors, {{"k", "v"}}, dtype));
         const Safetensors file = Safetensors::read(path);
