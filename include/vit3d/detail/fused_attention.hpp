@@ -7,12 +7,12 @@
 // and finally out = O / l. The Nq x Nk scores never exist; per thread the memory is one (batch, head)'s keys
 // and values, repacked (O(Nk * head_dim)), plus tile-sized buffers.
 //
-// Both products run in register-blocked micro-kernels over Eigen's packets: `rows` query rows times
-// `vectors` packets of columns accumulate in registers, with one operand broadcast from memory. Keys are
-// repacked transposed (head_dim x key tile) so that S is computed a row of packets at a time, values
-// padded to whole packets so that any head_dim works. Work is split over (batch, head, query tile) with a
-// static schedule; a query row is always computed by one thread in the same order, so the result does not
-// depend on the thread count at all.
+// Both products run in the GEMM's register-blocked micro-kernel (detail::micro_kernel): `rows` query rows
+// times `vectors` packets of columns accumulate in registers, with one operand broadcast from memory. Keys
+// are repacked transposed (head_dim x key tile, detail::pack_transposed) so that S is computed a row of
+// packets at a time, values padded to whole packets so that any head_dim works. Work is split over (batch,
+// head, query tile) with a static schedule; a query row is always computed by one thread in the same order,
+// so the result does not depend on the thread count at all.
 
 #include <algorithm>
 #include <cstdint>
@@ -20,6 +20,7 @@
 
 #include "vit3d/core/config.hpp"
 #include "vit3d/detail/aligned_buffer.hpp"
+#include "vit3d/detail/gemm_kernel.hpp"
 #include "vit3d/detail/packet_math.hpp"
 #include "vit3d/detail/threading.hpp"
 #include "vit3d/nn/attention_problem.hpp"
@@ -61,50 +62,6 @@ struct FusedAttentionTiles {
                accumulator_size() + 2 * part(query_tile);
     }
 };
-
-// S[rows x block_columns] = Q[rows x d] * Kt[d x block_columns]; Q rows `d` apart, Kt rows `kt_stride`
-// apart, S rows `s_stride` apart.
-template <class T, int Rows, int Vectors>
-inline void scores_block(const T* q, Index d, const T* kt, Index kt_stride, T* s, Index s_stride) {
-    using namespace Eigen::internal;
-    using P = Packet<T>;
-    constexpr int W = packet_width<T>;
-    P acc[Rows][Vectors];
-    for (int r = 0; r < Rows; ++r)
-        for (int c = 0; c < Vectors; ++c) acc[r][c] = pset1<P>(T(0));
-    for (Index k = 0; k < d; ++k) {
-        P key[Vectors];
-        for (int c = 0; c < Vectors; ++c) key[c] = ploadu<P>(kt + k * kt_stride + c * W);
-        for (int r = 0; r < Rows; ++r) {
-            const P query = pset1<P>(q[r * d + k]);
-            for (int c = 0; c < Vectors; ++c) acc[r][c] = pmadd(query, key[c], acc[r][c]);
-        }
-    }
-    for (int r = 0; r < Rows; ++r)
-        for (int c = 0; c < Vectors; ++c) pstoreu(s + r * s_stride + c * W, acc[r][c]);
-}
-
-// O[rows x Vectors packets] += P[rows x count] * V[count x Vectors packets]; P rows `p_stride` apart, V and
-// O rows `o_stride` apart.
-template <class T, int Rows, int Vectors>
-inline void values_block(const T* p, Index p_stride, Index count, const T* v, T* o, Index o_stride) {
-    using namespace Eigen::internal;
-    using P = Packet<T>;
-    constexpr int W = packet_width<T>;
-    P acc[Rows][Vectors];
-    for (int r = 0; r < Rows; ++r)
-        for (int c = 0; c < Vectors; ++c) acc[r][c] = ploadu<P>(o + r * o_stride + c * W);
-    for (Index j = 0; j < count; ++j) {
-        P value[Vectors];
-        for (int c = 0; c < Vectors; ++c) value[c] = ploadu<P>(v + j * o_stride + c * W);
-        for (int r = 0; r < Rows; ++r) {
-            const P weight = pset1<P>(p[r * p_stride + j]);
-            for (int c = 0; c < Vectors; ++c) acc[r][c] = pmadd(weight, value[c], acc[r][c]);
-        }
-    }
-    for (int r = 0; r < Rows; ++r)
-        for (int c = 0; c < Vectors; ++c) pstoreu(o + r * o_stride + c * W, acc[r][c]);
-}
 
 // One thread's state: its workspace and the (batch, head) whose keys and values are packed in it.
 template <class T>
@@ -163,14 +120,9 @@ class FusedAttentionWorker {
     void pack_keys_and_values(Index b, Index h) {
         const Index d = p_.head_dim, dp = t_.padded_dim, kt_len = Tiles::key_tile;
         for (Index kt = 0; kt < t_.key_tiles; ++kt) {
-            T* tile = keys_ + kt * kt_len * d;
             const Index j0 = kt * kt_len, count = std::min(kt_len, p_.keys - j0);
-            for (Index j = 0; j < count; ++j) {
-                const T* key = p_.k.at(b, h, j0 + j);
-                for (Index k = 0; k < d; ++k) tile[k * kt_len + j] = key[k];
-            }
-            for (Index k = 0; count < kt_len && k < d; ++k)
-                std::fill(tile + k * kt_len + count, tile + (k + 1) * kt_len, T(0));
+            pack_transposed(p_.k.at(b, h, 0), p_.k.token_stride, j0, count, 0, d, keys_ + kt * kt_len * d,
+                            kt_len);
         }
         for (Index j = 0; j < p_.keys; ++j) {
             const T* value = p_.v.at(b, h, j);
@@ -198,10 +150,10 @@ class FusedAttentionWorker {
         const Index blocks = ceil_div(count, Tiles::block_columns);
         for (Index r0 = 0; r0 < padded_rows; r0 += R)
             for (Index cb = 0; cb < blocks; ++cb)
-                scores_block<T, R, Tiles::vectors>(queries_ + r0 * p_.head_dim, p_.head_dim,
-                                                   tile + cb * Tiles::block_columns, Tiles::key_tile,
-                                                   scores_ + r0 * Tiles::key_tile + cb * Tiles::block_columns,
-                                                   Tiles::key_tile);
+                micro_kernel<T, R, Tiles::vectors>(
+                    queries_ + r0 * p_.head_dim, p_.head_dim, tile + cb * Tiles::block_columns,
+                    Tiles::key_tile, p_.head_dim, scores_ + r0 * Tiles::key_tile + cb * Tiles::block_columns,
+                    Tiles::key_tile, Tiles::block_columns, false);
     }
 
     // Bias, mask and the online softmax for query row i (global index qi) over keys [j0, j0 + count): the
@@ -260,21 +212,28 @@ class FusedAttentionWorker {
             T* o = acc_ + r0 * dp;
             Index c = 0;
             for (; c + Tiles::vectors <= packets; c += Tiles::vectors)
-                values_block<T, R, Tiles::vectors>(weights, Tiles::key_tile, count, v + c * W, o + c * W, dp);
+                accumulate_block<Tiles::vectors>(weights, count, v + c * W, o + c * W);
             switch (packets - c) {
                 case 3:
-                    values_block<T, R, 3>(weights, Tiles::key_tile, count, v + c * W, o + c * W, dp);
+                    accumulate_block<3>(weights, count, v + c * W, o + c * W);
                     break;
                 case 2:
-                    values_block<T, R, 2>(weights, Tiles::key_tile, count, v + c * W, o + c * W, dp);
+                    accumulate_block<2>(weights, count, v + c * W, o + c * W);
                     break;
                 case 1:
-                    values_block<T, R, 1>(weights, Tiles::key_tile, count, v + c * W, o + c * W, dp);
+                    accumulate_block<1>(weights, count, v + c * W, o + c * W);
                     break;
                 default:
                     break;
             }
         }
+    }
+
+    // O[rows x Vectors packets] += P[rows x count] * V[count x Vectors packets].
+    template <int Vectors>
+    void accumulate_block(const T* weights, Index count, const T* v, T* o) const {
+        const Index dp = t_.padded_dim;
+        micro_kernel<T, R, Vectors>(weights, Tiles::key_tile, v, dp, count, o, dp, Index(Vectors) * W, true);
     }
 
     // out = O / l; a row that attended nothing (l == 0: every key masked) is 0.

@@ -35,12 +35,12 @@ struct GemmTiles {
 #pragma GCC diagnostic ignored "-Wignored-attributes"
 #endif
 
-// Packs B[j0 + j, k0 + k] for j < cols, k < depth into panel[k * P + j] (P = panel width); columns past
-// `cols` are 0.
+// Packs B[j0 + j, k0 + k] for j < cols, k < depth transposed: into dst[k * dst_stride + j], columns from
+// `cols` to dst_stride set to 0. Shared by the GEMM (weight panels) and the fused attention (key tiles).
 template <class T>
-void pack_transposed_panel(const T* B, Index ldb, Index j0, Index cols, Index k0, Index depth, T* panel) {
+void pack_transposed(const T* B, Index ldb, Index j0, Index cols, Index k0, Index depth, T* dst,
+                     Index dst_stride) {
     using namespace Eigen::internal;
-    constexpr Index P = GemmTiles<T>::panel;
     constexpr int W = packet_width<T>;
     Index j = 0;
     if constexpr (W > 1) {
@@ -51,63 +51,67 @@ void pack_transposed_panel(const T* B, Index ldb, Index j0, Index cols, Index k0
                 for (int r = 0; r < W; ++r)
                     block.packet[r] = ploadu<Packet<T>>(B + (j0 + j + r) * ldb + k0 + k);
                 ptranspose(block);
-                for (int r = 0; r < W; ++r) pstoreu(panel + (k + r) * P + j, block.packet[r]);
+                for (int r = 0; r < W; ++r) pstoreu(dst + (k + r) * dst_stride + j, block.packet[r]);
             }
             for (; k < depth; ++k)
-                for (int r = 0; r < W; ++r) panel[k * P + j + r] = B[(j0 + j + r) * ldb + k0 + k];
+                for (int r = 0; r < W; ++r) dst[k * dst_stride + j + r] = B[(j0 + j + r) * ldb + k0 + k];
         }
     }
     for (; j < cols; ++j)
-        for (Index k = 0; k < depth; ++k) panel[k * P + j] = B[(j0 + j) * ldb + k0 + k];
-    if (cols < P)
-        for (Index k = 0; k < depth; ++k) std::fill(panel + k * P + cols, panel + (k + 1) * P, T(0));
+        for (Index k = 0; k < depth; ++k) dst[k * dst_stride + j] = B[(j0 + j) * ldb + k0 + k];
+    if (cols < dst_stride)
+        for (Index k = 0; k < depth; ++k)
+            std::fill(dst + k * dst_stride + cols, dst + (k + 1) * dst_stride, T(0));
 }
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
 
-// C[Rows x cols] (= or +=) A[Rows x depth] * panel[depth x P]; `init` (P values, may be null) starts the
-// accumulators of a fresh C, e.g. with the bias. Only the first `cols` columns of C are touched.
-template <class T, int Rows>
-void gemm_micro_kernel(const T* a, Index lda, const T* panel, Index depth, T* c, Index ldc, Index cols,
-                       bool accumulate, const T* init) {
+// C[Rows x Vectors packets] (= or +=) A[Rows x depth] * Bp[depth x Vectors packets], the register block
+// of both the GEMM and the fused attention: A rows `lda` apart (broadcast one element at a time), Bp rows
+// `b_stride` apart, C rows `ldc` apart. `init` (Vectors packets, may be null) starts the accumulators of a
+// fresh C, e.g. with the bias. Only the first `cols` columns of C are read or written.
+template <class T, int Rows, int Vectors = GemmTiles<T>::vectors>
+void micro_kernel(const T* a, Index lda, const T* bp, Index b_stride, Index depth, T* c, Index ldc,
+                  Index cols, bool accumulate, const T* init = nullptr) {
     using namespace Eigen::internal;
     using Pk = Packet<T>;
     constexpr int W = packet_width<T>;
-    constexpr int V = GemmTiles<T>::vectors;
-    constexpr Index P = GemmTiles<T>::panel;
-    Pk acc[Rows][V];
-    const bool full = cols == P;
-    alignas(64) T edge[Rows * P];  // C's partial last panel, staged
+    constexpr Index width = Index(Vectors) * W;
+    Pk acc[Rows][Vectors];
+    const bool full = cols == width;
+    alignas(64) T edge[Rows * width];  // C's partial last block, staged
     if (accumulate && !full)
-        for (int r = 0; r < Rows; ++r) std::copy(c + r * ldc, c + r * ldc + cols, edge + r * P);
+        for (int r = 0; r < Rows; ++r) std::copy(c + r * ldc, c + r * ldc + cols, edge + r * width);
     for (int r = 0; r < Rows; ++r)
-        for (int v = 0; v < V; ++v)
-            acc[r][v] = accumulate ? ploadu<Pk>(full ? c + r * ldc + v * W : edge + r * P + v * W)
+        for (int v = 0; v < Vectors; ++v)
+            acc[r][v] = accumulate ? ploadu<Pk>(full ? c + r * ldc + v * W : edge + r * width + v * W)
                                    : (init ? ploadu<Pk>(init + v * W) : pset1<Pk>(T(0)));
     for (Index k = 0; k < depth; ++k) {
-        Pk b[V];
-        for (int v = 0; v < V; ++v) b[v] = ploadu<Pk>(panel + k * P + v * W);
+        Pk b[Vectors];
+        for (int v = 0; v < Vectors; ++v) b[v] = ploadu<Pk>(bp + k * b_stride + v * W);
         for (int r = 0; r < Rows; ++r) {
             const Pk x = pset1<Pk>(a[r * lda + k]);
-            for (int v = 0; v < V; ++v) acc[r][v] = pmadd(x, b[v], acc[r][v]);
+            for (int v = 0; v < Vectors; ++v) acc[r][v] = pmadd(x, b[v], acc[r][v]);
         }
     }
     for (int r = 0; r < Rows; ++r)
-        for (int v = 0; v < V; ++v) pstoreu(full ? c + r * ldc + v * W : edge + r * P + v * W, acc[r][v]);
+        for (int v = 0; v < Vectors; ++v)
+            pstoreu(full ? c + r * ldc + v * W : edge + r * width + v * W, acc[r][v]);
     if (!full)
-        for (int r = 0; r < Rows; ++r) std::copy(edge + r * P, edge + r * P + cols, c + r * ldc);
+        for (int r = 0; r < Rows; ++r) std::copy(edge + r * width, edge + r * width + cols, c + r * ldc);
 }
 
-// The micro-kernel for the last `rows` (< GemmTiles::rows) rows of A.
+// The GEMM's micro-kernel for the last `rows` (< GemmTiles::rows) rows of A.
 template <class T, int Rows = GemmTiles<T>::rows - 1>
-void gemm_micro_kernel_tail(int rows, const T* a, Index lda, const T* panel, Index depth, T* c, Index ldc,
-                            Index cols, bool accumulate, const T* init) {
+void micro_kernel_tail(int rows, const T* a, Index lda, const T* panel, Index depth, T* c, Index ldc,
+                       Index cols, bool accumulate, const T* init) {
     if constexpr (Rows >= 1) {
         if (rows == Rows)
-            return gemm_micro_kernel<T, Rows>(a, lda, panel, depth, c, ldc, cols, accumulate, init);
-        gemm_micro_kernel_tail<T, Rows - 1>(rows, a, lda, panel, depth, c, ldc, cols, accumulate, init);
+            return micro_kernel<T, Rows>(a, lda, panel, GemmTiles<T>::panel, depth, c, ldc, cols, accumulate,
+                                         init);
+        micro_kernel_tail<T, Rows - 1>(rows, a, lda, panel, depth, c, ldc, cols, accumulate, init);
     }
 }
 
@@ -140,15 +144,15 @@ void packed_gemm_abt(Index M, Index N, Index K, const T* A, Index lda, const T* 
             }
             for (Index k0 = 0; k0 < K; k0 += chunk) {
                 const Index depth = std::min(chunk, K - k0);
-                pack_transposed_panel(B, ldb, j0, cols, k0, depth, packed);
+                pack_transposed(B, ldb, j0, cols, k0, depth, packed, P);
                 const bool accumulate = k0 > 0;
                 Index i = 0;
                 for (; i + R <= M; i += R)
-                    gemm_micro_kernel<T, R>(A + i * lda + k0, lda, packed, depth, C + i * ldc + j0, ldc, cols,
-                                            accumulate, init);
+                    micro_kernel<T, R>(A + i * lda + k0, lda, packed, P, depth, C + i * ldc + j0, ldc, cols,
+                                       accumulate, init);
                 if (i < M)
-                    gemm_micro_kernel_tail<T>(static_cast<int>(M - i), A + i * lda + k0, lda, packed, depth,
-                                              C + i * ldc + j0, ldc, cols, accumulate, init);
+                    micro_kernel_tail<T>(static_cast<int>(M - i), A + i * lda + k0, lda, packed, depth,
+                                         C + i * ldc + j0, ldc, cols, accumulate, init);
             }
         }
     });
