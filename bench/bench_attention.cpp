@@ -32,14 +32,7 @@ void attention_alone(benchmark::State& state, AttentionKernel kernel, Index B, I
     const Tensor<float> k = Tensor<float>::randn({B, kHeads, N, kHeadDim}, 2);
     const Tensor<float> v = Tensor<float>::randn({B, kHeads, N, kHeadDim}, 3);
     Tensor<float> out = Tensor<float>::empty({B, kHeads, N, kHeadDim});
-    AttentionProblem<float> p;
-    p.batch = B, p.heads = kHeads, p.queries = p.keys = N, p.head_dim = kHeadDim;
-    p.q = {q.data(), kHeads * N * kHeadDim, N * kHeadDim, kHeadDim};
-    p.k = {k.data(), kHeads * N * kHeadDim, N * kHeadDim, kHeadDim};
-    p.v = {v.data(), kHeads * N * kHeadDim, N * kHeadDim, kHeadDim};
-    p.out = out.data(), p.out_batch_stride = kHeads * N * kHeadDim, p.out_head_stride = N * kHeadDim;
-    p.out_token_stride = kHeadDim;
-    p.scale = 0.125;
+    AttentionProblem<float> p = vit3d::nn::bhnd_attention_problem(q, k, v, out, "bench_attention");
     for (auto _ : state) {
         vit3d::nn::attention(p, kernel);
         benchmark::DoNotOptimize(out.data());

@@ -4,8 +4,10 @@
 // the fused kernel and the one that can hand out the attention weights.
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "vit3d/core/config.hpp"
 #include "vit3d/detail/threading.hpp"

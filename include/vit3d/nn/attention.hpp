@@ -14,10 +14,8 @@
 // A query row whose keys are all masked attends nothing: its weights are 0 and its output, before the
 // output projection, is 0 (torch gives NaN there). Both kernels (AttentionKernel) agree on this.
 
-#include <array>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -78,11 +76,13 @@ struct MultiHeadAttention {
             throw shape_error(std::string(op) + ": expected context [" + std::to_string(B) + ", Nk, " +
                               std::to_string(D) + "], got " + shape_to_string(kv_source.shape()));
         const Index Nk = kv_source.dim(1);
-        const Shape scores_shape{B, num_heads, Nq, Nk};
-        const Shape bias_strides =
-            broadcast_operand(in.bias ? &in.bias->shape() : nullptr, scores_shape, "bias", op);
-        const Shape allowed_strides =
-            broadcast_operand(in.allowed ? &in.allowed->shape() : nullptr, scores_shape, "allowed", op);
+        AttentionProblem<T> problem;
+        problem.batch = B, problem.heads = num_heads, problem.queries = Nq, problem.keys = Nk;
+        problem.head_dim = head_dim;
+        // Checked before the projections run, so that a bad operand costs nothing.
+        problem.set_operands(in.bias ? in.bias->data() : nullptr, in.bias ? &in.bias->shape() : nullptr,
+                             in.allowed ? in.allowed->data() : nullptr,
+                             in.allowed ? &in.allowed->shape() : nullptr, op);
 
         // Projections: one GEMM for q, k and v together when attending to x itself.
         Tensor<T> q_buf, kv_buf;
@@ -105,19 +105,13 @@ struct MultiHeadAttention {
         }
 
         Tensor<T> heads_out = Tensor<T>::empty({B, Nq, I});
-        AttentionProblem<T> problem;
-        problem.batch = B, problem.heads = num_heads, problem.queries = Nq, problem.keys = Nk;
-        problem.head_dim = head_dim;
         problem.q = {q_base, Nq * q_stride, head_dim, q_stride};
         problem.k = {k_base, Nk * kv_stride, head_dim, kv_stride};
         problem.v = {v_base, Nk * kv_stride, head_dim, kv_stride};
         problem.out = heads_out.data();
         problem.out_batch_stride = Nq * I, problem.out_head_stride = head_dim, problem.out_token_stride = I;
         problem.scale = scale();
-        if (in.bias) problem.bias = in.bias->data(), problem.bias_strides = as_array(bias_strides);
-        if (in.allowed)
-            problem.allowed = in.allowed->data(), problem.allowed_strides = as_array(allowed_strides);
-        if (in.weights) *in.weights = Tensor<T>::empty(scores_shape);
+        if (in.weights) *in.weights = Tensor<T>::empty({B, num_heads, Nq, Nk});
         attention(problem, kernel, in.weights ? in.weights->data() : nullptr);
         return proj ? proj->forward(heads_out) : heads_out;
     }
@@ -153,23 +147,6 @@ struct MultiHeadAttention {
                          count, qkv.bias ? qkv.bias->data() + first : nullptr);
         return y;
     }
-
-    // Strides of an optional operand broadcast to the scores [B, H, Nq, Nk]; empty when absent.
-    static Shape broadcast_operand(const Shape* shape, const Shape& scores, const char* name,
-                                   const char* op) {
-        if (!shape) return {};
-        bool fits = shape->size() <= scores.size();
-        for (std::size_t i = 0; fits && i < shape->size(); ++i) {
-            const Index len = (*shape)[shape->size() - 1 - i];
-            fits = len == 1 || len == scores[scores.size() - 1 - i];
-        }
-        if (!fits)
-            throw shape_error(std::string(op) + ": " + name + " of shape " + shape_to_string(*shape) +
-                              " does not broadcast to the scores " + shape_to_string(scores));
-        return broadcast_strides(*shape, scores);
-    }
-
-    static std::array<Index, 4> as_array(const Shape& s) { return {s[0], s[1], s[2], s[3]}; }
 };
 
 }  // namespace vit3d::nn

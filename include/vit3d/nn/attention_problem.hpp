@@ -11,6 +11,7 @@
 
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/error.hpp"
+#include "vit3d/tensor/shape.hpp"
 
 namespace vit3d::nn {
 
@@ -56,6 +57,16 @@ struct AttentionProblem {
                        j * allowed_strides[3]] != 0;
     }
 
+    // Attaches the optional bias and mask (null: absent), checking that their shapes broadcast to the scores
+    // [batch, heads, queries, keys]; a shape_error names op, the operand and both shapes otherwise.
+    void set_operands(const T* bias_data, const Shape* bias_shape, const std::uint8_t* allowed_data,
+                      const Shape* allowed_shape, const char* op) {
+        const Shape scores{batch, heads, queries, keys};
+        if (bias_data) bias = bias_data, bias_strides = operand_strides(*bias_shape, scores, "bias", op);
+        if (allowed_data)
+            allowed = allowed_data, allowed_strides = operand_strides(*allowed_shape, scores, "allowed", op);
+    }
+
     void check(const char* op) const {
         if (batch < 0 || heads < 0 || queries < 0 || keys < 0 || head_dim <= 0 ||
             (batch * heads * queries > 0 && (!out || !q.data || (keys > 0 && (!k.data || !v.data)))))
@@ -63,6 +74,21 @@ struct AttentionProblem {
                               std::to_string(batch) + ", heads " + std::to_string(heads) + ", queries " +
                               std::to_string(queries) + ", keys " + std::to_string(keys) + ", head_dim " +
                               std::to_string(head_dim));
+    }
+
+  private:
+    static std::array<Index, 4> operand_strides(const Shape& shape, const Shape& scores, const char* name,
+                                                const char* op) {
+        bool fits = shape.size() <= scores.size();
+        for (std::size_t i = 0; fits && i < shape.size(); ++i) {
+            const Index len = shape[shape.size() - 1 - i];
+            fits = len == 1 || len == scores[scores.size() - 1 - i];
+        }
+        if (!fits)
+            throw shape_error(std::string(op) + ": " + name + " of shape " + shape_to_string(shape) +
+                              " does not broadcast to the scores " + shape_to_string(scores));
+        const Shape s = broadcast_strides(shape, scores);
+        return {s[0], s[1], s[2], s[3]};
     }
 };
 

@@ -2,6 +2,7 @@
 // softmax(Q K^T * scale + bias) V for tensors [B, H, N, d] (torch's scaled_dot_product_attention layout),
 // and `attention(problem, ...)` for strided views (MultiHeadAttention's route).
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -52,6 +53,28 @@ Index attention_workspace_bytes(AttentionKernel kernel, Index batch_heads, Index
     return detail::fused_attention_workspace_bytes<T>(queries, keys, head_dim, static_cast<int>(used));
 }
 
+// The problem for q [B, H, Nq, d] and k, v [B, H, Nk, d] (torch's layout), writing into out [B, H, Nq, d];
+// scale 1/sqrt(d). A shape_error names the operation and all three shapes when they do not fit.
+template <class T>
+AttentionProblem<T> bhnd_attention_problem(const Tensor<T>& q, const Tensor<T>& k, const Tensor<T>& v,
+                                           Tensor<T>& out, const char* op) {
+    if (q.rank() != 4 || k.rank() != 4 || v.shape() != k.shape() || k.dim(0) != q.dim(0) ||
+        k.dim(1) != q.dim(1) || k.dim(3) != q.dim(3) || q.dim(3) == 0 || out.shape() != q.shape())
+        throw shape_error(std::string(op) +
+                          ": expected q [B, H, Nq, d] and k, v [B, H, Nk, d] with d > 0, got q " +
+                          shape_to_string(q.shape()) + ", k " + shape_to_string(k.shape()) + ", v " +
+                          shape_to_string(v.shape()));
+    const Index B = q.dim(0), H = q.dim(1), Nq = q.dim(2), Nk = k.dim(2), d = q.dim(3);
+    AttentionProblem<T> p;
+    p.batch = B, p.heads = H, p.queries = Nq, p.keys = Nk, p.head_dim = d;
+    p.q = {q.data(), H * Nq * d, Nq * d, d};
+    p.k = {k.data(), H * Nk * d, Nk * d, d};
+    p.v = {v.data(), H * Nk * d, Nk * d, d};
+    p.out = out.data(), p.out_batch_stride = H * Nq * d, p.out_head_stride = Nq * d, p.out_token_stride = d;
+    p.scale = 1.0 / std::sqrt(static_cast<double>(d));
+    return p;
+}
+
 // q [B, H, Nq, d], k and v [B, H, Nk, d] -> [B, H, Nq, d]. bias (additive) and allowed (1 = attend)
 // broadcast to [B, H, Nq, Nk]. scale defaults to 1/sqrt(d).
 template <class T>
@@ -61,34 +84,11 @@ Tensor<T> scaled_dot_product_attention(const Tensor<T>& q, const Tensor<T>& k, c
                                        AttentionKernel kernel = AttentionKernel::automatic,
                                        double scale = 0.0) {
     const char* op = "vit3d::nn::scaled_dot_product_attention";
-    if (q.rank() != 4 || k.rank() != 4 || v.shape() != k.shape() || k.dim(0) != q.dim(0) ||
-        k.dim(1) != q.dim(1) || k.dim(3) != q.dim(3) || q.dim(3) == 0)
-        throw shape_error(std::string(op) +
-                          ": expected q [B, H, Nq, d] and k, v [B, H, Nk, d] with d > 0, got q " +
-                          shape_to_string(q.shape()) + ", k " + shape_to_string(k.shape()) + ", v " +
-                          shape_to_string(v.shape()));
-    const Index B = q.dim(0), H = q.dim(1), Nq = q.dim(2), Nk = k.dim(2), d = q.dim(3);
-    const Shape scores{B, H, Nq, Nk};
-    auto strides_of = [&](const Shape& s, const char* name) {
-        bool fits = s.size() <= 4;
-        for (std::size_t i = 0; fits && i < s.size(); ++i)
-            fits = s[s.size() - 1 - i] == 1 || s[s.size() - 1 - i] == scores[3 - i];
-        if (!fits)
-            throw shape_error(std::string(op) + ": " + name + " of shape " + shape_to_string(s) +
-                              " does not broadcast to the scores " + shape_to_string(scores));
-        const Shape st = broadcast_strides(s, scores);
-        return std::array<Index, 4>{st[0], st[1], st[2], st[3]};
-    };
     Tensor<T> out = Tensor<T>::empty(q.shape());
-    AttentionProblem<T> p;
-    p.batch = B, p.heads = H, p.queries = Nq, p.keys = Nk, p.head_dim = d;
-    p.q = {q.data(), H * Nq * d, Nq * d, d};
-    p.k = {k.data(), H * Nk * d, Nk * d, d};
-    p.v = {v.data(), H * Nk * d, Nk * d, d};
-    p.out = out.data(), p.out_batch_stride = H * Nq * d, p.out_head_stride = Nq * d, p.out_token_stride = d;
-    p.scale = scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(d));
-    if (bias) p.bias = bias->data(), p.bias_strides = strides_of(bias->shape(), "bias");
-    if (allowed) p.allowed = allowed->data(), p.allowed_strides = strides_of(allowed->shape(), "allowed");
+    AttentionProblem<T> p = bhnd_attention_problem(q, k, v, out, op);
+    if (scale > 0) p.scale = scale;
+    p.set_operands(bias ? bias->data() : nullptr, bias ? &bias->shape() : nullptr,
+                   allowed ? allowed->data() : nullptr, allowed ? &allowed->shape() : nullptr, op);
     attention(p, kernel);
     return out;
 }
