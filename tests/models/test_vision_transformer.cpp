@@ -162,12 +162,28 @@ TEST(ViT, RejectsWrongInputsAndImpossibleConfigs) {
     EXPECT_THROW(models::ViT<float>{c}, vit3d::shape_error);
     auto no_cls = tiny_2d();
     no_cls.class_token = false;
-    models::ViT<float> bad(no_cls);
+    // Contradictory configs are refused by the constructor, before any parameter exists.
+    EXPECT_THAT([&] { models::ViT<float>{no_cls}; },
+                ::testing::ThrowsMessage<vit3d::config_error>(HasSubstr("cls pooling needs a class token")));
+    auto head_without_pooling = tiny_2d();
+    head_without_pooling.pool = models::Pooling::none;
+    EXPECT_THAT([&] { models::ViT<float>{head_without_pooling}; },
+                ::testing::ThrowsMessage<vit3d::config_error>(
+                    HasSubstr("needs a pooled feature, but pooling is none")));
+    auto conv_with_norms = tiny_2d();
+    conv_with_norms.patch_norms = true;
+    EXPECT_THAT([&] { models::ViT<float>{conv_with_norms}; },
+                ::testing::ThrowsMessage<vit3d::shape_error>(HasSubstr("belong to the unfold projection")));
+    // A model edited after construction into an impossible state still fails cleanly in forward.
+    auto edited_config = tiny_2d();
+    edited_config.pos_embed = models::PosEmbedKind::none;
+    models::ViT<float> edited(edited_config);
+    edited.cls_token.reset();
     EXPECT_THAT(
         [&] {
-            bad.forward(Tensor<float>({1, 3, 8, 12}));
+            edited.forward(Tensor<float>({1, 3, 8, 12}));
         },
-        ::testing::ThrowsMessage<vit3d::shape_error>(HasSubstr("cls pooling needs a class token")));
+        ::testing::ThrowsMessage<vit3d::config_error>(HasSubstr("cls pooling needs a class token")));
     EXPECT_THROW(vit.patch_grid(Tensor<float>({1, 5, 8})), vit3d::shape_error);
 }
 

@@ -13,12 +13,16 @@ namespace vit3d {
 // Signed, like Eigen::Index, so that differences and reverse loops need no casts.
 using Index = std::ptrdiff_t;
 
-namespace detail {
+}  // namespace vit3d
+
+namespace vit3d::detail {
 inline std::atomic<int>& thread_count_setting() {
     static std::atomic<int> setting{0};  // 0: use OpenMP's default (OMP_NUM_THREADS or all cores)
     return setting;
 }
-}  // namespace detail
+}  // namespace vit3d::detail
+
+namespace vit3d {
 
 // Number of threads vit3d's parallel loops use. Without OpenMP every loop is serial and this is 1.
 inline int num_threads() {

@@ -22,6 +22,12 @@ struct pattern_error : std::invalid_argument {
     using std::invalid_argument::invalid_argument;
 };
 
+// A module or model configuration contradicts itself (cls pooling without a class token, a head without
+// pooling); thrown by the constructor, before any parameter is allocated.
+struct config_error : std::invalid_argument {
+    using std::invalid_argument::invalid_argument;
+};
+
 // Reading or writing a file failed, or its content is malformed.
 struct io_error : std::runtime_error {
     using std::runtime_error::runtime_error;

@@ -20,10 +20,10 @@
 
 #include "vit3d/core/config.hpp"
 #include "vit3d/detail/aligned_buffer.hpp"
+#include "vit3d/detail/attention_problem.hpp"
 #include "vit3d/detail/gemm_kernel.hpp"
 #include "vit3d/detail/packet_math.hpp"
 #include "vit3d/detail/threading.hpp"
-#include "vit3d/nn/attention_problem.hpp"
 
 namespace vit3d::detail {
 
@@ -75,7 +75,7 @@ class FusedAttentionWorker {
     static constexpr T log2e_t = static_cast<T>(log2e);
 
   public:
-    FusedAttentionWorker(const nn::AttentionProblem<T>& problem, const Tiles& tiles, T* workspace)
+    FusedAttentionWorker(const AttentionProblem<T>& problem, const Tiles& tiles, T* workspace)
         : p_(problem), t_(tiles) {
         keys_ = workspace;
         values_ = keys_ + t_.packed_keys_size();
@@ -247,7 +247,7 @@ class FusedAttentionWorker {
         }
     }
 
-    const nn::AttentionProblem<T>& p_;
+    const AttentionProblem<T>& p_;
     const Tiles& t_;
     T *keys_, *values_, *queries_, *scores_, *acc_, *row_max_, *row_sum_;
     Index packed_ = -1;
@@ -261,14 +261,14 @@ Index fused_attention_workspace_bytes(Index queries, Index keys, Index head_dim,
 }
 
 template <class T>
-int fused_attention_threads(const nn::AttentionProblem<T>& p, int requested) {
+int fused_attention_threads(const AttentionProblem<T>& p, int requested) {
     const FusedAttentionTiles<T> tiles(p.queries, p.keys, p.head_dim);
     const Index items = p.batch * p.heads * tiles.query_tiles;
     return static_cast<int>(std::max<Index>(1, std::min<Index>(requested, items)));
 }
 
 template <class T>
-void fused_attention(const nn::AttentionProblem<T>& p, int threads) {
+void fused_attention(const AttentionProblem<T>& p, int threads) {
     const FusedAttentionTiles<T> tiles(p.queries, p.keys, p.head_dim);
     if (p.batch * p.heads * p.queries == 0) return;
     if (p.keys == 0) {  // nothing to attend: every row is fully masked

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "vit3d/core/config.hpp"
+#include "vit3d/detail/attention_problem.hpp"
 #include "vit3d/detail/threading.hpp"
-#include "vit3d/nn/attention_problem.hpp"
 
 namespace vit3d::detail {
 
@@ -36,7 +36,7 @@ void softmax_rows(Matrix& scores) {
 
 // weights, when not null, receives softmax weights [B, H, Nq, Nk] (contiguous).
 template <class T>
-void naive_attention(const nn::AttentionProblem<T>& p, T* weights, int threads) {
+void naive_attention(const AttentionProblem<T>& p, T* weights, int threads) {
     using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using Strided = Eigen::Map<const Matrix, 0, Eigen::OuterStride<>>;
     using StridedOut = Eigen::Map<Matrix, 0, Eigen::OuterStride<>>;

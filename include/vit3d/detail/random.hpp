@@ -1,7 +1,7 @@
 #pragma once
-// A small, fully specified random generator (xoshiro256** seeded through SplitMix64), so that
-// Tensor::randn / Tensor::rand give the same numbers for the same seed on every platform and standard
-// library (std::normal_distribution does not).
+// A small, fully specified random generator (xoshiro256** seeded through SplitMix64): the same seed gives
+// the same bits on every platform and standard library (std::*_distribution do not). Tensor::rand and
+// Tensor::randn say what that makes reproducible for their floating-point values.
 
 #include <cmath>
 #include <cstdint>

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "vit3d/core/config.hpp"
-#include "vit3d/tensor/shape.hpp"
+#include "vit3d/core/shape.hpp"
 
 namespace vit3d::detail {
 

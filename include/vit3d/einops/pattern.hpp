@@ -97,7 +97,11 @@ inline bool is_valid_axis_name(const std::string& name) {
     return name.front() != '_' && name.back() != '_';
 }
 
-namespace detail {
+}  // namespace einops
+
+}  // namespace vit3d
+
+namespace vit3d::detail {
 
 inline bool is_term_char(char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.';
@@ -107,7 +111,7 @@ class ExpressionParser {
   public:
     ExpressionParser(const std::string& side, const std::string& context) : side_(side), context_(context) {}
 
-    Expression parse() {
+    einops::Expression parse() {
         const std::size_t dots = static_cast<std::size_t>(std::count(side_.begin(), side_.end(), '.'));
         const std::size_t ellipses = count_ellipses();
         if (dots > 0 && (ellipses != 1 || dots != 3))
@@ -119,7 +123,7 @@ class ExpressionParser {
                 ++i;
             } else if (c == '(') {
                 if (group_) fail("parentheses do not nest (one level of composition only)");
-                group_ = Group{};
+                group_ = einops::Group{};
                 group_->parenthesized = true;
                 group_start_ = i;
                 ++i;
@@ -160,12 +164,12 @@ class ExpressionParser {
     void add_term(const std::string& term) {
         if (term == "...") {
             out_.has_ellipsis = true;
-            Axis axis{Axis::Kind::ellipsis, "...", 0};
+            einops::Axis axis{einops::Axis::Kind::ellipsis, "...", 0};
             if (group_) {
                 out_.ellipsis_parenthesized = true;
                 group_->axes.push_back(axis);
             } else {
-                out_.groups.push_back(Group{{axis}, false, "..."});
+                out_.groups.push_back(einops::Group{{axis}, false, "..."});
             }
             return;
         }
@@ -176,14 +180,14 @@ class ExpressionParser {
             add_number(term);
             return;
         }
-        if (!is_valid_axis_name(term))
+        if (!einops::is_valid_axis_name(term))
             fail("invalid axis name '" + term + "': " +
                  (std::isdigit(static_cast<unsigned char>(term[0]))
                       ? "names must not start with a digit"
                       : "names must not start or end with '_'"));
         if (out_.has_name(term)) fail("duplicate axis '" + term + "'");
         out_.names.push_back(term);
-        add_axis(Axis{Axis::Kind::named, term, 0});
+        add_axis(einops::Axis{einops::Axis::Kind::named, term, 0});
     }
 
     void add_number(const std::string& term) {
@@ -196,26 +200,26 @@ class ExpressionParser {
         if (value == 0) fail("anonymous axis '" + term + "' must have a positive length");
         if (value == 1) {
             // A unit axis outside parentheses; inside them a factor 1 changes nothing.
-            if (!group_) out_.groups.push_back(Group{{}, false, term});
+            if (!group_) out_.groups.push_back(einops::Group{{}, false, term});
             return;
         }
         out_.has_non_unit_anonymous = true;
-        add_axis(Axis{Axis::Kind::anonymous, term, value});
+        add_axis(einops::Axis{einops::Axis::Kind::anonymous, term, value});
     }
 
-    void add_axis(Axis axis) {
+    void add_axis(einops::Axis axis) {
         if (group_) {
             group_->axes.push_back(std::move(axis));
         } else {
             std::string text = axis.name;
-            out_.groups.push_back(Group{{std::move(axis)}, false, std::move(text)});
+            out_.groups.push_back(einops::Group{{std::move(axis)}, false, std::move(text)});
         }
     }
 
     const std::string& side_;
     const std::string& context_;
-    Expression out_;
-    std::optional<Group> group_;
+    einops::Expression out_;
+    std::optional<einops::Group> group_;
     std::size_t group_start_ = 0;
 };
 
@@ -225,7 +229,11 @@ inline std::string join_names(const std::vector<std::string>& names) {
     return s;
 }
 
-}  // namespace detail
+}  // namespace vit3d::detail
+
+namespace vit3d {
+
+namespace einops {
 
 // Parses and validates `pattern` for `op`, with einops' rules. Throws pattern_error naming the pattern
 // and the offending axis.

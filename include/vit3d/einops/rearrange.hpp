@@ -17,18 +17,16 @@
 #include "vit3d/tensor/ops.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
-namespace vit3d {
-
-namespace einops::detail {
+namespace vit3d::detail {
 
 // rearrange and repeat: every output element is a copy of one input element (new repeat axes read
 // with stride 0), so the whole operation is one strided copy. Writes into *out when given (its shape
 // must be the result's), else into a new tensor.
 template <class T>
-Tensor<T> apply_copy(const ParsedPattern& pattern, const Tensor<T>& x, const AxisLengths& lengths,
+Tensor<T> apply_copy(const einops::ParsedPattern& pattern, const Tensor<T>& x, const AxisLengths& lengths,
                      Tensor<T>* out = nullptr) {
-    const std::string context = pattern_context(pattern.operation, pattern.text);
-    const Recipe recipe = make_recipe(pattern, x.shape(), lengths, context);
+    const std::string context = einops::pattern_context(pattern.operation, pattern.text);
+    const einops::Recipe recipe = einops::make_recipe(pattern, x.shape(), lengths, context);
     Tensor<T> result;
     if (out) {
         if (out->shape() != recipe.output_shape)
@@ -42,14 +40,16 @@ Tensor<T> apply_copy(const ParsedPattern& pattern, const Tensor<T>& x, const Axi
     }
     if (out->size() == 0) return result;
     const Shape input_strides = row_major_strides(recipe.input_axes);
-    vit3d::detail::LoopNest nest{recipe.output_axes, row_major_strides(recipe.output_axes), {}};
+    LoopNest nest{recipe.output_axes, row_major_strides(recipe.output_axes), {}};
     for (Index from : recipe.output_from)
         nest.src_strides.push_back(from >= 0 ? input_strides[static_cast<std::size_t>(from)] : 0);
-    vit3d::detail::copy_strided(out->data(), x.data(), std::move(nest));
+    copy_strided(out->data(), x.data(), std::move(nest));
     return result;
 }
 
-}  // namespace einops::detail
+}  // namespace vit3d::detail
+
+namespace vit3d {
 
 namespace einops {
 
@@ -93,8 +93,7 @@ using Rearrange = einops::CompiledCopyPattern<einops::Operation::rearrange>;
 // fit x's shape, naming the pattern and the offending axis.
 template <class T>
 Tensor<T> rearrange(const Tensor<T>& x, const std::string& pattern, const AxisLengths& lengths = {}) {
-    return einops::detail::apply_copy(*einops::cached_pattern(pattern, einops::Operation::rearrange), x,
-                                      lengths);
+    return detail::apply_copy(*einops::cached_pattern(pattern, einops::Operation::rearrange), x, lengths);
 }
 
 // As einops, a list of equally shaped tensors is first stacked along a new leading axis.

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "vit3d/core/shape.hpp"
 #include "vit3d/einops/pattern.hpp"
-#include "vit3d/tensor/shape.hpp"
 
 namespace vit3d::einops {
 
@@ -18,15 +18,17 @@ struct Recipe {
     Shape output_shape;              // the result's shape: one length per output group
 };
 
-namespace detail {
+}  // namespace vit3d::einops
+
+namespace vit3d::detail {
 
 class RecipeBuilder {
   public:
-    RecipeBuilder(const ParsedPattern& pattern, const Shape& input_shape, const AxisLengths& lengths,
+    RecipeBuilder(const einops::ParsedPattern& pattern, const Shape& input_shape, const AxisLengths& lengths,
                   std::string context)
         : p_(pattern), input_shape_(input_shape), lengths_(lengths), context_(std::move(context)) {}
 
-    Recipe build() {
+    einops::Recipe build() {
         check_axis_lengths(p_, lengths_, context_);
         expand_left();
         infer_left_lengths();
@@ -35,11 +37,11 @@ class RecipeBuilder {
     }
 
     // The caller's axis lengths must name valid axes of the pattern, once each, with lengths >= 0.
-    static void check_axis_lengths(const ParsedPattern& p, const AxisLengths& lengths,
+    static void check_axis_lengths(const einops::ParsedPattern& p, const AxisLengths& lengths,
                                    const std::string& context) {
         for (std::size_t i = 0; i < lengths.size(); ++i) {
             const auto& [name, length] = lengths[i];
-            if (!is_valid_axis_name(name))
+            if (!einops::is_valid_axis_name(name))
                 throw pattern_error(context + ": invalid axis name '" + name + "' in the axis lengths");
             if (!p.left.has_name(name) && !p.right.has_name(name))
                 throw pattern_error(context + ": axis '" + name +
@@ -88,7 +90,7 @@ class RecipeBuilder {
             fail("expected an input of rank " + std::string(p_.left.has_ellipsis ? ">= " : "") +
                  std::to_string(fixed) + ", got rank " + std::to_string(rank));
         const Index ellipsis_rank = rank - fixed;
-        for (const Group& g : p_.left.groups) {
+        for (const einops::Group& g : p_.left.groups) {
             if (g.is_bare_ellipsis()) {
                 for (Index k = 0; k < ellipsis_rank; ++k) {
                     const int e = add_elem("...", -1, false);
@@ -98,8 +100,8 @@ class RecipeBuilder {
                 continue;
             }
             InputGroup in{{}, g.parenthesized ? g.text : "'" + g.text + "'"};
-            for (const Axis& a : g.axes) {
-                if (a.kind == Axis::Kind::named) {
+            for (const einops::Axis& a : g.axes) {
+                if (a.kind == einops::Axis::Kind::named) {
                     const Index* len = given_length(a.name);
                     in.members.push_back(add_elem(a.name, len ? *len : -1, true));
                 } else {
@@ -166,7 +168,7 @@ class RecipeBuilder {
     }
 
     void lay_out_right() {
-        for (const Group& g : p_.right.groups) {
+        for (const einops::Group& g : p_.right.groups) {
             if (g.is_bare_ellipsis()) {
                 for (int e : ellipsis_elems_) {
                     add_output(e);
@@ -175,11 +177,11 @@ class RecipeBuilder {
                 continue;
             }
             Index product = 1;
-            for (const Axis& a : g.axes) {
+            for (const einops::Axis& a : g.axes) {
                 std::vector<int> members;
-                if (a.kind == Axis::Kind::ellipsis) {
+                if (a.kind == einops::Axis::Kind::ellipsis) {
                     members = ellipsis_elems_;
-                } else if (a.kind == Axis::Kind::anonymous) {
+                } else if (a.kind == einops::Axis::Kind::anonymous) {
                     members.push_back(add_elem(a.name, a.length, false));  // new axis of repeat
                 } else if (const int e = named_elem(a.name); e >= 0) {
                     members.push_back(e);
@@ -204,7 +206,7 @@ class RecipeBuilder {
         std::string text;
     };
 
-    const ParsedPattern& p_;
+    const einops::ParsedPattern& p_;
     const Shape& input_shape_;
     const AxisLengths& lengths_;
     std::string context_;
@@ -212,10 +214,12 @@ class RecipeBuilder {
     std::vector<bool> named_;
     std::vector<int> ellipsis_elems_;
     std::vector<InputGroup> left_groups_;
-    Recipe recipe_;
+    einops::Recipe recipe_;
 };
 
-}  // namespace detail
+}  // namespace vit3d::detail
+
+namespace vit3d::einops {
 
 // Resolves `pattern` against an input shape and the caller's axis lengths. `context` prefixes errors.
 inline Recipe make_recipe(const ParsedPattern& pattern, const Shape& input_shape, const AxisLengths& lengths,

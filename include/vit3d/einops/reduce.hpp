@@ -42,7 +42,9 @@ inline const char* reduction_name(Reduction r) {
     return "?";
 }
 
-namespace einops::detail {
+}  // namespace vit3d
+
+namespace vit3d::detail {
 
 template <class T>
 using Accumulator = std::conditional_t<std::is_floating_point_v<T>, double, T>;
@@ -76,18 +78,18 @@ struct MaxInto {
 
 // acc[o] op= x[i] over the loop nest (dst = accumulator offsets, 0 along reduced axes; src = input).
 template <class T, class A, class Combine>
-void accumulate(A* acc, const T* x, vit3d::detail::LoopNest nest, Combine combine) {
-    if (!vit3d::detail::simplify(nest)) return;
+void accumulate(A* acc, const T* x, LoopNest nest, Combine combine) {
+    if (!simplify(nest)) return;
     if (nest.dims.empty()) {
         combine(acc[0], x[0]);
         return;
     }
     const std::size_t inner = nest.dims.size() - 1;
     const Index n = nest.dims[inner], dst_step = nest.dst_strides[inner], src_step = nest.src_strides[inner];
-    vit3d::detail::drop_axis(nest, inner);
+    drop_axis(nest, inner);
     Index count = 1;
     for (Index len : nest.dims) count *= len;
-    vit3d::detail::for_each_position(nest, 0, count, [&](Index dst, Index src) {
+    for_each_position(nest, 0, count, [&](Index dst, Index src) {
         A* a = acc + dst;
         const T* s = x + src;
         if (dst_step == 0) {
@@ -101,13 +103,13 @@ void accumulate(A* acc, const T* x, vit3d::detail::LoopNest nest, Combine combin
 }
 
 template <class T>
-Tensor<T> apply_reduce(const ParsedPattern& pattern, const Tensor<T>& x, Reduction reduction,
+Tensor<T> apply_reduce(const einops::ParsedPattern& pattern, const Tensor<T>& x, Reduction reduction,
                        const AxisLengths& lengths) {
     const std::string context =
         std::string("vit3d::reduce(\"") + pattern.text + "\", " + reduction_name(reduction) + ")";
     if (reduction == Reduction::mean && !std::is_floating_point_v<T>)
         throw pattern_error(context + ": mean needs a floating-point tensor");
-    const Recipe recipe = make_recipe(pattern, x.shape(), lengths, context);
+    const einops::Recipe recipe = einops::make_recipe(pattern, x.shape(), lengths, context);
 
     Tensor<T> out = Tensor<T>::empty(recipe.output_shape);
     if (out.size() == 0) return out;
@@ -135,7 +137,7 @@ Tensor<T> apply_reduce(const ParsedPattern& pattern, const Tensor<T>& x, Reducti
         identity = std::numeric_limits<A>::has_infinity ? -std::numeric_limits<A>::infinity()
                                                         : std::numeric_limits<A>::lowest();
     std::vector<A> acc(static_cast<std::size_t>(out.size()), identity);
-    vit3d::detail::LoopNest nest{recipe.input_axes, dst_strides, row_major_strides(recipe.input_axes)};
+    LoopNest nest{recipe.input_axes, dst_strides, row_major_strides(recipe.input_axes)};
     switch (reduction) {
         case Reduction::sum:
         case Reduction::mean:
@@ -162,7 +164,9 @@ Tensor<T> apply_reduce(const ParsedPattern& pattern, const Tensor<T>& x, Reducti
     return out;
 }
 
-}  // namespace einops::detail
+}  // namespace vit3d::detail
+
+namespace vit3d {
 
 // A reduce pattern parsed once, with its reduction and axis lengths.
 class Reduce {
@@ -171,13 +175,13 @@ class Reduce {
         : pattern_(einops::cached_pattern(pattern, einops::Operation::reduce)),
           reduction_(reduction),
           lengths_(std::move(lengths)) {
-        einops::detail::RecipeBuilder::check_axis_lengths(
+        detail::RecipeBuilder::check_axis_lengths(
             *pattern_, lengths_, einops::pattern_context(einops::Operation::reduce, pattern));
     }
 
     template <class T>
     Tensor<T> operator()(const Tensor<T>& x) const {
-        return einops::detail::apply_reduce(*pattern_, x, reduction_, lengths_);
+        return detail::apply_reduce(*pattern_, x, reduction_, lengths_);
     }
 
     const std::string& pattern() const { return pattern_->text; }
@@ -194,8 +198,8 @@ class Reduce {
 template <class T>
 Tensor<T> reduce(const Tensor<T>& x, const std::string& pattern, Reduction reduction,
                  const AxisLengths& lengths = {}) {
-    return einops::detail::apply_reduce(*einops::cached_pattern(pattern, einops::Operation::reduce), x,
-                                        reduction, lengths);
+    return detail::apply_reduce(*einops::cached_pattern(pattern, einops::Operation::reduce), x, reduction,
+                                lengths);
 }
 
 template <class T>

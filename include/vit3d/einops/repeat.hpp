@@ -20,8 +20,7 @@ using Repeat = einops::CompiledCopyPattern<einops::Operation::repeat>;
 // new anonymous axes of that length.
 template <class T>
 Tensor<T> repeat(const Tensor<T>& x, const std::string& pattern, const AxisLengths& lengths = {}) {
-    return einops::detail::apply_copy(*einops::cached_pattern(pattern, einops::Operation::repeat), x,
-                                      lengths);
+    return detail::apply_copy(*einops::cached_pattern(pattern, einops::Operation::repeat), x, lengths);
 }
 
 template <class T>

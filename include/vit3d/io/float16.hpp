@@ -11,9 +11,9 @@
 #include <cstring>
 #include <limits>
 
-namespace vit3d::io {
+namespace vit3d::io {}  // namespace vit3d::io
 
-namespace detail {
+namespace vit3d::detail {
 
 inline std::uint32_t float_bits(float x) {
     std::uint32_t b;
@@ -83,7 +83,9 @@ std::uint64_t round_double_to_format(double x) {
     return sign | round_shift_right(significand, shift);
 }
 
-}  // namespace detail
+}  // namespace vit3d::detail
+
+namespace vit3d::io {
 
 // The value of an F16 bit pattern; exact (float holds every half value, subnormals included).
 inline float f16_to_float(std::uint16_t h) {

@@ -30,8 +30,8 @@
 #include <vector>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/shape.hpp"
 #include "vit3d/io/float16.hpp"
-#include "vit3d/tensor/shape.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
 namespace vit3d::io {
@@ -77,7 +77,9 @@ struct TensorInfo {
     std::uint64_t end = 0;
 };
 
-namespace detail {
+}  // namespace vit3d::io
+
+namespace vit3d::detail {
 
 // The reference implementation refuses longer headers (MAX_HEADER_SIZE), and so do we, in both directions.
 inline constexpr std::uint64_t max_header_size = 100'000'000;
@@ -125,26 +127,28 @@ inline void store_le(std::uint8_t* p, std::uint64_t v, int bytes) {
 
 // n elements of `dtype` at src (little-endian) into dst.
 template <class T>
-void decode_elements(DType dtype, const std::uint8_t* src, T* dst, Index n) {
+void decode_elements(io::DType dtype, const std::uint8_t* src, T* dst, Index n) {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
     switch (dtype) {
-        case DType::F16:
+        case io::DType::F16:
             for (Index i = 0; i < n; ++i)
-                dst[i] = static_cast<T>(f16_to_float(static_cast<std::uint16_t>(load_le(src + 2 * i, 2))));
+                dst[i] =
+                    static_cast<T>(io::f16_to_float(static_cast<std::uint16_t>(load_le(src + 2 * i, 2))));
             return;
-        case DType::BF16:
+        case io::DType::BF16:
             for (Index i = 0; i < n; ++i)
-                dst[i] = static_cast<T>(bf16_to_float(static_cast<std::uint16_t>(load_le(src + 2 * i, 2))));
+                dst[i] =
+                    static_cast<T>(io::bf16_to_float(static_cast<std::uint16_t>(load_le(src + 2 * i, 2))));
             return;
-        case DType::F32:
+        case io::DType::F32:
             for (Index i = 0; i < n; ++i)
                 dst[i] = static_cast<T>(float_from_bits(static_cast<std::uint32_t>(load_le(src + 4 * i, 4))));
             return;
-        case DType::F64:
+        case io::DType::F64:
             for (Index i = 0; i < n; ++i) {
                 const double x = double_from_bits(load_le(src + 8 * i, 8));
                 if constexpr (std::is_same_v<T, float>) {
-                    dst[i] = f32_from_double(x);
+                    dst[i] = io::f32_from_double(x);
                 } else {
                     dst[i] = x;
                 }
@@ -155,31 +159,33 @@ void decode_elements(DType dtype, const std::uint8_t* src, T* dst, Index n) {
 
 // n elements of src into dst as `dtype` (little-endian), rounded to nearest even when narrowing.
 template <class T>
-void encode_elements(DType dtype, const T* src, Index n, std::uint8_t* dst) {
+void encode_elements(io::DType dtype, const T* src, Index n, std::uint8_t* dst) {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
     switch (dtype) {
-        case DType::F16:
-            for (Index i = 0; i < n; ++i) store_le(dst + 2 * i, f16_from_double(src[i]), 2);
+        case io::DType::F16:
+            for (Index i = 0; i < n; ++i) store_le(dst + 2 * i, io::f16_from_double(src[i]), 2);
             return;
-        case DType::BF16:
-            for (Index i = 0; i < n; ++i) store_le(dst + 2 * i, bf16_from_double(src[i]), 2);
+        case io::DType::BF16:
+            for (Index i = 0; i < n; ++i) store_le(dst + 2 * i, io::bf16_from_double(src[i]), 2);
             return;
-        case DType::F32:
+        case io::DType::F32:
             for (Index i = 0; i < n; ++i) {
                 if constexpr (std::is_same_v<T, float>) {
                     store_le(dst + 4 * i, float_bits(src[i]), 4);
                 } else {
-                    store_le(dst + 4 * i, float_bits(f32_from_double(src[i])), 4);
+                    store_le(dst + 4 * i, float_bits(io::f32_from_double(src[i])), 4);
                 }
             }
             return;
-        case DType::F64:
+        case io::DType::F64:
             for (Index i = 0; i < n; ++i) store_le(dst + 8 * i, double_bits(static_cast<double>(src[i])), 8);
             return;
     }
 }
 
-}  // namespace detail
+}  // namespace vit3d::detail
+
+namespace vit3d::io {
 
 // An opened safetensors file: the header parsed and validated, the whole file in memory. Tensors are
 // converted to float or double on get(); the object is immutable, so concurrent get() calls are safe.
@@ -492,7 +498,9 @@ class Safetensors {
     std::map<std::string, std::string> metadata_;
 };
 
-namespace detail {
+}  // namespace vit3d::io
+
+namespace vit3d::detail {
 
 inline void check_utf8(const std::string& where, const std::string& what, const std::string& s) {
     try {
@@ -506,9 +514,9 @@ inline void check_utf8(const std::string& where, const std::string& what, const 
 // The data section holds the tensors in sorted-name order.
 template <class T>
 std::string safetensors_header(const std::map<std::string, const Tensor<T>*>& tensors,
-                               const std::map<std::string, std::string>& metadata, DType as,
+                               const std::map<std::string, std::string>& metadata, io::DType as,
                                const std::string& where, std::uint64_t& data_size) {
-    if (as != DType::F16 && as != DType::BF16 && as != DType::F32 && as != DType::F64)
+    if (as != io::DType::F16 && as != io::DType::BF16 && as != io::DType::F32 && as != io::DType::F64)
         throw io_error(where + "expected dtype F16, BF16, F32 or F64, got DType(" +
                        std::to_string(static_cast<int>(as)) + ")");
     // ordered_json keeps the reference's order ("__metadata__" first, tensors by offset, then the fields
@@ -524,7 +532,7 @@ std::string safetensors_header(const std::map<std::string, const Tensor<T>*>& te
         }
         header["__metadata__"] = std::move(strings);
     }
-    const std::uint64_t element_size = dtype_size(as);
+    const std::uint64_t element_size = io::dtype_size(as);
     std::uint64_t offset = 0;
     for (const auto& [name, tensor] : tensors) {
         if (name == "__metadata__")
@@ -537,7 +545,7 @@ std::string safetensors_header(const std::map<std::string, const Tensor<T>*>& te
             throw io_error(where + "tensor " + quoted(name) + ": the data section would exceed 2^64 bytes");
         const std::uint64_t end = offset + count * element_size;
         nlohmann::ordered_json entry = nlohmann::ordered_json::object();
-        entry["dtype"] = dtype_name(as);
+        entry["dtype"] = io::dtype_name(as);
         entry["shape"] = tensor->shape();
         entry["data_offsets"] = nlohmann::ordered_json::array({offset, end});
         header[name] = std::move(entry);
@@ -553,7 +561,9 @@ std::string safetensors_header(const std::map<std::string, const Tensor<T>*>& te
     return text;
 }
 
-}  // namespace detail
+}  // namespace vit3d::detail
+
+namespace vit3d::io {
 
 // The bytes of a safetensors file holding `tensors` (name -> tensor) converted to `as`, rounding to nearest
 // even when narrowing, in sorted-name order, with `metadata` as "__metadata__" (omitted when empty).

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/einops/reduce.hpp"
+#include "vit3d/einops/repeat.hpp"
 #include "vit3d/nn/encoder_block.hpp"
 #include "vit3d/nn/patch_embed.hpp"
 #include "vit3d/nn/pos_embed.hpp"
@@ -88,15 +90,29 @@ struct VisionTransformer {
     explicit VisionTransformer(const Config& c) : config(c) {
         const char* op = "vit3d::models::VisionTransformer";
         for (std::size_t i = 0; i < SpatialDims; ++i)
-            if (c.patch_size[i] <= 0 || c.input_size[i] % c.patch_size[i] != 0)
+            if (c.input_size[i] <= 0 || c.patch_size[i] <= 0 || c.input_size[i] % c.patch_size[i] != 0)
                 throw shape_error(std::string(op) + ": input size " + std::to_string(c.input_size[i]) +
-                                  " on axis " + std::to_string(i) + " is not divisible by the patch size " +
+                                  " on axis " + std::to_string(i) +
+                                  " is not a positive multiple of the patch " + "size " +
                                   std::to_string(c.patch_size[i]));
-        patch_embed =
-            c.projection == nn::PatchProjection::conv
-                ? nn::PatchEmbed<T, SpatialDims>::conv(c.channels, c.dim, c.patch_size)
-                : nn::PatchEmbed<T, SpatialDims>::unfold(c.channels, c.dim, c.patch_size, true, c.patch_norms,
-                                                         nn::FeatureOrder::spatial_then_channel, c.eps);
+        // Contradictions that forward() would otherwise meet later, or never report.
+        if (c.pool == Pooling::cls && !c.class_token)
+            throw config_error(std::string(op) + ": cls pooling needs a class token (class_token = false)");
+        if (c.pool == Pooling::none && (c.num_classes > 0 || c.head_norm))
+            throw config_error(std::string(op) + ": a head (num_classes = " + std::to_string(c.num_classes) +
+                               ", head_norm = " + (c.head_norm ? "true" : "false") +
+                               ") needs a pooled feature, but pooling is none");
+        if (c.depth < 0 || c.num_classes < 0)
+            throw config_error(std::string(op) + ": expected depth >= 0 and num_classes >= 0, got " +
+                               std::to_string(c.depth) + " and " + std::to_string(c.num_classes));
+        nn::PatchEmbedConfig<SpatialDims> patch;
+        patch.in_channels = c.channels;
+        patch.dim = c.dim;
+        patch.patch = c.patch_size;
+        patch.projection = c.projection;
+        patch.norms = c.patch_norms;
+        patch.eps = c.eps;
+        patch_embed = nn::PatchEmbed<T, SpatialDims>(patch);
         if (c.class_token) cls_token = Tensor<T>(Shape{1, 1, c.dim});
         const Index prefix = c.class_token && c.pos_embed_covers_class_token ? 1 : 0;
         if (c.pos_embed == PosEmbedKind::learned)
@@ -156,7 +172,8 @@ struct VisionTransformer {
         if (config.pool == Pooling::none) return out;
         if (config.pool == Pooling::cls) {
             if (!cls_token)
-                throw shape_error("vit3d::models::VisionTransformer: cls pooling needs a class token");
+                throw config_error(
+                    "vit3d::models::VisionTransformer::forward: cls pooling needs a class token");
             out.pooled = out.tokens.select(1, 0);
         } else {
             const Index skip = config.mean_includes_class_token ? 0 : prefix_tokens();

@@ -3,13 +3,11 @@
 // model is the exact erf form; the tanh approximation exists for checkpoints trained with it (timm's
 // "gelu_tanh").
 
-#include <Eigen/Core>
 #include <cmath>
 #include <string>
 #include <type_traits>
-#include <unsupported/Eigen/SpecialFunctions>
 
-#include "vit3d/detail/packet_math.hpp"
+#include "vit3d/detail/gelu_kernel.hpp"
 #include "vit3d/detail/threading.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
@@ -52,31 +50,13 @@ T relu(T x) {
     return x > T(0) ? x : T(0);  // NaN stays NaN, as torch.relu
 }
 
-namespace detail {
-// GELU over n floats, a packet at a time: Eigen's rational erf (a few ulp on [-4, 4], exactly +-1 outside,
-// where float's erf is +-1 too) instead of the scalar double erf, which dominated whole-model time.
-inline void gelu_packets(float* x, Index n) {
-    using namespace Eigen::internal;
-    using P = vit3d::detail::Packet<float>;
-    constexpr Index W = vit3d::detail::packet_width<float>;
-    const P half = pset1<P>(0.5f), one = pset1<P>(1.0f), inv_sqrt2 = pset1<P>(0.70710678118654752440f);
-    Index i = 0;
-    for (; i + W <= n; i += W) {
-        const P v = ploadu<P>(x + i);
-        const P erf = generic_fast_erf_float(pmul(v, inv_sqrt2));
-        pstoreu(x + i, pmul(pmul(half, v), padd(one, erf)));
-    }
-    for (; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + generic_fast_erf_float(x[i] * 0.70710678118654752440f));
-}
-}  // namespace detail
-
 // The activation over n contiguous elements, in place.
 template <class T>
 void apply_activation_range(T* x, Index n, Activation a) {
     switch (a) {
         case Activation::gelu:
             if constexpr (std::is_same_v<T, float>) {
-                detail::gelu_packets(x, n);
+                detail::gelu_inplace(x, n);
             } else {
                 for (Index i = 0; i < n; ++i) x[i] = gelu(x[i]);
             }
@@ -96,12 +76,12 @@ void apply_activation_range(T* x, Index n, Activation a) {
 }
 
 // Applies the activation to every element in place, on vit3d::num_threads() threads for large tensors.
-// float GELU is vectorised (detail::gelu_packets); double GELU stays the exact scalar erf.
+// float GELU is vectorised (detail/gelu_kernel.hpp); double GELU stays the exact scalar erf.
 template <class T>
 void apply_activation(Tensor<T>& x, Activation a) {
     if (a == Activation::identity || x.size() == 0) return;
     T* data = x.data();
-    vit3d::detail::parallel_for(x.size(), Index(1) << 15, [&](Index begin, Index end) {
+    detail::parallel_for(x.size(), Index(1) << 15, [&](Index begin, Index end) {
         apply_activation_range(data + begin, end - begin, a);
     });
 }

@@ -23,9 +23,11 @@ namespace vit3d::nn {
 
 enum class Interpolation { bicubic_align_corners, bicubic, bicubic_antialias, linear };
 
-namespace detail {
+}  // namespace vit3d::nn
 
-struct Tap {
+namespace vit3d::detail {
+
+struct ResamplingTap {
     Index index;
     double weight;
 };
@@ -39,15 +41,15 @@ inline double cubic_kernel(double x, double a) {
 }
 
 // For each output index along one axis, the input indices and weights that produce it.
-inline std::vector<std::vector<Tap>> resampling_taps(Index in, Index out, Interpolation mode) {
-    std::vector<std::vector<Tap>> taps(static_cast<std::size_t>(out));
+inline std::vector<std::vector<ResamplingTap>> resampling_taps(Index in, Index out, nn::Interpolation mode) {
+    std::vector<std::vector<ResamplingTap>> taps(static_cast<std::size_t>(out));
     const double ratio = static_cast<double>(in) / static_cast<double>(out);
     for (Index o = 0; o < out; ++o) {
         auto& t = taps[static_cast<std::size_t>(o)];
         switch (mode) {
-            case Interpolation::bicubic_align_corners:
-            case Interpolation::bicubic: {
-                const double src = mode == Interpolation::bicubic_align_corners
+            case nn::Interpolation::bicubic_align_corners:
+            case nn::Interpolation::bicubic: {
+                const double src = mode == nn::Interpolation::bicubic_align_corners
                                        ? (out > 1 ? double(o) * double(in - 1) / double(out - 1) : 0.0)
                                        : (double(o) + 0.5) * ratio - 0.5;  // not clamped for cubic, as torch
                 const Index x0 = static_cast<Index>(std::floor(src));
@@ -58,7 +60,7 @@ inline std::vector<std::vector<Tap>> resampling_taps(Index in, Index out, Interp
                 }
                 break;
             }
-            case Interpolation::bicubic_antialias: {
+            case nn::Interpolation::bicubic_antialias: {
                 const double support = ratio >= 1.0 ? 2.0 * ratio : 2.0;
                 const double inv = ratio >= 1.0 ? 1.0 / ratio : 1.0;
                 const double center = ratio * (double(o) + 0.5);
@@ -73,7 +75,7 @@ inline std::vector<std::vector<Tap>> resampling_taps(Index in, Index out, Interp
                 for (auto& tap : t) tap.weight = total != 0.0 ? tap.weight / total : 0.0;
                 break;
             }
-            case Interpolation::linear: {
+            case nn::Interpolation::linear: {
                 const double src = std::max(0.0, (double(o) + 0.5) * ratio - 0.5);
                 const Index x0 = std::min<Index>(static_cast<Index>(src), in - 1);
                 const Index x1 = std::min<Index>(x0 + 1, in - 1);
@@ -87,7 +89,9 @@ inline std::vector<std::vector<Tap>> resampling_taps(Index in, Index out, Interp
     return taps;
 }
 
-}  // namespace detail
+}  // namespace vit3d::detail
+
+namespace vit3d::nn {
 
 // table: [1, prefix + prod(old_grid), D] -> [1, prefix + prod(new_grid), D]. The table's grid rows are
 // row-major over old_grid (the token order of the model's patch embedding).

@@ -8,37 +8,24 @@
 
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/error.hpp"
-#include "vit3d/detail/fused_attention.hpp"
-#include "vit3d/detail/naive_attention.hpp"
-#include "vit3d/nn/attention_problem.hpp"
+#include "vit3d/detail/attention.hpp"
+#include "vit3d/detail/attention_problem.hpp"
+#include "vit3d/detail/type_traits.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
-namespace vit3d::detail {
-// T in an argument that must not take part in template deduction (so that nullptr can be passed).
-template <class T>
-struct NonDeducedT {
-    using type = T;
-};
-template <class T>
-using NonDeduced = typename NonDeducedT<T>::type;
-}  // namespace vit3d::detail
-
 namespace vit3d::nn {
+
+// The kernel interface, defined below nn/ so that the kernels need nothing from this layer.
+using detail::AttentionKernel;
+using detail::AttentionProblem;
+using detail::AttentionView;
 
 // Runs the problem with the chosen kernel on vit3d::num_threads() threads. `weights`, when not null,
 // receives the softmax weights [B, H, Nq, Nk] (contiguous, B*H*Nq*Nk elements) and forces the naive kernel.
 template <class T>
 void attention(const AttentionProblem<T>& problem, AttentionKernel kernel = AttentionKernel::automatic,
                T* weights = nullptr) {
-    problem.check("vit3d::nn::attention");
-    if (weights && kernel == AttentionKernel::fused)
-        throw std::invalid_argument(
-            "vit3d::nn::attention: the fused kernel never forms the attention weights; ask for "
-            "AttentionKernel::naive or automatic to receive them");
-    if (weights || kernel == AttentionKernel::naive)
-        detail::naive_attention(problem, weights, num_threads());
-    else
-        detail::fused_attention(problem, num_threads());
+    detail::run_attention(problem, kernel, weights, num_threads(), "vit3d::nn::attention");
 }
 
 // Bytes of scratch memory the kernel allocates for one call with these sizes on `threads` threads
@@ -46,11 +33,7 @@ void attention(const AttentionProblem<T>& problem, AttentionKernel kernel = Atte
 template <class T>
 Index attention_workspace_bytes(AttentionKernel kernel, Index batch_heads, Index queries, Index keys,
                                 Index head_dim, int threads) {
-    if (kernel == AttentionKernel::naive)
-        return std::max<Index>(1, std::min<Index>(threads, batch_heads)) * queries * keys * Index(sizeof(T));
-    const Index tiles = detail::FusedAttentionTiles<T>(queries, keys, head_dim).query_tiles;
-    const Index used = std::max<Index>(1, std::min<Index>(threads, batch_heads * tiles));
-    return detail::fused_attention_workspace_bytes<T>(queries, keys, head_dim, static_cast<int>(used));
+    return detail::kernel_workspace_bytes<T>(kernel, batch_heads, queries, keys, head_dim, threads);
 }
 
 // The problem for q [B, H, Nq, d] and k, v [B, H, Nk, d] (torch's layout), writing into out [B, H, Nq, d];

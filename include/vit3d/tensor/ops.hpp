@@ -59,7 +59,9 @@ Tensor<T> stack(const std::vector<Tensor<T>>& parts, Index axis = 0) {
     return concat(expanded, axis);
 }
 
-namespace detail {
+}  // namespace vit3d
+
+namespace vit3d::detail {
 
 // out = f(a, b) elementwise with NumPy broadcasting.
 template <class T, class F>
@@ -117,7 +119,9 @@ Tensor<T> map_elements(Tensor<T> t, F f) {
     return t;
 }
 
-}  // namespace detail
+}  // namespace vit3d::detail
+
+namespace vit3d {
 
 // Elementwise arithmetic with NumPy broadcasting ([B, N, D] + [D], [B, 1, D] * [1, N, 1], ...).
 template <class T>

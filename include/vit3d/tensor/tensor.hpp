@@ -21,10 +21,10 @@
 
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/shape.hpp"
 #include "vit3d/detail/aligned_buffer.hpp"
 #include "vit3d/detail/random.hpp"
 #include "vit3d/detail/strided_loop.hpp"
-#include "vit3d/tensor/shape.hpp"
 
 namespace vit3d {
 
@@ -110,7 +110,9 @@ class Tensor {
         for (T& v : t) v = static_cast<T>(mean + stddev * rng.normal());
         return t;
     }
-    // Uniform samples in [low, high); the same seed gives the same tensor on every platform.
+    // Uniform samples in [low, high). The same seed gives the same tensor on every run; with the default
+    // bounds on every platform too (other bounds: low + (high - low) u may be fused into an FMA by the
+    // compiler, which can change the last bit).
     static Tensor rand(Shape shape, std::uint64_t seed, T low = T(0), T high = T(1)) {
         static_assert(std::is_floating_point_v<T>, "Tensor::rand needs a floating-point element type");
         Tensor t = empty(std::move(shape));

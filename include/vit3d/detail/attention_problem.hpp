@@ -1,7 +1,10 @@
 #pragma once
-// softmax(Q K^T * scale + bias) V over strided views of existing buffers: the interface shared by
-// MultiHeadAttention and the two attention kernels, so that neither kernel copies its operands into a
-// layout of its own before it starts. Every view addresses element k of head h, token n, batch b at
+// softmax(Q K^T * scale + bias) V over strided views of existing buffers: the interface between the
+// attention modules (nn::MultiHeadAttention, nn::scaled_dot_product_attention) and the kernels below them,
+// so that no kernel copies its operands into a layout of its own before it starts. The public names are
+// nn::AttentionProblem, nn::AttentionView and nn::AttentionKernel (nn/scaled_dot_product_attention.hpp).
+//
+// Every view addresses element k of head h, token n, batch b at
 //     data + b * batch_stride + h * head_stride + n * token_stride + k        (k < head_dim contiguous)
 // which covers the fused qkv output [B, N, 3, H, d], the merged heads [B, N, H, d] and [B, H, N, d].
 
@@ -11,9 +14,9 @@
 
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/error.hpp"
-#include "vit3d/tensor/shape.hpp"
+#include "vit3d/core/shape.hpp"
 
-namespace vit3d::nn {
+namespace vit3d::detail {
 
 // Which algorithm computes the attention.
 //   fused: tiled over queries and keys with an online softmax (FlashAttention); never forms the Nq x Nk
@@ -92,4 +95,4 @@ struct AttentionProblem {
     }
 };
 
-}  // namespace vit3d::nn
+}  // namespace vit3d::detail
