@@ -50,7 +50,10 @@ void attention_alone(benchmark::State& state, AttentionKernel kernel, Index B, I
 void attention_module(benchmark::State& state, AttentionKernel kernel, Index B, Index N, int threads) {
     vit3d::set_num_threads(threads);
     vit3d::bench::reset_peak_rss();
-    vit3d::nn::MultiHeadAttention<float> mha(kDim, kHeads);
+    vit3d::nn::MultiHeadAttentionConfig config;
+    config.dim = kDim;
+    config.heads = kHeads;
+    vit3d::nn::MultiHeadAttention<float> mha(config);
     mha.qkv.weight = Tensor<float>::randn(mha.qkv.weight.shape(), 1, 0.f, 0.02f);
     mha.proj->weight = Tensor<float>::randn(mha.proj->weight.shape(), 2, 0.f, 0.02f);
     mha.kernel = kernel;

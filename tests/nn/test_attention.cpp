@@ -24,7 +24,12 @@ using vit3d::nn::MultiHeadAttention;
 template <class T>
 MultiHeadAttention<T> random_attention(Index dim, Index heads, Index head_dim, bool with_proj,
                                        std::uint64_t seed) {
-    MultiHeadAttention<T> a(dim, heads, head_dim, true, true, with_proj);
+    vit3d::nn::MultiHeadAttentionConfig config;
+    config.dim = dim;
+    config.heads = heads;
+    config.head_dim = head_dim;
+    config.out_proj = with_proj;
+    MultiHeadAttention<T> a(config);
     a.qkv.weight = Tensor<T>::randn(a.qkv.weight.shape(), seed, T(0), T(0.3));
     a.qkv.bias = Tensor<T>::randn({3 * a.inner_dim()}, seed + 1, T(0), T(0.1));
     if (with_proj) {
@@ -39,7 +44,7 @@ template <class T>
 Tensor<T> reference_attention(const MultiHeadAttention<T>& a, const Tensor<T>& x, const Tensor<T>& ctx,
                               const Tensor<T>* bias, const Tensor<std::uint8_t>* allowed,
                               Tensor<T>* weights) {
-    const Index B = x.dim(0), Nq = x.dim(1), Nk = ctx.dim(1), D = x.dim(2), H = a.num_heads, hd = a.head_dim;
+    const Index B = x.dim(0), Nq = x.dim(1), Nk = ctx.dim(1), D = x.dim(2), H = a.heads, hd = a.head_dim;
     const Index I = H * hd;
     auto project = [&](const Tensor<T>& in, Index block, Index b, Index n, Index k) {
         double s = static_cast<double>((*a.qkv.bias)(block * I + k));
@@ -181,7 +186,19 @@ TEST(Attention, RejectsBadShapesWithClearMessages) {
     with_bias.bias = &bias;
     EXPECT_THAT([&] { a.forward(x, with_bias); }, ::testing::ThrowsMessage<vit3d::shape_error>(HasSubstr(
                                                       "does not broadcast to the scores [2, 2, 3, 3]")));
-    EXPECT_THROW(MultiHeadAttention<float>(10, 3), vit3d::shape_error);
+    vit3d::nn::MultiHeadAttentionConfig indivisible;
+    indivisible.dim = 10;
+    indivisible.heads = 3;
+    EXPECT_THAT([&] { MultiHeadAttention<float>{indivisible}; },
+                ::testing::ThrowsMessage<vit3d::shape_error>(HasSubstr("got dim 10, 3 heads, head_dim 0")));
+    vit3d::nn::MultiHeadAttentionConfig no_projection;
+    no_projection.dim = 8;
+    no_projection.heads = 2;
+    no_projection.head_dim = 5;
+    no_projection.out_proj = false;
+    EXPECT_THAT([&] { MultiHeadAttention<float>{no_projection}; },
+                ::testing::ThrowsMessage<vit3d::shape_error>(
+                    HasSubstr("without an output projection heads * head_dim must equal dim 8, got 2 * 5")));
     auto broken = a;
     broken.qkv.weight = Tensor<float>({20, 8});
     EXPECT_THAT([&] { broken.forward(x); }, ::testing::ThrowsMessage<vit3d::shape_error>(

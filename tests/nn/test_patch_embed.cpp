@@ -79,7 +79,8 @@ TEST(PatchEmbed3d, UnfoldAndConvAreTheSameMapInBothVolumeLayouts) {
 
 TEST(PatchEmbed3d, UnfoldWithNormsIsVitPytorchsPatchEmbedding) {
     // Reg2RG / RadFM: 'b c (h p1) (w p2) (f pf) -> b (h w f) (p1 p2 pf c)', LayerNorm, Linear, LayerNorm.
-    auto pe = nn::PatchEmbed3d<float>::unfold(2, 6, {4, 4, 2}, true, true);
+    auto pe = nn::PatchEmbed3d<float>(
+        {2, 6, {4, 4, 2}, nn::PatchProjection::unfold, /*bias=*/true, /*norms=*/true});
     randomize(pe, 4);
     const auto x = Tensor<float>::randn({2, 2, 8, 4, 6}, 13);
     const auto patches = vit3d::rearrange(x, "b c (h p1) (w p2) (f pf) -> b (h w f) (p1 p2 pf c)",
@@ -94,8 +95,13 @@ TEST(PatchEmbed3d, UnfoldWithNormsIsVitPytorchsPatchEmbedding) {
 TEST(PatchEmbed2d, ChannelFirstFeatureOrderIsTheConvKernelFlattened) {
     auto conv = nn::PatchEmbed2d<float>::conv(3, 4, {2, 2});
     randomize(conv, 5);
-    auto unfold =
-        nn::PatchEmbed2d<float>::unfold(3, 4, {2, 2}, true, false, nn::FeatureOrder::channel_then_spatial);
+    auto unfold = nn::PatchEmbed2d<float>({3,
+                                           4,
+                                           {2, 2},
+                                           nn::PatchProjection::unfold,
+                                           /*bias=*/true,
+                                           /*norms=*/false,
+                                           nn::FeatureOrder::channel_then_spatial});
     unfold.weight = conv.weight.reshape({4, 12});
     unfold.bias = conv.bias;
     const auto x = Tensor<float>::randn({1, 3, 4, 6}, 14);
@@ -127,8 +133,37 @@ TEST(PatchEmbed, RejectsInputsThePatchDoesNotFit) {
         ::testing::ThrowsMessage<vit3d::shape_error>(HasSubstr("parameters do not fit a conv projection")));
 }
 
+TEST(PatchEmbed, ConfigBuildsTheParametersAndRefusesContradictions) {
+    nn::PatchEmbedConfig<3> c;
+    c.in_channels = 2;
+    c.dim = 6;
+    c.patch = {4, 2, 2};
+    c.bias = false;
+    const nn::PatchEmbed3d<float> conv(c);
+    EXPECT_EQ(conv.weight.shape(), (Shape{6, 2, 4, 2, 2}));
+    EXPECT_FALSE(conv.bias.has_value());
+    c.projection = nn::PatchProjection::unfold;
+    c.norms = true;
+    c.eps = 1e-6;
+    const nn::PatchEmbed3d<float> unfold(c);
+    EXPECT_EQ(unfold.weight.shape(), (Shape{6, 32}));
+    ASSERT_TRUE(unfold.norm_in && unfold.norm_out);
+    EXPECT_EQ(unfold.norm_in->dim(), 32);
+    EXPECT_EQ(unfold.norm_out->eps, 1e-6);
+
+    c.projection = nn::PatchProjection::conv;
+    EXPECT_THAT([&] { nn::PatchEmbed3d<float>{c}; },
+                ::testing::ThrowsMessage<vit3d::shape_error>(HasSubstr("belong to the unfold projection")));
+    c.norms = false;
+    c.patch = {4, 0, 2};
+    EXPECT_THAT([&] { nn::PatchEmbed3d<float>{c}; },
+                ::testing::ThrowsMessage<vit3d::shape_error>(HasSubstr(
+                    "expected positive in_channels, dim and patch sizes, got 2, 6 and patch [4, 0, 2]")));
+}
+
 TEST(PatchEmbed, NamesItsParameters) {
-    const auto pe = nn::PatchEmbed3d<float>::unfold(1, 4, {2, 2, 2}, true, true);
+    const auto pe = nn::PatchEmbed3d<float>(
+        {1, 4, {2, 2, 2}, nn::PatchProjection::unfold, /*bias=*/true, /*norms=*/true});
     std::vector<std::string> names;
     pe.visit_parameters([&](const std::string& n, const Tensor<float>&) { names.push_back(n); },
                         "patch_embed");

@@ -37,28 +37,47 @@ struct AttentionInputs {
     Tensor<T>* weights = nullptr;
 };
 
+// The shape of a MultiHeadAttention. Field order suits designated initialisers:
+//     MultiHeadAttentionConfig{.dim = 384, .heads = 6, .qkv_bias = false}   (C++20; in C++17 set the fields)
+struct MultiHeadAttentionConfig {
+    Index dim = 768;        // token width D (input and output)
+    Index heads = 12;       // attention heads
+    Index head_dim = 0;     // 0: dim / heads (dim must divide); vit-pytorch's dim_head sets it independently
+    bool qkv_bias = true;   // torchvision / timm: true; vit-pytorch, MONAI, Reg2RG: false
+    bool proj_bias = true;  // bias of the output projection
+    bool out_proj = true;   // false: no output projection, heads * head_dim must equal dim (vit-pytorch's
+                            // to_out = Identity when heads == 1 and dim_head == dim)
+};
+
 template <class T>
 struct MultiHeadAttention {
     Linear<T> qkv;                  // [3 * heads * head_dim, dim] ("<prefix>.qkv")
     std::optional<Linear<T>> proj;  // [dim, heads * head_dim]  ("<prefix>.proj"); absent = identity
-    Index num_heads = 1;
+    Index heads = 1;
     Index head_dim = 0;
     // Fused by default; asking for the weights (AttentionInputs::weights) always takes the naive kernel.
     AttentionKernel kernel = AttentionKernel::automatic;
 
     MultiHeadAttention() = default;
-    // head_dim defaults to dim / heads (dim must divide); vit-pytorch sets it independently.
-    MultiHeadAttention(Index dim, Index heads, Index dim_head = 0, bool qkv_bias = true,
-                       bool proj_bias = true, bool with_proj = true)
-        : num_heads(heads), head_dim(dim_head > 0 ? dim_head : (heads > 0 ? dim / heads : 0)) {
-        if (heads <= 0 || (dim_head <= 0 && dim % heads != 0))
-            throw shape_error("vit3d::nn::MultiHeadAttention: expected dim divisible by heads, got dim " +
-                              std::to_string(dim) + " and " + std::to_string(heads) + " heads");
-        qkv = Linear<T>(dim, 3 * inner_dim(), qkv_bias);
-        if (with_proj) proj = Linear<T>(inner_dim(), dim, proj_bias);
+    // Zero parameters of the configured shape, to be filled by a weight loader or by hand.
+    explicit MultiHeadAttention(const MultiHeadAttentionConfig& c)
+        : heads(c.heads), head_dim(c.head_dim > 0 ? c.head_dim : (c.heads > 0 ? c.dim / c.heads : 0)) {
+        const char* op = "vit3d::nn::MultiHeadAttention";
+        if (c.dim <= 0 || c.heads <= 0 || c.head_dim < 0 || (c.head_dim == 0 && c.dim % c.heads != 0))
+            throw shape_error(std::string(op) +
+                              ": expected dim > 0 divisible by heads > 0 (or head_dim > 0), " + "got dim " +
+                              std::to_string(c.dim) + ", " + std::to_string(c.heads) + " heads, head_dim " +
+                              std::to_string(c.head_dim));
+        if (!c.out_proj && inner_dim() != c.dim)
+            throw shape_error(std::string(op) +
+                              ": without an output projection heads * head_dim must equal " + "dim " +
+                              std::to_string(c.dim) + ", got " + std::to_string(c.heads) + " * " +
+                              std::to_string(head_dim));
+        qkv = Linear<T>(c.dim, 3 * inner_dim(), c.qkv_bias);
+        if (c.out_proj) proj = Linear<T>(inner_dim(), c.dim, c.proj_bias);
     }
 
-    Index inner_dim() const { return num_heads * head_dim; }
+    Index inner_dim() const { return heads * head_dim; }
     Index dim() const { return qkv.in_features(); }
     double scale() const { return 1.0 / std::sqrt(static_cast<double>(head_dim)); }
 
@@ -77,7 +96,7 @@ struct MultiHeadAttention {
                               std::to_string(D) + "], got " + shape_to_string(kv_source.shape()));
         const Index Nk = kv_source.dim(1);
         AttentionProblem<T> problem;
-        problem.batch = B, problem.heads = num_heads, problem.queries = Nq, problem.keys = Nk;
+        problem.batch = B, problem.heads = heads, problem.queries = Nq, problem.keys = Nk;
         problem.head_dim = head_dim;
         // Checked before the projections run, so that a bad operand costs nothing.
         problem.set_operands(in.bias ? in.bias->data() : nullptr, in.bias ? &in.bias->shape() : nullptr,
@@ -111,7 +130,7 @@ struct MultiHeadAttention {
         problem.out = heads_out.data();
         problem.out_batch_stride = Nq * I, problem.out_head_stride = head_dim, problem.out_token_stride = I;
         problem.scale = scale();
-        if (in.weights) *in.weights = Tensor<T>::empty({B, num_heads, Nq, Nk});
+        if (in.weights) *in.weights = Tensor<T>::empty({B, heads, Nq, Nk});
         attention(problem, kernel, in.weights ? in.weights->data() : nullptr);
         return proj ? proj->forward(heads_out) : heads_out;
     }
@@ -127,10 +146,10 @@ struct MultiHeadAttention {
 
     void check_parameters(const char* op) const {
         const Index I = inner_dim();
-        if (num_heads <= 0 || head_dim <= 0 || qkv.weight.rank() != 2 || qkv.out_features() != 3 * I ||
+        if (heads <= 0 || head_dim <= 0 || qkv.weight.rank() != 2 || qkv.out_features() != 3 * I ||
             (proj && (proj->in_features() != I || proj->out_features() != qkv.in_features())) ||
             (!proj && I != qkv.in_features()))
-            throw shape_error(std::string(op) + ": parameters do not fit " + std::to_string(num_heads) +
+            throw shape_error(std::string(op) + ": parameters do not fit " + std::to_string(heads) +
                               " heads of " + std::to_string(head_dim) + ": qkv weight " +
                               shape_to_string(qkv.weight.shape()) + ", proj weight " +
                               (proj ? shape_to_string(proj->weight.shape()) : std::string("none")));

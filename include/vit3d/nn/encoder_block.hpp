@@ -29,6 +29,16 @@ struct EncoderBlockConfig {
     double eps = 1e-6;
     Activation activation = Activation::gelu;
     NormPlacement placement = NormPlacement::pre;
+
+    MultiHeadAttentionConfig attention() const {
+        MultiHeadAttentionConfig a;
+        a.dim = dim;
+        a.heads = heads;
+        a.head_dim = head_dim;
+        a.qkv_bias = qkv_bias;
+        a.proj_bias = proj_bias;
+        return a;
+    }
 };
 
 template <class T>
@@ -42,7 +52,7 @@ struct EncoderBlock {
     EncoderBlock() = default;
     explicit EncoderBlock(const EncoderBlockConfig& c)
         : norm1(c.dim, c.eps),
-          attn(c.dim, c.heads, c.head_dim, c.qkv_bias, c.proj_bias),
+          attn(c.attention()),
           norm2(c.dim, c.eps),
           mlp(c.dim, c.mlp_dim, c.activation),
           placement(c.placement) {}

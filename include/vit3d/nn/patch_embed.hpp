@@ -33,6 +33,20 @@ namespace vit3d::nn {
 enum class PatchProjection { conv, unfold };
 enum class FeatureOrder { spatial_then_channel, channel_then_spatial };
 
+// The shape of a PatchEmbed. Field order suits designated initialisers (C++20):
+//     PatchEmbedConfig<3>{.in_channels = 1, .dim = 768, .patch = {4, 16, 16}}
+template <std::size_t SpatialDims>
+struct PatchEmbedConfig {
+    Index in_channels = 3;
+    Index dim = 768;                         // token width D
+    std::array<Index, SpatialDims> patch{};  // patch size, in the input's axis order
+    PatchProjection projection = PatchProjection::conv;
+    bool bias = true;
+    bool norms = false;  // unfold only: vit-pytorch's LayerNorm(patch_dim) before and LayerNorm(D) after
+    FeatureOrder feature_order = FeatureOrder::spatial_then_channel;  // unfold only
+    double eps = 1e-5;                                                // of those LayerNorms
+};
+
 template <class T, std::size_t SpatialDims>
 struct PatchEmbed {
     static_assert(SpatialDims >= 1 && SpatialDims <= 3, "PatchEmbed cuts 1 to 3 spatial axes");
@@ -47,36 +61,45 @@ struct PatchEmbed {
 
     PatchEmbed() = default;
 
-    // A conv projection with zero weights: [D, C, k...], bias [D].
-    static PatchEmbed conv(Index in_channels, Index dim, std::array<Index, SpatialDims> patch_size,
-                           bool with_bias = true) {
-        PatchEmbed p;
-        p.patch = patch_size;
-        p.projection = PatchProjection::conv;
-        Shape w{dim, in_channels};
-        for (Index k : patch_size) w.push_back(k);
-        p.weight = Tensor<T>(w);
-        if (with_bias) p.bias = Tensor<T>(Shape{dim});
-        return p;
+    // Zero parameters of the configured shape: conv weight [D, C, k...] or unfold weight [D, patch_dim],
+    // bias [D]. A config that contradicts itself (LayerNorms or a feature order with a conv projection, a
+    // non-positive size) is a shape_error here.
+    explicit PatchEmbed(const PatchEmbedConfig<SpatialDims>& c)
+        : patch(c.patch), projection(c.projection), feature_order(c.feature_order) {
+        const char* op = "vit3d::nn::PatchEmbed";
+        bool sizes_ok = c.in_channels > 0 && c.dim > 0;
+        Index patch_dim = c.in_channels;
+        for (Index k : c.patch) sizes_ok = sizes_ok && k > 0, patch_dim *= k;
+        if (!sizes_ok)
+            throw shape_error(std::string(op) + ": expected positive in_channels, dim and patch sizes, got " +
+                              std::to_string(c.in_channels) + ", " + std::to_string(c.dim) + " and patch " +
+                              shape_to_string(Shape(c.patch.begin(), c.patch.end())));
+        if (c.projection == PatchProjection::conv &&
+            (c.norms || c.feature_order != FeatureOrder::spatial_then_channel))
+            throw shape_error(std::string(op) +
+                              ": LayerNorms and the feature order belong to the unfold projection; a conv "
+                              "projection orders its weight [D, C, k...] and has no LayerNorms");
+        Shape w{c.dim};
+        if (c.projection == PatchProjection::conv) {
+            w.push_back(c.in_channels);
+            for (Index k : c.patch) w.push_back(k);
+        } else {
+            w.push_back(patch_dim);
+        }
+        weight = Tensor<T>(w);
+        if (c.bias) bias = Tensor<T>(Shape{c.dim});
+        if (c.norms) {
+            norm_in = LayerNorm<T>(patch_dim, c.eps);
+            norm_out = LayerNorm<T>(c.dim, c.eps);
+        }
     }
 
-    // An unfold + Linear projection with zero weights, optionally with vit-pytorch's LayerNorms (eps 1e-5).
-    static PatchEmbed unfold(Index in_channels, Index dim, std::array<Index, SpatialDims> patch_size,
-                             bool with_bias = true, bool with_norms = false,
-                             FeatureOrder order = FeatureOrder::spatial_then_channel, double eps = 1e-5) {
-        PatchEmbed p;
-        p.patch = patch_size;
-        p.projection = PatchProjection::unfold;
-        p.feature_order = order;
-        Index patch_dim = in_channels;
-        for (Index k : patch_size) patch_dim *= k;
-        p.weight = Tensor<T>(Shape{dim, patch_dim});
-        if (with_bias) p.bias = Tensor<T>(Shape{dim});
-        if (with_norms) {
-            p.norm_in = LayerNorm<T>(patch_dim, eps);
-            p.norm_out = LayerNorm<T>(dim, eps);
-        }
-        return p;
+    // The common cases: with bias, no LayerNorms, features (spatial..., channel) for unfold.
+    static PatchEmbed conv(Index in_channels, Index dim, std::array<Index, SpatialDims> patch_size) {
+        return PatchEmbed({in_channels, dim, patch_size, PatchProjection::conv});
+    }
+    static PatchEmbed unfold(Index in_channels, Index dim, std::array<Index, SpatialDims> patch_size) {
+        return PatchEmbed({in_channels, dim, patch_size, PatchProjection::unfold});
     }
 
     Index dim() const { return weight.dim(0); }
