@@ -26,11 +26,11 @@ TYPED_TEST(Parity, LinearMatchesTorchWithAndWithoutBias) {
     using T = TypeParam;
     Fixture<T> f("linear");
     nn::Linear<T> lin(5, 7);
-    io::load_state_dict<T>(lin, f.file, io::WeightSource::vit3d, "param.");
+    io::load_state_dict<T>(lin, f.file, io::key_maps::vit3d(), "param.");
     EXPECT_MATCHES_REFERENCE(lin.forward(f.in("x")), f.out("y"));
     Fixture<T> g("linear_nobias");
     nn::Linear<T> nobias(5, 7, false);
-    io::load_state_dict<T>(nobias, g.file, io::WeightSource::vit3d, "param.");
+    io::load_state_dict<T>(nobias, g.file, io::key_maps::vit3d(), "param.");
     EXPECT_MATCHES_REFERENCE(nobias.forward(g.in("x")), g.out("y"));
 }
 
@@ -40,7 +40,7 @@ TYPED_TEST(Parity, LayerNormMatchesTorchAtBothEpsilons) {
                                     std::pair<std::string, double>{"layer_norm_eps1e-05", 1e-5}}) {
         Fixture<T> f(name);
         nn::LayerNorm<T> ln(12, eps);
-        io::load_state_dict<T>(ln, f.file, io::WeightSource::vit3d, "param.");
+        io::load_state_dict<T>(ln, f.file, io::key_maps::vit3d(), "param.");
         EXPECT_MATCHES_REFERENCE(ln.forward(f.in("x")), f.out("y")) << name;
     }
 }
@@ -57,8 +57,11 @@ TYPED_TEST(Parity, ActivationsMatchTorch) {
 TYPED_TEST(Parity, MultiHeadAttentionMatchesTorchMhaWithMasksBiasAndCrossAttention) {
     using T = TypeParam;
     Fixture<T> f("mha_torch");
-    nn::MultiHeadAttention<T> mha(16, 4);
-    io::load_state_dict<T>(mha, f.file, io::WeightSource::torch_mha, "param.");
+    nn::MultiHeadAttentionConfig mha_config;
+    mha_config.dim = 16;
+    mha_config.heads = 4;
+    nn::MultiHeadAttention<T> mha(mha_config);
+    io::load_state_dict<T>(mha, f.file, io::key_maps::torch_mha(), "param.");
     const auto x = f.in("x");
     Tensor<T> weights;
     nn::AttentionInputs<T> in;
@@ -93,8 +96,11 @@ TYPED_TEST(Parity, MultiHeadAttentionMatchesTorchMhaWithMasksBiasAndCrossAttenti
 TYPED_TEST(Parity, MultiHeadAttentionMatchesTimmAttention) {
     using T = TypeParam;
     Fixture<T> f("attention_timm");
-    nn::MultiHeadAttention<T> att(16, 4);
-    io::load_state_dict<T>(att, f.file, io::WeightSource::timm, "param.");
+    nn::MultiHeadAttentionConfig att_config;
+    att_config.dim = 16;
+    att_config.heads = 4;
+    nn::MultiHeadAttention<T> att(att_config);
+    io::load_state_dict<T>(att, f.file, io::key_maps::timm(), "param.");
     EXPECT_MATCHES_REFERENCE(att.forward(f.in("x")), f.out("y"));
 }
 
@@ -102,11 +108,14 @@ TYPED_TEST(Parity, SliceDistanceBiasFeedsAttentionAsTorchsFloatMask) {
     using T = TypeParam;
     Fixture<T> f("slice_distance_bias");  // grid 2 x 3 x 2 after one class token, slices along axis 1
     nn::SliceDistanceBias<T> slices(2, 1, 1);
-    io::load_state_dict<T>(slices, f.file, io::WeightSource::vit3d, "param.bias.");
+    io::load_state_dict<T>(slices, f.file, io::key_maps::vit3d(), "param.bias.");
     const auto bias = slices.bias({2, 3, 2}, 1);
     EXPECT_MATCHES_REFERENCE(bias, f.out("bias"));
-    nn::MultiHeadAttention<T> mha(8, 2);
-    io::load_state_dict<T>(mha, f.file, io::WeightSource::torch_mha, "param.mha.");
+    nn::MultiHeadAttentionConfig mha_config;
+    mha_config.dim = 8;
+    mha_config.heads = 2;
+    nn::MultiHeadAttention<T> mha(mha_config);
+    io::load_state_dict<T>(mha, f.file, io::key_maps::torch_mha(), "param.mha.");
     nn::AttentionInputs<T> in;
     in.bias = &bias;
     EXPECT_MATCHES_REFERENCE(mha.forward(f.in("x"), in), f.out("y"));
@@ -118,7 +127,13 @@ TYPED_TEST(Parity, LayerNormThenAttentionMatchesVitPytorchAttention) {
     nn::LayerNorm<T> norm(16, 1e-5);
     norm.weight = f.param("norm.weight");
     norm.bias = f.param("norm.bias");
-    nn::MultiHeadAttention<T> att(16, 2, 6, false, true);
+    nn::MultiHeadAttentionConfig att_config;
+    att_config.dim = 16;
+    att_config.heads = 2;
+    att_config.head_dim = 6;
+    att_config.qkv_bias = false;
+    att_config.proj_bias = true;
+    nn::MultiHeadAttention<T> att(att_config);
     att.qkv.weight = f.param("to_qkv.weight");
     att.proj->weight = f.param("to_out.0.weight");
     att.proj->bias = f.param("to_out.0.bias");
@@ -137,7 +152,7 @@ TYPED_TEST(Parity, EncoderBlocksMatchTorchTransformerEncoderLayer) {
         c.activation = nn::Activation::relu;
         c.placement = nn::NormPlacement::post;
         nn::EncoderBlock<T> block(c);
-        io::load_state_dict<T>(block, f.file, io::WeightSource::torch_encoder_layer, "param.");
+        io::load_state_dict<T>(block, f.file, io::key_maps::torch_encoder_layer(), "param.");
         EXPECT_MATCHES_REFERENCE(block.forward(f.in("x")), f.out("y"));
     }
     {
@@ -148,7 +163,7 @@ TYPED_TEST(Parity, EncoderBlocksMatchTorchTransformerEncoderLayer) {
         c.mlp_dim = 32;
         c.eps = 1e-6;
         nn::EncoderBlock<T> block(c);
-        io::load_state_dict<T>(block, f.file, io::WeightSource::torch_encoder_layer, "param.");
+        io::load_state_dict<T>(block, f.file, io::key_maps::torch_encoder_layer(), "param.");
         EXPECT_MATCHES_REFERENCE(block.forward(f.in("x")), f.out("y"));
     }
 }

@@ -40,7 +40,7 @@ TYPED_TEST(ModelParity, TorchvisionVisionTransformer) {
     using T = TypeParam;
     Fixture<T> f("torchvision_vit");
     models::ViT<T> vit(tiny_2d());
-    io::load_state_dict<T>(vit, f.file, io::WeightSource::torchvision, "param.");
+    io::load_state_dict<T>(vit, f.file, io::key_maps::torchvision(), "param.");
     const auto out = vit.forward(f.in("x"));
     EXPECT_MATCHES_REFERENCE(out.tokens, f.out("tokens"));
     EXPECT_MATCHES_REFERENCE(out.logits, f.out("logits"));
@@ -51,7 +51,7 @@ TYPED_TEST(ModelParity, TimmVisionTransformerWithTokenAndAveragePooling) {
     {
         Fixture<T> f("timm_vit_token");
         models::ViT<T> vit(tiny_2d());
-        io::load_state_dict<T>(vit, f.file, io::WeightSource::timm, "param.");
+        io::load_state_dict<T>(vit, f.file, io::key_maps::timm(), "param.");
         const auto out = vit.forward(f.in("x"));
         EXPECT_MATCHES_REFERENCE(out.tokens, f.out("tokens"));
         EXPECT_MATCHES_REFERENCE(out.logits, f.out("logits"));
@@ -64,7 +64,7 @@ TYPED_TEST(ModelParity, TimmVisionTransformerWithTokenAndAveragePooling) {
         c.final_norm = false;
         c.head_norm = true;
         models::ViT<T> vit(c);
-        io::load_state_dict<T>(vit, f.file, io::WeightSource::timm, "param.");
+        io::load_state_dict<T>(vit, f.file, io::key_maps::timm(), "param.");
         const auto out = vit.forward(f.in("x"));
         EXPECT_MATCHES_REFERENCE(out.tokens, f.out("tokens"));
         EXPECT_MATCHES_REFERENCE(out.logits, f.out("logits"));
@@ -81,7 +81,7 @@ TYPED_TEST(ModelParity, VitPytorchViT) {
     c.eps = 1e-5;
     c.qkv_bias = false;
     models::ViT<T> vit(c);
-    io::load_state_dict<T>(vit, f.file, io::WeightSource::vit_pytorch, "param.");
+    io::load_state_dict<T>(vit, f.file, io::key_maps::vit_pytorch(), "param.");
     EXPECT_MATCHES_REFERENCE(vit.forward(f.in("x")).logits, f.out("logits"));
 }
 
@@ -107,7 +107,7 @@ TYPED_TEST(ModelParity, VitPytorchViT3dWithMeanPoolingOverAllTokens) {
     c.final_norm = false;
     c.head_norm = true;
     models::ViT3D<T> vit(c);
-    io::load_state_dict<T>(vit, f.file, io::WeightSource::vit_pytorch, "param.");
+    io::load_state_dict<T>(vit, f.file, io::key_maps::vit_pytorch(), "param.");
     EXPECT_MATCHES_REFERENCE(vit.forward(f.in("x")).logits, f.out("logits"));
 }
 
@@ -134,7 +134,7 @@ TYPED_TEST(ModelParity, VitPytorchSimpleViT3dWithSinCosPositions) {
     c.qkv_bias = false;
     c.proj_bias = false;
     models::ViT3D<T> vit(c);
-    io::load_state_dict<T>(vit, f.file, io::WeightSource::vit_pytorch, "param.");
+    io::load_state_dict<T>(vit, f.file, io::key_maps::vit_pytorch(), "param.");
     // The reference's sin-cos table is float32 even in float64 (see test_parity_layers): float tolerance.
     const auto logits = vit.forward(f.in("x")).logits;
     const auto reference = f.out("logits");
@@ -158,7 +158,7 @@ TYPED_TEST(ModelParity, MonaiViT) {
     c.qkv_bias = false;
     c.head_activation = nn::Activation::tanh;
     models::ViT3D<T> vit(c);
-    const auto report = io::load_state_dict<T>(vit, f.file, io::WeightSource::monai, "param.");
+    const auto report = io::load_state_dict<T>(vit, f.file, io::key_maps::monai(), "param.");
     EXPECT_EQ(report.skipped.size(), 4u);  // norm_cross_attn of both blocks: unused without cross-attention
     const auto out = vit.forward(f.in("x"), true);
     EXPECT_MATCHES_REFERENCE(out.logits, f.out("logits"));
@@ -178,7 +178,7 @@ TYPED_TEST(ModelParity, Reg2rgViT3d) {
     c.head_dim = 4;
     c.mlp_dim = 16;
     models::ViT3D<T> vit(c);
-    io::load_state_dict<T>(vit, f.file, io::WeightSource::reg2rg, "param.");
+    io::load_state_dict<T>(vit, f.file, io::key_maps::reg2rg(), "param.");
     EXPECT_MATCHES_REFERENCE(vit.factorized_pos_embed.embedding({2, 2, 2}), f.out("pos").narrow(0, 0, 1));
     EXPECT_MATCHES_REFERENCE(vit.forward(f.in("x")).tokens, f.out("tokens"));
 }
