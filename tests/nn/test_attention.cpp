@@ -158,6 +158,40 @@ TYPED_TEST(AttentionTyped, FullyMaskedQueryRowsAttendNothing) {
                         tolerance<T>());
 }
 
+TYPED_TEST(AttentionTyped, QueryWeightsAreTheRowsOfTheFullWeights) {
+    using T = TypeParam;
+    const auto a = random_attention<T>(12, 3, 0, true, 11);
+    const Tensor<T> x = Tensor<T>::randn({2, 9, 12}, 12), ctx = Tensor<T>::randn({2, 7, 12}, 13);
+    const Tensor<T> bias = Tensor<T>::randn({1, 3, 9, 7}, 14);
+    Tensor<std::uint8_t> allowed = Tensor<std::uint8_t>::ones({2, 1, 1, 7});
+    allowed(1, 0, 0, 3) = 0;
+    // A distance bias with one prefix query and one prefix key.
+    const std::vector<Index> q_coords{0, 0, 1, 1, 2, 2, 3, 3}, k_coords{3, 2, 1, 0, 0, 1};
+    const Tensor<T> table = Tensor<T>::randn({3, 4}, 15), row = Tensor<T>::randn({3}, 16),
+                    col = Tensor<T>::randn({3}, 17);
+    vit3d::nn::DistanceBias<T> distance;
+    distance.heads = 3, distance.distances = 4, distance.by_distance = table.data();
+    distance.query_coords = q_coords.data(), distance.key_coords = k_coords.data();
+    distance.query_prefix = 1, distance.key_prefix = 1;
+    distance.query_prefix_bias = row.data(), distance.key_prefix_bias = col.data();
+    AttentionInputs<T> in;
+    in.context = &ctx;
+    in.bias = &bias;
+    in.allowed = &allowed;
+    in.distance_bias = &distance;
+    Tensor<T> weights;
+    in.weights = &weights;
+    a.forward(x, in);
+    for (Index query : {0, 1, 5, 8}) {
+        const Tensor<T> w = a.query_weights(x, query, in);
+        ASSERT_EQ(w.shape(), (Shape{2, 3, 7}));
+        EXPECT_TRUE(vit3d::test::TensorsClose(w, weights.narrow(2, query, 1).reshape({2, 3, 7}), 0.0,
+                                              std::is_same_v<T, float> ? 1e-6 : 1e-14))
+            << "query " << query;
+    }
+    EXPECT_THROW(a.query_weights(x, 9, in), vit3d::shape_error);
+}
+
 TEST(Attention, NamesItsParametersLikeTimm) {
     const auto a = random_attention<float>(8, 2, 0, true, 4);
     std::vector<std::string> names;

@@ -3,6 +3,7 @@
 // fully masked rows, odd lengths (1, 7, 197, 4097), float and double. Plus the vectorised exponential the
 // fused softmax relies on, thread-count independence and the workspace bound.
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,6 +14,7 @@
 #include <vit3d.hpp>
 #include <vit3d/detail/packet_math.hpp>
 #include <vit3d/nn/scaled_dot_product_attention.hpp>
+#include <vit3d/nn/slice_bias.hpp>
 
 #include "support/tensor_testing.hpp"
 
@@ -204,6 +206,149 @@ TYPED_TEST(FusedAttention, NoKeysAttendsNothing) {
     const Tensor<T> q = Tensor<T>::randn({1, 1, 3, 8}, 1), kv = Tensor<T>::empty({1, 1, 0, 8});
     EXPECT_TENSOR_EQ(scaled_dot_product_attention(q, kv, kv, nullptr, nullptr, AttentionKernel::fused),
                      Tensor<T>::zeros({1, 1, 3, 8}));
+}
+
+// q [B, H, Nq, d] attends k, v [B, H, Nk, d] with a distance bias (and a mask), through the kernel chosen.
+template <class T>
+Tensor<T> attend_with_distance_bias(const Tensor<T>& q, const Tensor<T>& k, const Tensor<T>& v,
+                                    const vit3d::nn::DistanceBias<T>& distance,
+                                    const Tensor<std::uint8_t>* mask, AttentionKernel kernel) {
+    Tensor<T> out = Tensor<T>::empty(q.shape());
+    auto p = vit3d::nn::bhnd_attention_problem(q, k, v, out, "test");
+    p.set_operands(nullptr, nullptr, mask ? mask->data() : nullptr, mask ? &mask->shape() : nullptr, "test");
+    p.set_distance_bias(&distance, "test");
+    vit3d::nn::attention(p, kernel);
+    return out;
+}
+
+// The same bias written out densely, [1, H, Nq, Nk].
+template <class T>
+Tensor<T> dense(const vit3d::nn::DistanceBias<T>& d, Index Nq, Index Nk) {
+    Tensor<T> bias({1, d.heads, Nq, Nk});
+    for (Index h = 0; h < d.heads; ++h)
+        for (Index i = 0; i < Nq; ++i)
+            for (Index j = 0; j < Nk; ++j) bias(0, h, i, j) = d.at(h, i, j);
+    return bias;
+}
+
+template <class T>
+vit3d::nn::SliceDistanceBias<T> random_slice_bias(Index heads, Index levels, std::uint64_t seed) {
+    vit3d::nn::SliceDistanceBiasConfig c;
+    c.heads = heads;
+    c.levels = levels;
+    c.prefix_bias = true;
+    vit3d::nn::SliceDistanceBias<T> slices(c);
+    slices.table = Tensor<T>::randn(slices.table.shape(), seed, T(0), T(2));
+    slices.prefix_row = Tensor<T>::randn({heads}, seed + 1, T(0), T(2));
+    slices.prefix_col = Tensor<T>::randn({heads}, seed + 2, T(0), T(2));
+    return slices;
+}
+
+TYPED_TEST(FusedAttention, DistanceBiasInTheTileLoopAgreesWithTheDenseBias) {
+    using T = TypeParam;
+    struct GridCase {
+        std::array<Index, 3> grid;
+        Index prefix;
+    };
+    // N = 1, 7, 197 and 4,097 tokens: a lone token, then a class token before 1x2x3, 4x7x7 and 16^3 patches.
+    const std::vector<GridCase> cases{{{1, 1, 1}, 0}, {{1, 2, 3}, 1}, {{4, 7, 7}, 1}, {{16, 16, 16}, 1}};
+    std::uint64_t seed = 500;
+    for (const auto& c : cases) {
+        seed += 10;
+        const Index N = c.prefix + c.grid[0] * c.grid[1] * c.grid[2];
+        const bool large = N > 1000;  // one batch and two heads there: the naive reference is O(N^2)
+        const Index B = large ? 1 : 2, H = large ? 2 : 3, d = large ? 32 : 24;
+        const auto slices = random_slice_bias<T>(H, 5, seed);
+        const auto tables = slices.describe(c.grid, c.prefix);
+        const auto distance = tables.view();
+        const Tensor<T> q = Tensor<T>::randn({2, H, N, d}, seed + 3),
+                        k = Tensor<T>::randn({2, H, N, d}, seed + 4),
+                        v = Tensor<T>::randn({2, H, N, d}, seed + 5);
+        const Tensor<T> bias = slices.bias(c.grid, c.prefix);
+        EXPECT_TENSOR_EQ(bias, dense(distance, N, N));
+        const Tensor<T> reference =
+            scaled_dot_product_attention(q, k, v, &bias, nullptr, AttentionKernel::naive);
+        EXPECT_TRUE(
+            Agree(attend_with_distance_bias(q, k, v, distance, nullptr, AttentionKernel::fused), reference))
+            << "N " << N;
+        EXPECT_TRUE(
+            Agree(attend_with_distance_bias(q, k, v, distance, nullptr, AttentionKernel::naive), reference))
+            << "N " << N;
+        if (large) continue;
+        const Tensor<std::uint8_t> mask = random_mask<T>({B, 1, 1, N}, seed + 6, 0.6);
+        EXPECT_TRUE(Agree(attend_with_distance_bias(q, k, v, distance, &mask, AttentionKernel::fused),
+                          scaled_dot_product_attention(q, k, v, &bias, &mask, AttentionKernel::naive)))
+            << "N " << N << " with a key mask";
+    }
+}
+
+TYPED_TEST(FusedAttention, DistanceBiasServesCrossAttentionAndAnyCoordinates) {
+    using T = TypeParam;
+    // Queries and keys with coordinates of their own (not sorted, runs of every length, prefixes of 2 and 1),
+    // a dense bias on top, and a mask: every route through the tile loop's runs.
+    const Index H = 2, d = 16, Nq = 300, Nk = 530, distances = 40;
+    std::mt19937_64 rng(77);
+    std::vector<Index> q_coords(Nq - 2), k_coords(Nk - 1);
+    for (auto& c : q_coords) c = static_cast<Index>(rng() % 20);
+    Index run_left = 0, c = 0;
+    for (auto& x : k_coords) {
+        if (run_left-- == 0) c = static_cast<Index>(rng() % 40), run_left = static_cast<Index>(rng() % 300);
+        x = c;
+    }
+    const Tensor<T> table = Tensor<T>::randn({H, distances}, 1), row = Tensor<T>::randn({H}, 2),
+                    column = Tensor<T>::randn({H}, 3);
+    vit3d::nn::DistanceBias<T> distance;
+    distance.heads = H;
+    distance.distances = distances;
+    distance.by_distance = table.data();
+    distance.query_coords = q_coords.data();
+    distance.key_coords = k_coords.data();
+    distance.query_prefix = 2;
+    distance.key_prefix = 1;
+    distance.query_prefix_bias = row.data();
+    distance.key_prefix_bias = column.data();
+    const Tensor<T> q = Tensor<T>::randn({1, H, Nq, d}, 4), k = Tensor<T>::randn({1, H, Nk, d}, 5),
+                    v = Tensor<T>::randn({1, H, Nk, d}, 6);
+    const Tensor<T> extra = Tensor<T>::randn({Nq, Nk}, 7);
+    const Tensor<std::uint8_t> mask = random_mask<T>({1, H, Nq, Nk}, 8, 0.5);
+    Tensor<T> out = Tensor<T>::empty(q.shape());
+    auto p = vit3d::nn::bhnd_attention_problem(q, k, v, out, "test");
+    p.set_operands(extra.data(), &extra.shape(), mask.data(), &mask.shape(), "test");
+    p.set_distance_bias(&distance, "test");
+    vit3d::nn::attention(p, AttentionKernel::fused);
+    const Tensor<T> both = dense(distance, Nq, Nk) + extra;
+    EXPECT_TRUE(Agree(out, scaled_dot_product_attention(q, k, v, &both, &mask, AttentionKernel::naive)));
+
+    // A distance the table does not cover, a head count that is not the problem's, no coordinates: errors.
+    distance.distances = 39;
+    EXPECT_THAT(
+        [&] { p.set_distance_bias(&distance, "op"); },
+        ::testing::ThrowsMessage<vit3d::shape_error>(::testing::HasSubstr(
+            "op: distance bias: coordinates lie up to 39 apart, but the table holds distances 0 to 38")));
+    distance.distances = distances;
+    distance.heads = 3;
+    EXPECT_THAT([&] { p.set_distance_bias(&distance, "op"); },
+                ::testing::ThrowsMessage<vit3d::shape_error>(::testing::HasSubstr("expected 2 heads")));
+    distance.heads = H;
+    distance.key_coords = nullptr;
+    EXPECT_THROW(p.set_distance_bias(&distance, "op"), vit3d::shape_error);
+}
+
+TEST(FusedAttention, DistanceBiasNeedsNoQuadraticBufferAt4097Tokens) {
+    // The kernel's own account of its scratch memory, with the distance bias: O(N), not O(N^2).
+    const Index N = 4097, H = 12, d = 64;
+    const auto slices = random_slice_bias<float>(H, 32, 9);
+    const auto tables = slices.describe({16, 16, 16}, 1);
+    const auto distance = tables.view();
+    const Tensor<float> q = Tensor<float>::randn({1, H, N, d}, 1);
+    Tensor<float> out = Tensor<float>::empty(q.shape());
+    auto p = vit3d::nn::bhnd_attention_problem(q, q, q, out, "test");
+    p.set_distance_bias(&distance, "test");
+    const Index fused = vit3d::nn::attention_workspace_bytes(p, AttentionKernel::fused, 2);
+    EXPECT_LT(fused, N * N * Index(sizeof(float)) / 8);  // 4.7 MB on 2 threads; the scores would be 67 MB
+    EXPECT_GT(fused, vit3d::nn::attention_workspace_bytes<float>(AttentionKernel::fused, H, N, N, d, 2));
+    EXPECT_EQ(vit3d::nn::attention_workspace_bytes(p, AttentionKernel::naive, 2),
+              2 * N * N * Index(sizeof(float)));
 }
 
 TEST(FusedAttention, ResultDoesNotDependOnTheThreadCount) {

@@ -70,16 +70,45 @@ TEST(FactorizedPosEmbed3d, SmallerGridsReadTheLastRowOfEachStrideGroup) {
     EXPECT_THROW(pe.forward(x, {8, 4, 2}), vit3d::shape_error);
 }
 
+nn::SliceDistanceBiasConfig slice_config(Index heads, Index levels, std::size_t axis, bool prefix_bias) {
+    nn::SliceDistanceBiasConfig c;
+    c.heads = heads;
+    c.levels = levels;
+    c.slice_axis = axis;
+    c.prefix_bias = prefix_bias;
+    return c;
+}
+
 TEST(SliceDistanceBias, DependsOnlyOnTheSliceDistanceClippedAtTheMaximum) {
-    nn::SliceDistanceBias<float> slices(2, 2, 0);
+    nn::SliceDistanceBias<float> slices(slice_config(2, 3, 0, false));
     slices.table = Tensor<float>({2, 3}, std::vector<float>{0, 1, 2, 10, 11, 12});
     const auto bias = slices.bias({4, 1, 2}, 1);  // 8 tokens on 4 slices, after a class token
     ASSERT_EQ(bias.shape(), (Shape{1, 2, 9, 9}));
-    EXPECT_EQ(bias(0, 1, 0, 5), 0.0f);   // class-token row and column stay 0
+    EXPECT_EQ(bias(0, 1, 0, 5), 0.0f);  // class-token row and column are 0 without prefix biases
+    EXPECT_EQ(bias(0, 1, 5, 0), 0.0f);
     EXPECT_EQ(bias(0, 0, 1, 2), 0.0f);   // tokens 0 and 1 share slice 0
     EXPECT_EQ(bias(0, 1, 1, 3), 11.0f);  // slices 0 and 1
     EXPECT_EQ(bias(0, 0, 8, 1), 2.0f);   // slices 3 and 0: distance 3 clipped to 2
-    EXPECT_THROW(nn::SliceDistanceBias<float>(2, 1, 3).bias({2, 2, 2}), vit3d::shape_error);
+    EXPECT_THROW(nn::SliceDistanceBias<float>(slice_config(2, 1, 3, false)), vit3d::shape_error);
+}
+
+TEST(SliceDistanceBias, PrefixTokensTakeTheirOwnRowAndColumnValues) {
+    nn::SliceDistanceBias<float> slices(slice_config(2, 2, 1, true));
+    slices.table = Tensor<float>({2, 2}, std::vector<float>{1, 2, 3, 4});
+    slices.prefix_row = Tensor<float>({2}, std::vector<float>{-1, -2});
+    slices.prefix_col = Tensor<float>({2}, std::vector<float>{5, 6});
+    const auto bias = slices.bias({1, 3, 2}, 1);  // slices along grid axis 1: tokens 0-1, 2-3, 4-5
+    EXPECT_EQ(bias(0, 0, 0, 0), -1.0f);           // the class token's row, its own column included
+    EXPECT_EQ(bias(0, 1, 0, 4), -2.0f);
+    EXPECT_EQ(bias(0, 0, 3, 0), 5.0f);  // its column seen from a patch token
+    EXPECT_EQ(bias(0, 1, 6, 0), 6.0f);
+    EXPECT_EQ(bias(0, 1, 1, 6), 4.0f);  // slices 0 and 2: distance 2 clipped to level 1
+    const auto tables = slices.describe({1, 3, 2}, 1);
+    EXPECT_EQ(tables.slices, (std::vector<Index>{0, 0, 1, 1, 2, 2}));
+    EXPECT_EQ(tables.distances, 3);
+    EXPECT_EQ(tables.by_distance, (std::vector<float>{1, 2, 2, 3, 4, 4}));
+    slices.prefix_col.reset();
+    EXPECT_THROW(slices.describe({1, 3, 2}, 1), vit3d::shape_error);
 }
 
 TEST(SinCos, MaeMonai2dPutsTheFastAxisBlockFirst) {

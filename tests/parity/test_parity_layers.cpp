@@ -107,7 +107,11 @@ TYPED_TEST(Parity, MultiHeadAttentionMatchesTimmAttention) {
 TYPED_TEST(Parity, SliceDistanceBiasFeedsAttentionAsTorchsFloatMask) {
     using T = TypeParam;
     Fixture<T> f("slice_distance_bias");  // grid 2 x 3 x 2 after one class token, slices along axis 1
-    nn::SliceDistanceBias<T> slices(2, 1, 1);
+    nn::SliceDistanceBiasConfig slice_config;
+    slice_config.heads = 2;
+    slice_config.levels = 2;
+    slice_config.slice_axis = 1;
+    nn::SliceDistanceBias<T> slices(slice_config);
     io::load_state_dict<T>(slices, f.file, io::key_maps::vit3d(), "param.bias.");
     const auto bias = slices.bias({2, 3, 2}, 1);
     EXPECT_MATCHES_REFERENCE(bias, f.out("bias"));

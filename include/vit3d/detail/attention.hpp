@@ -41,4 +41,15 @@ Index kernel_workspace_bytes(AttentionKernel kernel, Index batch_heads, Index qu
     return fused_attention_workspace_bytes<T>(queries, keys, head_dim, static_cast<int>(used));
 }
 
+// The same for this problem, including what its distance bias needs (O(keys), never O(queries x keys)).
+template <class T>
+Index kernel_workspace_bytes(const AttentionProblem<T>& p, AttentionKernel kernel, int threads) {
+    Index bytes =
+        kernel_workspace_bytes<T>(kernel, p.batch * p.heads, p.queries, p.keys, p.head_dim, threads);
+    if (p.distance_bias && kernel != AttentionKernel::naive)
+        bytes += DistanceBiasRuns<T>::bytes(p.heads, p.distance_bias->distances, p.keys,
+                                            FusedAttentionTiles<T>(p.queries, p.keys, p.head_dim).key_tiles);
+    return bytes;
+}
+
 }  // namespace vit3d::detail

@@ -8,6 +8,7 @@
 //     data + b * batch_stride + h * head_stride + n * token_stride + k        (k < head_dim contiguous)
 // which covers the fused qkv output [B, N, 3, H, d], the merged heads [B, N, H, d] and [B, H, N, d].
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string>
@@ -35,6 +36,34 @@ struct AttentionView {
     }
 };
 
+// A bias described by token coordinates rather than stored per (query, key), so that no Nq x Nk tensor is
+// ever formed. For head h, query i and key j:
+//     bias = query_prefix_bias[h]   if i < query_prefix            (the row of a prefix token, e.g. a class
+//     token)
+//            key_prefix_bias[h]     else if j < key_prefix         (the column of a prefix token)
+//            by_distance[h * distances + |query_coords[i - query_prefix] - key_coords[j - key_prefix]|]
+// A prefix token has no coordinate; a null prefix bias counts as 0. by_distance holds a value for every
+// distance that occurs, so the caller decides how distances map onto its learned levels (clamped to the
+// last one, bucketed, ...), and any integer coordinate works: a slice index, a row, a time step.
+// nn::SliceDistanceBias builds one from the slice indices of a 3D patch grid.
+template <class T>
+struct DistanceBias {
+    Index heads = 0, distances = 0;
+    const T* by_distance = nullptr;       // [heads, distances]
+    const Index* query_coords = nullptr;  // [queries - query_prefix]
+    const Index* key_coords = nullptr;    // [keys - key_prefix]
+    Index query_prefix = 0, key_prefix = 0;
+    const T* query_prefix_bias = nullptr;  // [heads], or null
+    const T* key_prefix_bias = nullptr;    // [heads], or null
+
+    T at(Index h, Index i, Index j) const {
+        if (i < query_prefix) return query_prefix_bias ? query_prefix_bias[h] : T(0);
+        if (j < key_prefix) return key_prefix_bias ? key_prefix_bias[h] : T(0);
+        const Index d = query_coords[i - query_prefix] - key_coords[j - key_prefix];
+        return by_distance[h * distances + (d < 0 ? -d : d)];
+    }
+};
+
 template <class T>
 struct AttentionProblem {
     Index batch = 0, heads = 0, queries = 0, keys = 0, head_dim = 0;
@@ -48,6 +77,8 @@ struct AttentionProblem {
     std::array<Index, 4> bias_strides{};
     const std::uint8_t* allowed = nullptr;
     std::array<Index, 4> allowed_strides{};
+    // Optional bias from token coordinates, added on top of `bias` (see DistanceBias).
+    const DistanceBias<T>* distance_bias = nullptr;
 
     T* out_at(Index b, Index h, Index n) const {
         return out + b * out_batch_stride + h * out_head_stride + n * out_token_stride;
@@ -68,6 +99,34 @@ struct AttentionProblem {
         if (bias_data) bias = bias_data, bias_strides = operand_strides(*bias_shape, scores, "bias", op);
         if (allowed_data)
             allowed = allowed_data, allowed_strides = operand_strides(*allowed_shape, scores, "allowed", op);
+    }
+
+    // Attaches a distance bias (null: none), checking it against the problem: its head count, its prefix
+    // lengths, and that every coordinate distance that occurs has a value.
+    void set_distance_bias(const DistanceBias<T>* d, const char* op) {
+        distance_bias = d;
+        if (!d) return;
+        const std::string where = std::string(op) + ": distance bias: ";
+        if (d->heads != heads || d->distances < 0 || d->query_prefix < 0 || d->query_prefix > queries ||
+            d->key_prefix < 0 || d->key_prefix > keys)
+            throw shape_error(where + "expected " + std::to_string(heads) +
+                              " heads and prefixes of at most " + std::to_string(queries) + " queries and " +
+                              std::to_string(keys) + " keys, got " + std::to_string(d->heads) +
+                              " heads, prefixes " + std::to_string(d->query_prefix) + " and " +
+                              std::to_string(d->key_prefix));
+        const Index nq = queries - d->query_prefix, nk = keys - d->key_prefix;
+        if ((nq > 0 && !d->query_coords) || (nk > 0 && !d->key_coords) ||
+            (nq > 0 && nk > 0 && heads > 0 && !d->by_distance))
+            throw shape_error(where + "expected coordinates for " + std::to_string(nq) + " queries and " +
+                              std::to_string(nk) + " keys and a table [heads, distances], got null pointers");
+        if (nq == 0 || nk == 0) return;
+        const auto [q_lo, q_hi] = std::minmax_element(d->query_coords, d->query_coords + nq);
+        const auto [k_lo, k_hi] = std::minmax_element(d->key_coords, d->key_coords + nk);
+        const Index farthest = std::max(*q_hi - *k_lo, *k_hi - *q_lo);
+        if (farthest >= d->distances)
+            throw shape_error(where + "coordinates lie up to " + std::to_string(farthest) +
+                              " apart, but the table holds distances 0 to " +
+                              std::to_string(d->distances - 1));
     }
 
     void check(const char* op) const {

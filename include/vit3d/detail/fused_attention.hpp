@@ -5,7 +5,8 @@
 //     m' = max(m, rowmax S);  P = exp(S - m');  l = l e^(m - m') + rowsum P;  O = O e^(m - m') + P V
 // (computed in base 2: S and m carry a factor log2(e), and exp(S - m) = 2^(S - m)),
 // and finally out = O / l. The Nq x Nk scores never exist; per thread the memory is one (batch, head)'s keys
-// and values, repacked (O(Nk * head_dim)), plus tile-sized buffers.
+// and values, repacked (O(Nk * head_dim)), plus tile-sized buffers. A DistanceBias is computed inside the
+// tile loop from the tokens' coordinates (DistanceBiasRuns), so it needs no Nq x Nk buffer either.
 //
 // Both products run in the GEMM's register-blocked micro-kernel (detail::micro_kernel): `rows` query rows
 // times `vectors` packets of columns accumulate in registers, with one operand broadcast from memory. Keys
@@ -17,6 +18,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <optional>
+#include <vector>
 
 #include "vit3d/core/config.hpp"
 #include "vit3d/detail/aligned_buffer.hpp"
@@ -63,6 +66,78 @@ struct FusedAttentionTiles {
     }
 };
 
+// log2(e) in T: the fused softmax works in base 2, so every score and bias carries this factor.
+template <class T>
+inline constexpr T log2e_v = static_cast<T>(1.44269504088896340735992468100189214);
+
+// A problem's DistanceBias prepared once per call for the tile loop. The keys are cut into runs of equal
+// coordinate (the prefix keys form a run of their own), so that one row of a key tile takes one constant per
+// run, added a packet at a time, instead of a table lookup per score: on a patch grid the slice index of the
+// keys changes once per slice (every H*W tokens), so a 256-key tile holds one or two runs. Every value is
+// pre-multiplied by log2(e), as the scores are in base 2.
+template <class T>
+struct DistanceBiasRuns {
+    struct Run {
+        Index begin, end;  // keys [begin, end)
+        Index coord;       // their coordinate (prefix runs: unused)
+        bool prefix;
+    };
+    std::vector<Run> runs;
+    std::vector<Index> first_run;     // per key tile: the first run that reaches into it
+    std::vector<T> by_distance;       // [heads, distances], times log2(e)
+    std::vector<T> query_prefix_row;  // [heads], times log2(e)
+    std::vector<T> key_prefix_column;
+    Index distances = 0, query_prefix = 0;
+    const Index* query_coords = nullptr;
+
+    DistanceBiasRuns(const DistanceBias<T>& d, Index keys, Index key_tile, Index key_tiles)
+        : distances(d.distances), query_prefix(d.query_prefix), query_coords(d.query_coords) {
+        if (d.key_prefix > 0) runs.push_back({0, d.key_prefix, 0, true});
+        for (Index j = d.key_prefix; j < keys; ++j) {
+            const Index c = d.key_coords[j - d.key_prefix];
+            if (runs.empty() || runs.back().prefix || runs.back().coord != c)
+                runs.push_back({j, j + 1, c, false});
+            else
+                runs.back().end = j + 1;
+        }
+        first_run.resize(static_cast<std::size_t>(key_tiles));
+        std::size_t r = 0;
+        for (Index kt = 0; kt < key_tiles; ++kt) {
+            while (r < runs.size() && runs[r].end <= kt * key_tile) ++r;
+            first_run[static_cast<std::size_t>(kt)] = static_cast<Index>(r);
+        }
+        by_distance.resize(static_cast<std::size_t>(d.heads * d.distances));
+        constexpr T log2e = log2e_v<T>;
+        for (std::size_t i = 0; i < by_distance.size(); ++i) by_distance[i] = d.by_distance[i] * log2e;
+        query_prefix_row.assign(static_cast<std::size_t>(d.heads), T(0));
+        key_prefix_column.assign(static_cast<std::size_t>(d.heads), T(0));
+        for (Index h = 0; h < d.heads; ++h) {
+            if (d.query_prefix_bias)
+                query_prefix_row[static_cast<std::size_t>(h)] = d.query_prefix_bias[h] * log2e;
+            if (d.key_prefix_bias)
+                key_prefix_column[static_cast<std::size_t>(h)] = d.key_prefix_bias[h] * log2e;
+        }
+    }
+
+    // Bytes it holds for a problem with these sizes (at most one run per key).
+    static Index bytes(Index heads, Index distances, Index keys, Index key_tiles) {
+        return (keys + 1) * Index(sizeof(Run)) + key_tiles * Index(sizeof(Index)) +
+               (heads * distances + 2 * heads) * Index(sizeof(T));
+    }
+};
+
+// s[0, n) += value, a packet at a time.
+template <class T>
+void add_constant(T* s, Index n, T value) {
+    using namespace Eigen::internal;
+    using P = Packet<T>;
+    constexpr int W = packet_width<T>;
+    const P v = pset1<P>(value);
+    Index j = 0;
+    for (; j + W <= n; j += W) pstoreu(s + j, padd(ploadu<P>(s + j), v));
+    for (; j < n; ++j) s[j] += value;
+}
+
 // One thread's state: its workspace and the (batch, head) whose keys and values are packed in it.
 template <class T>
 class FusedAttentionWorker {
@@ -72,11 +147,12 @@ class FusedAttentionWorker {
     static constexpr int R = Tiles::rows;
     static constexpr T neg_inf = -std::numeric_limits<T>::infinity();
     static constexpr double log2e = 1.44269504088896340735992468100189214;
-    static constexpr T log2e_t = static_cast<T>(log2e);
+    static constexpr T log2e_t = log2e_v<T>;
 
   public:
-    FusedAttentionWorker(const AttentionProblem<T>& problem, const Tiles& tiles, T* workspace)
-        : p_(problem), t_(tiles) {
+    FusedAttentionWorker(const AttentionProblem<T>& problem, const Tiles& tiles, T* workspace,
+                         const DistanceBiasRuns<T>* distance_runs)
+        : p_(problem), t_(tiles), runs_(distance_runs) {
         keys_ = workspace;
         values_ = keys_ + t_.packed_keys_size();
         queries_ = values_ + t_.packed_values_size();
@@ -163,6 +239,7 @@ class FusedAttentionWorker {
         using namespace Eigen::internal;
         T* s = scores_ + i * Tiles::key_tile;
         if (p_.bias) add_bias(s, b, h, qi, j0, count);
+        if (runs_) add_distance_bias(s, h, qi, j0, count);
         if (p_.allowed)
             for (Index j = 0; j < count; ++j)
                 if (!p_.is_allowed(b, h, qi, j0 + j)) s[j] = neg_inf;
@@ -201,6 +278,25 @@ class FusedAttentionWorker {
             for (Index j = 0; j < count; ++j) s[j] += row[j0 + j] * log2e_t;
         } else {
             for (Index j = 0; j < count; ++j) s[j] += row[(j0 + j) * step] * log2e_t;
+        }
+    }
+
+    void add_distance_bias(T* s, Index h, Index qi, Index j0, Index count) const {
+        const DistanceBiasRuns<T>& d = *runs_;
+        if (qi < d.query_prefix)
+            return add_constant(s, count, d.query_prefix_row[static_cast<std::size_t>(h)]);
+        const Index coord = d.query_coords[qi - d.query_prefix];
+        const T* by_distance = d.by_distance.data() + h * d.distances;
+        const Index end = j0 + count;
+        for (std::size_t r =
+                 static_cast<std::size_t>(d.first_run[static_cast<std::size_t>(j0 / Tiles::key_tile)]);
+             r < d.runs.size() && d.runs[r].begin < end; ++r) {
+            const auto& run = d.runs[r];
+            const Index first = std::max(run.begin, j0), last = std::min(run.end, end);
+            const Index distance = coord > run.coord ? coord - run.coord : run.coord - coord;
+            add_constant(
+                s + (first - j0), last - first,
+                run.prefix ? d.key_prefix_column[static_cast<std::size_t>(h)] : by_distance[distance]);
         }
     }
 
@@ -249,6 +345,7 @@ class FusedAttentionWorker {
 
     const AttentionProblem<T>& p_;
     const Tiles& t_;
+    const DistanceBiasRuns<T>* runs_;  // null without a distance bias
     T *keys_, *values_, *queries_, *scores_, *acc_, *row_max_, *row_sum_;
     Index packed_ = -1;
 };
@@ -280,9 +377,14 @@ void fused_attention(const AttentionProblem<T>& p, int threads) {
     const Index items = p.batch * p.heads * tiles.query_tiles;
     threads = fused_attention_threads(p, threads);
     const Index per_thread = tiles.thread_workspace();
-    AlignedBuffer<T> workspace(per_thread * threads);  // allocated here: nothing may throw in the region
+    // Allocated here: nothing may throw in the region.
+    AlignedBuffer<T> workspace(per_thread * threads);
+    std::optional<DistanceBiasRuns<T>> distance_runs;
+    if (p.distance_bias)
+        distance_runs.emplace(*p.distance_bias, p.keys, FusedAttentionTiles<T>::key_tile, tiles.key_tiles);
+    const DistanceBiasRuns<T>* runs = distance_runs ? &*distance_runs : nullptr;
     parallel_region(threads, [&](int thread, int thread_count) {
-        FusedAttentionWorker<T> worker(p, tiles, workspace.data() + per_thread * thread);
+        FusedAttentionWorker<T> worker(p, tiles, workspace.data() + per_thread * thread, runs);
         const ItemRange share = static_share(items, thread, thread_count);
         for (Index item = share.begin; item < share.end; ++item) worker.run(item);
     });

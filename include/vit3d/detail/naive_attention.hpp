@@ -66,6 +66,9 @@ void naive_attention(const AttentionProblem<T>& p, T* weights, int threads) {
             if (p.bias)
                 for (Index i = 0; i < Nq; ++i)
                     for (Index j = 0; j < Nk; ++j) S(i, j) += p.bias_at(b, h, i, j);
+            if (p.distance_bias)
+                for (Index i = 0; i < Nq; ++i)
+                    for (Index j = 0; j < Nk; ++j) S(i, j) += p.distance_bias->at(h, i, j);
             if (p.allowed)
                 for (Index i = 0; i < Nq; ++i)
                     for (Index j = 0; j < Nk; ++j)

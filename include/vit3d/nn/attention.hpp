@@ -10,7 +10,10 @@
 //              (a key-padding mask is [B, 1, 1, Nk]). Note the polarity: torch's MHA masks use True =
 //              masked, SDPA and timm True = attend; the model loaders convert to this one.
 //   - context: keys and values come from this sequence [B, Nk, D] instead of x (cross-attention);
-//   - weights: receives the softmax attention weights [B, heads, Nq, Nk].
+//   - weights: receives the softmax attention weights [B, heads, Nq, Nk];
+//   - distance_bias: a bias described by token coordinates (DistanceBias, e.g. nn::SliceDistanceBias's),
+//   which
+//              the fused kernel computes tile by tile instead of reading an [Nq, Nk] tensor.
 // A query row whose keys are all masked attends nothing: its weights are 0 and its output, before the
 // output projection, is 0 (torch gives NaN there). Both kernels (AttentionKernel) agree on this.
 
@@ -35,6 +38,7 @@ struct AttentionInputs {
     const Tensor<std::uint8_t>* allowed = nullptr;
     const Tensor<T>* context = nullptr;
     Tensor<T>* weights = nullptr;
+    const DistanceBias<T>* distance_bias = nullptr;  // a bias from token coordinates (nn::SliceDistanceBias)
 };
 
 // The shape of a MultiHeadAttention. Field order suits designated initialisers:
@@ -102,6 +106,7 @@ struct MultiHeadAttention {
         problem.set_operands(in.bias ? in.bias->data() : nullptr, in.bias ? &in.bias->shape() : nullptr,
                              in.allowed ? in.allowed->data() : nullptr,
                              in.allowed ? &in.allowed->shape() : nullptr, op);
+        problem.set_distance_bias(in.distance_bias, op);
 
         // Projections: one GEMM for q, k and v together when attending to x itself.
         Tensor<T> q_buf, kv_buf;
@@ -133,6 +138,57 @@ struct MultiHeadAttention {
         if (in.weights) *in.weights = Tensor<T>::empty({B, heads, Nq, Nk});
         attention(problem, kernel, in.weights ? in.weights->data() : nullptr);
         return proj ? proj->forward(heads_out) : heads_out;
+    }
+
+    // The softmax weights of one query token over all keys, [B, heads, Nk], as forward(x, in) would form
+    // them for row `query` (bias, mask and distance bias included; in.weights is ignored). It costs the key
+    // projection and one row of scores, not the Nq x Nk weights: the class-token attention of a 16,385-token
+    // volume is 12 x 16,385 values instead of 12.9 GB.
+    Tensor<T> query_weights(const Tensor<T>& x, Index query, const AttentionInputs<T>& in = {}) const {
+        const char* op = "vit3d::nn::MultiHeadAttention::query_weights";
+        check_parameters(op);
+        const Index I = inner_dim(), D = dim();
+        const Tensor<T>& kv_source = in.context ? *in.context : x;
+        if (x.rank() != 3 || x.dim(2) != D || query < 0 || query >= x.dim(1) || kv_source.rank() != 3 ||
+            kv_source.dim(0) != x.dim(0) || kv_source.dim(2) != D)
+            throw shape_error(std::string(op) + ": expected x [B, N, " + std::to_string(D) +
+                              "], a query in [0, N) " + "and a context [B, Nk, " + std::to_string(D) +
+                              "], got x " + shape_to_string(x.shape()) + ", query " + std::to_string(query) +
+                              ", context " + shape_to_string(kv_source.shape()));
+        const Index B = x.dim(0), Nq = x.dim(1), Nk = kv_source.dim(1);
+        // The operands' strides for the whole problem, then the problem of row `query` alone.
+        AttentionProblem<T> whole;
+        whole.batch = B, whole.heads = heads, whole.queries = Nq, whole.keys = Nk, whole.head_dim = head_dim;
+        whole.set_operands(in.bias ? in.bias->data() : nullptr, in.bias ? &in.bias->shape() : nullptr,
+                           in.allowed ? in.allowed->data() : nullptr,
+                           in.allowed ? &in.allowed->shape() : nullptr, op);
+        whole.set_distance_bias(in.distance_bias, op);
+        AttentionProblem<T> row = whole;
+        row.queries = 1;
+        if (row.bias) row.bias += query * row.bias_strides[2];
+        if (row.allowed) row.allowed += query * row.allowed_strides[2];
+        DistanceBias<T> distance;
+        if (in.distance_bias) {
+            distance = *in.distance_bias;
+            if (query < distance.query_prefix) {
+                distance.query_prefix = 1;
+            } else {
+                distance.query_coords += query - distance.query_prefix;
+                distance.query_prefix = 0;
+            }
+            row.distance_bias = &distance;
+        }
+        const Tensor<T> q = project_rows(x.narrow(1, query, 1), 0, I);  // [B, 1, I]
+        const Tensor<T> k = project_rows(kv_source, I, I);              // [B, Nk, I]
+        Tensor<T> unused = Tensor<T>::empty({B, 1, I});
+        row.q = {q.data(), I, head_dim, I};
+        row.k = row.v = {k.data(), Nk * I, head_dim, I};
+        row.out = unused.data();
+        row.out_batch_stride = I, row.out_head_stride = head_dim, row.out_token_stride = I;
+        row.scale = scale();
+        Tensor<T> weights = Tensor<T>::empty({B, heads, 1, Nk});
+        attention(row, AttentionKernel::naive, weights.data());
+        return weights.reshape({B, heads, Nk});
     }
 
     VIT3D_VISIT_PARAMETERS_WITH(visit)

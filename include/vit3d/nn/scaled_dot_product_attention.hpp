@@ -19,6 +19,7 @@ namespace vit3d::nn {
 using detail::AttentionKernel;
 using detail::AttentionProblem;
 using detail::AttentionView;
+using detail::DistanceBias;
 
 // Runs the problem with the chosen kernel on vit3d::num_threads() threads. `weights`, when not null,
 // receives the softmax weights [B, H, Nq, Nk] (contiguous, B*H*Nq*Nk elements) and forces the naive kernel.
@@ -34,6 +35,12 @@ template <class T>
 Index attention_workspace_bytes(AttentionKernel kernel, Index batch_heads, Index queries, Index keys,
                                 Index head_dim, int threads) {
     return detail::kernel_workspace_bytes<T>(kernel, batch_heads, queries, keys, head_dim, threads);
+}
+
+// The same for one problem, with what its distance bias needs.
+template <class T>
+Index attention_workspace_bytes(const AttentionProblem<T>& problem, AttentionKernel kernel, int threads) {
+    return detail::kernel_workspace_bytes(problem, kernel, threads);
 }
 
 // The problem for q [B, H, Nq, d] and k, v [B, H, Nk, d] (torch's layout), writing into out [B, H, Nq, d];
