@@ -1,6 +1,7 @@
 #pragma once
 // Named configurations of reference architectures.
 
+#include "vit3d/models/ct_encoder.hpp"
 #include "vit3d/models/vision_transformer.hpp"
 
 namespace vit3d::models {
@@ -70,6 +71,18 @@ inline VisionTransformerConfig<3> monai_vit_b_3d(Index num_classes = 2) {
     c.eps = 1e-5;
     c.qkv_bias = false;
     c.head_activation = nn::Activation::tanh;
+    return c;
+}
+
+// The anatomy-aware CT encoder at the size its authors built: [B, 1, 64, 512, 512] volumes, 4x16x16 patches
+// (16 x 32 x 32 = 16,384 patch tokens + a class token), width 768, 12 hybrid blocks of 12 heads, MLP 3072,
+// 32 slice-distance levels, 20 anatomical regions, factorized learned 3D positions, cls pooling.
+inline CTEncoderConfig ct_encoder() { return CTEncoderConfig{}; }
+
+// The same encoder on [B, 1, 64, 256, 256] volumes: 16 x 16 x 16 = 4,096 patch tokens + a class token.
+inline CTEncoderConfig ct_encoder_256() {
+    CTEncoderConfig c;
+    c.input_size = {64, 256, 256};
     return c;
 }
 
