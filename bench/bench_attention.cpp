@@ -1,7 +1,9 @@
 // Attention throughput. "attention/<kernel>/B:<B>/N:<N>/threads:<t>": softmax(Q K^T / 8) V alone, 12 heads of
-// 64, float, inputs [B, 12, N, 64] and output preallocated; "mha/<kernel>/...": the whole
-// MultiHeadAttention module of width 768 (qkv projection, attention, output projection) on x [B, N, 768].
-// Counters: GFLOPs (attention alone: 4 B H N^2 d FLOP; module: that plus the projections' 8 B N D^2),
+// 64, float, inputs [B, 12, N, 64] and output preallocated; "attention_slice_bias/fused/...": the same with
+// the slice-distance bias of a 16 x 16 x 16 (N = 4096) or 16 x 32 x 32 (N = 16384) patch grid computed in the
+// tile loop (nn::SliceDistanceBias, 32 levels), to compare with the unbiased case; "mha/<kernel>/...": the
+// whole MultiHeadAttention module of width 768 (qkv projection, attention, output projection) on x [B, N,
+// 768]. Counters: GFLOPs (attention alone: 4 B H N^2 d FLOP; module: that plus the projections' 8 B N D^2),
 // tokens_per_s, workspace_bytes (scratch the kernel allocates), peak_rss_bytes (this benchmark's own peak).
 //
 //   ./build-bench/bench/bench_attention --benchmark_counters_tabular=true
@@ -9,6 +11,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include <array>
+#include <cmath>
 #include <string>
 #include <vit3d.hpp>
 
@@ -43,6 +47,43 @@ void attention_alone(benchmark::State& state, AttentionKernel kernel, Index B, I
     state.counters["tokens_per_s"] = vit3d::bench::rate(double(B * N));
     state.counters["workspace_bytes"] =
         double(vit3d::nn::attention_workspace_bytes<float>(kernel, B * kHeads, N, N, kHeadDim, threads));
+    state.counters["peak_rss_bytes"] = vit3d::bench::peak_rss_bytes();
+    vit3d::set_num_threads(0);
+}
+
+// The patch grid of N tokens along (slices, rows, columns), 16 slices.
+std::array<Index, 3> grid_of(Index N) {
+    const Index side = static_cast<Index>(std::lround(std::sqrt(double(N / 16))));
+    return {16, side, side};
+}
+
+void attention_slice_bias(benchmark::State& state, Index B, Index N, int threads) {
+    vit3d::set_num_threads(threads);
+    vit3d::bench::reset_peak_rss();
+    const Tensor<float> q = Tensor<float>::randn({B, kHeads, N, kHeadDim}, 1);
+    const Tensor<float> k = Tensor<float>::randn({B, kHeads, N, kHeadDim}, 2);
+    const Tensor<float> v = Tensor<float>::randn({B, kHeads, N, kHeadDim}, 3);
+    Tensor<float> out = Tensor<float>::empty({B, kHeads, N, kHeadDim});
+    vit3d::nn::SliceDistanceBiasConfig config;
+    config.heads = kHeads;
+    config.levels = 32;
+    config.prefix_bias = true;
+    vit3d::nn::SliceDistanceBias<float> slices(config);
+    slices.table = Tensor<float>::randn(slices.table.shape(), 4);
+    const auto tables = slices.describe(grid_of(N), 0);
+    const auto distance = tables.view();
+    AttentionProblem<float> p = vit3d::nn::bhnd_attention_problem(q, k, v, out, "bench_attention");
+    p.set_distance_bias(&distance, "bench_attention");
+    for (auto _ : state) {
+        vit3d::nn::attention(p, AttentionKernel::fused);
+        benchmark::DoNotOptimize(out.data());
+        benchmark::ClobberMemory();
+    }
+    const double flops = 4.0 * double(B) * kHeads * double(N) * double(N) * kHeadDim;
+    state.counters["GFLOPs"] = vit3d::bench::rate(flops * 1e-9);
+    state.counters["tokens_per_s"] = vit3d::bench::rate(double(B * N));
+    state.counters["workspace_bytes"] =
+        double(vit3d::nn::attention_workspace_bytes(p, AttentionKernel::fused, threads));
     state.counters["peak_rss_bytes"] = vit3d::bench::peak_rss_bytes();
     vit3d::set_num_threads(0);
 }
@@ -92,6 +133,12 @@ const bool registered = [] {
                     ->Unit(benchmark::kMillisecond)
                     ->UseRealTime();
             }
+            if (s.N == 4096 || s.N == 16384)
+                benchmark::RegisterBenchmark(
+                    case_name("attention_slice_bias", AttentionKernel::fused, s, threads).c_str(),
+                    attention_slice_bias, s.B, s.N, threads)
+                    ->Unit(benchmark::kMillisecond)
+                    ->UseRealTime();
             benchmark::RegisterBenchmark(case_name("mha", AttentionKernel::fused, s, threads).c_str(),
                                          attention_module, AttentionKernel::fused, s.B, s.N, threads)
                 ->Unit(benchmark::kMillisecond)

@@ -12,7 +12,12 @@ bench/bench_models.cpp) and each thread count, vit3d's number next to its peers'
   * the whole attention module (width 768): torch.nn.MultiheadAttention (its inference fast path);
   * whole models, random weights: torchvision's vit_b_16 at 224 x 224 (B = 1, 8) and MONAI's 3D ViT-B on a
     [1, 1, 256, 256, 64] volume (16 x 16 x 4 patches, 4,097 tokens), in torch eager mode and in ONNX Runtime
-    (the same weights, exported once with torch.onnx.export into build-peers/onnx/).
+    (the same weights, exported once with torch.onnx.export into build-peers/onnx/);
+  * the anatomy-aware CT encoder with a 20-region label mask, on [1, 1, 64, 256, 256] (4,097 tokens) and at
+    full size [1, 1, 64, 512, 512] (16,385 tokens): its Python reference (tests/fixtures/
+    ct_encoder_reference.py) with the attention written out (math: scores, the dense slice bias and
+    softmax's output are N x N per head) and with F.scaled_dot_product_attention given the bias as a float
+    mask. A peer whose estimated memory exceeds this machine's is reported as such, not attempted.
 
 Every measurement, vit3d's included, runs in a fresh process of its own so that its peak resident memory
 is that case's alone. Peers take the median of repeated calls after a warm-up; vit3d's numbers come from
@@ -25,14 +30,15 @@ itself inside it.
 
 Useful options:
     --threads 1 2                 thread counts (default: 1 2)
-    --cases attention,mha,models  which sections to run (default: all three)
+    --cases attention,mha,models,ct_encoder  which sections to run (default: all)
     --filter REGEX                only the cases whose id matches, e.g. 'attention/B:1/N:197|vit_b_16/B:1'
     --quick                       short timing, for a smoke test (numbers are then noisy)
     --json OUT                    also write every measurement (medians, minima, repetitions, RSS) as JSON
     --vit3d-json FILE...          read vit3d's results from Google Benchmark JSON files instead of running
 
-A full run (both thread counts, all cases) takes roughly 25-35 minutes on the 2-core machine of
-bench/README.md, mostly the 3D ViT (10-50 s per forward pass per implementation). Run it alone: no build or
+A full run (both thread counts, all cases) takes roughly an hour on the 2-core machine of bench/README.md,
+mostly the 3D ViT (10-50 s per forward pass per implementation) and the full-size CT encoder (minutes per
+forward pass; timed once). Run it alone: no build or
 other bench at the same time.
 """
 
@@ -70,7 +76,7 @@ ATTENTION_SHAPES = [(1, 197), (8, 197), (1, 1024), (1, 4096), (1, 16384)]
 # path) are skipped beyond this, not attempted (N = 16384: 12.9 GB on a 24 GB machine, plus softmax's copy).
 MATH_SCORES_LIMIT_BYTES = 8e9
 
-SECTIONS = ("attention", "mha", "models")
+SECTIONS = ("attention", "mha", "models", "ct_encoder")
 # Opset 23 has ONNX's own Attention op, which torch's exporter emits for scaled_dot_product_attention and
 # nn.MultiheadAttention and ONNX Runtime runs as one kernel. For the same reason monai's ViT is exported with
 # its SABlocks switched to use_flash_attention: as shipped, its einsum attention exports to Einsum + Softmax
@@ -97,6 +103,11 @@ MODELS = {
 }
 
 
+# The CT encoder cases of bench_models.cpp ("ct_encoder/<size>/mask/threads:<t>"): volume [D, H, W] and tokens.
+CT_ENCODERS = {"256": ((64, 256, 256), 4097), "full": ((64, 512, 512), 16385)}
+CT_REGIONS = 20
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
     """One row group of the table: a shape of one section, measured at every thread count."""
@@ -110,6 +121,8 @@ class Case:
     def id(self) -> str:
         if self.section == "models":
             return f"{self.model}/B:{self.batch}"
+        if self.section == "ct_encoder":
+            return f"ct_encoder/{self.model}"
         return f"{self.section}/B:{self.batch}/N:{self.tokens}"
 
     def flops(self) -> float:
@@ -127,6 +140,7 @@ def all_cases() -> list[Case]:
     cases += [Case("mha", b, n) for b, n in ATTENTION_SHAPES]
     for spec in MODELS.values():
         cases += [Case("models", b, spec.tokens, spec.name) for b in spec.batches]
+    cases += [Case("ct_encoder", 1, tokens, size) for size, (_, tokens) in CT_ENCODERS.items()]
     return cases
 
 
@@ -149,6 +163,10 @@ def peers_of(case: Case) -> list[Peer]:
         ]
     if case.section == "mha":
         return [Peer("mha", "torch", "torch nn.MultiheadAttention(768, 12, batch_first=True)")]
+    if case.section == "ct_encoder":
+        return [Peer("ct_math", "torch", "torch eager, the CT encoder reference with its attention written out"),
+                Peer("ct_sdpa", "torch_alt", "torch eager, the reference with F.scaled_dot_product_attention "
+                                             "and the slice bias as a float mask")]
     peers = [Peer("torch_model", "torch", "torch eager, the model as shipped")]
     if case.model == "vit3d_b16x16x4":
         # monai's ViT builds its SABlocks without use_flash_attention (an einsum + softmax attention);
@@ -170,7 +188,25 @@ def skip_reason(peer: Peer, case: Case) -> str:
         scores = 4.0 * case.batch * HEADS * case.tokens**2
         if scores > MATH_SCORES_LIMIT_BYTES:
             return f"skipped (N×N scores {scores / 1e9:.1f} GB)"
+    if peer.key in ("ct_math", "ct_sdpa"):
+        # The dense slice bias [1, 12, N, N] exists in both; the math attention adds the scores and softmax's
+        # output, SDPA's fused kernel nothing of that size. Plus the reference's int16 distances and one
+        # head's gathered bias while it is built, and ~2 GB of model and activations.
+        n2 = 4.0 * HEADS * case.tokens**2
+        need = (3 if peer.key == "ct_math" else 1) * n2 + 2 * case.tokens**2 + n2 / HEADS + 2e9
+        have = memory_total_bytes()
+        if need > 0.9 * have:
+            return (f"cannot run: needs ≈ {need / 1e9:.1f} GB ({'bias, scores, softmax' if peer.key == 'ct_math' else 'bias'} "
+                    f"{(3 if peer.key == 'ct_math' else 1) * n2 / 1e9:.1f} GB), the machine has {have / 2**30:.1f} GiB")
     return ""
+
+
+def memory_total_bytes() -> float:
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                return float(line.split()[1]) * 1024.0
+    return float("inf")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -268,6 +304,8 @@ def torch_callable(torch, spec: dict, stack: contextlib.ExitStack) -> Callable[[
     batch, tokens = spec["batch"], spec["tokens"]
     gen = torch.Generator().manual_seed(1)
     kind = spec["peer"]
+    if kind in ("ct_math", "ct_sdpa"):
+        return ct_encoder_callable(torch, spec, gen, sdpa=kind == "ct_sdpa")
     if kind in ("sdpa", "sdpa_math"):
         q, k, v = (torch.randn(batch, HEADS, tokens, HEAD_DIM, generator=gen) for _ in range(3))
         if kind == "sdpa_math":
@@ -282,6 +320,31 @@ def torch_callable(torch, spec: dict, stack: contextlib.ExitStack) -> Callable[[
     model = build_torch_model(torch, spec["model"], flash_attention=kind == "torch_model_sdpa")
     x = torch.randn(batch, *MODELS[spec["model"]].image_shape, generator=gen)
     return lambda: model(x)
+
+
+def ct_encoder_callable(torch, spec: dict, gen, sdpa: bool) -> Callable[[], Any]:
+    """The CT encoder reference at the case's size, weights ~ N(0, 0.02), a volume and a 20-region mask laid
+    out as bench_models.cpp's synthetic_mask does (the work does not depend on the layout)."""
+    sys.path.insert(0, str(REPO_ROOT / "tests" / "fixtures"))
+    import ct_encoder_reference as ct
+
+    size, _ = CT_ENCODERS[spec["model"]]
+    model = ct.CTEncoder(input_size=size, regions=CT_REGIONS).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.02, generator=gen)
+    volume = torch.randn(1, 1, *size, generator=gen)
+    mask = torch.zeros(1, 1, *size, dtype=torch.uint8)
+    cells = 5
+    rows = (CT_REGIONS + cells - 1) // cells
+    D, H, W = size
+    y = torch.arange(H)[:, None] * rows // H
+    x = torch.arange(W)[None, :] * cells // W
+    labels = (y * cells + x + 1).clamp(max=CT_REGIONS + 1)
+    labels[labels > CT_REGIONS] = 0
+    inner = (slice(D // 8, D - D // 8), slice(H // 8, H - H // 8), slice(W // 8, W - W // 8))
+    mask[0, 0][inner] = labels[inner[1], inner[2]].to(torch.uint8)
+    return lambda: model(volume, mask, sdpa=sdpa)
 
 
 def measure_torch(spec: dict) -> dict:
@@ -448,8 +511,11 @@ def measure_peer(peer: Peer, case: Case, threads: int, args, onnx_paths: dict) -
     reason = skip_reason(peer, case)
     if reason:
         return Measurement(note=reason)
+    timing = timing_settings(args.quick, args.min_time)
+    if case.section == "ct_encoder" and case.model == "full":
+        timing = {"warmup": 0.0, "min_time": 0.0, "min_reps": 1, "max_reps": 1}  # minutes per call: once
     spec = {"peer": peer.key, "batch": case.batch, "tokens": case.tokens, "model": case.model,
-            "threads": threads, "timing": timing_settings(args.quick, args.min_time)}
+            "threads": threads, "timing": timing}
     if peer.key == "ort_model":
         path = onnx_paths.get((case.model, case.batch))
         if not isinstance(path, Path):
@@ -510,11 +576,14 @@ def vit3d_names(case: Case, threads: int) -> dict[str, str]:
         return {"vit3d": f"attention/fused/{shape}", "vit3d_alt": f"attention/naive/{shape}"}
     if case.section == "mha":
         return {"vit3d": f"mha/fused/B:{case.batch}/N:{case.tokens}/threads:{threads}"}
+    if case.section == "ct_encoder":  # the full size runs once per repetition (Iterations(1))
+        once = "/iterations:1" if case.model == "full" else ""
+        return {"vit3d": f"ct_encoder/{case.model}/mask/threads:{threads}{once}"}
     return {"vit3d": f"{case.model}/B:{case.batch}/threads:{threads}"}
 
 
 def vit3d_executable(build_dir: Path, case: Case) -> Path:
-    return build_dir / "bench" / ("bench_models" if case.section == "models" else "bench_attention")
+    return build_dir / "bench" / ("bench_models" if case.section in ("models", "ct_encoder") else "bench_attention")
 
 
 def parse_benchmark_json(text: str) -> dict[str, dict]:
@@ -547,7 +616,8 @@ def measurement_from_benchmark(entry: dict | None) -> Measurement:
         return Measurement(note="failed: " + entry["error"])
     seconds = entry["real_time"] * TIME_UNIT_SECONDS[entry.get("time_unit", "ns")]
     counters = {k: v for k, v in entry.items()
-                if k in ("GFLOPs", "tokens_per_s", "workspace_bytes", "peak_rss_bytes", "ms_per_image")}
+                if k in ("GFLOPs", "tokens_per_s", "workspace_bytes", "peak_rss_bytes", "ms_per_image",
+                         "s_per_volume", "s_per_block", "embed_s", "finish_s")}
     details = {"benchmark": entry["name"], "iterations": entry.get("iterations"), "counters": counters}
     return Measurement(seconds, None, int(entry.get("iterations", 0)), entry.get("peak_rss_bytes"), "", details)
 
@@ -616,6 +686,10 @@ SECTION_TITLES = {
     "models": "**Models**, float32, random weights, ms per image (lower is better). torch = eager, "
               "as shipped; torch alt = monai's SABlocks with use_flash_attention=True; ort = ONNX Runtime "
               "on the torch.onnx export (monai's with use_flash_attention)",
+    "ct_encoder": "**CT encoder** with a 20-region mask, float32, random weights, seconds per volume (lower is "
+                  "better). vit3d = models::CTEncoder (slice bias in the fused kernel); torch = the Python "
+                  "reference, attention written out; torch alt = the reference with F.scaled_dot_product_"
+                  "attention and the bias as a float mask",
 }
 
 
@@ -645,6 +719,8 @@ def format_value(case: Case, m: Measurement | None) -> str:
     tokens_per_s = case.batch * case.tokens / m.seconds
     if case.section == "attention":
         main = f"{case.flops() / m.seconds / 1e9:.1f}"
+    elif case.section == "ct_encoder":
+        main = f"{m.seconds:.1f} s"
     elif case.section == "mha":
         main = f"{m.seconds * 1e3:.2f}"
     else:
