@@ -29,7 +29,16 @@ constexpr Index kHeads = 12, kHeadDim = 64, kDim = kHeads * kHeadDim;
 
 const char* name_of(AttentionKernel k) { return k == AttentionKernel::naive ? "naive" : "fused"; }
 
-void attention_alone(benchmark::State& state, AttentionKernel kernel, Index B, Index N, int threads) {
+// The patch grid of N tokens along (slices, rows, columns), 16 slices.
+std::array<Index, 3> grid_of(Index N) {
+    const Index side = static_cast<Index>(std::lround(std::sqrt(double(N / 16))));
+    return {16, side, side};
+}
+
+// slice_bias: with the slice-distance bias of the 16-slice grid of N tokens (32 levels), computed in the
+// kernel's tile loop.
+void attention_alone(benchmark::State& state, AttentionKernel kernel, Index B, Index N, int threads,
+                     bool slice_bias) {
     vit3d::set_num_threads(threads);
     vit3d::bench::reset_peak_rss();
     const Tensor<float> q = Tensor<float>::randn({B, kHeads, N, kHeadDim}, 1);
@@ -37,6 +46,18 @@ void attention_alone(benchmark::State& state, AttentionKernel kernel, Index B, I
     const Tensor<float> v = Tensor<float>::randn({B, kHeads, N, kHeadDim}, 3);
     Tensor<float> out = Tensor<float>::empty({B, kHeads, N, kHeadDim});
     AttentionProblem<float> p = vit3d::nn::bhnd_attention_problem(q, k, v, out, "bench_attention");
+    vit3d::nn::SliceDistanceBiasConfig config;
+    config.heads = kHeads;
+    config.prefix_bias = true;
+    vit3d::nn::SliceDistanceBias<float> slices(config);
+    slices.table = Tensor<float>::randn(slices.table.shape(), 4);
+    vit3d::nn::SliceDistanceTables<float> tables;
+    vit3d::nn::DistanceBias<float> distance;
+    if (slice_bias) {
+        tables = slices.describe(grid_of(N), 0);
+        distance = tables.view();
+        p.set_distance_bias(&distance, "bench_attention");
+    }
     for (auto _ : state) {
         vit3d::nn::attention(p, kernel);
         benchmark::DoNotOptimize(out.data());
@@ -45,45 +66,7 @@ void attention_alone(benchmark::State& state, AttentionKernel kernel, Index B, I
     const double flops = 4.0 * double(B) * kHeads * double(N) * double(N) * kHeadDim;
     state.counters["GFLOPs"] = vit3d::bench::rate(flops * 1e-9);
     state.counters["tokens_per_s"] = vit3d::bench::rate(double(B * N));
-    state.counters["workspace_bytes"] =
-        double(vit3d::nn::attention_workspace_bytes<float>(kernel, B * kHeads, N, N, kHeadDim, threads));
-    state.counters["peak_rss_bytes"] = vit3d::bench::peak_rss_bytes();
-    vit3d::set_num_threads(0);
-}
-
-// The patch grid of N tokens along (slices, rows, columns), 16 slices.
-std::array<Index, 3> grid_of(Index N) {
-    const Index side = static_cast<Index>(std::lround(std::sqrt(double(N / 16))));
-    return {16, side, side};
-}
-
-void attention_slice_bias(benchmark::State& state, Index B, Index N, int threads) {
-    vit3d::set_num_threads(threads);
-    vit3d::bench::reset_peak_rss();
-    const Tensor<float> q = Tensor<float>::randn({B, kHeads, N, kHeadDim}, 1);
-    const Tensor<float> k = Tensor<float>::randn({B, kHeads, N, kHeadDim}, 2);
-    const Tensor<float> v = Tensor<float>::randn({B, kHeads, N, kHeadDim}, 3);
-    Tensor<float> out = Tensor<float>::empty({B, kHeads, N, kHeadDim});
-    vit3d::nn::SliceDistanceBiasConfig config;
-    config.heads = kHeads;
-    config.levels = 32;
-    config.prefix_bias = true;
-    vit3d::nn::SliceDistanceBias<float> slices(config);
-    slices.table = Tensor<float>::randn(slices.table.shape(), 4);
-    const auto tables = slices.describe(grid_of(N), 0);
-    const auto distance = tables.view();
-    AttentionProblem<float> p = vit3d::nn::bhnd_attention_problem(q, k, v, out, "bench_attention");
-    p.set_distance_bias(&distance, "bench_attention");
-    for (auto _ : state) {
-        vit3d::nn::attention(p, AttentionKernel::fused);
-        benchmark::DoNotOptimize(out.data());
-        benchmark::ClobberMemory();
-    }
-    const double flops = 4.0 * double(B) * kHeads * double(N) * double(N) * kHeadDim;
-    state.counters["GFLOPs"] = vit3d::bench::rate(flops * 1e-9);
-    state.counters["tokens_per_s"] = vit3d::bench::rate(double(B * N));
-    state.counters["workspace_bytes"] =
-        double(vit3d::nn::attention_workspace_bytes(p, AttentionKernel::fused, threads));
+    state.counters["workspace_bytes"] = double(vit3d::nn::attention_workspace_bytes(p, kernel, threads));
     state.counters["peak_rss_bytes"] = vit3d::bench::peak_rss_bytes();
     vit3d::set_num_threads(0);
 }
@@ -129,14 +112,14 @@ const bool registered = [] {
                 // per call (measured: 75.6 s on one thread, 10.9 GFLOP/s): not worth a bench slot.
                 if (k == AttentionKernel::naive && s.N > 4096) continue;
                 benchmark::RegisterBenchmark(case_name("attention", k, s, threads).c_str(), attention_alone,
-                                             k, s.B, s.N, threads)
+                                             k, s.B, s.N, threads, false)
                     ->Unit(benchmark::kMillisecond)
                     ->UseRealTime();
             }
             if (s.N == 4096 || s.N == 16384)
                 benchmark::RegisterBenchmark(
                     case_name("attention_slice_bias", AttentionKernel::fused, s, threads).c_str(),
-                    attention_slice_bias, s.B, s.N, threads)
+                    attention_alone, AttentionKernel::fused, s.B, s.N, threads, true)
                     ->Unit(benchmark::kMillisecond)
                     ->UseRealTime();
             benchmark::RegisterBenchmark(case_name("mha", AttentionKernel::fused, s, threads).c_str(),

@@ -86,8 +86,8 @@ TEST(AttentionMemory, TheTrackerSeesAScoresSizedTensor) {
 
 TEST(AttentionMemory, SliceAwareAttentionAt4097TokensAllocatesNoScoresSizedBuffer) {
     nn::SliceAwareAttentionConfig c;
-    c.dim = 96;
-    c.heads = 12;
+    c.attention.dim = 96;
+    c.attention.heads = 12;
     nn::SliceAwareAttention<float> attention(c);
     randomize(attention);
     const Tensor<float> x = Tensor<float>::randn({1, kTokens, 96}, 7);

@@ -28,22 +28,14 @@ struct HybridBlockConfig {
     bool qkv_bias = true;
     Activation activation = Activation::gelu;
 
-    SliceAwareAttentionConfig slice_attention() const {
-        SliceAwareAttentionConfig c;
-        c.dim = dim;
-        c.heads = heads;
-        c.levels = levels;
-        c.slice_axis = slice_axis;
-        c.qkv_bias = qkv_bias;
-        return c;
-    }
-    RegionAwareAttentionConfig region_attention() const {
-        RegionAwareAttentionConfig c;
+    MultiHeadAttentionConfig attention() const {  // of both the slice- and the region-aware attention
+        MultiHeadAttentionConfig c;
         c.dim = dim;
         c.heads = heads;
         c.qkv_bias = qkv_bias;
         return c;
     }
+    SliceAwareAttentionConfig slice_attention() const { return {attention(), levels, slice_axis}; }
 };
 
 template <class T>
@@ -60,7 +52,7 @@ struct HybridBlock {
         : norm1(c.dim, c.eps),
           attn(c.slice_attention()),
           norm2(c.dim, c.eps),
-          region_attn(c.region_attention()),
+          region_attn(c.attention()),
           norm3(c.dim, c.eps),
           mlp(c.dim, c.mlp_dim, c.activation) {}
 

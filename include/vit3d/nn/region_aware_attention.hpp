@@ -20,26 +20,15 @@
 
 namespace vit3d::nn {
 
-struct RegionAwareAttentionConfig {
-    Index dim = 768;
-    Index heads = 12;
-    bool qkv_bias = true;
-
-    MultiHeadAttentionConfig attention() const {
-        MultiHeadAttentionConfig c;
-        c.dim = dim;
-        c.heads = heads;
-        c.qkv_bias = qkv_bias;
-        return c;
-    }
-};
+// Its shape is a MultiHeadAttention's (head_dim: dim / heads; out_proj: true).
+using RegionAwareAttentionConfig = MultiHeadAttentionConfig;
 
 template <class T>
 struct RegionAwareAttention {
     MultiHeadAttention<T> attention;  // "<prefix>.qkv", "<prefix>.proj"
 
     RegionAwareAttention() = default;
-    explicit RegionAwareAttention(const RegionAwareAttentionConfig& c) : attention(c.attention()) {}
+    explicit RegionAwareAttention(const RegionAwareAttentionConfig& c) : attention(c) {}
 
     // x [B, prefix + N, D], region tokens [B, R + 1, D], assignment A [B, N, R + 1] -> [B, prefix + N, D].
     Tensor<T> forward(const Tensor<T>& x, const Tensor<T>& regions, const Tensor<T>& assignment,

@@ -17,22 +17,13 @@
 namespace vit3d::nn {
 
 struct SliceAwareAttentionConfig {
-    Index dim = 768;
-    Index heads = 12;
+    MultiHeadAttentionConfig attention;  // dim, heads, qkv bias, ...
     Index levels = 32;           // slice distances 0 .. levels - 1 learned, farther ones share the last
     std::size_t slice_axis = 0;  // grid axis of the slices: 0 = z of a (z, y, x) grid
-    bool qkv_bias = true;
 
-    MultiHeadAttentionConfig attention() const {
-        MultiHeadAttentionConfig c;
-        c.dim = dim;
-        c.heads = heads;
-        c.qkv_bias = qkv_bias;
-        return c;
-    }
     SliceDistanceBiasConfig bias() const {
         SliceDistanceBiasConfig c;
-        c.heads = heads;
+        c.heads = attention.heads;
         c.levels = levels;
         c.slice_axis = slice_axis;
         c.prefix_bias = true;  // the class token learns its own row and column values
@@ -47,7 +38,7 @@ struct SliceAwareAttention {
 
     SliceAwareAttention() = default;
     explicit SliceAwareAttention(const SliceAwareAttentionConfig& c)
-        : attention(c.attention()), slice_bias(c.bias()) {}
+        : attention(c.attention), slice_bias(c.bias()) {}
 
     // x: [B, prefix + prod(grid), D] -> [B, prefix + prod(grid), D]; the tokens after the prefix enumerate
     // the patch grid row-major.
