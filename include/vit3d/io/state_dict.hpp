@@ -36,6 +36,9 @@ struct LoadReport {
 
 // Fills every parameter of `module` from the tensors of `file` whose names start with `file_prefix`
 // (the prefix is removed before renaming by `keys`). strict: every remaining file tensor must be used.
+// Each tensor is decoded into the parameter's existing buffer (no second copy of the weights), and with a
+// file from Safetensors::open its pages are released right after, so the loader's resident memory peaks
+// at about the size of the weights.
 template <class T, class Module>
 LoadReport load_state_dict(Module& module, const Safetensors& file, const KeyMap& keys,
                            const std::string& file_prefix = "", bool strict = true) {
@@ -64,7 +67,10 @@ LoadReport load_state_dict(Module& module, const Safetensors& file, const KeyMap
             throw io_error(where + "tensor " + detail::quoted(it->second) + " has shape " +
                            shape_to_string(stored) + ", parameter " + detail::quoted(name) + " expects " +
                            shape_to_string(parameter.shape()));
-        parameter = file.get<T>(it->second).reshape(parameter.shape());
+        // Straight into the parameter's own memory (same element count: equal up to unit axes), then
+        // the file's pages of that tensor are dropped, so that a mapped file costs one tensor at a time.
+        file.get_into(it->second, parameter.data(), parameter.size());
+        file.release(it->second);
         report.loaded.push_back(name);
         by_vit3d_name.erase(it);
     });
