@@ -99,12 +99,15 @@ struct Encoder {
     }
 
     // x: [B, N, D] -> [B, N, D]. If `hidden` is given it receives each block's output (before the final
-    // norm), as MONAI's ViT returns them.
+    // norm), as MONAI's ViT returns them. If `last_attention` is given it receives the softmax weights
+    // [B, heads, N, N] of the last block (which then runs the naive kernel; see MultiHeadAttention).
     Tensor<T> forward(Tensor<T> x, const AttentionInputs<T>& in = {},
-                      std::vector<Tensor<T>>* hidden = nullptr) const {
+                      std::vector<Tensor<T>>* hidden = nullptr, Tensor<T>* last_attention = nullptr) const {
         if (hidden) hidden->clear();
-        for (const auto& block : blocks) {
-            x = block.forward(x, in);
+        for (std::size_t i = 0; i < blocks.size(); ++i) {
+            AttentionInputs<T> block_in = in;
+            if (last_attention && i + 1 == blocks.size()) block_in.weights = last_attention;
+            x = blocks[i].forward(x, block_in);
             if (hidden) hidden->push_back(x);
         }
         return norm ? norm->forward(x) : x;
