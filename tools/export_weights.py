@@ -570,11 +570,16 @@ def check_arguments(family, cls, arguments):
                               f"constructor arguments)")
 
 
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
 def build_reference(family, arguments):
     cls = reference_class(family)
     check_arguments(family, cls, arguments)
     try:
-        model = cls(**arguments)
+        # JSON has no tuples; the constructors take sizes as tuples (vit-pytorch's pair() accepts nothing else).
+        model = cls(**{k: _tuples(v) for k, v in arguments.items()})
     except Exception as e:  # the constructor's own validation (asserts, ValueErrors)
         raise ExportError(f"{family}: {cls.__qualname__}(**arguments) failed: {type(e).__name__}: "
                           f"{_one_line(e) or '(no message)'}") from None
@@ -756,6 +761,9 @@ def write_atomically(tensors, metadata, path):
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the output gets the usual permissions
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, str(path))
