@@ -5,8 +5,9 @@
 //   - MappedFile:  the file mapped read-only with POSIX mmap; a tensor's pages are read from the file when
 //                  first touched and can be dropped again once decoded (release), so a loader's resident
 //                  memory holds about one tensor of the file at a time, not the whole file;
-//   - StreamedFile: plain reads at an offset, for systems or files where mmap is not available; decoding
-//                  goes through a bounded buffer (detail::stream_chunk_bytes).
+//   - StreamedFile: plain reads at an offset, for systems or files where mmap is not available: into the
+//                  destination itself when no conversion is needed, else through a bounded buffer
+//                  (detail::stream_chunk_bytes).
 // Every storage is immutable after construction and safe to read from several threads at once.
 
 #include <algorithm>

@@ -173,12 +173,18 @@ inline bool host_is_little_endian() noexcept {
     return first == 1;
 }
 
+// Whether the stored bytes of `dtype` are T's own representation (no conversion needed).
+template <class T>
+bool stored_as_is(io::DType dtype) noexcept {
+    const bool same_type = (std::is_same_v<T, float> && dtype == io::DType::F32) ||
+                           (std::is_same_v<T, double> && dtype == io::DType::F64);
+    return same_type && host_is_little_endian();
+}
+
 // decode_elements(), with the plain copy when the stored type is T's own.
 template <class T>
 void decode_or_copy(io::DType dtype, const std::uint8_t* src, T* dst, Index n) {
-    const bool same_type = (std::is_same_v<T, float> && dtype == io::DType::F32) ||
-                           (std::is_same_v<T, double> && dtype == io::DType::F64);
-    if (same_type && host_is_little_endian()) {
+    if (stored_as_is<T>(dtype)) {
         if (n > 0) std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(T));
         return;
     }
@@ -353,8 +359,9 @@ class Safetensors {
         return size;
     }
 
-    // The tensor's bytes decoded into dst (ti.shape's element count): straight from memory or the mapping,
-    // or through a bounded buffer for a streamed file.
+    // The tensor's bytes decoded into dst (ti.shape's element count): straight from memory or the mapping;
+    // for a streamed file, read into dst directly when no conversion is needed, else through a bounded
+    // buffer.
     template <class T>
     void decode(const std::string& name, const TensorInfo& ti, T* dst) const {
         const std::uint64_t offset = data_start_ + ti.begin;
@@ -364,10 +371,15 @@ class Safetensors {
             return;
         }
         const std::size_t element = dtype_size(ti.dtype);
-        const Index per_chunk =
-            static_cast<Index>(std::max<std::size_t>(1, detail::stream_chunk_bytes / element));
-        std::vector<std::uint8_t> buffer(static_cast<std::size_t>(std::min(per_chunk, count)) * element);
         try {
+            if (detail::stored_as_is<T>(ti.dtype)) {  // read straight into the destination
+                bytes_->copy(offset, static_cast<std::size_t>(count) * element,
+                             reinterpret_cast<std::uint8_t*>(dst));
+                return;
+            }
+            const Index per_chunk =
+                static_cast<Index>(std::max<std::size_t>(1, detail::stream_chunk_bytes / element));
+            std::vector<std::uint8_t> buffer(static_cast<std::size_t>(std::min(per_chunk, count)) * element);
             for (Index first = 0; first < count; first += per_chunk) {
                 const Index n = std::min(per_chunk, count - first);
                 bytes_->copy(offset + static_cast<std::uint64_t>(first) * element,
