@@ -271,7 +271,7 @@ def describe_timm(model, hints):
     return "vit2d", "timm", config, pre
 
 
-def _vit_pytorch_common(f, model, attention_cls, feedforward_cls, out_bias_expected):
+def _vit_pytorch_common(f, model, attention_cls, feedforward_cls):
     """Blocks of vit-pytorch's Transformer: Attention (own LayerNorm, to_qkv, to_out) + FeedForward."""
     layers = list(model.transformer.layers)
     norms, heads, inner, mlp_dim, proj_bias, activation = [], 1, 0, 0, True, "gelu"
@@ -308,7 +308,7 @@ def describe_vit_pytorch(model, hints):
     _exact_type(f, model, ViT, "the model")
     pe = model.to_patch_embedding
     _rearrange_pattern(f, pe[0], "b c (h p1) (w p2) -> b (h w) (p1 p2 c)")
-    layers, norms, heads, inner, mlp_dim, proj_bias, activation = _vit_pytorch_common(f, model, Attention, FeedForward, True)
+    layers, norms, heads, inner, mlp_dim, proj_bias, activation = _vit_pytorch_common(f, model, Attention, FeedForward)
     norms.append(("transformer.norm", model.transformer.norm))
     dim, patch = pe[2].out_features, list(model.patch_size)
     class_token = model.cls_token.shape[0] == 1
@@ -331,7 +331,7 @@ def describe_vit_pytorch_simple(model, hints):
     _exact_type(f, model, SimpleViT, "the model")
     pe = model.to_patch_embedding
     _rearrange_pattern(f, pe[0], "b c (h p1) (w p2) -> b (h w) (p1 p2 c)")
-    layers, norms, heads, inner, mlp_dim, proj_bias, activation = _vit_pytorch_common(f, model, Attention, FeedForward, False)
+    layers, norms, heads, inner, mlp_dim, proj_bias, activation = _vit_pytorch_common(f, model, Attention, FeedForward)
     norms.append(("transformer.norm", model.transformer.norm))
     dim, patch = pe[2].out_features, list(model.patch_size)
     size = _needs_hint(f, hints, "input_size", "image size (image_size)")
@@ -345,7 +345,7 @@ def describe_vit_pytorch_simple(model, hints):
     return "vit2d", "vit_pytorch", config, preprocess_none("BCHW", size)
 
 
-def _frames_hint(f, hints, patch3):
+def _frames_hint(f, hints):
     """The [frames, height, width] input of a vit-pytorch 3D model, from the arguments or --preprocess."""
     size = _needs_hint(f, hints, "input_size", "input size (frames and image_size)")
     if len(size) != 3:
@@ -359,11 +359,11 @@ def describe_vit_pytorch_3d(model, hints):
     _exact_type(f, model, ViT, "the model")
     pe = model.to_patch_embedding
     lengths = _rearrange_pattern(f, pe[0], "b c (f pf) (h p1) (w p2) -> b (f h w) (pf p1 p2 c)")
-    layers, norms, heads, inner, mlp_dim, proj_bias, activation = _vit_pytorch_common(f, model, Attention, FeedForward, True)
+    layers, norms, heads, inner, mlp_dim, proj_bias, activation = _vit_pytorch_common(f, model, Attention, FeedForward)
     head_ln, head = model.mlp_head[0], _linear(f, model.mlp_head[1], "mlp_head.1")
     norms.append(("mlp_head.0", head_ln))
     patch = [int(lengths["pf"]), int(lengths["p1"]), int(lengths["p2"])]
-    size = _frames_hint(f, hints, patch)
+    size = _frames_hint(f, hints)
     _check_grid(f, size, patch, model.pos_embedding.shape[1] - 1)
     dim = pe[2].out_features
     config = vit_config(
@@ -381,10 +381,10 @@ def describe_vit_pytorch_simple_3d(model, hints):
     _exact_type(f, model, SimpleViT, "the model")
     pe = model.to_patch_embedding
     lengths = _rearrange_pattern(f, pe[0], "b c (f pf) (h p1) (w p2) -> b f h w (pf p1 p2 c)")
-    layers, norms, heads, inner, mlp_dim, proj_bias, activation = _vit_pytorch_common(f, model, Attention, FeedForward, False)
+    layers, norms, heads, inner, mlp_dim, proj_bias, activation = _vit_pytorch_common(f, model, Attention, FeedForward)
     norms.append(("transformer.norm", model.transformer.norm))
     patch = [int(lengths["pf"]), int(lengths["p1"]), int(lengths["p2"])]
-    size = _frames_hint(f, hints, patch)
+    size = _frames_hint(f, hints)
     _check_grid(f, size, patch)
     dim = pe[2].out_features
     config = vit_config(
@@ -711,13 +711,13 @@ def describe(model, family=None, preprocess=None, arguments=None):
     if family not in FAMILIES:
         raise ExportError(f"unknown family {family!r}; known families: {_known_families()}")
     hints = {}
-    if arguments is not None:
+    if arguments is not None:  # the constructor's own arguments say the input size best
         try:
             hints["input_size"] = FAMILIES[family][4](arguments)
         except (KeyError, TypeError, ValueError):
             pass
-    if preprocess and preprocess.get("input_size") is not None:
-        hints.setdefault("input_size", preprocess["input_size"])
+    if hints.get("input_size") is None and preprocess and preprocess.get("input_size") is not None:
+        hints["input_size"] = preprocess["input_size"]
     kind, key_map, config, pre = FAMILIES[family][3](model, hints)
     pre = merge_preprocess(family, pre, preprocess, config["channels"], kind)
     cls = type(model)
