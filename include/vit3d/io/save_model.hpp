@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "vit3d/core/error.hpp"
 #include "vit3d/io/model_description.hpp"
