@@ -16,7 +16,7 @@ inline const KeyMap& monai() {
                   {R"(^blocks\.(\d+)\.mlp\.linear2\.)", "blocks.$1.mlp.fc2."},
                   // MONAI 1.6 keeps norm_cross_attn in the state_dict even when cross-attention is off.
                   {R"(^blocks\.(\d+)\.(norm_cross_attn|cross_attn)\..*)", ""},
-                  {R"(^classification_head\.0\.)", "head."},               // Linear + Tanh
+                  {R"(^classification_head\.0\.)", "head."},                 // Linear + Tanh
                   {R"(^classification_head\.(weight|bias)$)", "head.$1"}});  // Linear (no post_activation)
     return map;
 }
