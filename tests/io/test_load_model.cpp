@@ -437,9 +437,17 @@ TEST(LoadModelErrors, MissingMisShapedAndUnusedTensorsAreNamed) {
                 ThrowsMessage<vit3d::io_error>(HasSubstr("cannot read the file")));
 }
 
-// ---- memory
-// -------------------------------------------------------------------------------------------------
+// ---- memory -----------------------------------------------------------------------------------------------
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define VIT3D_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define VIT3D_TEST_SANITIZED 1
+#endif
+#endif
+
+#ifndef VIT3D_TEST_SANITIZED
 // Resident memory figures of this process from /proc/self/status, in bytes (-1 where unavailable).
 double status_bytes(const char* field) {
     std::ifstream status("/proc/self/status");
@@ -453,13 +461,6 @@ bool reset_peak_rss() {
     clear << "5";  // resets VmHWM to the current RSS
     return bool(clear);
 }
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define VIT3D_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#define VIT3D_TEST_SANITIZED 1
-#endif
 #endif
 
 // A 31 MB model: building it costs (almost) no resident memory, loading it about the size of its weights
