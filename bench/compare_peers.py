@@ -18,10 +18,13 @@ bench/bench_models.cpp) and each thread count, vit3d's number next to its peers'
     ct_encoder_reference.py) with the attention written out (math: scores, the dense slice bias and
     softmax's output are N x N per head) and with F.scaled_dot_product_attention given the bias as a float
     mask. A peer whose estimated memory exceeds this machine's is reported as such, not attempted.
+  * loading weights (bench/bench_load.cpp): one random-weight torchvision vit_b_16 exported once with
+    tools/export_weights.py into build-peers/load/, loaded by vit3d::io::load_model and by
+    safetensors.torch.load_file (load_weights_* functions below).
 
 Every measurement, vit3d's included, runs in a fresh process of its own so that its peak resident memory
 is that case's alone. Peers take the median of repeated calls after a warm-up; vit3d's numbers come from
-its Google Benchmark executables (DIR/bench/bench_attention, DIR/bench/bench_models), run one benchmark per
+its Google Benchmark executables (DIR/bench/bench_attention, bench_models, bench_load), run one benchmark per
 process, or from JSON files they wrote earlier (--vit3d-json). Without either, the peers are printed alone.
 
 Python is only needed for this comparison. The script creates its own virtual environment
@@ -30,7 +33,7 @@ itself inside it.
 
 Useful options:
     --threads 1 2                 thread counts (default: 1 2)
-    --cases attention,mha,models,ct_encoder  which sections to run (default: all)
+    --cases attention,mha,models,ct_encoder,load  which sections to run (default: all five)
     --filter REGEX                only the cases whose id matches, e.g. 'attention/B:1/N:197|vit_b_16/B:1'
     --quick                       short timing, for a smoke test (numbers are then noisy)
     --json OUT                    also write every measurement (medians, minima, repetitions, RSS) as JSON
@@ -76,7 +79,7 @@ ATTENTION_SHAPES = [(1, 197), (8, 197), (1, 1024), (1, 4096), (1, 16384)]
 # path) are skipped beyond this, not attempted (N = 16384: 12.9 GB on a 24 GB machine, plus softmax's copy).
 MATH_SCORES_LIMIT_BYTES = 8e9
 
-SECTIONS = ("attention", "mha", "models", "ct_encoder")
+SECTIONS = ("attention", "mha", "models", "ct_encoder", "load")
 # Opset 23 has ONNX's own Attention op, which torch's exporter emits for scaled_dot_product_attention and
 # nn.MultiheadAttention and ONNX Runtime runs as one kernel. For the same reason monai's ViT is exported with
 # its SABlocks switched to use_flash_attention: as shipped, its einsum attention exports to Einsum + Softmax
@@ -141,7 +144,7 @@ def all_cases() -> list[Case]:
     for spec in MODELS.values():
         cases += [Case("models", b, spec.tokens, spec.name) for b in spec.batches]
     cases += [Case("ct_encoder", 1, tokens, size) for size, (_, tokens) in CT_ENCODERS.items()]
-    return cases
+    return cases + load_weights_cases()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -156,6 +159,8 @@ class Peer:
 
 
 def peers_of(case: Case) -> list[Peer]:
+    if case.section == "load":
+        return load_weights_peers(case)
     if case.section == "attention":
         return [
             Peer("sdpa", "torch", "torch F.scaled_dot_product_attention, default dispatch"),
@@ -441,6 +446,8 @@ def child_main(spec: dict) -> None:
         result = export_onnx(spec)
     elif kind == "ort_model":
         result = measure_ort(spec)
+    elif kind in LOAD_WEIGHTS_CHILDREN:
+        result = LOAD_WEIGHTS_CHILDREN[kind](spec)
     else:
         result = measure_torch(spec)
     result.setdefault("peak_rss", peak_rss_bytes())
@@ -564,13 +571,100 @@ def export_models(cases: list[Case], args) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------------
+# Loading weights: vit3d's bench_load next to safetensors.torch.load_file, the same file, each in a fresh
+# process with its peak RSS. The file is a random-weight torchvision vit_b_16 exported once with
+# tools/export_weights.py (as a user would have it) into WORK_DIR/load/; both sides find it through the
+# environment variable VIT3D_BENCH_LOAD_FILE, which bench_load reads too. Loading is single-threaded on
+# both sides, so the section runs at the first thread count only.
+
+LOAD_WEIGHTS_MODEL = "vit_b_16"
+LOAD_WEIGHTS_ENV = "VIT3D_BENCH_LOAD_FILE"
+LOAD_WEIGHTS_TITLE = ("**Loading weights**, torchvision vit_b_16 (random weights, float32, exported by "
+                      "tools/export_weights.py), ms per load (lower is better) and file GB/s. vit3d = "
+                      "io::load_model (mapped, decoded into the parameters), vit3d alt = Safetensors::read of "
+                      "the whole file + load_state_dict; torch = safetensors.torch.load_file, which maps the "
+                      "file and reads no tensor byte until the tensor is used (so its time and RSS leave the "
+                      "data out), torch alt = load_file(backend='pread'), which reads every byte")
+
+
+def load_weights_cases() -> list[Case]:
+    return [Case("load", 1, 0, LOAD_WEIGHTS_MODEL)]
+
+
+def load_weights_peers(case: Case) -> list[Peer]:
+    # safetensors >= 0.8 maps the file and hands out tensors backed by the mapping: load_file returns
+    # before any tensor byte is read (they are read on first use). backend="pread" reads them all.
+    return [Peer("safetensors_load_file", "torch", "safetensors.torch.load_file (mmap backend: lazy)"),
+            Peer("safetensors_load_file_pread", "torch_alt", "safetensors.torch.load_file(backend='pread')")]
+
+
+def load_weights_vit3d_names(case: Case, threads: int) -> dict[str, str]:
+    return {"vit3d": "load_model/mmap", "vit3d_alt": "read_file_then_load_state_dict"}
+
+
+def load_weights_path(args) -> Path:
+    return args.work_dir / "load" / f"{LOAD_WEIGHTS_MODEL}.safetensors"
+
+
+def load_weights_prepare(cases: list[Case], args) -> None:
+    """Exports the file once (cached; written under a temporary name, so never half there) and points both
+    sides at it."""
+    if not any(case.section == "load" for case in cases):
+        return
+    path = load_weights_path(args)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log(f"exporting a random-weight {LOAD_WEIGHTS_MODEL} with tools/export_weights.py to {path} ...")
+        result = run_child({"peer": "load_weights_export", "path": str(path)}, os.cpu_count() or 1)
+        if "error" in result:
+            sys.exit(f"could not write the load benchmark's file: {result['error']}")
+    os.environ[LOAD_WEIGHTS_ENV] = str(path)
+
+
+def load_weights_export(spec: dict) -> dict:
+    torch = torch_setup(os.cpu_count() or 1)
+    import torchvision
+
+    sys.path.insert(0, str(REPO_ROOT / "tools"))
+    from export_weights import export
+
+    torch.manual_seed(0)
+    export(torchvision.models.vit_b_16().eval(), "torchvision", spec["path"])
+    return {}
+
+
+def load_weights_measure(spec: dict) -> dict:
+    torch_setup(spec["threads"])
+    from safetensors.torch import load_file
+
+    path = os.environ[LOAD_WEIGHTS_ENV]
+    backend = "pread" if spec["peer"] == "safetensors_load_file_pread" else "mmap"
+    rss_after_import = current_rss_bytes()
+    # Each call's tensors are freed before the next.
+    times = time_calls(lambda: load_file(path, backend=backend), spec["timing"])
+    return {"times": times, "rss_after_import": rss_after_import, "file_bytes": os.path.getsize(path)}
+
+
+LOAD_WEIGHTS_CHILDREN = {"load_weights_export": load_weights_export, "safetensors_load_file": load_weights_measure,
+                         "safetensors_load_file_pread": load_weights_measure}
+
+
+def load_weights_format(m: Measurement) -> str:
+    path = os.environ.get(LOAD_WEIGHTS_ENV)
+    size = os.path.getsize(path) if path and os.path.exists(path) else 0
+    return f"{m.seconds * 1e3:.0f} ms ({size / m.seconds / 1e9:.2f} GB/s)"
+
+
+# --------------------------------------------------------------------------------------------------------
 # vit3d's side: Google Benchmark executables, one benchmark per process.
 
 BENCH_NAME = re.compile(r"^(?P<name>.+?)(/real_time)?(_(?P<aggregate>mean|median|stddev|cv))?$")
 
 
 def vit3d_names(case: Case, threads: int) -> dict[str, str]:
-    """Column -> benchmark name (bench_attention.cpp / bench_models.cpp)."""
+    """Column -> benchmark name (bench_attention.cpp / bench_models.cpp / bench_load.cpp)."""
+    if case.section == "load":
+        return load_weights_vit3d_names(case, threads)
     if case.section == "attention":
         shape = f"B:{case.batch}/N:{case.tokens}/threads:{threads}"
         return {"vit3d": f"attention/fused/{shape}", "vit3d_alt": f"attention/naive/{shape}"}
@@ -583,6 +677,8 @@ def vit3d_names(case: Case, threads: int) -> dict[str, str]:
 
 
 def vit3d_executable(build_dir: Path, case: Case) -> Path:
+    if case.section == "load":
+        return build_dir / "bench" / "bench_load"
     return build_dir / "bench" / ("bench_models" if case.section in ("models", "ct_encoder") else "bench_attention")
 
 
@@ -690,6 +786,7 @@ SECTION_TITLES = {
                   "better). vit3d = models::CTEncoder (slice bias in the fused kernel); torch = the Python "
                   "reference, attention written out; torch alt = the reference with F.scaled_dot_product_"
                   "attention and the bias as a float mask",
+    "load": LOAD_WEIGHTS_TITLE,
 }
 
 
@@ -716,6 +813,8 @@ def format_value(case: Case, m: Measurement | None) -> str:
         return "—"
     if m.seconds is None:
         return m.note
+    if case.section == "load":
+        return load_weights_format(m)
     tokens_per_s = case.batch * case.tokens / m.seconds
     if case.section == "attention":
         main = f"{case.flops() / m.seconds / 1e9:.1f}"
@@ -907,7 +1006,9 @@ def run(args) -> None:
                       "peak RSS = its peak_rss_bytes counter")
 
     onnx_paths = export_models(cases, args)
-    rows = [measure_row(case, t, vit3d, args, onnx_paths) for case in cases for t in args.threads]
+    load_weights_prepare(cases, args)
+    rows = [measure_row(case, t, vit3d, args, onnx_paths) for case in cases
+            for t in (args.threads[:1] if case.section == "load" else args.threads)]
 
     print_header(info, cpu, args, vit3d_note)
     print(markdown_table(rows))

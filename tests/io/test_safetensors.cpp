@@ -336,6 +336,113 @@ TYPED_TEST(SafetensorsRoundTrip, WriteAndReadAFileInChunks) {
     }
 }
 
+// open() reads only the header at first; every tensor then comes from the mapping or from reads at an
+// offset (through a buffer smaller than the big tensor here), and must equal what read() gives, in every
+// dtype, also after release() dropped its pages and into a caller's buffer with get_into().
+TYPED_TEST(SafetensorsRoundTrip, OpenedFilesMappedOrStreamedGiveWhatReadGives) {
+    using T = TypeParam;
+    const Index big_count = Index(vit3d::detail::stream_chunk_bytes / 2) + 12345;  // > one read chunk of F16
+    const Tensor<T> big = Spread<T>({big_count}, 9);
+    const Tensor<T> small = test::Iota<T>({2, 3});
+    const Tensor<T> scalar({}, std::vector<T>{T(4.25)});
+    const Tensor<T> empty({0, 5});
+    const std::map<std::string, const Tensor<T>*> tensors = {
+        {"big", &big}, {"small", &small}, {"scalar", &scalar}, {"empty", &empty}};
+    for (DType dtype : kAllDTypes) {
+        SCOPED_TRACE(dtype_name(dtype));
+        const std::string path = ::testing::TempDir() + "vit3d_test_safetensors_open_" +
+                                 (std::is_same_v<T, float> ? "float_" : "double_") + dtype_name(dtype) +
+                                 ".safetensors";
+        write_safetensors(path, tensors, {{"k", "v"}}, dtype);
+        const Safetensors whole = Safetensors::read(path);
+        EXPECT_STREQ(whole.access_name(), "memory");
+        for (FileAccess access : {FileAccess::map, FileAccess::stream}) {
+            const Safetensors file = Safetensors::open(path, access);
+            EXPECT_STREQ(file.access_name(), access == FileAccess::map ? "mmap" : "read");
+            EXPECT_EQ(file.source_name(), path);
+            EXPECT_EQ(file.file_size(), ReadBytes(path).size());
+            EXPECT_EQ(file.metadata(), whole.metadata());
+            EXPECT_EQ(file.names(), whole.names());
+            for (const std::string& name : file.names()) {
+                EXPECT_TENSOR_EQ(file.get<T>(name), whole.get<T>(name));
+                Tensor<T> into = Tensor<T>::full(file.info(name).shape, T(7));
+                file.get_into(name, into);
+                EXPECT_TENSOR_EQ(into, whole.get<T>(name));
+                file.release(name);  // pages dropped: the data is read again on the next access
+                EXPECT_TENSOR_EQ(file.get<T>(name), whole.get<T>(name));
+            }
+            const Tensor<T> back = file.get<T>("big");
+            for (Index i = 0; i < back.size(); ++i)
+                ASSERT_TRUE(SameFloat(back.data()[i], StoredAs(big.data()[i], dtype))) << i;
+        }
+        std::remove(path.c_str());
+    }
+}
+
+TEST(SafetensorsOpen, GetIntoChecksTheElementCountAndTheShape) {
+    const Tensor<float> a = test::Iota<float>({2, 3});
+    const Safetensors file = Safetensors::parse(serialize_safetensors<float>({{"a", &a}}), "f.safetensors");
+    std::vector<float> buffer(6, -1.f);
+    file.get_into("a", buffer.data(), 6);
+    EXPECT_THAT(buffer, ElementsAre(0, 1, 2, 3, 4, 5));
+    EXPECT_THAT([&] { file.get_into("a", buffer.data(), 5); },
+                ThrowsMessage<io_error>(::testing::Eq(
+                    "vit3d::io::Safetensors(\"f.safetensors\"): tensor \"a\" of shape [2, 3] has 6 elements, "
+                    "expected 5")));
+    EXPECT_THAT([&] { file.get_into<float>("a", nullptr, 6); },
+                ThrowsMessage<io_error>(HasSubstr("got a null pointer")));
+    Tensor<float> wrong({3, 2});
+    EXPECT_THAT([&] { file.get_into("a", wrong); },
+                ThrowsMessage<io_error>(HasSubstr("tensor \"a\" has shape [2, 3], expected [3, 2]")));
+    EXPECT_THAT([&] { file.get_into("b", wrong); },
+                ThrowsMessage<io_error>(HasSubstr("no tensor named \"b\"")));
+    EXPECT_THAT([&] { file.release("b"); }, ThrowsMessage<io_error>(HasSubstr("no tensor named \"b\"")));
+}
+
+TEST(SafetensorsOpen, ValidatesTheHeaderAsParseDoesAndNamesTheFile) {
+    const std::string missing = ::testing::TempDir() + "vit3d_open_no_such_file.safetensors";
+    for (FileAccess access : {FileAccess::map, FileAccess::stream}) {
+        EXPECT_THAT([&] { Safetensors::open(missing, access); },
+                    ThrowsMessage<io_error>(AllOf(
+                        StartsWith("vit3d::io::Safetensors(\"" + missing + "\"): cannot read the file: "),
+                        HasSubstr("No such file"))));
+        EXPECT_THAT([&] { Safetensors::open(::testing::TempDir(), access); },
+                    ThrowsMessage<io_error>(HasSubstr("cannot read the file: ")));
+    }
+    const std::string path = ::testing::TempDir() + "vit3d_open_invalid.safetensors";
+    for (const std::string& content :
+         {std::string(""), std::string("abc"), std::string("\x02\0\0\0\0\0\0\0[]")}) {
+        std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+        std::string expected;
+        try {
+            Safetensors::parse(std::vector<std::uint8_t>(content.begin(), content.end()), path);
+        } catch (const io_error& e) {
+            expected = e.what();
+        }
+        ASSERT_FALSE(expected.empty());
+        for (FileAccess access : {FileAccess::map, FileAccess::stream})
+            EXPECT_THAT([&] { Safetensors::open(path, access); },
+                        ThrowsMessage<io_error>(::testing::Eq(expected)));
+    }
+    std::remove(path.c_str());
+}
+
+TEST(SafetensorsOpen, AStreamedFileTruncatedAfterOpeningFailsNamingTheTensor) {
+    const Tensor<float> a = test::Iota<float>({1000});
+    const std::string path = ::testing::TempDir() + "vit3d_open_truncated.safetensors";
+    write_safetensors<float>(path, {{"a", &a}});
+    const Safetensors file = Safetensors::open(path, FileAccess::stream);
+    std::vector<std::uint8_t> bytes = ReadBytes(path);
+    bytes.resize(bytes.size() - 100);
+    std::ofstream(path, std::ios::binary | std::ios::trunc)
+        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    EXPECT_THAT(
+        [&] { file.get<float>("a"); },
+        ThrowsMessage<io_error>(AllOf(StartsWith("vit3d::io::Safetensors(\"" + path + "\"): tensor \"a\": "),
+                                      HasSubstr("was the file truncated after it was opened?"))));
+    std::remove(path.c_str());
+}
+
 TEST(SafetensorsWrite, HeaderIsPaddedToEightBytesWithSpaces) {
     const Tensor<float> a({3}, std::vector<float>{1, 2, 3});
     for (std::size_t name_length = 1; name_length <= 8; ++name_length) {

@@ -115,6 +115,15 @@ TEST(StateDict, StrictModeRejectsUnusedTensorsAndLenientModeSkipsThem) {
     EXPECT_NO_THROW(io::load_state_dict<float>(lin, file, io::key_maps::vit3d(), "", /*strict=*/false));
 }
 
+// vit-pytorch keeps a [0, dim] cls_token under mean pooling: an empty tensor holds no weights to lose.
+TEST(StateDict, StrictModeSkipsUnusedTensorsWithoutElements) {
+    nn::Linear<float> lin(3, 2, false);
+    const auto file = in_memory({{"weight", Tensor<float>({2, 3})}, {"cls_token", Tensor<float>({0, 3})}});
+    const auto report = io::load_state_dict<float>(lin, file, io::key_maps::vit3d());
+    EXPECT_EQ(report.skipped, std::vector<std::string>{"cls_token"});
+    EXPECT_EQ(report.loaded, std::vector<std::string>{"weight"});
+}
+
 TEST(StateDict, RejectsTwoTensorsMappingToOneParameter) {
     nn::LayerNorm<float> ln(2);
     const auto file =

@@ -134,6 +134,43 @@ TYPED_TEST(TensorConstruction, ShapeConstructorFillsEveryElementWithZero) {
     for (TypeParam v : t) EXPECT_EQ(v, TypeParam(0));
 }
 
+// The zeros come from calloc rather than a fill pass: they must be zeros also where the allocator hands
+// back memory that held other values, at every size (small blocks from the heap, large ones mapped) and
+// with the 64-byte alignment kept by hand.
+TYPED_TEST(TensorConstruction, ZeroedTensorsAreAllZerosAtEverySizeEvenInReusedMemory) {
+    using T = TypeParam;
+    for (Index n : {Index(1), Index(3), Index(17), Index(1000), Index(1) << 16, Index(1) << 21}) {
+        {
+            // Dirty blocks of this size, freed just before the zeroed one is allocated.
+            std::vector<Tensor<T>> dirty;
+            for (int i = 0; i < 4; ++i) dirty.push_back(Tensor<T>::full({n}, T(-3.5)));
+        }
+        const Tensor<T> zeros(Shape{n});
+        const Tensor<T> also = Tensor<T>::zeros({n, 1});
+        ASSERT_TRUE(IsAligned64(zeros.data()) && IsAligned64(also.data())) << n;
+        for (Index i = 0; i < n; ++i) {
+            ASSERT_EQ(zeros.data()[i], T(0)) << "element " << i << " of " << n;
+            ASSERT_EQ(also.data()[i], T(0)) << "element " << i << " of " << n;
+        }
+        // Copies of a zeroed tensor are independent, written buffers.
+        Tensor<T> copy = zeros;
+        copy.data()[n - 1] = T(2);
+        EXPECT_EQ(zeros.data()[n - 1], T(0));
+        EXPECT_TRUE(IsAligned64(copy.data()));
+    }
+}
+
+TYPED_TEST(TensorConstruction, EmptyIsAlignedAndWritableAtEverySize) {
+    using T = TypeParam;
+    for (Index n : {Index(1), Index(63), Index(64), Index(65), Index(1) << 20}) {
+        Tensor<T> t = Tensor<T>::empty({n});
+        ASSERT_TRUE(IsAligned64(t.data())) << n;
+        t.fill(T(1.5));
+        EXPECT_EQ(t.data()[0], T(1.5));
+        EXPECT_EQ(t.data()[n - 1], T(1.5));
+    }
+}
+
 TYPED_TEST(TensorConstruction, RankZeroShapeHoldsExactlyOneElement) {
     Tensor<TypeParam> t(Shape{});
     EXPECT_EQ(t.rank(), 0);

@@ -6,6 +6,11 @@
 //
 // The JSON is parsed with nlohmann/json, a dependency of this header only (<vit3d.hpp> does not include it).
 //
+// Three ways in: parse() a buffer, read() a whole file into memory, or open() a file mapped (or streamed)
+// so that tensors are decoded one at a time from the file straight into the caller's memory (get_into)
+// and their pages dropped again (release): the weight loaders' way, whose resident memory is then about
+// the size of the weights rather than file + weights.
+//
 // A file is validated as a whole when it is opened, as strictly as the reference implementation does (the
 // tensors must tile the data section exactly) and a little more (unknown fields and duplicate keys are
 // errors too), so that a truncated or corrupted checkpoint fails at once, with a vit3d::io_error naming the
@@ -21,6 +26,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <system_error>
@@ -31,6 +37,7 @@
 
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
+#include "vit3d/io/file_bytes.hpp"
 #include "vit3d/io/float16.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
@@ -157,6 +164,33 @@ void decode_elements(io::DType dtype, const std::uint8_t* src, T* dst, Index n) 
     }
 }
 
+// True on hosts that store numbers little-endian, as safetensors files do: there, a tensor stored in the
+// destination's own type is copied byte for byte instead of assembled element by element.
+inline bool host_is_little_endian() noexcept {
+    const std::uint32_t probe = 1;
+    std::uint8_t first = 0;
+    std::memcpy(&first, &probe, 1);
+    return first == 1;
+}
+
+// Whether the stored bytes of `dtype` are T's own representation (no conversion needed).
+template <class T>
+bool stored_as_is(io::DType dtype) noexcept {
+    const bool same_type = (std::is_same_v<T, float> && dtype == io::DType::F32) ||
+                           (std::is_same_v<T, double> && dtype == io::DType::F64);
+    return same_type && host_is_little_endian();
+}
+
+// decode_elements(), with the plain copy when the stored type is T's own.
+template <class T>
+void decode_or_copy(io::DType dtype, const std::uint8_t* src, T* dst, Index n) {
+    if (stored_as_is<T>(dtype)) {
+        if (n > 0) std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(T));
+        return;
+    }
+    decode_elements(dtype, src, dst, n);
+}
+
 // n elements of src into dst as `dtype` (little-endian), rounded to nearest even when narrowing.
 template <class T>
 void encode_elements(io::DType dtype, const T* src, Index n, std::uint8_t* dst) {
@@ -187,16 +221,15 @@ void encode_elements(io::DType dtype, const T* src, Index n, std::uint8_t* dst) 
 
 namespace vit3d::io {
 
-// An opened safetensors file: the header parsed and validated, the whole file in memory. Tensors are
-// converted to float or double on get(); the object is immutable, so concurrent get() calls are safe.
+// An opened safetensors file: the header parsed and validated; the tensors' bytes in memory (parse, read)
+// or in the file (open). Tensors are converted to float or double on get() / get_into(); the object is
+// immutable (copies share the bytes), so concurrent get() calls are safe.
 class Safetensors {
   public:
     // Reads the whole file at `path` at once, then parses it as parse() does.
     static Safetensors read(const std::string& path) {
         const std::string where = "vit3d::io::Safetensors(" + detail::quoted(path) + "): ";
-        std::error_code ec;
-        const std::uintmax_t size = std::filesystem::file_size(path, ec);  // fails on directories too
-        if (ec) throw io_error(where + "cannot read the file: " + ec.message());
+        const std::uintmax_t size = regular_file_size(path, where);
         if (size > static_cast<std::uintmax_t>(std::numeric_limits<std::streamsize>::max()) ||
             size > std::vector<std::uint8_t>().max_size())
             throw io_error(where + "the file has " + std::to_string(size) +
@@ -211,17 +244,34 @@ class Safetensors {
         return parse(std::move(bytes), path);
     }
 
-    // Parses and validates a whole file held in memory; `source_name` is what messages call it.
-    static Safetensors parse(std::vector<std::uint8_t> bytes, std::string source_name = "<memory>") {
+    // Opens the file at `path` without reading its tensors: only the header is read and validated (as
+    // strictly as parse() does); each tensor is read from the file when it is asked for. FileAccess::map
+    // maps the file (the default; plain reads where mmap is unavailable), FileAccess::stream reads it.
+    static Safetensors open(const std::string& path, FileAccess access = FileAccess::map) {
+        const std::string where = "vit3d::io::Safetensors(" + detail::quoted(path) + "): ";
+        (void)regular_file_size(path, where);
         Safetensors file;
-        file.source_ = std::move(source_name);
-        file.bytes_ = std::move(bytes);
+        file.source_ = path;
+        file.bytes_ = detail::open_file_bytes(path, access, where);
         file.parse_header();
         return file;
     }
 
-    // The file name given to read(), or the source name given to parse().
+    // Parses and validates a whole file held in memory; `source_name` is what messages call it.
+    static Safetensors parse(std::vector<std::uint8_t> bytes, std::string source_name = "<memory>") {
+        Safetensors file;
+        file.source_ = std::move(source_name);
+        file.bytes_ = std::make_shared<detail::MemoryBytes>(std::move(bytes));
+        file.parse_header();
+        return file;
+    }
+
+    // The file name given to read() or open(), or the source name given to parse().
     const std::string& source_name() const noexcept { return source_; }
+    // How the tensors' bytes are reached: "memory" (parse, read), "mmap" or "read" (open).
+    const char* access_name() const noexcept { return bytes_ ? bytes_->access_name() : "none"; }
+    // The file's size in bytes.
+    std::uint64_t file_size() const noexcept { return bytes_ ? bytes_->size() : 0; }
     // The "__metadata__" strings; empty when the file has none.
     const std::map<std::string, std::string>& metadata() const noexcept { return metadata_; }
     // All tensor names, sorted.
@@ -249,8 +299,7 @@ class Safetensors {
                       "vit3d::io::Safetensors::get converts to float or double");
         const TensorInfo& ti = info(name);
         Tensor<T> out = Tensor<T>::empty(ti.shape);
-        const std::uint8_t* src = bytes_.data() + data_start_ + static_cast<std::size_t>(ti.begin);
-        detail::decode_elements(ti.dtype, src, out.data(), out.size());
+        decode(name, ti, out.data());
         return out;
     }
 
@@ -264,8 +313,85 @@ class Safetensors {
         return get<T>(name);
     }
 
+    // Decodes the tensor into `count` elements at dst, the caller's memory (e.g. a parameter's own
+    // buffer), converted as get() converts; nothing else is allocated except, for a streamed file, a
+    // bounded read buffer. Throws io_error naming the key if the tensor does not have `count` elements.
+    template <class T>
+    void get_into(const std::string& name, T* dst, Index count) const {
+        static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                      "vit3d::io::Safetensors::get_into converts to float or double");
+        const TensorInfo& ti = info(name);
+        const Index numel = shape_numel(ti.shape);
+        if (numel != count)
+            throw io_error(where() + "tensor " + detail::quoted(name) + " of shape " +
+                           shape_to_string(ti.shape) + " has " + std::to_string(numel) +
+                           " elements, expected " + std::to_string(count));
+        if (count > 0 && dst == nullptr)
+            throw io_error(where() + "tensor " + detail::quoted(name) + ": expected a destination for " +
+                           std::to_string(count) + " elements, got a null pointer");
+        decode(name, ti, dst);
+    }
+
+    // get_into(name, out.data(), out.size()) when out has the tensor's shape; throws io_error otherwise.
+    template <class T>
+    void get_into(const std::string& name, Tensor<T>& out) const {
+        const TensorInfo& ti = info(name);
+        if (ti.shape != out.shape())
+            throw io_error(where() + "tensor " + detail::quoted(name) + " has shape " +
+                           shape_to_string(ti.shape) + ", expected " + shape_to_string(out.shape()));
+        get_into(name, out.data(), out.size());
+    }
+
+    // Says that this tensor's bytes will not be read again soon: a mapped file drops their pages from the
+    // process's resident memory (they are read from the file again if needed); otherwise a no-op.
+    void release(const std::string& name) const {
+        const TensorInfo& ti = info(name);
+        bytes_->release(data_start_ + ti.begin, ti.end - ti.begin);
+    }
+
   private:
     Safetensors() = default;
+
+    static std::uintmax_t regular_file_size(const std::string& path, const std::string& where) {
+        std::error_code ec;
+        const std::uintmax_t size = std::filesystem::file_size(path, ec);  // fails on directories too
+        if (ec) throw io_error(where + "cannot read the file: " + ec.message());
+        return size;
+    }
+
+    // The tensor's bytes decoded into dst (ti.shape's element count): straight from memory or the mapping;
+    // for a streamed file, read into dst directly when no conversion is needed, else through a bounded
+    // buffer.
+    template <class T>
+    void decode(const std::string& name, const TensorInfo& ti, T* dst) const {
+        const std::uint64_t offset = data_start_ + ti.begin;
+        const Index count = shape_numel(ti.shape);
+        if (const std::uint8_t* src = bytes_->address(offset)) {
+            detail::decode_or_copy(ti.dtype, src, dst, count);
+            return;
+        }
+        const std::size_t element = dtype_size(ti.dtype);
+        try {
+            if (detail::stored_as_is<T>(ti.dtype)) {  // read straight into the destination
+                bytes_->copy(offset, static_cast<std::size_t>(count) * element,
+                             reinterpret_cast<std::uint8_t*>(dst));
+                return;
+            }
+            const Index per_chunk =
+                static_cast<Index>(std::max<std::size_t>(1, detail::stream_chunk_bytes / element));
+            std::vector<std::uint8_t> buffer(static_cast<std::size_t>(std::min(per_chunk, count)) * element);
+            for (Index first = 0; first < count; first += per_chunk) {
+                const Index n = std::min(per_chunk, count - first);
+                bytes_->copy(offset + static_cast<std::uint64_t>(first) * element,
+                             static_cast<std::size_t>(n) * element, buffer.data());
+                detail::decode_or_copy(ti.dtype, buffer.data(), dst + first, n);
+            }
+        } catch (const io_error& e) {
+            std::string reason = e.what();  // already prefixed with where(): name the tensor after it
+            if (reason.compare(0, where().size(), where()) == 0) reason.erase(0, where().size());
+            throw io_error(tensor_where(name) + reason);
+        }
+    }
 
     std::string where() const { return "vit3d::io::Safetensors(" + detail::quoted(source_) + "): "; }
     std::string tensor_where(const std::string& name) const {
@@ -290,11 +416,13 @@ class Safetensors {
     }
 
     void parse_header() {
-        const std::uint64_t file_size = bytes_.size();
+        const std::uint64_t file_size = bytes_->size();
         if (file_size < 8)
             throw io_error(where() + "expected at least 8 bytes (the header length), got a file of " +
                            std::to_string(file_size) + " bytes");
-        const std::uint64_t header_size = detail::load_le(bytes_.data(), 8);
+        std::uint8_t length[8];
+        bytes_->copy(0, 8, length);
+        const std::uint64_t header_size = detail::load_le(length, 8);
         if (header_size == 0)
             throw io_error(where() + "header length is 0, expected a JSON object of at least 2 bytes");
         if (header_size > detail::max_header_size)
@@ -305,10 +433,16 @@ class Safetensors {
             throw io_error(where() + "header length is " + std::to_string(header_size) + " bytes, but only " +
                            std::to_string(file_size - 8) + " bytes follow the 8-byte length in the file of " +
                            std::to_string(file_size) + " bytes");
-        data_start_ = static_cast<std::size_t>(8 + header_size);
+        data_start_ = 8 + header_size;
         const std::uint64_t data_size = file_size - 8 - header_size;
 
-        const char* text = reinterpret_cast<const char*>(bytes_.data() + 8);
+        std::string streamed_header;  // the header's bytes, for storages that are not addressable
+        const char* text = reinterpret_cast<const char*>(bytes_->address(8));
+        if (text == nullptr) {
+            streamed_header.resize(static_cast<std::size_t>(header_size));
+            bytes_->copy(8, streamed_header.size(), reinterpret_cast<std::uint8_t*>(&streamed_header[0]));
+            text = streamed_header.data();
+        }
         // nlohmann stops at a NUL byte as if the input ended there; JSON allows none anywhere.
         if (const void* nul = std::memchr(text, 0, static_cast<std::size_t>(header_size)))
             throw io_error(where() + "malformed JSON header: NUL byte at header offset " +
@@ -492,8 +626,8 @@ class Safetensors {
     }
 
     std::string source_;
-    std::vector<std::uint8_t> bytes_;
-    std::size_t data_start_ = 0;  // 8 + header length
+    std::shared_ptr<const detail::FileBytes> bytes_;
+    std::uint64_t data_start_ = 0;  // 8 + header length
     std::map<std::string, TensorInfo> tensors_;
     std::map<std::string, std::string> metadata_;
 };

@@ -35,7 +35,11 @@ struct LoadReport {
 };
 
 // Fills every parameter of `module` from the tensors of `file` whose names start with `file_prefix`
-// (the prefix is removed before renaming by `keys`). strict: every remaining file tensor must be used.
+// (the prefix is removed before renaming by `keys`). strict: every remaining file tensor must be used,
+// except empty ones (no elements, no weights), which are skipped.
+// Each tensor is decoded into the parameter's existing buffer (no second copy of the weights), and with a
+// file from Safetensors::open its pages are released right after, so the loader's resident memory peaks
+// at about the size of the weights.
 template <class T, class Module>
 LoadReport load_state_dict(Module& module, const Safetensors& file, const KeyMap& keys,
                            const std::string& file_prefix = "", bool strict = true) {
@@ -64,16 +68,24 @@ LoadReport load_state_dict(Module& module, const Safetensors& file, const KeyMap
             throw io_error(where + "tensor " + detail::quoted(it->second) + " has shape " +
                            shape_to_string(stored) + ", parameter " + detail::quoted(name) + " expects " +
                            shape_to_string(parameter.shape()));
-        parameter = file.get<T>(it->second).reshape(parameter.shape());
+        // Straight into the parameter's own memory (same element count: equal up to unit axes), then
+        // the file's pages of that tensor are dropped, so that a mapped file costs one tensor at a time.
+        file.get_into(it->second, parameter.data(), parameter.size());
+        file.release(it->second);
         report.loaded.push_back(name);
         by_vit3d_name.erase(it);
     });
-    if (strict && !by_vit3d_name.empty()) {
-        std::string unused;
-        for (const auto& entry : by_vit3d_name)
+    // A tensor without elements holds no weights: nothing is lost by leaving it out (vit-pytorch keeps a
+    // [0, dim] cls_token in its state_dict under mean pooling).
+    std::string unused;
+    for (const auto& entry : by_vit3d_name) {
+        if (shape_numel(file.info(entry.second).shape) == 0) {
+            report.skipped.push_back(entry.second);
+        } else {
             unused += (unused.empty() ? "" : ", ") + detail::quoted(entry.second);
-        throw io_error(where + "tensors not used by the model: " + unused);
+        }
     }
+    if (strict && !unused.empty()) throw io_error(where + "tensors not used by the model: " + unused);
     return report;
 }
 

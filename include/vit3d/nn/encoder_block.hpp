@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "vit3d/core/error.hpp"
 #include "vit3d/nn/attention.hpp"
 #include "vit3d/nn/layer_norm.hpp"
 #include "vit3d/nn/mlp.hpp"
@@ -87,18 +88,26 @@ struct Encoder {
     std::optional<LayerNorm<T>> norm;
 
     Encoder() = default;
-    Encoder(Index depth, const EncoderBlockConfig& c, bool final_norm = true)
-        : blocks(depth, EncoderBlock<T>(c)) {
+    // Each block is built in place rather than copied from a prototype: a copy would write every
+    // parameter's zeros, while a freshly built block's zeros are untouched pages until a loader fills them.
+    Encoder(Index depth, const EncoderBlockConfig& c, bool final_norm = true) {
+        if (depth < 0)
+            throw config_error("vit3d::nn::Encoder: expected depth >= 0, got " + std::to_string(depth));
+        blocks.reserve(static_cast<std::size_t>(depth));
+        for (Index i = 0; i < depth; ++i) blocks.emplace_back(c);
         if (final_norm) norm = LayerNorm<T>(c.dim, c.eps);
     }
 
     // x: [B, N, D] -> [B, N, D]. If `hidden` is given it receives each block's output (before the final
-    // norm), as MONAI's ViT returns them.
+    // norm), as MONAI's ViT returns them. If `last_attention` is given it receives the softmax weights
+    // [B, heads, N, N] of the last block (which then runs the naive kernel; see MultiHeadAttention).
     Tensor<T> forward(Tensor<T> x, const AttentionInputs<T>& in = {},
-                      std::vector<Tensor<T>>* hidden = nullptr) const {
+                      std::vector<Tensor<T>>* hidden = nullptr, Tensor<T>* last_attention = nullptr) const {
         if (hidden) hidden->clear();
-        for (const auto& block : blocks) {
-            x = block.forward(x, in);
+        for (std::size_t i = 0; i < blocks.size(); ++i) {
+            AttentionInputs<T> block_in = in;
+            if (last_attention && i + 1 == blocks.size()) block_in.weights = last_attention;
+            x = blocks[i].forward(x, block_in);
             if (hidden) hidden->push_back(x);
         }
         return norm ? norm->forward(x) : x;

@@ -46,7 +46,13 @@ class Tensor {
     Tensor() : Tensor(Shape{0}) {}
 
     // A tensor of the given shape filled with zeros. Shape {} is a rank-0 tensor holding one element.
-    explicit Tensor(Shape shape) : Tensor(empty(std::move(shape))) { fill(T(0)); }
+    // The zeros come from calloc (detail/aligned_buffer.hpp): a large tensor's pages are not touched
+    // until written, so a model built to be filled by a weight loader costs no zero-fill pass.
+    explicit Tensor(Shape shape) : Tensor(Uninitialized{}) {
+        const Index n = shape_numel(shape, "vit3d::Tensor");
+        shape_ = std::move(shape);
+        buffer_ = detail::AlignedBuffer<T>(n, detail::zeroed);
+    }
 
     // A tensor of the given shape holding a copy of `values` (row-major); the sizes must agree.
     Tensor(Shape shape, const std::vector<T>& values) : Tensor(empty(std::move(shape))) {

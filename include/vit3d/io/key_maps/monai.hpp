@@ -1,5 +1,6 @@
 #pragma once
-// MONAI's monai.networks.nets.ViT (patch embedding "conv" or "perceptron", classification head).
+// MONAI's monai.networks.nets.ViT (patch embedding "conv" or "perceptron", classification head with or
+// without its Tanh).
 
 #include "vit3d/io/key_map.hpp"
 
@@ -15,7 +16,8 @@ inline const KeyMap& monai() {
                   {R"(^blocks\.(\d+)\.mlp\.linear2\.)", "blocks.$1.mlp.fc2."},
                   // MONAI 1.6 keeps norm_cross_attn in the state_dict even when cross-attention is off.
                   {R"(^blocks\.(\d+)\.(norm_cross_attn|cross_attn)\..*)", ""},
-                  {R"(^classification_head\.0\.)", "head."}});
+                  {R"(^classification_head\.0\.)", "head."},                 // Linear + Tanh
+                  {R"(^classification_head\.(weight|bias)$)", "head.$1"}});  // Linear (no post_activation)
     return map;
 }
 

@@ -1,0 +1,36 @@
+#pragma once
+// The model kinds load_model can build, one entry each. A description's "kind" picks the entry; the entry
+// reads the kind's "config", builds the model and fills it from the file. A new kind (the CT encoder, say)
+// is one header under model_kinds/ with a load function, plus one line in the list below.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vit3d/io/key_map.hpp"
+#include "vit3d/io/loaded_model.hpp"
+#include "vit3d/io/model_description.hpp"
+#include "vit3d/io/model_kinds/vision_transformer.hpp"
+#include "vit3d/io/safetensors.hpp"
+
+namespace vit3d::io {
+
+template <class T>
+struct ModelKind {
+    const char* name;   // the description's "kind"
+    const char* model;  // the C++ type it builds, for messages
+    // Builds the model of a description of this kind from the file, strictly; `where` starts messages.
+    std::unique_ptr<ModelInstance<T>> (*load)(const ModelDescription& description, const Safetensors& file,
+                                              const KeyMap& keys, const std::string& where);
+};
+
+template <class T>
+const std::vector<ModelKind<T>>& model_kinds() {
+    static const std::vector<ModelKind<T>> kinds = {
+        {"vit2d", "vit3d::models::ViT", &detail::load_vision_transformer<T, 2>},
+        {"vit3d", "vit3d::models::ViT3D", &detail::load_vision_transformer<T, 3>},
+    };
+    return kinds;
+}
+
+}  // namespace vit3d::io

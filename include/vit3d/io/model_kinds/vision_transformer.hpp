@@ -1,0 +1,282 @@
+#pragma once
+// The model kinds "vit2d" (models::ViT) and "vit3d" (models::ViT3D): their configuration as JSON (every
+// field of models::VisionTransformerConfig, by the C++ field's name and enumerators' names) in both
+// directions, and the ModelInstance that load_model returns for them.
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <typeinfo>
+#include <vector>
+
+#include "vit3d/core/error.hpp"
+#include "vit3d/io/json_fields.hpp"
+#include "vit3d/io/key_map.hpp"
+#include "vit3d/io/loaded_model.hpp"
+#include "vit3d/io/model_description.hpp"
+#include "vit3d/io/safetensors.hpp"
+#include "vit3d/io/state_dict.hpp"
+#include "vit3d/models/vision_transformer.hpp"
+#include "vit3d/nn/parameters.hpp"
+
+namespace vit3d::detail {
+
+// Enumerators by name, both ways.
+template <class Enum>
+struct EnumNames;
+template <>
+struct EnumNames<models::Pooling> {
+    static constexpr std::pair<models::Pooling, const char*> values[] = {
+        {models::Pooling::cls, "cls"}, {models::Pooling::mean, "mean"}, {models::Pooling::none, "none"}};
+};
+template <>
+struct EnumNames<models::PosEmbedKind> {
+    static constexpr std::pair<models::PosEmbedKind, const char*> values[] = {
+        {models::PosEmbedKind::learned, "learned"},
+        {models::PosEmbedKind::factorized3d, "factorized3d"},
+        {models::PosEmbedKind::sincos, "sincos"},
+        {models::PosEmbedKind::none, "none"}};
+};
+template <>
+struct EnumNames<nn::SinCosVariant> {
+    static constexpr std::pair<nn::SinCosVariant, const char*> values[] = {
+        {nn::SinCosVariant::mae_monai, "mae_monai"}, {nn::SinCosVariant::vit_pytorch, "vit_pytorch"}};
+};
+template <>
+struct EnumNames<nn::PatchProjection> {
+    static constexpr std::pair<nn::PatchProjection, const char*> values[] = {
+        {nn::PatchProjection::conv, "conv"}, {nn::PatchProjection::unfold, "unfold"}};
+};
+template <>
+struct EnumNames<nn::NormPlacement> {
+    static constexpr std::pair<nn::NormPlacement, const char*> values[] = {{nn::NormPlacement::pre, "pre"},
+                                                                           {nn::NormPlacement::post, "post"}};
+};
+template <>
+struct EnumNames<nn::Activation> {
+    static constexpr std::pair<nn::Activation, const char*> values[] = {
+        {nn::Activation::gelu, "gelu"},
+        {nn::Activation::gelu_tanh, "gelu_tanh"},
+        {nn::Activation::relu, "relu"},
+        {nn::Activation::tanh, "tanh"},
+        {nn::Activation::identity, "identity"}};
+};
+
+template <class Enum>
+const char* enum_name(Enum value) {
+    for (const auto& [v, name] : EnumNames<Enum>::values)
+        if (v == value) return name;
+    return "?";
+}
+
+template <class Enum>
+Enum read_enum(JsonFields& f, const std::string& key) {
+    const std::string name = f.string(key);
+    std::string listing;
+    for (const auto& [v, n] : EnumNames<Enum>::values) {
+        if (name == n) return v;
+        listing += (listing.empty() ? "" : ", ") + quoted(n);
+    }
+    throw io_error(f.where() + f.child(key) + ": expected one of " + listing + ", got " + quoted(name));
+}
+
+template <std::size_t N>
+std::array<Index, N> read_sizes(JsonFields& f, const std::string& key) {
+    const std::vector<Index> v = f.integers(key, N, 1);
+    std::array<Index, N> out{};
+    std::copy(v.begin(), v.end(), out.begin());
+    return out;
+}
+
+// A VisionTransformerConfig<N> from its JSON object; every field required, no other allowed.
+template <std::size_t N>
+models::VisionTransformerConfig<N> vision_transformer_config(const nlohmann::json& json,
+                                                             const std::string& where) {
+    JsonFields f(json, where, "config");
+    models::VisionTransformerConfig<N> c;
+    c.input_size = read_sizes<N>(f, "input_size");
+    c.patch_size = read_sizes<N>(f, "patch_size");
+    c.channels = f.integer("channels", 1);
+    c.dim = f.integer("dim", 1);
+    c.depth = f.integer("depth", 0);
+    c.heads = f.integer("heads", 1);
+    c.head_dim = f.integer("head_dim", 0);
+    c.mlp_dim = f.integer("mlp_dim", 1);
+    c.num_classes = f.integer("num_classes", 0);
+    c.class_token = f.boolean("class_token");
+    c.pool = read_enum<models::Pooling>(f, "pool");
+    c.mean_includes_class_token = f.boolean("mean_includes_class_token");
+    c.pos_embed = read_enum<models::PosEmbedKind>(f, "pos_embed");
+    c.sincos = read_enum<nn::SinCosVariant>(f, "sincos");
+    c.pos_embed_covers_class_token = f.boolean("pos_embed_covers_class_token");
+    c.projection = read_enum<nn::PatchProjection>(f, "projection");
+    c.patch_norms = f.boolean("patch_norms");
+    c.norm_placement = read_enum<nn::NormPlacement>(f, "norm_placement");
+    c.activation = read_enum<nn::Activation>(f, "activation");
+    c.eps = f.number("eps");
+    if (!(c.eps > 0)) f.fail("eps", "a positive number", f.value("eps"));
+    c.qkv_bias = f.boolean("qkv_bias");
+    c.proj_bias = f.boolean("proj_bias");
+    c.final_norm = f.boolean("final_norm");
+    c.head_norm = f.boolean("head_norm");
+    c.head_activation = read_enum<nn::Activation>(f, "head_activation");
+    f.finish();
+    return c;
+}
+
+// The model kind's name for N spatial axes.
+template <std::size_t N>
+constexpr const char* vision_transformer_kind() {
+    return N == 2 ? "vit2d" : "vit3d";
+}
+
+template <class T, std::size_t N>
+class VisionTransformerInstance final : public io::ModelInstance<T> {
+  public:
+    using Model = models::VisionTransformer<T, N>;
+    explicit VisionTransformerInstance(Model model) : model_(std::move(model)) {}
+
+    std::vector<io::ModelOutput> outputs() const override {
+        const auto& c = model_.config;
+        std::vector<io::ModelOutput> out;
+        if (c.num_classes > 0) out.push_back(io::ModelOutput::logits);
+        if (c.pool != models::Pooling::none) out.push_back(io::ModelOutput::pooled);
+        out.push_back(io::ModelOutput::tokens);
+        out.push_back(io::ModelOutput::token_grid);
+        if (c.class_token && c.depth > 0) out.push_back(io::ModelOutput::cls_attention);
+        return out;
+    }
+    Shape input_shape() const override {
+        Shape s{model_.config.channels};
+        s.insert(s.end(), model_.config.input_size.begin(), model_.config.input_size.end());
+        return s;
+    }
+    Index parameter_count() const override { return nn::count_parameters(model_); }
+
+    std::map<io::ModelOutput, Tensor<T>> forward(const Tensor<T>& x,
+                                                 const std::vector<io::ModelOutput>& wanted) const override {
+        const bool attention =
+            std::find(wanted.begin(), wanted.end(), io::ModelOutput::cls_attention) != wanted.end();
+        models::VisionTransformerOutput<T> out = model_.forward(x, false, attention);
+        std::map<io::ModelOutput, Tensor<T>> result;
+        for (io::ModelOutput o : wanted) {
+            switch (o) {
+                case io::ModelOutput::logits:
+                    result[o] = out.logits;
+                    break;
+                case io::ModelOutput::pooled:
+                    result[o] = out.pooled;
+                    break;
+                case io::ModelOutput::tokens:
+                    result[o] = out.tokens;
+                    break;
+                case io::ModelOutput::token_grid:
+                    result[o] = model_.patch_grid(out.tokens);
+                    break;
+                case io::ModelOutput::cls_attention:
+                    result[o] = class_token_attention(out.last_attention);
+                    break;
+            }
+        }
+        return result;
+    }
+
+    const void* model_if(const std::type_info& type) const noexcept override {
+        return type == typeid(Model) ? &model_ : nullptr;
+    }
+
+  private:
+    // Row 0 of the weights [B, H, N, N] (the class token's query), at the patch tokens' keys, on the grid.
+    Tensor<T> class_token_attention(const Tensor<T>& weights) const {
+        const Index B = weights.dim(0), H = weights.dim(1), tokens = weights.dim(3);
+        const Index prefix = model_.prefix_tokens(), patches = model_.config.num_patches();
+        Shape shape{B, H};
+        for (Index g : model_.config.grid()) shape.push_back(g);
+        Tensor<T> out = Tensor<T>::empty(shape);
+        for (Index bh = 0; bh < B * H; ++bh)
+            std::copy_n(weights.data() + bh * weights.dim(2) * tokens + prefix, patches,
+                        out.data() + bh * patches);
+        return out;
+    }
+
+    Model model_;
+};
+
+// Builds the model a description of kind "vit2d" / "vit3d" asks for and fills it from the file.
+template <class T, std::size_t N>
+std::unique_ptr<io::ModelInstance<T>> load_vision_transformer(const io::ModelDescription& d,
+                                                              const io::Safetensors& file,
+                                                              const io::KeyMap& keys,
+                                                              const std::string& where) {
+    const std::string at = where + "metadata \"" + std::string(io::model_metadata_key) + "\": ";
+    const models::VisionTransformerConfig<N> config = vision_transformer_config<N>(d.config, at);
+    // The preprocessing must describe this model's input.
+    const std::vector<Index> size(config.input_size.begin(), config.input_size.end());
+    if (d.preprocess.input_size != size)
+        throw io_error(at + "preprocess.input_size " + shape_to_string(d.preprocess.input_size) +
+                       " differs from config.input_size " + shape_to_string(size));
+    if ((N == 2) != (d.preprocess.layout == "BCHW"))
+        throw io_error(at + "preprocess.layout " + quoted(d.preprocess.layout) + " does not fit a " +
+                       vision_transformer_kind<N>() + " model (expected " +
+                       (N == 2 ? "\"BCHW\"" : "\"BCDHW\" or \"BCHWD\"") + ")");
+    const std::size_t channels = static_cast<std::size_t>(config.channels);
+    if ((d.preprocess.mean && d.preprocess.mean->size() != channels) ||
+        (d.preprocess.std && d.preprocess.std->size() != channels))
+        throw io_error(at + "preprocess.mean / std: expected one value per channel (" +
+                       std::to_string(channels) + ")");
+    std::optional<models::VisionTransformer<T, N>> model;
+    try {
+        model.emplace(config);
+    } catch (const std::invalid_argument& e) {  // shape_error, config_error: a config vit3d refuses
+        throw io_error(at + "config: vit3d refuses this configuration: " + e.what());
+    }
+    try {
+        io::load_state_dict<T>(*model, file, keys);
+    } catch (const io_error& e) {
+        throw io_error(where + e.what());
+    }
+    return std::make_unique<VisionTransformerInstance<T, N>>(std::move(*model));
+}
+
+}  // namespace vit3d::detail
+
+namespace vit3d::io {
+
+// The JSON object of a configuration, as the "config" of a description of kind vit2d / vit3d.
+template <std::size_t N>
+nlohmann::json vision_transformer_config_json(const models::VisionTransformerConfig<N>& c) {
+    using detail::enum_name;
+    nlohmann::json j;
+    j["input_size"] = std::vector<Index>(c.input_size.begin(), c.input_size.end());
+    j["patch_size"] = std::vector<Index>(c.patch_size.begin(), c.patch_size.end());
+    j["channels"] = c.channels;
+    j["dim"] = c.dim;
+    j["depth"] = c.depth;
+    j["heads"] = c.heads;
+    j["head_dim"] = c.head_dim;
+    j["mlp_dim"] = c.mlp_dim;
+    j["num_classes"] = c.num_classes;
+    j["class_token"] = c.class_token;
+    j["pool"] = enum_name(c.pool);
+    j["mean_includes_class_token"] = c.mean_includes_class_token;
+    j["pos_embed"] = enum_name(c.pos_embed);
+    j["sincos"] = enum_name(c.sincos);
+    j["pos_embed_covers_class_token"] = c.pos_embed_covers_class_token;
+    j["projection"] = enum_name(c.projection);
+    j["patch_norms"] = c.patch_norms;
+    j["norm_placement"] = enum_name(c.norm_placement);
+    j["activation"] = enum_name(c.activation);
+    j["eps"] = c.eps;
+    j["qkv_bias"] = c.qkv_bias;
+    j["proj_bias"] = c.proj_bias;
+    j["final_norm"] = c.final_norm;
+    j["head_norm"] = c.head_norm;
+    j["head_activation"] = enum_name(c.head_activation);
+    return j;
+}
+
+}  // namespace vit3d::io

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Tests of tools/export_weights.py: its errors (one line, non-zero exit) and what it writes. CI has no
+Python, so these run by hand or from tests/fixtures/make_roundtrip_fixtures.py:
+
+    VENV/bin/python tests/tools/test_export_weights.py        (VENV from tests/fixtures/make_venv.sh)
+
+Needs torch, safetensors, torchvision and timm.
+"""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import torch
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EXPORTER = ROOT / "tools" / "export_weights.py"
+sys.path.insert(0, str(ROOT / "tools"))
+import export_weights  # noqa: E402
+
+TV = dict(image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=5)
+
+
+class CommandLine(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.tmp = pathlib.Path(self.dir.name)
+        from torchvision.models.vision_transformer import VisionTransformer
+        self.model = VisionTransformer(**TV).eval()
+        self.state = self.tmp / "tv.pth"
+        torch.save(self.model.state_dict(), self.state)
+        self.output = self.tmp / "out.safetensors"
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def run_exporter(self, *args, config=None, family="torchvision", state=None):
+        command = [sys.executable, str(EXPORTER), "--output", str(self.output)]
+        if family:
+            command += ["--family", family]
+        if config is not None:
+            command += ["--config", json.dumps(config), "--state-dict", str(state or self.state)]
+        return subprocess.run(command + list(args), capture_output=True, text=True)
+
+    def assert_error(self, result, *fragments):
+        self.assertNotEqual(result.returncode, 0, result.stdout)
+        lines = result.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, result.stderr)  # one clear line, no traceback
+        self.assertTrue(lines[0].startswith("export_weights.py: error: "), lines[0])
+        for fragment in fragments:
+            self.assertIn(fragment, lines[0])
+        self.assertFalse(self.output.exists())
+        self.assertEqual([p.name for p in self.tmp.glob("*.partial")], [])
+
+    def test_writes_a_file_that_is_still_the_reference_checkpoint(self):
+        result = self.run_exporter(config=TV)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+        with safe_open(str(self.output), "pt") as f:
+            meta = f.metadata()
+        description = json.loads(meta["vit3d.model"])
+        self.assertEqual(meta["format"], "pt")
+        self.assertEqual((description["schema"], description["version"]), ("vit3d.model", 1))
+        self.assertEqual((description["family"], description["kind"], description["key_map"]),
+                         ("torchvision", "vit2d", "torchvision"))
+        self.assertEqual(set(description["config"]), set(export_weights.CONFIG_DEFAULTS))
+        self.assertEqual(description["config"]["input_size"], [32, 32])
+        self.assertEqual(description["preprocess"]["mean"], [0.485, 0.456, 0.406])
+        self.assertEqual(description["source"]["arguments"], TV)
+        from torchvision.models.vision_transformer import VisionTransformer
+        VisionTransformer(**TV).load_state_dict(load_file(str(self.output)), strict=True)
+        self.assertEqual([p.name for p in self.tmp.glob("*.partial")], [])
+        umask = os.umask(0)
+        os.umask(umask)
+        self.assertEqual(self.output.stat().st_mode & 0o777, 0o666 & ~umask)  # not the temporary file's 0600
+
+    def test_unknown_family(self):
+        self.assert_error(self.run_exporter(config=TV, family="torchvisoin"), "unknown family 'torchvisoin'",
+                          "known families: torchvision, timm")
+
+    def test_missing_argument_is_named(self):
+        config = dict(TV)
+        del config["mlp_dim"]
+        self.assert_error(self.run_exporter(config=config), "needs the argument 'mlp_dim'")
+
+    def test_extra_argument_is_named(self):
+        self.assert_error(self.run_exporter(config=dict(TV, num_class=5)), "has no argument 'num_class'",
+                          "num_classes")
+
+    def test_constructor_rejection_is_one_line(self):
+        self.assert_error(self.run_exporter(config=dict(TV, image_size=30)), "VisionTransformer(**arguments) failed")
+
+    def test_state_dict_mismatch_names_the_key(self):
+        self.assert_error(self.run_exporter(config=dict(TV, num_classes=4)), "'heads.head.weight' has shape [5, 16]",
+                          "expects [4, 16]")
+        state = self.model.state_dict()
+        del state["encoder.ln.bias"]
+        state["extra.weight"] = torch.zeros(1)
+        torch.save(state, self.tmp / "broken.pth")
+        self.assert_error(self.run_exporter(config=TV, state=self.tmp / "broken.pth"),
+                          "missing key 'encoder.ln.bias'", "unexpected key 'extra.weight'")
+
+    def test_unsupported_option_lists_what_is_supported(self):
+        import timm.models.vision_transformer as tvit
+        args = dict(img_size=32, patch_size=8, embed_dim=16, depth=1, num_heads=2, num_classes=3)
+        for extra, fragment in ((dict(global_pool="map"), "global_pool='map'"),
+                                (dict(qk_norm=True), "qk_norm"),
+                                (dict(init_values=1e-5), "init_values (LayerScale)"),
+                                (dict(class_token=False, global_pool="max"), "global_pool='max'"),
+                                (dict(reg_tokens=2), "reg_tokens=2")):
+            model = tvit.VisionTransformer(**args, **extra)
+            torch.save(model.state_dict(), self.tmp / "timm.pth")
+            result = self.run_exporter(config=dict(args, **extra), family="timm", state=self.tmp / "timm.pth")
+            self.assert_error(result, fragment, "supported:")
+
+    def test_bad_preprocess_is_named(self):
+        self.assert_error(self.run_exporter("--preprocess", '{"mean": [0.5, 0.5]}', config=TV), "preprocess.mean",
+                          "3 numbers")
+        self.assert_error(self.run_exporter("--preprocess", '{"colour": "RGB"}', config=TV), "unknown field 'colour'")
+        self.assert_error(self.run_exporter("--preprocess", '{"layout": "BCDHW"}', config=TV), "preprocess.layout")
+
+    def test_an_existing_output_is_untouched_on_error(self):
+        self.output.write_bytes(b"keep me")
+        result = self.run_exporter(config=dict(TV, num_classes=4))
+        self.assertNotEqual(result.returncode, 0)
+        self.assertEqual(self.output.read_bytes(), b"keep me")
+        self.assertEqual([p.name for p in self.tmp.glob("*.partial")], [])
+
+    def test_python_function_with_the_family_inferred(self):
+        module = self.tmp / "my_models.py"
+        module.write_text("import timm.models.vision_transformer as t\n"
+                          "def build():\n"
+                          "    return t.VisionTransformer(img_size=32, patch_size=8, embed_dim=16, depth=1,\n"
+                          "                               num_heads=2, num_classes=3)\n")
+        result = subprocess.run([sys.executable, str(EXPORTER), "--python", "my_models:build", "--output",
+                                 str(self.output)], capture_output=True, text=True, cwd=str(self.tmp))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("timm vit2d", result.stdout)
+
+    def test_python_model_without_a_recorded_size_asks_for_it(self):
+        from vit_pytorch import ViT
+        model = ViT(image_size=32, patch_size=8, num_classes=2, dim=16, depth=1, heads=2, mlp_dim=16)
+        with self.assertRaises(export_weights.ExportError) as caught:
+            export_weights.export(model, None, str(self.output))
+        self.assertIn("does not record its image size", str(caught.exception))
+        description = export_weights.export(model, None, str(self.output), preprocess={"input_size": [32, 32]})
+        self.assertEqual(description["family"], "vit_pytorch")
+        self.assertEqual(description["config"]["input_size"], [32, 32])
+
+    def test_unknown_class_cannot_be_inferred(self):
+        with self.assertRaises(export_weights.ExportError) as caught:
+            export_weights.export(torch.nn.Linear(2, 2), None, str(self.output))
+        self.assertIn("cannot tell the family of a torch.nn.modules.linear.Linear", str(caught.exception))
+
+    def test_dtype_conversion(self):
+        result = self.run_exporter("--dtype", "float16", config=TV)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        from safetensors.torch import load_file
+        self.assertEqual({t.dtype for t in load_file(str(self.output)).values()}, {torch.float16})
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=1)

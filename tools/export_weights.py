@@ -1,0 +1,870 @@
+#!/usr/bin/env python3
+"""Export a PyTorch ViT checkpoint to a self-describing safetensors file that vit3d loads in one call.
+
+    python3 tools/export_weights.py --family torchvision --state-dict model.pth --config args.json \\
+        --output model.safetensors
+    python3 tools/export_weights.py --python mypackage.models:build_model --output model.safetensors
+
+and in C++:   auto model = vit3d::io::load_model<float>("model.safetensors");
+
+--config holds the keyword arguments of the family's own Python constructor (JSON object); the reference
+model is built from them, the state_dict is loaded into it strictly, and what vit3d needs is read from the
+built model itself: its configuration (every field of vit3d's VisionTransformerConfig), the key map that
+renames the state_dict onto vit3d's parameters, and the preprocessing the model expects (per-family
+defaults, overridable with --preprocess JSON). --python module:function calls a function returning the
+nn.Module instead (the family given with --family or inferred from its class). From Python code:
+
+    from export_weights import export          # with tools/ on sys.path
+    export(model, "timm", "model.safetensors", preprocess={"mean": [0.5] * 3, "std": [0.5] * 3})
+
+Families (--family): torchvision (torchvision.models.VisionTransformer), timm
+(timm.models.vision_transformer.VisionTransformer), vit_pytorch (vit_pytorch.ViT), vit_pytorch_simple
+(vit_pytorch.SimpleViT), vit_pytorch_3d (vit_pytorch.vit_3d.ViT), vit_pytorch_simple_3d
+(vit_pytorch.simple_vit_3d.SimpleViT), monai (monai.networks.nets.ViT), reg2rg (the Reg2RG / RadFM 3D ViT,
+re-implemented in tools/reg2rg_vit.py).
+
+The tensors keep the family's own state_dict names: the file is still a valid checkpoint of the reference
+model (safetensors.torch.load_file + load_state_dict(strict=True)), and the renaming onto vit3d's names
+lives in one place, the C++ key maps (include/vit3d/io/key_maps/), which the parity tests check. The
+description is the JSON string under the "vit3d.model" key of the file's __metadata__ (schema in README.md,
+"Weights from PyTorch"); "format": "pt" is set as well, as Hugging Face's loaders expect.
+
+Needs torch and safetensors only, plus the family's own package (for its class). Works with torch 1.13
+(Debian 12's python3-torch) and newer. Errors are one line on stderr and exit code 1 (2 for usage errors).
+The output is written to a temporary file in the same directory and renamed into place.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import inspect
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+METADATA_KEY = "vit3d.model"
+SCHEMA = "vit3d.model"
+SCHEMA_VERSION = 1
+TOOL = "vit3d tools/export_weights.py"
+
+
+class ExportError(Exception):
+    """A problem with the user's input, reported as one line."""
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
+
+
+# ---- the vit3d configuration (VisionTransformerConfig<N>, include/vit3d/models/vision_transformer.hpp) ----
+
+# Every field, with the C++ defaults; each family's describe function sets what its model has.
+CONFIG_DEFAULTS = {
+    "input_size": None, "patch_size": None, "channels": 3, "dim": 768, "depth": 12, "heads": 12,
+    "head_dim": 0, "mlp_dim": 3072, "num_classes": 1000, "class_token": True, "pool": "cls",
+    "mean_includes_class_token": False, "pos_embed": "learned", "sincos": "mae_monai",
+    "pos_embed_covers_class_token": True, "projection": "conv", "patch_norms": False, "norm_placement": "pre",
+    "activation": "gelu", "eps": 1e-6, "qkv_bias": True, "proj_bias": True, "final_norm": True,
+    "head_norm": False, "head_activation": "identity",
+}
+
+
+def vit_config(**fields) -> dict:
+    unknown = set(fields) - set(CONFIG_DEFAULTS)
+    if unknown:
+        raise AssertionError(f"not VisionTransformerConfig fields: {sorted(unknown)}")
+    config = dict(CONFIG_DEFAULTS, **fields)
+    config["input_size"] = [int(v) for v in config["input_size"]]
+    config["patch_size"] = [int(v) for v in config["patch_size"]]
+    for key in ("channels", "dim", "depth", "heads", "head_dim", "mlp_dim", "num_classes"):
+        config[key] = int(config[key])
+    config["eps"] = float(config["eps"])
+    return config
+
+
+# ---- checks on the reference model's structure -------------------------------------------------------------
+
+class Unsupported(ExportError):
+    def __init__(self, family, what, supported):
+        super().__init__(f"{family}: {what} is not something vit3d can reproduce; supported: {supported}")
+
+
+def _exact_type(family, module, cls, what):
+    if type(module) is not cls:
+        raise Unsupported(family, f"{what} of type {type(module).__module__}.{type(module).__qualname__}",
+                          f"{cls.__module__}.{cls.__qualname__} itself (a subclass may compute differently)")
+
+
+def _layer_norms(family, modules):
+    """The common eps of these LayerNorms (vit3d has one eps per model); each must be a plain affine one."""
+    eps = set()
+    for name, m in modules:
+        if not isinstance(m, nn.LayerNorm) or not m.elementwise_affine or getattr(m, "bias", 0) is None:
+            raise Unsupported(family, f"normalisation layer {name} ({type(m).__name__})",
+                              "nn.LayerNorm with weight and bias over the last axis")
+        if len(m.normalized_shape) != 1:
+            raise Unsupported(family, f"LayerNorm {name} over {tuple(m.normalized_shape)}",
+                              "LayerNorm over the last axis")
+        eps.add(float(m.eps))
+    if len(eps) > 1:
+        raise Unsupported(family, f"LayerNorms with different eps {sorted(eps)}", "one eps for every LayerNorm")
+    return eps.pop() if eps else 1e-5
+
+
+def _activation(family, module, where):
+    if type(module) is nn.GELU:
+        return "gelu_tanh" if getattr(module, "approximate", "none") == "tanh" else "gelu"
+    if type(module) is nn.ReLU:
+        return "relu"
+    if type(module).__name__ == "GELUTanh":  # timm's 'gelu_tanh'
+        return "gelu_tanh"
+    if type(module).__name__ == "GELU" and type(module).__module__.startswith("timm."):
+        return "gelu"
+    raise Unsupported(family, f"activation {type(module).__name__} in {where}",
+                      "nn.GELU (erf or tanh), nn.ReLU, timm's GELU / GELUTanh")
+
+
+def _linear(family, m, where):
+    if type(m) is not nn.Linear:
+        raise Unsupported(family, f"{type(m).__name__} as {where}", "nn.Linear")
+    return m
+
+
+def _needs_hint(family, hints, key, what):
+    if hints.get(key) is None:
+        raise ExportError(f"{family}: the model does not record its {what}; give it in the constructor arguments "
+                          f"(--config) or as --preprocess '{{\"{key}\": [...]}}'")
+    return [int(v) for v in hints[key]]
+
+
+def _pair(v):
+    return [int(x) for x in v] if isinstance(v, (list, tuple)) else [int(v), int(v)]
+
+
+def _check_grid(family, input_size, patch_size, patches=None):
+    for s, p in zip(input_size, patch_size):
+        if p <= 0 or s % p:
+            raise Unsupported(family, f"input size {input_size} with patch size {patch_size}",
+                              "input sizes that are multiples of the patch size")
+    if patches is not None and math.prod(s // p for s, p in zip(input_size, patch_size)) != patches:
+        raise ExportError(f"{family}: input size {input_size} with patch size {patch_size} gives "
+                          f"{math.prod(s // p for s, p in zip(input_size, patch_size))} patches, but the model has "
+                          f"{patches}")
+
+
+# ---- families: how to build the reference model, read its configuration, and preprocess for it ---------------
+
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+INCEPTION_MEAN, INCEPTION_STD = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
+
+
+def preprocess_none(layout, input_size):
+    """No preprocessing recorded: the family defines none (set it with --preprocess)."""
+    return {"layout": layout, "input_size": list(input_size), "channel_order": None, "rescale": None,
+            "mean": None, "std": None, "intensity_window": None, "resize_size": None, "interpolation": None}
+
+
+def describe_torchvision(model, hints):
+    from torchvision.models.vision_transformer import EncoderBlock, VisionTransformer
+    f = "torchvision"
+    _exact_type(f, model, VisionTransformer, "the model")
+    if type(model.conv_proj) is not nn.Conv2d:
+        raise Unsupported(f, "a convolutional stem (conv_stem_configs)", "the patchify Conv2d (conv_stem_configs=None)")
+    if [name for name, _ in model.heads.named_children()] != ["head"]:
+        raise Unsupported(f, "representation_size (a pre-logits Linear + Tanh before the head)",
+                          "a single Linear head (representation_size=None)")
+    layers = list(model.encoder.layers)
+    norms = [("encoder.ln", model.encoder.ln)]
+    activation = "gelu"
+    for i, layer in enumerate(layers):
+        _exact_type(f, layer, EncoderBlock, f"encoder layer {i}")
+        norms += [(f"encoder_layer_{i}.ln_1", layer.ln_1), (f"encoder_layer_{i}.ln_2", layer.ln_2)]
+        activation = _activation(f, layer.mlp[1], f"encoder_layer_{i}.mlp")
+    head = _linear(f, model.heads.head, "the head")
+    if head.out_features < 1:
+        raise Unsupported(f, "num_classes=0 (an empty head)", "num_classes >= 1")
+    size = [model.image_size, model.image_size]
+    config = vit_config(
+        input_size=size, patch_size=[model.patch_size] * 2, channels=model.conv_proj.in_channels,
+        dim=model.hidden_dim, depth=len(layers), heads=layers[0].self_attention.num_heads if layers else 1,
+        mlp_dim=model.mlp_dim, num_classes=head.out_features, eps=_layer_norms(f, norms), activation=activation)
+    # torchvision's ImageNet recipe (ImageClassification): resize to 256 for a 224 crop, bilinear.
+    pre = dict(preprocess_none("BCHW", size), channel_order="RGB", rescale=1 / 255, mean=IMAGENET_MEAN,
+               std=IMAGENET_STD, resize_size=int(round(model.image_size * 256 / 224)), interpolation="bilinear")
+    return "vit2d", "torchvision", config, pre
+
+
+def describe_timm(model, hints):
+    from timm.layers import Mlp, PatchEmbed
+    from timm.layers.attention import Attention
+    from timm.models.vision_transformer import Block, VisionTransformer
+    f = "timm"
+    _exact_type(f, model, VisionTransformer, "the model")
+    supported_pool = "global_pool 'token', 'avg', or '' with num_classes=0"
+    if model.global_pool not in ("token", "avg", "") or model.attn_pool is not None:
+        raise Unsupported(f, f"global_pool={model.global_pool!r}", supported_pool)
+    has_head = not isinstance(model.head, nn.Identity)
+    if model.global_pool == "" and has_head:
+        raise Unsupported(f, "global_pool='' with a head (a classifier on every token)", supported_pool)
+    if model.reg_token is not None:
+        raise Unsupported(f, f"reg_tokens={model.num_reg_tokens}", "reg_tokens=0")
+    if getattr(model, "dynamic_img_size", False):
+        raise Unsupported(f, "dynamic_img_size=True", "a fixed input size (dynamic_img_size=False)")
+    if not isinstance(model.norm_pre, nn.Identity):
+        raise Unsupported(f, "pre_norm=True (a LayerNorm before the blocks)", "pre_norm=False")
+    pe = model.patch_embed
+    _exact_type(f, pe, PatchEmbed, "the patch embedding")
+    if (type(pe.proj) is not nn.Conv2d or pe.proj.bias is None or not isinstance(pe.norm, nn.Identity)
+            or getattr(pe, "dynamic_img_pad", False) or not getattr(pe, "flatten", True)
+            or tuple(pe.proj.stride) != tuple(pe.proj.kernel_size) or tuple(pe.proj.padding) != (0, 0)):
+        raise Unsupported(f, "this patch embedding (embed_norm_layer, dynamic_img_pad, or a conv without bias)",
+                          "timm's PatchEmbed: a Conv2d with bias, stride = kernel, no norm, no padding")
+    blocks = list(model.blocks)
+    norms, activation, mlp_dim, heads, head_dim = [], "gelu", 0, 1, 0
+    qkv_bias = proj_bias = True
+    for i, block in enumerate(blocks):
+        _exact_type(f, block, Block, f"block {i}")
+        _exact_type(f, block.attn, Attention, f"block {i}'s attention")
+        _exact_type(f, block.mlp, Mlp, f"block {i}'s MLP")
+        a, m = block.attn, block.mlp
+        if not (isinstance(block.ls1, nn.Identity) and isinstance(block.ls2, nn.Identity)):
+            raise Unsupported(f, "init_values (LayerScale)", "init_values=None")
+        if not (isinstance(a.q_norm, nn.Identity) and isinstance(a.k_norm, nn.Identity)
+                and isinstance(getattr(a, "norm", nn.Identity()), nn.Identity)):
+            raise Unsupported(f, "qk_norm / scale_attn_norm", "qk_norm=False, scale_attn_norm=False")
+        if not isinstance(m.norm, nn.Identity):
+            raise Unsupported(f, "scale_mlp_norm", "scale_mlp_norm=False")
+        if m.fc1.bias is None or m.fc2.bias is None:
+            raise Unsupported(f, "proj_bias=False (timm drops the MLP biases too)", "proj_bias=True")
+        qkv_bias, proj_bias = a.qkv.bias is not None, a.proj.bias is not None
+        heads, head_dim, mlp_dim = a.num_heads, a.head_dim, m.fc1.out_features
+        activation = _activation(f, m.act, f"block {i}'s MLP")
+        norms += [(f"blocks.{i}.norm1", block.norm1), (f"blocks.{i}.norm2", block.norm2)]
+    final_norm = not isinstance(model.norm, nn.Identity)
+    head_norm = not isinstance(model.fc_norm, nn.Identity)
+    norms += [(n, mod) for n, mod in (("norm", model.norm), ("fc_norm", model.fc_norm)) if not isinstance(mod, nn.Identity)]
+    class_token = model.cls_token is not None
+    pool = {"token": "cls", "avg": "mean", "": "none"}[model.global_pool]
+    size, patch = list(pe.img_size), list(pe.patch_size)
+    dim = model.embed_dim
+    config = vit_config(
+        input_size=size, patch_size=patch, channels=pe.proj.in_channels, dim=dim, depth=len(blocks), heads=heads,
+        head_dim=0 if heads * head_dim == dim else head_dim, mlp_dim=mlp_dim,
+        num_classes=model.head.out_features if has_head else 0, class_token=class_token, pool=pool,
+        mean_includes_class_token=bool(model.pool_include_prefix) and class_token,
+        pos_embed="learned" if model.pos_embed is not None else "none",
+        pos_embed_covers_class_token=not model.no_embed_class, eps=_layer_norms(f, norms) if norms else 1e-6,
+        activation=activation, qkv_bias=qkv_bias, proj_bias=proj_bias, final_norm=final_norm, head_norm=head_norm)
+    # The model's pretrained_cfg when it came from timm.create_model, else timm's ViT defaults (_cfg).
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    crop_pct = float(cfg.get("crop_pct", 0.9))
+    pre = dict(preprocess_none("BCHW", size), channel_order="RGB", rescale=1 / 255,
+               mean=[float(v) for v in cfg.get("mean", INCEPTION_MEAN)], std=[float(v) for v in cfg.get("std", INCEPTION_STD)],
+               resize_size=int(math.floor(size[0] / crop_pct)), interpolation=str(cfg.get("interpolation", "bicubic")))
+    return "vit2d", "timm", config, pre
+
+
+def _vit_pytorch_common(f, model, attention_cls, feedforward_cls):
+    """Blocks of vit-pytorch's Transformer: Attention (own LayerNorm, to_qkv, to_out) + FeedForward."""
+    layers = list(model.transformer.layers)
+    norms, heads, inner, mlp_dim, proj_bias, activation = [], 1, 0, 0, True, "gelu"
+    for i, (attn, ff) in enumerate(layers):
+        _exact_type(f, attn, attention_cls, f"layer {i}'s attention")
+        _exact_type(f, ff, feedforward_cls, f"layer {i}'s feed-forward")
+        out = attn.to_out[0] if isinstance(attn.to_out, nn.Sequential) else attn.to_out
+        if isinstance(out, nn.Identity):
+            raise Unsupported(f, "heads=1 with dim_head == dim (to_out is an Identity)",
+                              "an output projection (heads > 1 or dim_head != dim)")
+        _linear(f, out, f"layer {i}'s to_out")
+        proj_bias = out.bias is not None
+        heads, inner = attn.heads, attn.to_qkv.out_features // 3
+        linears = [m for m in ff.net if isinstance(m, nn.Linear)]
+        acts = [m for m in ff.net if not isinstance(m, (nn.Linear, nn.LayerNorm, nn.Dropout))]
+        mlp_dim = linears[0].out_features
+        activation = _activation(f, acts[0], f"layer {i}'s feed-forward")
+        norms += [(f"transformer.layers.{i}.0.norm", attn.norm), (f"transformer.layers.{i}.1.net.0", ff.net[0])]
+    pe = model.to_patch_embedding
+    norms += [("to_patch_embedding.1", pe[1]), ("to_patch_embedding.3", pe[3])]
+    return layers, norms, heads, inner, mlp_dim, proj_bias, activation
+
+
+def _rearrange_pattern(f, layer, expected):
+    pattern = " ".join(getattr(layer, "pattern", "").split())
+    if pattern != expected:
+        raise Unsupported(f, f"patch rearrangement {pattern!r} (an older vit-pytorch?)", repr(expected))
+    return dict(getattr(layer, "axes_lengths", {}))
+
+
+def describe_vit_pytorch(model, hints):
+    from vit_pytorch.vit import Attention, FeedForward, ViT
+    f = "vit_pytorch"
+    _exact_type(f, model, ViT, "the model")
+    pe = model.to_patch_embedding
+    _rearrange_pattern(f, pe[0], "b c (h p1) (w p2) -> b (h w) (p1 p2 c)")
+    layers, norms, heads, inner, mlp_dim, proj_bias, activation = _vit_pytorch_common(f, model, Attention, FeedForward)
+    norms.append(("transformer.norm", model.transformer.norm))
+    dim, patch = pe[2].out_features, list(model.patch_size)
+    class_token = model.cls_token.shape[0] == 1
+    size = _needs_hint(f, hints, "input_size", "image size (image_size)")
+    _check_grid(f, size, patch, model.pos_embedding.shape[0] - int(class_token))
+    head = model.mlp_head
+    pool = "none" if head is None else ("mean" if model.pool == "mean" else "cls")
+    config = vit_config(
+        input_size=size, patch_size=patch, channels=pe[1].normalized_shape[0] // (patch[0] * patch[1]), dim=dim,
+        depth=len(layers), heads=heads, head_dim=inner // heads, mlp_dim=mlp_dim,
+        num_classes=head.out_features if head is not None else 0, class_token=class_token, pool=pool,
+        projection="unfold", patch_norms=True, eps=_layer_norms(f, norms), activation=activation, qkv_bias=False,
+        proj_bias=proj_bias)
+    return "vit2d", "vit_pytorch", config, preprocess_none("BCHW", size)
+
+
+def describe_vit_pytorch_simple(model, hints):
+    from vit_pytorch.simple_vit import Attention, FeedForward, SimpleViT
+    f = "vit_pytorch_simple"
+    _exact_type(f, model, SimpleViT, "the model")
+    pe = model.to_patch_embedding
+    _rearrange_pattern(f, pe[0], "b c (h p1) (w p2) -> b (h w) (p1 p2 c)")
+    layers, norms, heads, inner, mlp_dim, proj_bias, activation = _vit_pytorch_common(f, model, Attention, FeedForward)
+    norms.append(("transformer.norm", model.transformer.norm))
+    dim, patch = pe[2].out_features, list(model.patch_size)
+    size = _needs_hint(f, hints, "input_size", "image size (image_size)")
+    _check_grid(f, size, patch, model.pos_embedding.shape[0])
+    config = vit_config(
+        input_size=size, patch_size=patch, channels=pe[1].normalized_shape[0] // (patch[0] * patch[1]), dim=dim,
+        depth=len(layers), heads=heads, head_dim=inner // heads, mlp_dim=mlp_dim,
+        num_classes=model.linear_head.out_features, class_token=False, pool="mean", pos_embed="sincos",
+        sincos="vit_pytorch", projection="unfold", patch_norms=True, eps=_layer_norms(f, norms),
+        activation=activation, qkv_bias=False, proj_bias=proj_bias)
+    return "vit2d", "vit_pytorch", config, preprocess_none("BCHW", size)
+
+
+def _frames_hint(f, hints):
+    """The [frames, height, width] input of a vit-pytorch 3D model, from the arguments or --preprocess."""
+    size = _needs_hint(f, hints, "input_size", "input size (frames and image_size)")
+    if len(size) != 3:
+        raise ExportError(f"{f}: expected input_size [frames, height, width], got {size}")
+    return size
+
+
+def describe_vit_pytorch_3d(model, hints):
+    from vit_pytorch.vit_3d import Attention, FeedForward, ViT
+    f = "vit_pytorch_3d"
+    _exact_type(f, model, ViT, "the model")
+    pe = model.to_patch_embedding
+    lengths = _rearrange_pattern(f, pe[0], "b c (f pf) (h p1) (w p2) -> b (f h w) (pf p1 p2 c)")
+    layers, norms, heads, inner, mlp_dim, proj_bias, activation = _vit_pytorch_common(f, model, Attention, FeedForward)
+    head_ln, head = model.mlp_head[0], _linear(f, model.mlp_head[1], "mlp_head.1")
+    norms.append(("mlp_head.0", head_ln))
+    patch = [int(lengths["pf"]), int(lengths["p1"]), int(lengths["p2"])]
+    size = _frames_hint(f, hints)
+    _check_grid(f, size, patch, model.pos_embedding.shape[1] - 1)
+    dim = pe[2].out_features
+    config = vit_config(
+        input_size=size, patch_size=patch, channels=pe[1].normalized_shape[0] // math.prod(patch), dim=dim,
+        depth=len(layers), heads=heads, head_dim=inner // heads, mlp_dim=mlp_dim, num_classes=head.out_features,
+        class_token=True, pool="mean" if model.pool == "mean" else "cls", mean_includes_class_token=model.pool == "mean",
+        projection="unfold", patch_norms=True, eps=_layer_norms(f, norms), activation=activation, qkv_bias=False,
+        proj_bias=proj_bias, final_norm=False, head_norm=True)
+    return "vit3d", "vit_pytorch", config, preprocess_none("BCDHW", size)
+
+
+def describe_vit_pytorch_simple_3d(model, hints):
+    from vit_pytorch.simple_vit_3d import Attention, FeedForward, SimpleViT
+    f = "vit_pytorch_simple_3d"
+    _exact_type(f, model, SimpleViT, "the model")
+    pe = model.to_patch_embedding
+    lengths = _rearrange_pattern(f, pe[0], "b c (f pf) (h p1) (w p2) -> b f h w (pf p1 p2 c)")
+    layers, norms, heads, inner, mlp_dim, proj_bias, activation = _vit_pytorch_common(f, model, Attention, FeedForward)
+    norms.append(("transformer.norm", model.transformer.norm))
+    patch = [int(lengths["pf"]), int(lengths["p1"]), int(lengths["p2"])]
+    size = _frames_hint(f, hints)
+    _check_grid(f, size, patch)
+    dim = pe[2].out_features
+    config = vit_config(
+        input_size=size, patch_size=patch, channels=pe[1].normalized_shape[0] // math.prod(patch), dim=dim,
+        depth=len(layers), heads=heads, head_dim=inner // heads, mlp_dim=mlp_dim,
+        num_classes=model.linear_head.out_features, class_token=False, pool="mean", pos_embed="sincos",
+        sincos="vit_pytorch", projection="unfold", patch_norms=True, eps=_layer_norms(f, norms),
+        activation=activation, qkv_bias=False, proj_bias=proj_bias)
+    return "vit3d", "vit_pytorch", config, preprocess_none("BCDHW", size)
+
+
+def describe_monai(model, hints):
+    from monai.networks.blocks.patchembedding import PatchEmbeddingBlock
+    from monai.networks.blocks.selfattention import SABlock
+    from monai.networks.blocks.transformerblock import TransformerBlock
+    from monai.networks.nets.vit import ViT
+    f = "monai"
+    _exact_type(f, model, ViT, "the model")
+    pe = model.patch_embedding
+    _exact_type(f, pe, PatchEmbeddingBlock, "the patch embedding")
+    if pe.proj_type == "conv":
+        conv = pe.patch_embeddings
+        patch, channels, projection = list(conv.kernel_size), conv.in_channels, "conv"
+        if tuple(conv.stride) != tuple(conv.kernel_size):
+            raise Unsupported(f, "a patch conv whose stride is not its kernel", "stride = kernel = patch_size")
+    elif pe.proj_type == "perceptron":
+        lengths = dict(pe.patch_embeddings[0].axes_lengths)
+        patch = [int(lengths[f"p{i + 1}"]) for i in range(len(lengths))]
+        channels, projection = pe.patch_embeddings[1].in_features // math.prod(patch), "unfold"
+    else:
+        raise Unsupported(f, f"proj_type={pe.proj_type!r}", "proj_type 'conv' or 'perceptron'")
+    spatial = len(patch)
+    size = _needs_hint(f, hints, "input_size", "image size (img_size)")
+    if len(size) != spatial:
+        raise ExportError(f"{f}: expected an input size of {spatial} axes, got {size}")
+    _check_grid(f, size, patch, int(pe.n_patches))
+    blocks = list(model.blocks)
+    norms = [("norm", model.norm)]
+    heads, head_dim, mlp_dim, qkv_bias, activation = 1, 0, 0, False, "gelu"
+    for i, block in enumerate(blocks):
+        _exact_type(f, block, TransformerBlock, f"block {i}")
+        a = block.attn
+        _exact_type(f, a, SABlock, f"block {i}'s attention")
+        if block.with_cross_attention:
+            raise Unsupported(f, "with_cross_attention", "self-attention blocks only")
+        if (not a.use_combined_linear or not a.include_fc or a.causal or a.rel_positional_embedding is not None
+                or a.attention_dtype is not None):
+            raise Unsupported(f, f"block {i}'s attention options (separate q/k/v, no output Linear, causal, "
+                                 "relative positions or an attention dtype)",
+                              "SABlock with use_combined_linear=True, include_fc=True and nothing else")
+        heads, head_dim, qkv_bias = a.num_heads, a.dim_head, a.qkv.bias is not None
+        mlp_dim = block.mlp.linear1.out_features
+        activation = _activation(f, block.mlp.fn, f"block {i}'s MLP")
+        norms += [(f"blocks.{i}.norm1", block.norm1), (f"blocks.{i}.norm2", block.norm2)]
+    dim = model.norm.normalized_shape[0]
+    classification = hasattr(model, "cls_token")
+    head = getattr(model, "classification_head", None)
+    head_activation = "identity"
+    if isinstance(head, nn.Sequential):
+        if len(head) != 2 or type(head[1]) is not nn.Tanh:
+            raise Unsupported(f, "this classification head", "Linear, or Linear + Tanh (post_activation='Tanh')")
+        head_activation, head = "tanh", head[0]
+    config = vit_config(
+        input_size=size, patch_size=patch, channels=channels, dim=dim, depth=len(blocks), heads=heads,
+        head_dim=0 if heads * head_dim == dim else head_dim, mlp_dim=mlp_dim,
+        num_classes=_linear(f, head, "the classification head").out_features if classification else 0,
+        class_token=classification, pool="cls" if classification else "none",
+        # every pos_embed_type is a table in the state_dict (learnable, or a fixed sincos / fourier one)
+        pos_embed="learned", pos_embed_covers_class_token=False, projection=projection,
+        eps=_layer_norms(f, norms), activation=activation, qkv_bias=qkv_bias, head_activation=head_activation)
+    return ("vit3d" if spatial == 3 else "vit2d"), "monai", config, preprocess_none(
+        "BCHWD" if spatial == 3 else "BCHW", size)
+
+
+def describe_reg2rg(model, hints):
+    f = "reg2rg"
+    rg = _reg2rg_module()
+    _exact_type(f, model, rg.Reg2rgViT, "the model")
+    layers = list(model.transformer.layers)
+    norms = [("to_patch_embedding.1", model.to_patch_embedding[1]), ("to_patch_embedding.3", model.to_patch_embedding[3])]
+    heads, inner, mlp_dim, activation = 1, 0, 0, "gelu"
+    for i, (attn, ff) in enumerate(layers):
+        norms += [(f"transformer.layers.{i}.0.norm", attn.norm), (f"transformer.layers.{i}.1.norm", ff.norm)]
+        heads, inner = attn.fn.heads, attn.fn.to_qkv.out_features // 3
+        mlp_dim = ff.fn.net[0].out_features
+        activation = _activation(f, ff.fn.net[1], f"layer {i}'s feed-forward")
+    dim = model.to_patch_embedding[2].out_features
+    if dim % 3:
+        raise Unsupported(f, f"dim={dim}", "dim divisible by 3 (three position tables of dim / 3)")
+    size = [*model.image_size, model.frames]
+    patch = [*model.patch_size, model.pf]
+    config = vit_config(
+        input_size=size, patch_size=patch, channels=model.channels, dim=dim, depth=len(layers), heads=heads,
+        head_dim=inner // heads, mlp_dim=mlp_dim, num_classes=0, class_token=False, pool="none",
+        pos_embed="factorized3d", projection="unfold", patch_norms=True, eps=_layer_norms(f, norms),
+        activation=activation, qkv_bias=False, final_norm=False)
+    return "vit3d", "reg2rg", config, preprocess_none("BCHWD", size)
+
+
+def _reg2rg_module():
+    if "reg2rg_vit" in sys.modules:
+        return sys.modules["reg2rg_vit"]
+    path = Path(__file__).resolve().parent / "reg2rg_vit.py"
+    spec = importlib.util.spec_from_file_location("reg2rg_vit", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["reg2rg_vit"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# family -> (module, class name, package for the version record, describe function, input-size hint from args)
+FAMILIES = {
+    "torchvision": ("torchvision.models.vision_transformer", "VisionTransformer", "torchvision", describe_torchvision,
+                    lambda a: None),
+    "timm": ("timm.models.vision_transformer", "VisionTransformer", "timm", describe_timm, lambda a: None),
+    "vit_pytorch": ("vit_pytorch.vit", "ViT", "vit-pytorch", describe_vit_pytorch,
+                    lambda a: _pair(a["image_size"])),
+    "vit_pytorch_simple": ("vit_pytorch.simple_vit", "SimpleViT", "vit-pytorch", describe_vit_pytorch_simple,
+                           lambda a: _pair(a["image_size"])),
+    "vit_pytorch_3d": ("vit_pytorch.vit_3d", "ViT", "vit-pytorch", describe_vit_pytorch_3d,
+                       lambda a: [int(a["frames"]), *_pair(a["image_size"])]),
+    "vit_pytorch_simple_3d": ("vit_pytorch.simple_vit_3d", "SimpleViT", "vit-pytorch", describe_vit_pytorch_simple_3d,
+                              lambda a: [int(a["frames"]), *_pair(a["image_size"])]),
+    "monai": ("monai.networks.nets.vit", "ViT", "monai", describe_monai,
+              lambda a: _monai_size(a)),
+    "reg2rg": ("reg2rg_vit", "Reg2rgViT", None, describe_reg2rg, lambda a: None),
+}
+
+
+def _monai_size(args):
+    spatial = int(args.get("spatial_dims", 3))
+    size = args["img_size"]
+    return [int(v) for v in size] if isinstance(size, (list, tuple)) else [int(size)] * spatial
+
+
+def _known_families():
+    return ", ".join(FAMILIES)
+
+
+def reference_class(family):
+    if family not in FAMILIES:
+        raise ExportError(f"unknown family {family!r}; known families: {_known_families()}")
+    module_name, class_name = FAMILIES[family][:2]
+    if family == "reg2rg":
+        return getattr(_reg2rg_module(), class_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ExportError(f"family {family} needs the {FAMILIES[family][2]} package: {_one_line(e)}") from None
+    return getattr(module, class_name)
+
+
+def infer_family(model):
+    """The family of a model object, from its class (only packages already imported are looked at)."""
+    cls = type(model)
+    for family, (module_name, class_name, *_rest) in FAMILIES.items():
+        if family == "reg2rg":
+            if cls.__name__ == class_name and cls.__module__.split(".")[-1] == "reg2rg_vit":
+                return family
+            continue
+        if module_name in sys.modules and cls is getattr(sys.modules[module_name], class_name, None):
+            return family
+    raise ExportError(f"cannot tell the family of a {cls.__module__}.{cls.__qualname__}; pass it (--family / "
+                      f"export(model, family, ...)): {_known_families()}")
+
+
+# ---- constructor arguments and the state_dict ---------------------------------------------------------------
+
+def check_arguments(family, cls, arguments):
+    """Missing and unknown keyword arguments against the real constructor's signature."""
+    if not isinstance(arguments, dict):
+        raise ExportError(f"{family}: expected the constructor arguments as a JSON object, got {type(arguments).__name__}")
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params)
+    named = {p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    for name in arguments:
+        if name not in named and not takes_kwargs:
+            raise ExportError(f"{family}: {cls.__qualname__}() has no argument {name!r}; its arguments: "
+                              f"{', '.join(named)}")
+    for name, p in named.items():
+        if p.default is p.empty and name not in arguments:
+            raise ExportError(f"{family}: {cls.__qualname__}() needs the argument {name!r} (missing from the "
+                              f"constructor arguments)")
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def build_reference(family, arguments):
+    cls = reference_class(family)
+    check_arguments(family, cls, arguments)
+    try:
+        # JSON has no tuples; the constructors take sizes as tuples (vit-pytorch's pair() accepts nothing else).
+        model = cls(**{k: _tuples(v) for k, v in arguments.items()})
+    except Exception as e:  # the constructor's own validation (asserts, ValueErrors)
+        raise ExportError(f"{family}: {cls.__qualname__}(**arguments) failed: {type(e).__name__}: "
+                          f"{_one_line(e) or '(no message)'}") from None
+    return model.eval()
+
+
+def read_state_dict(path, strip_prefix=""):
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"state_dict {str(path)!r}: no such file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        state = load_file(str(path))
+    else:
+        try:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        except TypeError:  # torch < 1.13 has no weights_only
+            state = torch.load(str(path), map_location="cpu")
+        except Exception as e:
+            raise ExportError(f"state_dict {str(path)!r}: cannot read it: {_one_line(e)}") from None
+    # Training checkpoints often wrap the state_dict.
+    for wrapper in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and wrapper in state and isinstance(state[wrapper], dict):
+            state = state[wrapper]
+            break
+    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+        raise ExportError(f"state_dict {str(path)!r}: expected a mapping of names to tensors")
+    if strip_prefix:
+        state = {k[len(strip_prefix):] if k.startswith(strip_prefix) else k: v for k, v in state.items()}
+    return state
+
+
+def common_dtype(state):
+    """The floating-point dtype all of the state_dict's floating tensors share, else None."""
+    dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
+    return dtypes.pop() if len(dtypes) == 1 else None
+
+
+def fit_state_dict(family, model, state):
+    """Loads `state` into the reference model strictly, naming the first keys that do not fit."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mis_shaped = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"missing key{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing[:5]))}"
+                        + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""))
+    if unexpected:
+        problems.append(f"unexpected key{'s' if len(unexpected) > 1 else ''} {', '.join(map(repr, unexpected[:5]))}"
+                        + (f" (+{len(unexpected) - 5} more)" if len(unexpected) > 5 else ""))
+    for k in mis_shaped[:5]:
+        problems.append(f"{k!r} has shape {list(state[k].shape)}, the model expects {list(expected[k].shape)}")
+    if problems:
+        raise ExportError(f"{family}: the state_dict does not fit the model built from these arguments: "
+                          + "; ".join(problems))
+    model.load_state_dict(state, strict=True)
+
+
+# ---- preprocessing ------------------------------------------------------------------------------------------
+
+PREPROCESS_FIELDS = ("layout", "input_size", "channel_order", "rescale", "mean", "std", "intensity_window",
+                     "resize_size", "interpolation")
+
+
+def merge_preprocess(family, defaults, overrides, channels, kind):
+    pre = dict(defaults)
+    for key, value in (overrides or {}).items():
+        if key not in PREPROCESS_FIELDS:
+            raise ExportError(f"preprocess: unknown field {key!r}; fields: {', '.join(PREPROCESS_FIELDS)}")
+        pre[key] = value
+    layouts = {"vit2d": ("BCHW",), "vit3d": ("BCDHW", "BCHWD")}[kind]
+    if pre["layout"] not in layouts:
+        raise ExportError(f"preprocess.layout: expected one of {', '.join(layouts)} for a {kind} model, got {pre['layout']!r}")
+    if list(pre["input_size"]) != list(defaults["input_size"]):
+        raise ExportError(f"preprocess.input_size: the model takes {defaults['input_size']}, got {pre['input_size']}")
+    if pre["channel_order"] not in (None, "RGB", "BGR", "L"):
+        raise ExportError(f"preprocess.channel_order: expected 'RGB', 'BGR', 'L' or null, got {pre['channel_order']!r}")
+    if pre["channel_order"] in ("RGB", "BGR") and channels != 3 or pre["channel_order"] == "L" and channels != 1:
+        raise ExportError(f"preprocess.channel_order {pre['channel_order']!r} does not fit {channels} input channels")
+    for key in ("mean", "std"):
+        v = pre[key]
+        if v is not None and (not isinstance(v, (list, tuple)) or len(v) != channels
+                              or not all(isinstance(x, (int, float)) for x in v)):
+            raise ExportError(f"preprocess.{key}: expected {channels} numbers (one per channel) or null, got {v!r}")
+        if v is not None:
+            pre[key] = [float(x) for x in v]
+    if pre["std"] is not None and not all(x > 0 for x in pre["std"]):
+        raise ExportError(f"preprocess.std: expected positive numbers, got {pre['std']}")
+    if pre["rescale"] is not None and not isinstance(pre["rescale"], (int, float)):
+        raise ExportError(f"preprocess.rescale: expected a number or null, got {pre['rescale']!r}")
+    w = pre["intensity_window"]
+    if w is not None:
+        if (not isinstance(w, dict) or set(w) - {"low", "high", "to", "clip"} or "low" not in w or "high" not in w
+                or not w["low"] < w["high"]):
+            raise ExportError("preprocess.intensity_window: expected {\"low\": L, \"high\": H (> L), \"to\": [a, b], "
+                              f"\"clip\": true|false}} or null, got {w!r}")
+        pre["intensity_window"] = {"low": float(w["low"]), "high": float(w["high"]),
+                                   "to": [float(x) for x in w.get("to", [0.0, 1.0])], "clip": bool(w.get("clip", True))}
+    if pre["resize_size"] is not None and not isinstance(pre["resize_size"], int):
+        raise ExportError(f"preprocess.resize_size: expected an integer or null, got {pre['resize_size']!r}")
+    if pre["interpolation"] is not None and not isinstance(pre["interpolation"], str):
+        raise ExportError(f"preprocess.interpolation: expected a string or null, got {pre['interpolation']!r}")
+    return {k: pre[k] for k in PREPROCESS_FIELDS}
+
+
+# ---- the description and the file ---------------------------------------------------------------------------
+
+def _package_version(name):
+    if name is None:
+        return None
+    try:
+        import importlib.metadata as md
+        return md.version(name)
+    except Exception:
+        return None
+
+
+def _packages(family):
+    packages = {"torch": torch.__version__}
+    if FAMILIES[family][2]:
+        packages[FAMILIES[family][2]] = _package_version(FAMILIES[family][2])
+    return packages
+
+
+def describe(model, family=None, preprocess=None, arguments=None):
+    """The vit3d model description (a dict, the JSON of the file's "vit3d.model" metadata) of a model."""
+    family = family or infer_family(model)
+    if family not in FAMILIES:
+        raise ExportError(f"unknown family {family!r}; known families: {_known_families()}")
+    hints = {}
+    if arguments is not None:  # the constructor's own arguments say the input size best
+        try:
+            hints["input_size"] = FAMILIES[family][4](arguments)
+        except (KeyError, TypeError, ValueError):
+            pass
+    if hints.get("input_size") is None and preprocess and preprocess.get("input_size") is not None:
+        hints["input_size"] = preprocess["input_size"]
+    kind, key_map, config, pre = FAMILIES[family][3](model, hints)
+    pre = merge_preprocess(family, pre, preprocess, config["channels"], kind)
+    cls = type(model)
+    return {
+        "schema": SCHEMA, "version": SCHEMA_VERSION, "family": family, "kind": kind, "key_map": key_map,
+        "config": config, "preprocess": pre,
+        "source": {"class": f"{cls.__module__}.{cls.__qualname__}", "arguments": arguments,
+                   "packages": _packages(family),
+                   "tool": TOOL},
+    }
+
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
+
+
+def tensors_of(model, dtype=None):
+    tensors, seen = {}, set()
+    for name, t in model.state_dict().items():
+        if not t.is_floating_point():
+            raise ExportError(f"state_dict tensor {name!r} has dtype {t.dtype}; vit3d reads floating-point tensors only")
+        t = t.detach().to("cpu")
+        if dtype is not None:
+            t = t.to(dtype)
+        t = t.contiguous()
+        if t.data_ptr() in seen:  # safetensors refuses shared storage (tied weights)
+            t = t.clone()
+        seen.add(t.data_ptr())
+        tensors[name] = t
+    return tensors
+
+
+def write_atomically(tensors, metadata, path):
+    from safetensors.torch import save_file
+    path = Path(path)
+    if path.is_dir():
+        raise ExportError(f"output {str(path)!r} is a directory")
+    directory = path.resolve().parent
+    if not directory.is_dir():
+        raise ExportError(f"output {str(path)!r}: directory {str(directory)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=str(directory), prefix="." + path.name + ".", suffix=".partial")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the output gets the usual permissions
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, str(path))
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def export(model, family, path, preprocess=None, *, arguments=None, dtype=None):
+    """Writes `model` (an nn.Module of `family`, or None to infer it from the class) to `path` as a vit3d
+    safetensors file; returns the description written. preprocess: overrides of the family's defaults;
+    dtype: None (keep) or one of float32, float16, bfloat16, float64 (a name or a torch dtype)."""
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ExportError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
+        dtype = DTYPES[dtype]
+    description = describe(model, family, preprocess, arguments)
+    metadata = {"format": "pt", METADATA_KEY: json.dumps(description, sort_keys=False)}
+    write_atomically(tensors_of(model, dtype), metadata, path)
+    return description
+
+
+# ---- command line -------------------------------------------------------------------------------------------
+
+def _load_json(text_or_path, what):
+    if text_or_path is None:
+        return None
+    source = text_or_path
+    if not text_or_path.lstrip().startswith(("{", "[")) and Path(text_or_path).is_file():
+        source = Path(text_or_path).read_text()
+    try:
+        return json.loads(source)
+    except json.JSONDecodeError as e:
+        raise ExportError(f"{what}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+
+
+def model_from_python(spec):
+    if ":" not in spec:
+        raise ExportError(f"--python expects module:function, got {spec!r}")
+    module_name, function_name = spec.split(":", 1)
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ExportError(f"--python {spec}: cannot import {module_name!r}: {_one_line(e)}") from None
+    fn = getattr(module, function_name, None)
+    if not callable(fn):
+        raise ExportError(f"--python {spec}: {module_name} has no function {function_name!r}")
+    model = fn()
+    if not isinstance(model, nn.Module):
+        raise ExportError(f"--python {spec}: expected an nn.Module, got {type(model).__name__}")
+    return model.eval()
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="export_weights.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--family", help=f"one of: {_known_families()} (inferred from the class with --python)")
+    p.add_argument("--state-dict", help="the checkpoint: .pth/.pt (torch.save) or .safetensors")
+    p.add_argument("--config", help="JSON object (or a file holding one) of the family's constructor arguments")
+    p.add_argument("--python", metavar="MODULE:FUNCTION", help="a function returning the nn.Module to export")
+    p.add_argument("--preprocess", help="JSON object (or file) overriding the family's preprocessing defaults")
+    p.add_argument("--dtype", choices=sorted(DTYPES), help="convert the tensors (default: keep their dtype)")
+    p.add_argument("--strip-prefix", default="", help="remove this prefix from state_dict keys (e.g. 'module.')")
+    p.add_argument("--output", required=True, help="the .safetensors file to write")
+    args = p.parse_args(argv)
+    if bool(args.python) == bool(args.config):
+        p.error("give either --config (with --family and --state-dict) or --python (optionally with --state-dict)")
+    if args.config and not (args.family and args.state_dict):
+        p.error("--config needs --family and --state-dict")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        preprocess = _load_json(args.preprocess, "--preprocess")
+        if preprocess is not None and not isinstance(preprocess, dict):
+            raise ExportError("--preprocess: expected a JSON object")
+        arguments = None
+        if args.python:
+            model = model_from_python(args.python)
+            family = args.family or infer_family(model)
+        else:
+            arguments = _load_json(args.config, "--config")
+            model, family = build_reference(args.family, arguments), args.family
+        if args.state_dict:
+            state = read_state_dict(args.state_dict, args.strip_prefix)
+            # The model takes the checkpoint's precision (a float64 state_dict must not pass through float32).
+            model = model.to(DTYPES[args.dtype] if args.dtype else common_dtype(state) or torch.float32)
+            fit_state_dict(family, model, state)
+        description = export(model, family, args.output, preprocess, arguments=arguments, dtype=args.dtype)
+    except ExportError as e:
+        print(f"export_weights.py: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+    c = description["config"]
+    print(f"wrote {args.output}: {description['family']} {description['kind']}, input "
+          f"[{c['channels']}, {', '.join(map(str, c['input_size']))}], {len(model.state_dict())} tensors")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
