@@ -17,7 +17,8 @@
 namespace vit3d::io::key_maps {
 
 // The built-in map of a family by its name ("torchvision", "timm", "vit3d", "vit_pytorch", "monai",
-// "reg2rg", "torch_mha", "torch_encoder_layer"), as self-describing files name it; nullptr if none.
+// "reg2rg", "torch_mha", "torch_encoder_layer", "ct_encoder"), as self-describing files name it; nullptr if
+// none.
 inline const KeyMap* find(const std::string& name) {
     static const std::pair<const char*, const KeyMap& (*)()> maps[] = {
         {"torchvision", &torchvision},
@@ -27,7 +28,8 @@ inline const KeyMap* find(const std::string& name) {
         {"monai", &monai},
         {"reg2rg", &reg2rg},
         {"torch_mha", &torch_mha},
-        {"torch_encoder_layer", &torch_encoder_layer}};
+        {"torch_encoder_layer", &torch_encoder_layer},
+        {"ct_encoder", &ct_encoder}};
     for (const auto& [map_name, map] : maps)
         if (name == map_name) return &map();
     return nullptr;
@@ -35,7 +37,7 @@ inline const KeyMap* find(const std::string& name) {
 
 // Their names, for messages.
 inline std::string names() {
-    return "torchvision, timm, vit3d, vit_pytorch, monai, reg2rg, torch_mha, torch_encoder_layer";
+    return "torchvision, timm, vit3d, vit_pytorch, monai, reg2rg, torch_mha, torch_encoder_layer, ct_encoder";
 }
 
 }  // namespace vit3d::io::key_maps

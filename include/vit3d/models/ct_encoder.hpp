@@ -141,7 +141,10 @@ struct CTEncoder {
         anatomical.regions = c.regions;
         anatomical.patch = c.patch_size;
         anatomy = nn::AnatomicalEncoder<T>(anatomical);
-        blocks.assign(static_cast<std::size_t>(c.depth), nn::HybridBlock<T>(c.block()));
+        // Each block built in place: its zeroed parameters stay untouched pages until written (a copy of one
+        // prototype block would write them all).
+        blocks.reserve(static_cast<std::size_t>(c.depth));
+        for (Index i = 0; i < c.depth; ++i) blocks.emplace_back(c.block());
         norm = nn::LayerNorm<T>(c.dim, c.eps);
         if (c.projection_dim > 0) {
             global_head = nn::Linear<T>(c.dim, c.projection_dim);
