@@ -527,6 +527,26 @@ TEST(Nifti, WritesQformsWithTheirHandedness) {
     EXPECT_TRUE(AffinesNear(back.affine, NibabelAffine("qform_only.nii"), 1e-6));
 }
 
+TEST(Nifti, NextToAnSformAQformHoldsTheNearestRotation) {
+    // A sheared sform with a qform, as registration tools leave them: the sform keeps the affine, the qform
+    // its nearest rotation (shears stripped, as nibabel writes it).
+    Volume<float> v = read_nifti<float>(Nifti("sheared_sform.nii"));
+    v.qform_code = 1;
+    const std::vector<std::uint8_t> bytes = serialize_nifti(v);
+    const Volume<float> back = parse_nifti<float>(bytes.data(), bytes.size());
+    EXPECT_EQ(back.affine, v.affine);
+    EXPECT_EQ(back.affine_source, AffineSource::sform);
+    const Affine qform = detail::nifti_qform_affine(parse_nifti_header(bytes.data(), bytes.size()));
+    for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) {
+            double dot = 0.0;  // columns of the rotation part are orthogonal, of length spacing
+            for (int r = 0; r < 3; ++r) dot += qform[r][i] * qform[r][j];
+            const double expected = i == j ? v.spacing[2 - i] * v.spacing[2 - i] : 0.0;
+            EXPECT_NEAR(dot, expected, 1e-5) << i << ", " << j;
+        }
+    for (int r = 0; r < 3; ++r) EXPECT_EQ(qform[r][3], v.affine[r][3]);
+}
+
 TEST(Nifti, WritesNifti2WhenAnAxisExceedsNifti1) {
     Volume<std::uint8_t> v;
     v.data = Tensor<std::uint8_t>::full({1, 2, 40000}, 3);
@@ -567,15 +587,24 @@ TEST(Nifti, WriterRefusesWhatAFileCannotHold) {
     Volume<float> sheared = v;
     sheared.affine = NibabelAffine("sheared_sform.nii");
     sheared.qform_code = 1;
-    EXPECT_THAT(writing(sheared, path), ThrowsMessage<io_error>(HasSubstr(
-                                            "qform_code is 1, but the affine's columns are not orthogonal (a "
-                                            "shear) or one is zero, which a qform cannot hold")));
+    sheared.sform_code = 0;
+    EXPECT_THAT(writing(sheared, path),
+                ThrowsMessage<io_error>(
+                    HasSubstr("qform_code is 1 and sform_code 0, but the affine's columns are not "
+                              "orthogonal (a shear), which a qform cannot hold")));
     Volume<float> sizes = v;
     sizes.affine = kAffine;
     sizes.qform_code = 1;  // spacing stays 1, 1, 1
+    sizes.sform_code = 0;
     EXPECT_THAT(writing(sizes, path),
                 ThrowsMessage<io_error>(HasSubstr("the affine's column 0 has length 0.5 but the "
                                                   "voxel size is 1")));
+    Volume<float> singular = v;
+    singular.affine[1][1] = 0.0;
+    singular.qform_code = 1;
+    EXPECT_THAT(writing(singular, path),
+                ThrowsMessage<io_error>(HasSubstr("qform_code is 1, but the affine has a zero "
+                                                  "or non-finite column")));
     Volume<float> lost = v;
     lost.affine = kAffine;
     lost.sform_code = 0;

@@ -28,8 +28,9 @@
 //
 // Writing: NIfTI-1 (NIfTI-2 when a dimension exceeds 32767), little-endian, vox_offset 352 (544), the
 // datatype of T, scl_slope 1 and scl_inter 0 (the data are written as they are), the sform from the affine
-// when sform_code > 0, the qform from the affine when qform_code > 0 (which needs orthogonal columns:
-// a qform cannot hold a shear). Through a temporary file that replaces the destination only when complete.
+// when sform_code > 0, the qform from the affine when qform_code > 0: exactly when its columns are
+// orthogonal, else (only allowed next to an sform, which readers use first) its nearest rotation, shears
+// stripped, as nibabel writes it. Through a temporary file that replaces the destination only when complete.
 // Not kept from a file read: extensions, slice timing, cal_min/cal_max.
 
 #include <algorithm>
@@ -338,19 +339,25 @@ io::NiftiHeader nifti_header_for(const io::Volume<T>& v, const std::string& wher
     if (v.sform_code > 0)
         for (std::size_t r = 0; r < 3; ++r) h.srow[r] = v.affine[r];
     if (v.qform_code > 0) {
-        if (!set_nifti_qform(h, v.affine))
+        // With an sform, which readers use first, the qform may approximate the affine (shears stripped, as
+        // nibabel writes it); alone, it must hold it exactly.
+        const QformFit fit = set_nifti_qform(h, v.affine);
+        if (fit == QformFit::singular)
+            throw io_error(where + "qform_code is " + std::to_string(v.qform_code) +
+                           ", but the affine has a zero or non-finite column, which no qform can hold");
+        if (v.sform_code == 0 && fit == QformFit::sheared)
             throw io_error(
                 where + "qform_code is " + std::to_string(v.qform_code) +
-                ", but the affine's columns are not orthogonal (a shear) or one is zero, which a qform "
-                "cannot hold; write it with qform_code 0 (sform only)");
-        for (std::size_t j = 0; j < 3; ++j) {
+                " and sform_code 0, but the affine's columns are not orthogonal (a shear), which a qform "
+                "cannot hold; set sform_code (e.g. 2, aligned) to keep the affine");
+        for (std::size_t j = 0; j < 3 && v.sform_code == 0; ++j) {
             const double norm = std::sqrt(v.affine[0][j] * v.affine[0][j] + v.affine[1][j] * v.affine[1][j] +
                                           v.affine[2][j] * v.affine[2][j]);
             if (std::abs(norm - h.pixdim[j + 1]) > 1e-4 * std::max(1.0, norm))
                 throw io_error(where + "the affine's column " + std::to_string(j) + " has length " +
                                number_text(norm) + " but the voxel size is " + number_text(h.pixdim[j + 1]) +
                                " (spacing [z, y, x] = " + nifti_array_text(v.spacing.data(), 3) +
-                               "); a qform needs them equal");
+                               "); a qform without an sform needs them equal");
         }
     }
     if (v.sform_code == 0 && v.qform_code == 0 && v.affine != nifti_pixdim_affine(h))

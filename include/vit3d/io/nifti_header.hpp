@@ -536,21 +536,65 @@ inline io::Affine nifti_best_affine(const io::NiftiHeader& h, io::AffineSource& 
     return nifti_pixdim_affine(h);
 }
 
-// Sets the qform fields (quaternion, offsets, qfac in pixdim[0]) from an affine whose first three columns
-// are orthogonal (a rotation, possibly improper, times the voxel sizes pixdim[1..3]); the inverse of
-// nifti_qform_affine, as nifti_mat44_to_quatern computes it. Returns false for an affine with a shear or a
-// zero column, which a qform cannot hold.
-inline bool set_nifti_qform(io::NiftiHeader& h, const io::Affine& affine) {
+// The determinant and the inverse of a 3 x 3 matrix (the inverse is left unset when det is 0).
+inline double inverse3(const double m[3][3], double inv[3][3]) {
+    const double c00 = m[1][1] * m[2][2] - m[1][2] * m[2][1];
+    const double c01 = m[1][2] * m[2][0] - m[1][0] * m[2][2];
+    const double c02 = m[1][0] * m[2][1] - m[1][1] * m[2][0];
+    const double det = m[0][0] * c00 + m[0][1] * c01 + m[0][2] * c02;
+    if (det == 0.0 || !std::isfinite(det)) return det;
+    inv[0][0] = c00 / det;
+    inv[1][0] = c01 / det;
+    inv[2][0] = c02 / det;
+    inv[0][1] = (m[0][2] * m[2][1] - m[0][1] * m[2][2]) / det;
+    inv[1][1] = (m[0][0] * m[2][2] - m[0][2] * m[2][0]) / det;
+    inv[2][1] = (m[0][1] * m[2][0] - m[0][0] * m[2][1]) / det;
+    inv[0][2] = (m[0][1] * m[1][2] - m[0][2] * m[1][1]) / det;
+    inv[1][2] = (m[0][2] * m[1][0] - m[0][0] * m[1][2]) / det;
+    inv[2][2] = (m[0][0] * m[1][1] - m[0][1] * m[1][0]) / det;
+    return det;
+}
+
+// How well a qform can hold an affine.
+enum class QformFit {
+    exact,     // the affine's columns are orthogonal: the qform reproduces it (to float precision)
+    sheared,   // they are not: the qform holds the nearest rotation (shears stripped, as nibabel does)
+    singular,  // a column is zero or not finite: no qform
+};
+
+// Sets the qform fields (quaternion, offsets, qfac in pixdim[0]) from an affine: the rotation is the
+// orthogonal matrix nearest to the affine's normalised columns (its polar factor; the columns themselves
+// when they are orthogonal), the quaternion as nifti_mat44_to_quatern computes it. pixdim[1..3] are left
+// as they are.
+inline QformFit set_nifti_qform(io::NiftiHeader& h, const io::Affine& affine) {
     double r[3][3];
     for (std::size_t j = 0; j < 3; ++j) {
         const double norm = std::sqrt(affine[0][j] * affine[0][j] + affine[1][j] * affine[1][j] +
                                       affine[2][j] * affine[2][j]);
-        if (!(norm > 0.0) || !std::isfinite(norm)) return false;
+        if (!(norm > 0.0) || !std::isfinite(norm)) return QformFit::singular;
         for (std::size_t i = 0; i < 3; ++i) r[i][j] = affine[i][j] / norm;
     }
+    QformFit fit = QformFit::exact;
     for (std::size_t a = 0; a < 3; ++a)
         for (std::size_t b = a + 1; b < 3; ++b)
-            if (std::abs(r[0][a] * r[0][b] + r[1][a] * r[1][b] + r[2][a] * r[2][b]) > 1e-4) return false;
+            if (std::abs(r[0][a] * r[0][b] + r[1][a] * r[1][b] + r[2][a] * r[2][b]) > 1e-4)
+                fit = QformFit::sheared;
+    if (fit == QformFit::sheared) {
+        // Polar factor by Newton's iteration R <- (R + R^-T) / 2, which converges quadratically.
+        for (int iteration = 0; iteration < 100; ++iteration) {
+            double inv[3][3];
+            const double det = inverse3(r, inv);
+            if (det == 0.0 || !std::isfinite(det)) return QformFit::singular;
+            double change = 0.0;
+            for (std::size_t i = 0; i < 3; ++i)
+                for (std::size_t j = 0; j < 3; ++j) {
+                    const double next = 0.5 * (r[i][j] + inv[j][i]);
+                    change = std::max(change, std::abs(next - r[i][j]));
+                    r[i][j] = next;
+                }
+            if (change < 1e-15) break;
+        }
+    }
     const double det = r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1]) -
                        r[0][1] * (r[1][0] * r[2][2] - r[1][2] * r[2][0]) +
                        r[0][2] * (r[1][0] * r[2][1] - r[1][1] * r[2][0]);
@@ -595,7 +639,7 @@ inline bool set_nifti_qform(io::NiftiHeader& h, const io::Affine& affine) {
     h.qoffset_y = affine[1][3];
     h.qoffset_z = affine[2][3];
     h.pixdim[0] = qfac;
-    return true;
+    return fit;
 }
 
 // The bytes of a header (version 1 or 2, little-endian) followed by the 4-byte extender (no extensions).
