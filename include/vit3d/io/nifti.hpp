@@ -26,7 +26,8 @@
 // NiftiScaling::raw returns the stored values. Either way volume.scl_slope/scl_inter hold the header's
 // values and volume.scaled says whether they were applied.
 //
-// Writing: NIfTI-1 (NIfTI-2 when a dimension exceeds 32767), little-endian, vox_offset 352 (544), the
+// Writing: NIfTI-1 (NIfTI-2 when a dimension exceeds 32767, or the intent code 16 bits, or the geometry the
+// float range), little-endian, vox_offset 352 (544), the
 // datatype of T, scl_slope 1 and scl_inter 0 (the data are written as they are), the sform from the affine
 // when sform_code > 0, the qform from the affine when qform_code > 0: exactly when its columns are
 // orthogonal, else (only allowed next to an sform, which readers use first) its nearest rotation, shears
@@ -286,7 +287,17 @@ io::NiftiHeader nifti_header_for(const io::Volume<T>& v, const std::string& wher
             throw shape_error(where + "expected every length >= 1 (NIfTI has no empty axes), got " +
                               shape_to_string(shape));
     io::NiftiHeader h;
-    const bool fits_nifti1 = std::all_of(shape.begin(), shape.end(), [](Index len) { return len <= 32767; });
+    // NIfTI-1 stores dims and intent_code in 16 bits and the geometry as floats; NIfTI-2 when they do not
+    // fit.
+    const auto fits_float = [](double x) {
+        return std::abs(x) <= static_cast<double>(std::numeric_limits<float>::max());
+    };
+    bool fits_nifti1 = std::all_of(shape.begin(), shape.end(), [](Index len) { return len <= 32767; }) &&
+                       v.intent_code >= std::numeric_limits<std::int16_t>::min() &&
+                       v.intent_code <= std::numeric_limits<std::int16_t>::max() &&
+                       std::all_of(v.spacing.begin(), v.spacing.end(), fits_float) && fits_float(v.time_step);
+    for (const auto& row : v.affine)
+        for (const double x : row) fits_nifti1 = fits_nifti1 && fits_float(x);
     h.version = fits_nifti1 ? 1 : 2;
     h.vox_offset = h.version == 1 ? 352 : 544;
     h.datatype = nifti_datatype_of<T>();
@@ -314,15 +325,12 @@ io::NiftiHeader nifti_header_for(const io::Volume<T>& v, const std::string& wher
                        std::to_string(static_cast<int>(v.spatial_unit)) + " and " +
                        std::to_string(static_cast<int>(v.time_unit)));
     h.intent_code = v.intent_code;
-    if (v.intent_code < std::numeric_limits<std::int16_t>::min() ||
-        v.intent_code > std::numeric_limits<std::int16_t>::max())
-        throw io_error(where + "intent_code " + std::to_string(v.intent_code) + " does not fit 16 bits");
-    if (v.intent_name.size() > 15)
+    if (v.intent_name.size() > 16)
         throw io_error(where + "intent_name has " + std::to_string(v.intent_name.size()) +
-                       " characters, at most 15 fit the header");
-    if (v.description.size() > 79)
+                       " characters, at most 16 fit the header");
+    if (v.description.size() > 80)
         throw io_error(where + "description has " + std::to_string(v.description.size()) +
-                       " characters, at most 79 fit the header's descrip");
+                       " characters, at most 80 fit the header's descrip");
     h.intent_name = v.intent_name;
     h.descrip = v.description;
 
@@ -343,8 +351,10 @@ io::NiftiHeader nifti_header_for(const io::Volume<T>& v, const std::string& wher
         // nibabel writes it); alone, it must hold it exactly.
         const QformFit fit = set_nifti_qform(h, v.affine);
         if (fit == QformFit::singular)
-            throw io_error(where + "qform_code is " + std::to_string(v.qform_code) +
-                           ", but the affine has a zero or non-finite column, which no qform can hold");
+            throw io_error(
+                where + "qform_code is " + std::to_string(v.qform_code) +
+                ", but the affine is singular (a zero column, or columns too close to parallel for a "
+                "rotation), which no qform can hold; set qform_code 0");
         if (v.sform_code == 0 && fit == QformFit::sheared)
             throw io_error(
                 where + "qform_code is " + std::to_string(v.qform_code) +
@@ -364,6 +374,14 @@ io::NiftiHeader nifti_header_for(const io::Volume<T>& v, const std::string& wher
         throw io_error(where +
                        "sform_code and qform_code are 0, so the file would hold no affine, but the affine "
                        "is not diag(voxel sizes); set sform_code (e.g. 2, aligned) to keep it");
+    // What vit3d writes it must be able to read: the header is checked as the reader checks it, so that a
+    // gap in the checks above becomes an error here rather than an unreadable file.
+    const std::vector<std::uint8_t> encoded = encode_nifti_header(h);
+    try {
+        (void)parse_nifti_header(encoded.data(), encoded.size(), "");
+    } catch (const io_error& e) {
+        throw io_error(where + "internal error, the header would not read back: " + e.what());
+    }
     return h;
 }
 

@@ -140,8 +140,8 @@ struct NiftiHeader {
     std::array<std::array<double, 4>, 3> srow{};  // the sform's first three rows
     int intent_code = 0;
     std::array<double, 3> intent_p{};
-    std::string intent_name;  // up to 15 characters
-    std::string descrip;      // up to 79 characters
+    std::string intent_name;  // up to 16 characters
+    std::string descrip;      // up to 80 characters
     int xyzt_units = 0;
     bool has_extensions = false;  // the extender's first byte; the extensions themselves are skipped
 
@@ -194,12 +194,12 @@ class NiftiFieldCodec {
     void numbers(std::size_t offset, std::array<Value, N>& values) {
         for (std::size_t i = 0; i < N; ++i) number<Stored>(offset + i * sizeof(Stored), values[i]);
     }
-    // A NUL-padded character field of `length` bytes (the text ends at the first NUL).
+    // A NUL-padded character field of `length` bytes (the text ends at the first NUL, or fills the field).
     void text(std::size_t offset, std::size_t length, std::string& value) {
         char* p = reinterpret_cast<char*>(bytes_ + offset);
         if (encode_) {
             std::memset(p, 0, length);
-            std::memcpy(p, value.data(), std::min(value.size(), length - 1));
+            std::memcpy(p, value.data(), std::min(value.size(), length));
         } else {
             value.assign(p, static_cast<std::size_t>(std::find(p, p + length, '\0') - p));
         }
@@ -580,20 +580,36 @@ inline QformFit set_nifti_qform(io::NiftiHeader& h, const io::Affine& affine) {
             if (std::abs(r[0][a] * r[0][b] + r[1][a] * r[1][b] + r[2][a] * r[2][b]) > 1e-4)
                 fit = QformFit::sheared;
     if (fit == QformFit::sheared) {
-        // Polar factor by Newton's iteration R <- (R + R^-T) / 2, which converges quadratically.
+        // Polar factor by Newton's iteration with Higham's scaling, R <- (g R + R^-T / g) / 2 with
+        // g = sqrt(|R^-1| / |R|) (Frobenius norms), which converges in a few steps even for ill-conditioned
+        // R.
         for (int iteration = 0; iteration < 100; ++iteration) {
             double inv[3][3];
             const double det = inverse3(r, inv);
             if (det == 0.0 || !std::isfinite(det)) return QformFit::singular;
+            double norm = 0.0, inv_norm = 0.0;
+            for (std::size_t i = 0; i < 3; ++i)
+                for (std::size_t j = 0; j < 3; ++j) {
+                    norm += r[i][j] * r[i][j];
+                    inv_norm += inv[i][j] * inv[i][j];
+                }
+            const double g = std::sqrt(std::sqrt(inv_norm / norm));
+            if (!std::isfinite(g) || !(g > 0.0)) return QformFit::singular;
             double change = 0.0;
             for (std::size_t i = 0; i < 3; ++i)
                 for (std::size_t j = 0; j < 3; ++j) {
-                    const double next = 0.5 * (r[i][j] + inv[j][i]);
+                    const double next = 0.5 * (g * r[i][j] + inv[j][i] / g);
                     change = std::max(change, std::abs(next - r[i][j]));
                     r[i][j] = next;
                 }
             if (change < 1e-15) break;
         }
+        // An affine so close to singular that the iteration did not reach a rotation has none worth writing.
+        for (std::size_t a = 0; a < 3; ++a)
+            for (std::size_t b = 0; b < 3; ++b) {
+                const double dot = r[0][a] * r[0][b] + r[1][a] * r[1][b] + r[2][a] * r[2][b];
+                if (!(std::abs(dot - (a == b ? 1.0 : 0.0)) <= 1e-9)) return QformFit::singular;
+            }
     }
     const double det = r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1]) -
                        r[0][1] * (r[1][0] * r[2][2] - r[1][2] * r[2][0]) +
