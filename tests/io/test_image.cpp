@@ -150,6 +150,16 @@ TEST(Image, RefusesMissingEmptyAndUndecodableFilesWithTheReason) {
                                           "gray, gray_alpha, rgb or rgba, got ImageChannels(7)")));
 }
 
+TEST(Image, RefusesImagesWithoutPixels) {
+    // Found by fuzz_image: stb_image accepts a PGM header that declares a height of 0 and "decodes" it.
+    EXPECT_THAT(
+        [] { read_image<std::uint8_t>(Image("fuzz_zero_height.pgm")); },
+        ThrowsMessage<io_error>(HasSubstr("fuzz_zero_height.pgm\"): the image is 8 x 0 pixels, expected at "
+                                          "least 1 x 1")));
+    EXPECT_THAT([] { read_image_info(Image("fuzz_zero_height.pgm")); },
+                ThrowsMessage<io_error>(HasSubstr("the image is 8 x 0 pixels")));
+}
+
 TEST(Image, DecodingIsSafeFromSeveralThreads) {
     // stb keeps its failure reason per thread; concurrent good and bad decodes keep their own results.
     const std::vector<std::uint8_t> good = ReadBytes(Image("rgb.png")), bad = ReadBytes(Image("corrupt.png"));

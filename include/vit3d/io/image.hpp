@@ -108,6 +108,10 @@ inline io::ImageInfo stb_image_info(const std::uint8_t* bytes, std::size_t size,
         throw io_error(where + "cannot decode the image: " +
                        (size == 0 ? std::string("the file is empty") : std::string(stbi_failure_reason())) +
                        " (expected " + stb_formats + ")");
+    // stb accepts a PNM header with a zero size (found by fuzz_image); an image has pixels.
+    if (width < 1 || height < 1)
+        throw io_error(where + "the image is " + std::to_string(width) + " x " + std::to_string(height) +
+                       " pixels, expected at least 1 x 1");
     io::ImageInfo info;
     info.height = height;
     info.width = width;
@@ -194,6 +198,11 @@ Tensor<T> decode_image_at(const std::uint8_t* bytes, std::size_t size, io::Image
         throw io_error(where + "cannot decode the image: " + stbi_failure_reason() + " (a " +
                        std::to_string(info.width) + " x " + std::to_string(info.height) + " image with " +
                        std::to_string(info.channels) + " channels; truncated or corrupt file?)");
+    if (width != info.width || height != info.height || stored != info.channels)
+        throw io_error(where + "stb_image decoded a " + std::to_string(width) + " x " +
+                       std::to_string(height) + " image with " + std::to_string(stored) +
+                       " channels, but its header says " + std::to_string(info.width) + " x " +
+                       std::to_string(info.height) + " with " + std::to_string(info.channels));
     const int wanted = wanted_code == 0 ? stored : wanted_code;
     if (info.bits_per_channel == 16)
         return planar_image<T>(static_cast<const std::uint16_t*>(decoded.pixels), height, width, stored,
