@@ -10,6 +10,8 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -52,15 +54,14 @@ TEST(Image, ReadsEachFormatAsStoredLikePil) {
     // A palette with a transparent entry is expanded to RGBA, as PIL's convert("RGBA") expands it.
     EXPECT_TENSOR_EQ(read_image<std::uint8_t>(Image("palette.png")), Pil("palette.png", "RGBA"));
     EXPECT_TENSOR_EQ(read_image<std::uint8_t>(Image("rgb.bmp")), Pil("rgb.bmp", "RGB"));
-    EXPECT_TENSOR_EQ(read_image<std::uint8_t>(Image("rgb.tga")), Pil("rgb.tga", "RGB"));
     EXPECT_TENSOR_EQ(read_image<std::uint8_t>(Image("gray.pgm")), Pil("gray.pgm", "L"));
     EXPECT_EQ(read_image<std::uint8_t>(Image("rgb.png")).shape(), (Shape{3, 6, 8}));  // [C, H, W]
 }
 
 TEST(Image, ConvertsChannelsExactlyAsPilDoes) {
     // Luma by PIL's fixed-point ITU-R 601-2 weights, alpha dropped or added as opaque, gray replicated.
-    for (const char* name : {"rgb.png", "rgba.png", "gray.png", "gray_alpha.png", "palette.png", "rgb.bmp",
-                             "rgb.tga", "gray.pgm"})
+    for (const char* name :
+         {"rgb.png", "rgba.png", "gray.png", "gray_alpha.png", "palette.png", "rgb.bmp", "gray.pgm"})
         for (const auto& [channels, mode] : kModes)
             EXPECT_TENSOR_EQ(read_image<std::uint8_t>(Image(name), channels), Pil(name, mode))
                 << name << " as " << mode;
@@ -69,13 +70,15 @@ TEST(Image, ConvertsChannelsExactlyAsPilDoes) {
 TEST(Image, JpegDecodesWithinTwoLevelsOfPil) {
     // stb_image and libjpeg (PIL) differ in their inverse DCT, so a JPEG decodes to slightly different
     // values.
-    const Tensor<std::uint8_t> ours = read_image<std::uint8_t>(Image("rgb_q95.jpg"), ImageChannels::rgb);
-    const Tensor<std::uint8_t> pil = Pil("rgb_q95.jpg", "RGB");
-    ASSERT_EQ(ours.shape(), pil.shape());
-    int worst = 0;
-    for (Index i = 0; i < ours.size(); ++i)
-        worst = std::max(worst, std::abs(int(ours.data()[i]) - int(pil.data()[i])));
-    EXPECT_LE(worst, 2);
+    for (const char* name : {"rgb_q95.jpg", "rgb_progressive.jpg"}) {
+        const Tensor<std::uint8_t> ours = read_image<std::uint8_t>(Image(name), ImageChannels::rgb);
+        const Tensor<std::uint8_t> pil = Pil(name, "RGB");
+        ASSERT_EQ(ours.shape(), pil.shape());
+        int worst = 0;
+        for (Index i = 0; i < ours.size(); ++i)
+            worst = std::max(worst, std::abs(int(ours.data()[i]) - int(pil.data()[i])));
+        EXPECT_LE(worst, 2) << name;
+    }
 }
 
 TEST(Image, FloatValuesAreTheBytesOver255AsToTensorGives) {
@@ -133,9 +136,8 @@ TEST(Image, RefusesMissingEmptyAndUndecodableFilesWithTheReason) {
         ThrowsMessage<io_error>(HasSubstr("cannot decode the image: the file is empty (expected PNG, JPEG")));
     EXPECT_THAT(
         [] { read_image<float>(Image("not_an_image.png")); },
-        ThrowsMessage<io_error>(AllOf(HasSubstr("not_an_image.png\"): cannot decode the image: unknown image "
-                                                "type (expected PNG, JPEG, BMP, TGA, GIF, PSD, HDR, PIC "
-                                                "or PNM)"))));
+        ThrowsMessage<io_error>(HasSubstr("not_an_image.png\"): cannot decode the image: unknown image type "
+                                          "(expected PNG, JPEG, BMP or PNM)")));
     EXPECT_THAT([] { read_image<std::uint8_t>(Image("truncated.png")); },
                 ThrowsMessage<io_error>(HasSubstr("truncated.png\"): cannot decode the image: ")));
     EXPECT_THAT(
@@ -148,6 +150,67 @@ TEST(Image, RefusesMissingEmptyAndUndecodableFilesWithTheReason) {
         [&] { decode_image<float>(bytes.data(), bytes.size(), static_cast<ImageChannels>(7), "x.png"); },
         ThrowsMessage<io_error>(HasSubstr("vit3d::io::decode_image(\"x.png\"): expected channels as_stored, "
                                           "gray, gray_alpha, rgb or rgba, got ImageChannels(7)")));
+}
+
+TEST(Image, RefusesTheFormatsItDoesNotCompile) {
+    // TGA and GIF (and PSD, HDR, PIC) decoders are left out of the build: see vit3d/io/image.hpp.
+    for (const char* name : {"rgb.tga", "rgb.gif"})
+        EXPECT_THAT(
+            [&] { read_image<std::uint8_t>(Image(name)); },
+            ThrowsMessage<io_error>(HasSubstr("cannot decode the image: unknown image type (expected PNG, "
+                                              "JPEG, BMP or PNM)")))
+            << name;
+}
+
+TEST(Image, RefusesJpegHuffmanTablesThatWouldOverrunStb) {
+    // Found by fuzz_image: a DHT segment declaring more than 256 codes, which makes stb_image 2.27 write past
+    // its tables (stb issues #1289, #1291; UBSan: index 257 out of bounds for type 'stbi_uc[257]').
+    EXPECT_THAT(
+        [] { read_image<std::uint8_t>(Image("fuzz_huffman_overflow.jpg")); },
+        ThrowsMessage<io_error>(HasSubstr("fuzz_huffman_overflow.jpg\"): cannot decode the image: corrupt "
+                                          "JPEG: a Huffman table (DHT at byte ")));
+    EXPECT_THAT([] { read_image_info(Image("fuzz_huffman_overflow.jpg")); },
+                ThrowsMessage<io_error>(HasSubstr("codes, at most 256 exist")));
+    // The same, with stray bytes after a segment, which stb skips before the frame header (and so must the
+    // check, to reach the table stb reads).
+    EXPECT_THAT([] { read_image<std::uint8_t>(Image("fuzz_huffman_overflow_after_garbage.jpg")); },
+                ThrowsMessage<io_error>(HasSubstr("codes, at most 256 exist")));
+    // And with 0xFF fill bytes before the start-of-image marker, which stb accepts.
+    EXPECT_THAT([] { read_image<std::uint8_t>(Image("fuzz_huffman_overflow_fill_before_soi.jpg")); },
+                ThrowsMessage<io_error>(HasSubstr("codes, at most 256 exist")));
+    // Real JPEGs, baseline and progressive (with tables between scans), pass the check.
+    EXPECT_EQ(read_image<std::uint8_t>(Image("rgb_q95.jpg")).shape(), (Shape{3, 6, 8}));
+    EXPECT_EQ(read_image<std::uint8_t>(Image("rgb_progressive.jpg")).shape(), (Shape{3, 6, 8}));
+}
+
+TEST(Image, RefusesPnmHeadersWhoseNumbersOverflowStb) {
+    // Found by fuzz_image: a PGM whose maximum value has 40 digits, which stb_image 2.27 reads into an int
+    // (UBSan: signed integer overflow in stbi__pnm_getinteger).
+    EXPECT_THAT(
+        [] { read_image<std::uint8_t>(Image("fuzz_pnm_overflow.pgm")); },
+        ThrowsMessage<io_error>(HasSubstr("fuzz_pnm_overflow.pgm\"): cannot decode the image: corrupt PNM "
+                                          "header: the maximum value has more digits than fit 31 bits")));
+    EXPECT_EQ(read_image_info(Image("gray.pgm")).width, 8);
+}
+
+TEST(Image, DecodesTheSameWhateverTheHeapHeld) {
+    // Found by fuzz_image: a corrupt JPEG whose scans leave blocks unwritten decoded to whatever the heap
+    // held (the sum of its pixels changed with the heap's earlier contents). stb's allocations are now
+    // zeroed.
+    const std::vector<std::uint8_t> jpeg = ReadBytes(Image("fuzz_uninitialized_blocks.jpg"));
+    std::vector<Tensor<std::uint8_t>> decoded;
+    for (const int fill : {0x00, 0xAB, 0xFF}) {
+        std::vector<void*> blocks;
+        for (int i = 0; i < 64; ++i) {
+            const std::size_t size = 4096 * static_cast<std::size_t>(i % 8 + 1);
+            blocks.push_back(std::malloc(size));
+            std::memset(blocks.back(), fill, size);
+        }
+        for (void* block : blocks) std::free(block);
+        decoded.push_back(decode_image<std::uint8_t>(jpeg.data(), jpeg.size()));
+    }
+    EXPECT_TENSOR_EQ(decoded[1], decoded[0]);
+    EXPECT_TENSOR_EQ(decoded[2], decoded[0]);
 }
 
 TEST(Image, RefusesImagesWithoutPixels) {

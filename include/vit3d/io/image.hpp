@@ -1,8 +1,17 @@
 #pragma once
 // Reading images into [C, H, W] tensors and writing PNGs, with stb_image and stb_image_write (public
-// domain; Debian libstb-dev; CMake target vit3d::image). stb_image decodes PNG (8 and 16 bits per channel),
-// JPEG (baseline and progressive; the EXIF orientation is ignored, as PIL ignores it), BMP, TGA, GIF (first
-// frame), PSD (composite image), Radiance HDR (tone-mapped to 8 bits by stb: gamma 2.2), PIC and PNM.
+// domain; Debian libstb-dev; CMake target vit3d::image). Formats read: PNG (8 and 16 bits per channel), JPEG
+// (baseline and progressive; the EXIF orientation is ignored, as PIL ignores it), BMP and PNM (PGM, PPM).
+//
+// Why only these: stb_image is not hardened against hostile files, and Debian 12's copy (2.27) has memory
+// errors that fuzzing reaches in seconds. vit3d compiles only the decoders an ML pipeline needs (STBI_ONLY_*;
+// GIF, PSD, TGA, HDR and PIC are left out: the GIF decoder alone has three open GitHub Security Lab findings,
+// CVE-2023-45661, -45664 and -45667) and hardens those against what fuzz_image found in them: it checks
+// before stb does what stb gets wrong (a JPEG Huffman table of more than 256 codes overruns stb's tables, stb
+// issues #1289 and #1291, fixed only in 2.28; a PNM header number beyond int overflows), zeroes stb's
+// allocations (a corrupt JPEG otherwise decodes to uninitialised heap memory), and refuses what stb accepts
+// but should not (an image of zero pixels). tests/fuzz/fuzz_image.cpp runs these decoders under ASan and
+// UBSan. Still, treat images from untrusted sources with the care any C image decoder deserves.
 //
 // How stb is compiled: this header defines STB_IMAGE_STATIC and STB_IMAGE_WRITE_STATIC together with the
 // two IMPLEMENTATION macros, so every translation unit that includes it compiles its own private copy of the
@@ -45,6 +54,17 @@
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_NO_STDIO  // files are read by vit3d, so that their errors name the file and the reason
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_PNM
+// stb's decoders can leave parts of a pixel buffer unwritten for a corrupt file (a JPEG whose scans do not
+// cover every block) and then return whatever the heap held there: found by fuzz_image, whose decodes of one
+// file changed with the heap's earlier contents. Zeroed allocations make such a file decode to zeros there,
+// the same every time, and never to the contents of another allocation.
+#define STBI_MALLOC(size) std::calloc(1, size)
+#define STBI_REALLOC(pointer, size) std::realloc(pointer, size)
+#define STBI_FREE(pointer) std::free(pointer)
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STBI_WRITE_NO_STDIO
@@ -91,8 +111,105 @@ struct ImageInfo {
 
 namespace vit3d::detail {
 
-// The formats in stb_image 2.27, for messages.
-inline constexpr const char* stb_formats = "PNG, JPEG, BMP, TGA, GIF, PSD, HDR, PIC or PNM";
+// The formats compiled in, for messages.
+inline constexpr const char* stb_formats = "PNG, JPEG, BMP or PNM";
+
+// Refuses a JPEG with a Huffman table (DHT) of more than 256 codes, for which stb_image 2.27 writes past its
+// 257-entry tables (stb issues #1289, #1291). The walk reads the file as stb_image's JPEG decoder does
+// (stbi__decode_jpeg_header / _image): bytes past the end read as 0, non-marker bytes skipped before the
+// frame header, each DHT table read as stb reads it (even beyond the segment's declared length), a scan's
+// entropy-coded data followed to the first marker stb would stop at. Anything else malformed is left to stb.
+inline void check_jpeg_huffman_tables(const std::uint8_t* p, std::size_t size, const std::string& where) {
+    std::size_t at = 0;
+    const auto get8 = [&]() -> unsigned { return at < size ? p[at++] : 0u; };
+    const auto get16 = [&]() -> unsigned {
+        const unsigned high = get8();
+        return (high << 8) | get8();
+    };
+    const auto skip = [&](long n) { at = n <= 0 ? at : std::min(size, at + static_cast<std::size_t>(n)); };
+    // Start of image, after any 0xFF fill bytes (which stb accepts there too).
+    if (get8() != 0xFF) return;
+    unsigned first = 0xFF;
+    while (first == 0xFF && at < size) first = get8();
+    if (first != 0xD8) return;  // not a JPEG
+    bool frame = false;         // after the SOF segment stb no longer skips stray bytes
+    unsigned pending = 0;       // a marker stb found at the end of a scan's data
+    while (at < size || pending != 0) {
+        unsigned m = pending;
+        pending = 0;
+        if (m == 0) {
+            unsigned x = get8();
+            if (x != 0xFF) {
+                if (frame) return;  // stb: "expected marker"
+                continue;
+            }
+            while (x == 0xFF && at < size) x = get8();
+            m = x;
+        }
+        if (m == 0xD9) return;  // end of image
+        if (m == 0xC4) {
+            long length = static_cast<long>(get16()) - 2;
+            const std::size_t segment = at - 4;
+            while (length > 0 && at < size) {
+                get8();  // table class and index
+                unsigned codes = 0;
+                for (int i = 0; i < 16; ++i) codes += get8();
+                if (codes > 256)
+                    throw io_error(where +
+                                   "cannot decode the image: corrupt JPEG: a Huffman table (DHT at byte " +
+                                   std::to_string(segment) + ") declares " + std::to_string(codes) +
+                                   " codes, at most 256 exist");
+                skip(codes);
+                length -= 17 + static_cast<long>(codes);
+            }
+        } else if (m == 0xDA) {  // a scan: entropy-coded data to the first marker (FF 00 and FF FF are data)
+            skip(static_cast<long>(get16()) - 2);
+            while (at < size && pending == 0) {
+                if (p[at++] != 0xFF) continue;
+                unsigned c = get8();
+                while (c == 0xFF && at < size) c = get8();
+                if (c != 0 && !(c >= 0xD0 && c <= 0xD7)) pending = c;
+            }
+        } else if (m == 0xDC) {  // DNL
+            skip(4);
+        } else if (m == 0xC0 || m == 0xC1 || m == 0xC2 || m == 0xDB || m == 0xDD ||
+                   (m >= 0xE0 && m <= 0xEF) || m == 0xFE) {
+            if (m == 0xC0 || m == 0xC1 || m == 0xC2) frame = true;
+            skip(static_cast<long>(get16()) - 2);
+        } else {
+            return;  // stb: "unknown marker"
+        }
+    }
+}
+
+// Refuses a binary PNM (P5, P6) header with a number beyond int: stb_image 2.27 reads the width, height and
+// maximum value into an int without a bound (signed overflow, found by fuzz_image; checked from stb 2.28 on).
+// Reads the header as stbi__pnm_info does: whitespace and # comments before each number.
+inline void check_pnm_header(const std::uint8_t* p, std::size_t size, const std::string& where) {
+    if (size < 2 || p[0] != 'P' || (p[1] != '5' && p[1] != '6')) return;
+    std::size_t at = 2;
+    const auto eof = [&] { return at >= size; };
+    const auto get8 = [&]() -> char { return static_cast<char>(at < size ? p[at++] : 0); };
+    const auto space = [](char c) {
+        return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+    };
+    char c = get8();
+    for (const char* field : {"width", "height", "maximum value"}) {
+        for (;;) {  // stbi__pnm_skip_whitespace
+            while (!eof() && space(c)) c = get8();
+            if (eof() || c != '#') break;
+            while (!eof() && c != '\n' && c != '\r') c = get8();
+        }
+        long long value = 0;  // stbi__pnm_getinteger
+        while (!eof() && c >= '0' && c <= '9') {
+            value = value * 10 + (c - '0');
+            if (value > INT_MAX)
+                throw io_error(where + "cannot decode the image: corrupt PNM header: the " + field +
+                               " has more digits than fit 31 bits");
+            c = get8();
+        }
+    }
+}
 
 inline int checked_stb_length(std::size_t size, const std::string& where) {
     if (size > static_cast<std::size_t>(INT_MAX))
@@ -103,6 +220,8 @@ inline int checked_stb_length(std::size_t size, const std::string& where) {
 
 inline io::ImageInfo stb_image_info(const std::uint8_t* bytes, std::size_t size, const std::string& where) {
     const int length = checked_stb_length(size, where);
+    check_jpeg_huffman_tables(bytes, size, where);
+    check_pnm_header(bytes, size, where);
     int width = 0, height = 0, channels = 0;
     if (size == 0 || !stbi_info_from_memory(bytes, length, &width, &height, &channels))
         throw io_error(where + "cannot decode the image: " +
@@ -303,8 +422,9 @@ Tensor<T> decode_image(const std::uint8_t* bytes, std::size_t size,
                                       "vit3d::io::decode_image(" + detail::quoted_path(source_name) + "): ");
 }
 
-// Reads the image file at `path` into [C, H, W]: read_image<float>("slice.png", ImageChannels::rgb) is
-// [3, H, W] in [0, 1], what torchvision's ToTensor gives for PIL's Image.open(path).convert("RGB").
+// Reads the image file at `path` (PNG, JPEG, BMP or PNM) into [C, H, W]: read_image<float>("slice.png",
+// ImageChannels::rgb) is [3, H, W] in [0, 1], what torchvision's ToTensor gives for PIL's
+// Image.open(path).convert("RGB").
 template <class T>
 Tensor<T> read_image(const std::string& path, ImageChannels channels = ImageChannels::as_stored) {
     const std::string where = "vit3d::io::read_image(" + detail::quoted_path(path) + "): ";
