@@ -1,0 +1,452 @@
+#pragma once
+// Reading images into [C, H, W] tensors and writing PNGs, with stb_image and stb_image_write (public
+// domain; Debian libstb-dev; CMake target vit3d::image). Formats read: PNG (8 and 16 bits per channel), JPEG
+// (baseline and progressive; the EXIF orientation is ignored, as PIL ignores it), BMP and PNM (PGM, PPM).
+//
+// Why only these: stb_image is not hardened against hostile files, and Debian 12's copy (2.27) has memory
+// errors that fuzzing reaches in seconds. vit3d compiles only the decoders an ML pipeline needs (STBI_ONLY_*;
+// GIF, PSD, TGA, HDR and PIC are left out: the GIF decoder alone has three open GitHub Security Lab findings,
+// CVE-2023-45661, -45664 and -45667) and hardens those against what fuzz_image found in them: it checks
+// before stb does what stb gets wrong (a JPEG Huffman table of more than 256 codes overruns stb's tables, stb
+// issues #1289 and #1291, fixed only in 2.28; a PNM header number beyond int overflows), zeroes stb's
+// allocations (a corrupt JPEG otherwise decodes to uninitialised heap memory), and refuses what stb accepts
+// but should not (an image of zero pixels). tests/fuzz/fuzz_image.cpp runs these decoders under ASan and
+// UBSan. Still, treat images from untrusted sources with the care any C image decoder deserves.
+//
+// How stb is compiled: this header defines STB_IMAGE_STATIC and STB_IMAGE_WRITE_STATIC together with the
+// two IMPLEMENTATION macros, so every translation unit that includes it compiles its own private copy of the
+// decoders, with internal linkage. A header-only library has no translation unit of its own to hold the one
+// copy stb otherwise wants, and static copies cannot clash with the program's: another library (or the
+// program itself) may link its own stb, of another version, without a duplicate symbol or an ODR violation.
+// The price is code size (~150 KB) in each translation unit that includes this header, usually one or two
+// per program. Include this header before any stb header in a translation unit (it refuses to come after
+// one, whose declarations would not be static); stb's functions are then also usable in that unit.
+// stb reports errors through a thread-local reason string (stb_image 2.27 and later with C++11), so the
+// readers are safe to call from several threads.
+//
+// Values: read_image<float> and <double> give [0, 1] (8-bit v / 255, exactly as torchvision's ToTensor;
+// 16-bit v / 65535); <std::uint8_t> gives 0..255 (16-bit samples rounded to the nearest 8-bit value);
+// <std::uint16_t> gives 0..65535 (8-bit v * 257). Channel conversions are vit3d's, the same as PIL's
+// Image.convert: to gray from RGB by ITU-R 601-2 luma L = (19595 R + 38470 G + 7471 B + 2^15) >> 16
+// (PIL's fixed-point formula, so 8-bit results equal PIL's convert("L")), alpha dropped when not asked
+// for, and added as opaque when asked for and absent.
+
+#if defined(STBI_INCLUDE_STB_IMAGE_H) || defined(INCLUDE_STB_IMAGE_WRITE_H)
+#error \
+    "vit3d/io/image.hpp compiles a private (static) copy of stb_image and stb_image_write: include it before stb_image.h and stb_image_write.h in this translation unit"
+#endif
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "vit3d/core/error.hpp"
+#include "vit3d/core/shape.hpp"
+#include "vit3d/io/atomic_file_writer.hpp"
+#include "vit3d/io/read_file.hpp"
+#include "vit3d/tensor/tensor.hpp"
+
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_NO_STDIO  // files are read by vit3d, so that their errors name the file and the reason
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_PNM
+// stb's decoders can leave parts of a pixel buffer unwritten for a corrupt file (a JPEG whose scans do not
+// cover every block) and then return whatever the heap held there: found by fuzz_image, whose decodes of one
+// file changed with the heap's earlier contents. Zeroed allocations make such a file decode to zeros there,
+// the same every time, and never to the contents of another allocation.
+#define STBI_MALLOC(size) std::calloc(1, size)
+#define STBI_REALLOC(pointer, size) std::realloc(pointer, size)
+#define STBI_FREE(pointer) std::free(pointer)
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBI_WRITE_NO_STDIO
+#if defined(_MSC_VER)
+#pragma warning(push, 0)
+#elif defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#pragma GCC diagnostic ignored "-Wtype-limits"
+#endif
+#include <stb_image.h>
+#include <stb_image_write.h>
+#if defined(_MSC_VER)
+#pragma warning(pop)
+#elif defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+namespace vit3d::io {
+
+// The channels to read an image with.
+enum class ImageChannels {
+    as_stored = 0,   // what the file holds (a palette image as RGB or RGBA)
+    gray = 1,        // one channel, luma
+    gray_alpha = 2,  // luma and alpha
+    rgb = 3,
+    rgba = 4,
+};
+
+// What an image file holds, before any conversion.
+struct ImageInfo {
+    Index height = 0;
+    Index width = 0;
+    int channels = 0;          // 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA
+    int bits_per_channel = 8;  // 8, or 16 for 16-bit PNG (and PNM)
+};
+
+}  // namespace vit3d::io
+
+namespace vit3d::detail {
+
+// The formats compiled in, for messages.
+inline constexpr const char* stb_formats = "PNG, JPEG, BMP or PNM";
+
+// Refuses a JPEG with a Huffman table (DHT) of more than 256 codes, for which stb_image 2.27 writes past its
+// 257-entry tables (stb issues #1289, #1291). The walk reads the file as stb_image's JPEG decoder does
+// (stbi__decode_jpeg_header / _image): bytes past the end read as 0, non-marker bytes skipped before the
+// frame header, each DHT table read as stb reads it (even beyond the segment's declared length), a scan's
+// entropy-coded data followed to the first marker stb would stop at. Anything else malformed is left to stb.
+inline void check_jpeg_huffman_tables(const std::uint8_t* p, std::size_t size, const std::string& where) {
+    std::size_t at = 0;
+    const auto get8 = [&]() -> unsigned { return at < size ? p[at++] : 0u; };
+    const auto get16 = [&]() -> unsigned {
+        const unsigned high = get8();
+        return (high << 8) | get8();
+    };
+    const auto skip = [&](long n) { at = n <= 0 ? at : std::min(size, at + static_cast<std::size_t>(n)); };
+    // Start of image, after any 0xFF fill bytes (which stb accepts there too).
+    if (get8() != 0xFF) return;
+    unsigned first = 0xFF;
+    while (first == 0xFF && at < size) first = get8();
+    if (first != 0xD8) return;  // not a JPEG
+    bool frame = false;         // after the SOF segment stb no longer skips stray bytes
+    unsigned pending = 0;       // a marker stb found at the end of a scan's data
+    while (at < size || pending != 0) {
+        unsigned m = pending;
+        pending = 0;
+        if (m == 0) {
+            unsigned x = get8();
+            if (x != 0xFF) {
+                if (frame) return;  // stb: "expected marker"
+                continue;
+            }
+            while (x == 0xFF && at < size) x = get8();
+            m = x;
+        }
+        if (m == 0xD9) return;  // end of image
+        if (m == 0xC4) {
+            long length = static_cast<long>(get16()) - 2;
+            const std::size_t segment = at - 4;
+            while (length > 0 && at < size) {
+                get8();  // table class and index
+                unsigned codes = 0;
+                for (int i = 0; i < 16; ++i) codes += get8();
+                if (codes > 256)
+                    throw io_error(where +
+                                   "cannot decode the image: corrupt JPEG: a Huffman table (DHT at byte " +
+                                   std::to_string(segment) + ") declares " + std::to_string(codes) +
+                                   " codes, at most 256 exist");
+                skip(codes);
+                length -= 17 + static_cast<long>(codes);
+            }
+        } else if (m == 0xDA) {  // a scan: entropy-coded data to the first marker (FF 00 and FF FF are data)
+            skip(static_cast<long>(get16()) - 2);
+            while (at < size && pending == 0) {
+                if (p[at++] != 0xFF) continue;
+                unsigned c = get8();
+                while (c == 0xFF && at < size) c = get8();
+                if (c != 0 && !(c >= 0xD0 && c <= 0xD7)) pending = c;
+            }
+        } else if (m == 0xDC) {  // DNL
+            skip(4);
+        } else if (m == 0xC0 || m == 0xC1 || m == 0xC2 || m == 0xDB || m == 0xDD ||
+                   (m >= 0xE0 && m <= 0xEF) || m == 0xFE) {
+            if (m == 0xC0 || m == 0xC1 || m == 0xC2) frame = true;
+            skip(static_cast<long>(get16()) - 2);
+        } else {
+            return;  // stb: "unknown marker"
+        }
+    }
+}
+
+// Refuses a binary PNM (P5, P6) header with a number beyond int: stb_image 2.27 reads the width, height and
+// maximum value into an int without a bound (signed overflow, found by fuzz_image; checked from stb 2.28 on).
+// Reads the header as stbi__pnm_info does: whitespace and # comments before each number.
+inline void check_pnm_header(const std::uint8_t* p, std::size_t size, const std::string& where) {
+    if (size < 2 || p[0] != 'P' || (p[1] != '5' && p[1] != '6')) return;
+    std::size_t at = 2;
+    const auto eof = [&] { return at >= size; };
+    const auto get8 = [&]() -> char { return static_cast<char>(at < size ? p[at++] : 0); };
+    const auto space = [](char c) {
+        return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+    };
+    char c = get8();
+    for (const char* field : {"width", "height", "maximum value"}) {
+        for (;;) {  // stbi__pnm_skip_whitespace
+            while (!eof() && space(c)) c = get8();
+            if (eof() || c != '#') break;
+            while (!eof() && c != '\n' && c != '\r') c = get8();
+        }
+        long long value = 0;  // stbi__pnm_getinteger
+        while (!eof() && c >= '0' && c <= '9') {
+            value = value * 10 + (c - '0');
+            if (value > INT_MAX)
+                throw io_error(where + "cannot decode the image: corrupt PNM header: the " + field +
+                               " has more digits than fit 31 bits");
+            c = get8();
+        }
+    }
+}
+
+inline int checked_stb_length(std::size_t size, const std::string& where) {
+    if (size > static_cast<std::size_t>(INT_MAX))
+        throw io_error(where + "the file has " + std::to_string(size) +
+                       " bytes, more than stb_image decodes (2^31 - 1)");
+    return static_cast<int>(size);
+}
+
+inline io::ImageInfo stb_image_info(const std::uint8_t* bytes, std::size_t size, const std::string& where) {
+    const int length = checked_stb_length(size, where);
+    check_jpeg_huffman_tables(bytes, size, where);
+    check_pnm_header(bytes, size, where);
+    int width = 0, height = 0, channels = 0;
+    if (size == 0 || !stbi_info_from_memory(bytes, length, &width, &height, &channels))
+        throw io_error(where + "cannot decode the image: " +
+                       (size == 0 ? std::string("the file is empty") : std::string(stbi_failure_reason())) +
+                       " (expected " + stb_formats + ")");
+    // stb accepts a PNM header with a zero size (found by fuzz_image); an image has pixels.
+    if (width < 1 || height < 1)
+        throw io_error(where + "the image is " + std::to_string(width) + " x " + std::to_string(height) +
+                       " pixels, expected at least 1 x 1");
+    io::ImageInfo info;
+    info.height = height;
+    info.width = width;
+    info.channels = channels;
+    info.bits_per_channel = stbi_is_16_bit_from_memory(bytes, length) ? 16 : 8;
+    return info;
+}
+
+// Releases stb's pixel buffer however the decoding continues.
+struct StbPixels {
+    void* pixels = nullptr;
+    ~StbPixels() { stbi_image_free(pixels); }
+};
+
+// Luma of 8- or 16-bit R, G, B by PIL's fixed-point ITU-R 601-2 weights (exact for 16 bits in 64 bits).
+template <class S>
+S luma(S r, S g, S b) {
+    const std::uint64_t l = 19595ull * r + 38470ull * g + 7471ull * b + 0x8000ull;
+    return static_cast<S>(l >> 16);
+}
+
+// One sample of an S-typed image (8 or 16 bits) as T.
+template <class T, class S>
+T sample_as(S v) {
+    constexpr bool sixteen = std::is_same_v<S, std::uint16_t>;
+    if constexpr (std::is_floating_point_v<T>) {
+        return static_cast<T>(v) / static_cast<T>(sixteen ? 65535 : 255);
+    } else if constexpr (std::is_same_v<T, std::uint8_t>) {
+        return sixteen ? static_cast<std::uint8_t>((static_cast<unsigned>(v) + 128u) / 257u)
+                       : static_cast<std::uint8_t>(v);
+    } else {
+        return sixteen ? static_cast<std::uint16_t>(v) : static_cast<std::uint16_t>(v * 257u);
+    }
+}
+
+// Interleaved pixels [H, W, stored] -> planar [wanted, H, W] as T, converting the channels as PIL does.
+template <class T, class S>
+Tensor<T> planar_image(const S* pixels, Index height, Index width, int stored, int wanted) {
+    Tensor<T> out = Tensor<T>::empty({wanted, height, width});
+    const Index plane = height * width;
+    constexpr S opaque = static_cast<S>(std::is_same_v<S, std::uint16_t> ? 65535 : 255);
+    T* dst = out.data();
+    for (Index p = 0; p < plane; ++p) {
+        const S* px = pixels + p * stored;
+        const bool color = stored >= 3;
+        const S alpha = stored == 2 ? px[1] : stored == 4 ? px[3] : opaque;
+        switch (wanted) {
+            case 1:
+                dst[p] = sample_as<T>(color ? luma(px[0], px[1], px[2]) : px[0]);
+                break;
+            case 2:
+                dst[p] = sample_as<T>(color ? luma(px[0], px[1], px[2]) : px[0]);
+                dst[plane + p] = sample_as<T>(alpha);
+                break;
+            default:
+                for (int c = 0; c < 3; ++c) dst[c * plane + p] = sample_as<T>(color ? px[c] : px[0]);
+                if (wanted == 4) dst[3 * plane + p] = sample_as<T>(alpha);
+        }
+    }
+    return out;
+}
+
+template <class T>
+Tensor<T> decode_image_at(const std::uint8_t* bytes, std::size_t size, io::ImageChannels channels,
+                          const std::string& where) {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, std::uint8_t> ||
+                      std::is_same_v<T, std::uint16_t>,
+                  "vit3d::io::read_image reads into float, double (values in [0, 1]), std::uint8_t or "
+                  "std::uint16_t");
+    const int wanted_code = static_cast<int>(channels);
+    if (wanted_code < 0 || wanted_code > 4)
+        throw io_error(where +
+                       "expected channels as_stored, gray, gray_alpha, rgb or rgba, got ImageChannels(" +
+                       std::to_string(wanted_code) + ")");
+    const io::ImageInfo info = stb_image_info(bytes, size, where);
+    const int length = static_cast<int>(size);
+    int width = 0, height = 0, stored = 0;
+    StbPixels decoded;
+    if (info.bits_per_channel == 16)
+        decoded.pixels = stbi_load_16_from_memory(bytes, length, &width, &height, &stored, 0);
+    else
+        decoded.pixels = stbi_load_from_memory(bytes, length, &width, &height, &stored, 0);
+    if (decoded.pixels == nullptr)
+        throw io_error(where + "cannot decode the image: " + stbi_failure_reason() + " (a " +
+                       std::to_string(info.width) + " x " + std::to_string(info.height) + " image with " +
+                       std::to_string(info.channels) + " channels; truncated or corrupt file?)");
+    if (width != info.width || height != info.height || stored != info.channels)
+        throw io_error(where + "stb_image decoded a " + std::to_string(width) + " x " +
+                       std::to_string(height) + " image with " + std::to_string(stored) +
+                       " channels, but its header says " + std::to_string(info.width) + " x " +
+                       std::to_string(info.height) + " with " + std::to_string(info.channels));
+    const int wanted = wanted_code == 0 ? stored : wanted_code;
+    if (info.bits_per_channel == 16)
+        return planar_image<T>(static_cast<const std::uint16_t*>(decoded.pixels), height, width, stored,
+                               wanted);
+    return planar_image<T>(static_cast<const std::uint8_t*>(decoded.pixels), height, width, stored, wanted);
+}
+
+// [C, H, W] or [H, W] with C in 1..4, H and W positive, as stb_image_write's arguments.
+inline void check_png_shape(const Shape& shape, const std::string& where, int& channels, int& height,
+                            int& width) {
+    const bool ok = (shape.size() == 2 || (shape.size() == 3 && shape[0] >= 1 && shape[0] <= 4)) &&
+                    shape[shape.size() - 2] >= 1 && shape.back() >= 1;
+    if (!ok)
+        throw shape_error(where +
+                          "expected an image [C, H, W] with C = 1 (gray), 2 (gray + alpha), 3 (RGB) "
+                          "or 4 (RGBA), or [H, W], with H, W >= 1; got " +
+                          shape_to_string(shape));
+    channels = shape.size() == 3 ? static_cast<int>(shape[0]) : 1;
+    const Index h = shape[shape.size() - 2], w = shape.back();
+    if (h > INT_MAX || w > INT_MAX / channels)
+        throw shape_error(where + "image " + shape_to_string(shape) +
+                          " is larger than stb_image_write takes");
+    height = static_cast<int>(h);
+    width = static_cast<int>(w);
+}
+
+inline void append_bytes(void* context, void* data, int size) {
+    auto* out = static_cast<std::vector<std::uint8_t>*>(context);
+    const auto* p = static_cast<const std::uint8_t*>(data);
+    out->insert(out->end(), p, p + size);
+}
+
+// 8-bit interleaved samples of a planar image, from uint8 as they are, from float/double in [0, 1] by
+// round(255 v) after clamping, as torchvision.utils.save_image (NaN is refused).
+template <class T>
+std::vector<std::uint8_t> interleaved_8bit(const Tensor<T>& image, int channels, const std::string& where) {
+    const Index plane = image.size() / channels;
+    std::vector<std::uint8_t> out(static_cast<std::size_t>(image.size()));
+    for (int c = 0; c < channels; ++c)
+        for (Index p = 0; p < plane; ++p) {
+            const T v = image.data()[c * plane + p];
+            std::uint8_t byte;
+            if constexpr (std::is_same_v<T, std::uint8_t>) {
+                byte = v;
+            } else {
+                if (std::isnan(v))
+                    throw io_error(where + "element [" + std::to_string(c) + ", " +
+                                   std::to_string(p / image.dim(-1)) + ", " +
+                                   std::to_string(p % image.dim(-1)) + "] of image " +
+                                   shape_to_string(image.shape()) + " is NaN; expected values in [0, 1]");
+                byte = static_cast<std::uint8_t>(std::clamp(v * T(255) + T(0.5), T(0), T(255)));
+            }
+            out[static_cast<std::size_t>(p * channels + c)] = byte;
+        }
+    return out;
+}
+
+template <class T>
+std::vector<std::uint8_t> encode_png_at(const Tensor<T>& image, const std::string& where) {
+    static_assert(
+        std::is_same_v<T, std::uint8_t> || std::is_same_v<T, float> || std::is_same_v<T, double>,
+        "vit3d::io::write_png writes std::uint8_t images, or float/double images with values in [0, 1]");
+    int channels = 0, height = 0, width = 0;
+    check_png_shape(image.shape(), where, channels, height, width);
+    const std::vector<std::uint8_t> samples = interleaved_8bit(image, channels, where);
+    std::vector<std::uint8_t> png;
+    if (!stbi_write_png_to_func(append_bytes, &png, width, height, channels, samples.data(),
+                                width * channels))
+        throw io_error(where + "stb_image_write could not encode the image " +
+                       shape_to_string(image.shape()));
+    return png;
+}
+
+}  // namespace vit3d::detail
+
+namespace vit3d::io {
+
+// Format, size and channels of an image held in memory, without decoding the pixels.
+inline ImageInfo image_info(const std::uint8_t* bytes, std::size_t size,
+                            const std::string& source_name = "<memory>") {
+    return detail::stb_image_info(bytes, size,
+                                  "vit3d::io::image_info(" + detail::quoted_path(source_name) + "): ");
+}
+
+// ... of the image file at `path` (reading the whole file).
+inline ImageInfo read_image_info(const std::string& path) {
+    const std::string where = "vit3d::io::read_image_info(" + detail::quoted_path(path) + "): ";
+    const std::vector<std::uint8_t> bytes = detail::read_file_bytes(path, where);
+    return detail::stb_image_info(bytes.data(), bytes.size(), where);
+}
+
+// Decodes an image held in memory into [C, H, W] (see the top of this file for the values of each T).
+template <class T>
+Tensor<T> decode_image(const std::uint8_t* bytes, std::size_t size,
+                       ImageChannels channels = ImageChannels::as_stored,
+                       const std::string& source_name = "<memory>") {
+    return detail::decode_image_at<T>(bytes, size, channels,
+                                      "vit3d::io::decode_image(" + detail::quoted_path(source_name) + "): ");
+}
+
+// Reads the image file at `path` (PNG, JPEG, BMP or PNM) into [C, H, W]: read_image<float>("slice.png",
+// ImageChannels::rgb) is [3, H, W] in [0, 1], what torchvision's ToTensor gives for PIL's
+// Image.open(path).convert("RGB").
+template <class T>
+Tensor<T> read_image(const std::string& path, ImageChannels channels = ImageChannels::as_stored) {
+    const std::string where = "vit3d::io::read_image(" + detail::quoted_path(path) + "): ";
+    const std::vector<std::uint8_t> bytes = detail::read_file_bytes(path, where);
+    return detail::decode_image_at<T>(bytes.data(), bytes.size(), channels, where);
+}
+
+// The bytes of an 8-bit PNG of `image`: [C, H, W] (C = 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA) or [H, W]
+// (gray); std::uint8_t as it is, float or double in [0, 1] clamped and rounded to 8 bits.
+template <class T>
+std::vector<std::uint8_t> encode_png(const Tensor<T>& image) {
+    return detail::encode_png_at(image, "vit3d::io::encode_png: ");
+}
+
+// Writes encode_png(image) to `path`, through a temporary file that replaces `path` only when complete.
+template <class T>
+void write_png(const std::string& path, const Tensor<T>& image) {
+    const std::string where = "vit3d::io::write_png(" + detail::quoted_path(path) + "): ";
+    const std::vector<std::uint8_t> png = detail::encode_png_at(image, where);
+    AtomicFileWriter file(path, where);
+    file.write(png.data(), png.size());
+    file.commit();
+}
+
+}  // namespace vit3d::io
