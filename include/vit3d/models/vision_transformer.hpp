@@ -72,7 +72,8 @@ struct VisionTransformerOutput {
     Tensor<T> pooled;               // [B, D] (empty when pooling is none)
     Tensor<T> logits;               // [B, classes] (empty without a head)
     std::vector<Tensor<T>> hidden;  // each block's output, when requested
-    Tensor<T> last_attention;       // [B, heads, N, N] softmax weights of the last block, when requested
+    Tensor<T> class_attention;      // [B, heads, N]: the class token's attention weights in the last block,
+                                    // when requested
 };
 
 template <class T, std::size_t SpatialDims>
@@ -154,10 +155,10 @@ struct VisionTransformer {
     Index prefix_tokens() const { return cls_token ? 1 : 0; }
 
     // x: [B, C, S1, ..., SN] with the configured sizes. keep_hidden: also return every block's output;
-    // last_attention: also return the last block's attention weights (computed by the naive kernel, which
-    // agrees with the fused one to 1e-5 in float, 1e-12 in double).
+    // class_attention: also return the class token's softmax weights over all tokens in the last block
+    // (one row of scores; the model must have a class token).
     VisionTransformerOutput<T> forward(const Tensor<T>& x, bool keep_hidden = false,
-                                       bool last_attention = false) const {
+                                       bool class_attention = false) const {
         const auto grid = patch_embed.grid(x.shape());
         if (grid != config.grid())
             throw shape_error("vit3d::models::VisionTransformer::forward: expected spatial size " +
@@ -173,7 +174,7 @@ struct VisionTransformer {
 
         VisionTransformerOutput<T> out;
         out.tokens = encoder.forward(std::move(tokens), {}, keep_hidden ? &out.hidden : nullptr,
-                                     last_attention ? &out.last_attention : nullptr);
+                                     class_attention ? &out.class_attention : nullptr);
         if (config.pool == Pooling::none) return out;
         if (config.pool == Pooling::cls) {
             if (!cls_token)

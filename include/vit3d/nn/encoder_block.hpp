@@ -58,6 +58,11 @@ struct EncoderBlock {
           mlp(c.dim, c.mlp_dim, c.activation),
           placement(c.placement) {}
 
+    // What the attention reads: norm1(x) before a pre-norm block's attention, x itself in a post-norm one.
+    Tensor<T> attention_input(const Tensor<T>& x) const {
+        return placement == NormPlacement::pre ? norm1.forward(x) : x;
+    }
+
     // x: [B, N, D] -> [B, N, D]; `in` passes masks, biases, context and weights to the attention.
     Tensor<T> forward(const Tensor<T>& x, const AttentionInputs<T>& in = {}) const {
         if (placement == NormPlacement::pre) {
@@ -99,15 +104,16 @@ struct Encoder {
     }
 
     // x: [B, N, D] -> [B, N, D]. If `hidden` is given it receives each block's output (before the final
-    // norm), as MONAI's ViT returns them. If `last_attention` is given it receives the softmax weights
-    // [B, heads, N, N] of the last block (which then runs the naive kernel; see MultiHeadAttention).
+    // norm), as MONAI's ViT returns them. If `class_attention` is given it receives the softmax weights
+    // [B, heads, N] of token 0 (the class token) in the last block's attention: one row of scores
+    // (MultiHeadAttention::query_weights), not the N x N weights.
     Tensor<T> forward(Tensor<T> x, const AttentionInputs<T>& in = {},
-                      std::vector<Tensor<T>>* hidden = nullptr, Tensor<T>* last_attention = nullptr) const {
+                      std::vector<Tensor<T>>* hidden = nullptr, Tensor<T>* class_attention = nullptr) const {
         if (hidden) hidden->clear();
         for (std::size_t i = 0; i < blocks.size(); ++i) {
-            AttentionInputs<T> block_in = in;
-            if (last_attention && i + 1 == blocks.size()) block_in.weights = last_attention;
-            x = blocks[i].forward(x, block_in);
+            if (class_attention && i + 1 == blocks.size())
+                *class_attention = blocks[i].attn.query_weights(blocks[i].attention_input(x), 0, in);
+            x = blocks[i].forward(x, in);
             if (hidden) hidden->push_back(x);
         }
         return norm ? norm->forward(x) : x;

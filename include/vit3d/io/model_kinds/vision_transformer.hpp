@@ -178,7 +178,7 @@ class VisionTransformerInstance final : public io::ModelInstance<T> {
                     result[o] = model_.patch_grid(out.tokens);
                     break;
                 case io::ModelOutput::cls_attention:
-                    result[o] = class_token_attention(out.last_attention);
+                    result[o] = class_token_attention(out.class_attention);
                     break;
             }
         }
@@ -190,16 +190,15 @@ class VisionTransformerInstance final : public io::ModelInstance<T> {
     }
 
   private:
-    // Row 0 of the weights [B, H, N, N] (the class token's query), at the patch tokens' keys, on the grid.
+    // The class token's weights [B, H, N] at the patch tokens' keys, on the grid.
     Tensor<T> class_token_attention(const Tensor<T>& weights) const {
-        const Index B = weights.dim(0), H = weights.dim(1), tokens = weights.dim(3);
+        const Index B = weights.dim(0), H = weights.dim(1), tokens = weights.dim(2);
         const Index prefix = model_.prefix_tokens(), patches = model_.config.num_patches();
         Shape shape{B, H};
         for (Index g : model_.config.grid()) shape.push_back(g);
         Tensor<T> out = Tensor<T>::empty(shape);
         for (Index bh = 0; bh < B * H; ++bh)
-            std::copy_n(weights.data() + bh * weights.dim(2) * tokens + prefix, patches,
-                        out.data() + bh * patches);
+            std::copy_n(weights.data() + bh * tokens + prefix, patches, out.data() + bh * patches);
         return out;
     }
 
