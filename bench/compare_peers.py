@@ -14,10 +14,9 @@ bench/bench_models.cpp) and each thread count, vit3d's number next to its peers'
     [1, 1, 256, 256, 64] volume (16 x 16 x 4 patches, 4,097 tokens), in torch eager mode and in ONNX Runtime
     (the same weights, exported once with torch.onnx.export into build-peers/onnx/);
   * the anatomy-aware CT encoder with a 20-region label mask, on [1, 1, 64, 256, 256] (4,097 tokens) and at
-    full size [1, 1, 64, 512, 512] (16,385 tokens): its Python reference (tests/fixtures/
-    ct_encoder_reference.py) with the attention written out (math: scores, the dense slice bias and
-    softmax's output are N x N per head) and with F.scaled_dot_product_attention given the bias as a float
-    mask. A peer whose estimated memory exceeds this machine's is reported as such, not attempted.
+    full size [1, 1, 64, 512, 512] (16,385 tokens): its Python reference (tools/ct_encoder_reference.py)
+    with the attention written out (math: scores, the dense slice bias and softmax's output are N x N per
+    head) and with F.scaled_dot_product_attention given the bias as a float mask. A peer whose estimated memory exceeds this machine's is reported as such, not attempted.
   * loading weights (bench/bench_load.cpp): one random-weight torchvision vit_b_16 exported once with
     tools/export_weights.py into build-peers/load/, loaded by vit3d::io::load_model and by
     safetensors.torch.load_file (load_weights_* functions below).
@@ -330,7 +329,7 @@ def torch_callable(torch, spec: dict, stack: contextlib.ExitStack) -> Callable[[
 def ct_encoder_callable(torch, spec: dict, gen, sdpa: bool) -> Callable[[], Any]:
     """The CT encoder reference at the case's size, weights ~ N(0, 0.02), a volume and a 20-region mask laid
     out as bench_models.cpp's synthetic_mask does (the work does not depend on the layout)."""
-    sys.path.insert(0, str(REPO_ROOT / "tests" / "fixtures"))
+    sys.path.insert(0, str(REPO_ROOT / "tools"))
     import ct_encoder_reference as ct
 
     size, _ = CT_ENCODERS[spec["model"]]

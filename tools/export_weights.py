@@ -21,7 +21,8 @@ Families (--family): torchvision (torchvision.models.VisionTransformer), timm
 (timm.models.vision_transformer.VisionTransformer), vit_pytorch (vit_pytorch.ViT), vit_pytorch_simple
 (vit_pytorch.SimpleViT), vit_pytorch_3d (vit_pytorch.vit_3d.ViT), vit_pytorch_simple_3d
 (vit_pytorch.simple_vit_3d.SimpleViT), monai (monai.networks.nets.ViT), reg2rg (the Reg2RG / RadFM 3D ViT,
-re-implemented in tools/reg2rg_vit.py).
+re-implemented in tools/reg2rg_vit.py), ct_encoder (the anatomy-aware CT encoder, tools/ct_encoder_reference.py;
+C++ models::CTEncoder).
 
 The tensors keep the family's own state_dict names: the file is still a valid checkpoint of the reference
 model (safetensors.torch.load_file + load_state_dict(strict=True)), and the renaming onto vit3d's names
@@ -484,15 +485,49 @@ def describe_reg2rg(model, hints):
     return "vit3d", "reg2rg", config, preprocess_none("BCHWD", size)
 
 
-def _reg2rg_module():
-    if "reg2rg_vit" in sys.modules:
-        return sys.modules["reg2rg_vit"]
-    path = Path(__file__).resolve().parent / "reg2rg_vit.py"
-    spec = importlib.util.spec_from_file_location("reg2rg_vit", path)
+def describe_ct_encoder(model, hints):
+    """tools/ct_encoder_reference.py's CTEncoder -> kind "ct_encoder", config = models::CTEncoderConfig."""
+    f = "ct_encoder"
+    ct = _tools_module("ct_encoder_reference")
+    _exact_type(f, model, ct.CTEncoder, "the model")
+    blocks = list(model.blocks)
+    if not blocks:
+        raise Unsupported(f, "depth=0", "at least one hybrid block")
+    first = blocks[0]
+    dim, heads = model.cls_token.shape[-1], first.attn.heads
+    qkv_bias = first.attn.qkv.bias is not None
+    norms = [("norm", model.norm)]
+    for i, b in enumerate(blocks):
+        norms += [(f"blocks.{i}.norm1", b.norm1), (f"blocks.{i}.norm2", b.norm2), (f"blocks.{i}.norm3", b.norm3)]
+        if (b.attn.heads, b.attn.qkv.bias is not None, b.region_attn.heads) != (heads, qkv_bias, heads):
+            raise Unsupported(f, f"block {i} differing from block 0", "blocks of one shape")
+    conv = model.patch_embed.proj
+    size = [g * p for g, p in zip(model.grid, model.patch)]
+    config = {
+        "input_size": size, "patch_size": list(model.patch), "channels": conv.in_channels, "dim": dim,
+        "depth": len(blocks), "heads": heads, "mlp_dim": first.mlp.fc1.out_features,
+        "slice_levels": first.attn.slice_bias.table.shape[1], "regions": model.regions,
+        "pos_embed": "factorized3d" if model.positions == "factorized" else "sincos", "sincos": "mae_monai",
+        "pool": model.pool, "eps": _layer_norms(f, norms), "qkv_bias": qkv_bias,
+        "projection_dim": model.projection_dim,
+    }
+    return "ct_encoder", "ct_encoder", config, preprocess_none("BCDHW", size)
+
+
+def _tools_module(name):
+    """A module of tools/ (reference re-implementations no package ships), loaded once."""
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parent / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["reg2rg_vit"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _reg2rg_module():
+    return _tools_module("reg2rg_vit")
 
 
 # family -> (module, class name, package for the version record, describe function, input-size hint from args)
@@ -511,6 +546,8 @@ FAMILIES = {
     "monai": ("monai.networks.nets.vit", "ViT", "monai", describe_monai,
               lambda a: _monai_size(a)),
     "reg2rg": ("reg2rg_vit", "Reg2rgViT", None, describe_reg2rg, lambda a: None),
+    "ct_encoder": ("ct_encoder_reference", "CTEncoder", None, describe_ct_encoder,
+                   lambda a: [int(v) for v in a.get("input_size", (64, 512, 512))]),
 }
 
 
@@ -528,8 +565,8 @@ def reference_class(family):
     if family not in FAMILIES:
         raise ExportError(f"unknown family {family!r}; known families: {_known_families()}")
     module_name, class_name = FAMILIES[family][:2]
-    if family == "reg2rg":
-        return getattr(_reg2rg_module(), class_name)
+    if family in ("reg2rg", "ct_encoder"):  # re-implementations in tools/
+        return getattr(_tools_module(module_name), class_name)
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
@@ -541,8 +578,8 @@ def infer_family(model):
     """The family of a model object, from its class (only packages already imported are looked at)."""
     cls = type(model)
     for family, (module_name, class_name, *_rest) in FAMILIES.items():
-        if family == "reg2rg":
-            if cls.__name__ == class_name and cls.__module__.split(".")[-1] == "reg2rg_vit":
+        if family in ("reg2rg", "ct_encoder"):
+            if cls.__name__ == class_name and cls.__module__.split(".")[-1] == module_name:
                 return family
             continue
         if module_name in sys.modules and cls is getattr(sys.modules[module_name], class_name, None):
@@ -651,7 +688,7 @@ def merge_preprocess(family, defaults, overrides, channels, kind):
         if key not in PREPROCESS_FIELDS:
             raise ExportError(f"preprocess: unknown field {key!r}; fields: {', '.join(PREPROCESS_FIELDS)}")
         pre[key] = value
-    layouts = {"vit2d": ("BCHW",), "vit3d": ("BCDHW", "BCHWD")}[kind]
+    layouts = {"vit2d": ("BCHW",), "vit3d": ("BCDHW", "BCHWD"), "ct_encoder": ("BCDHW",)}[kind]
     if pre["layout"] not in layouts:
         raise ExportError(f"preprocess.layout: expected one of {', '.join(layouts)} for a {kind} model, got {pre['layout']!r}")
     if list(pre["input_size"]) != list(defaults["input_size"]):

@@ -71,6 +71,8 @@ const std::vector<Case>& cases() {
         {"monai_vit_features", "f64", "monai", "vit3d", {2, 16, 16, 16}},
         {"reg2rg_vit3d", "f32", "reg2rg", "vit3d", {1, 16, 16, 8}},
         {"reg2rg_vit3d", "f64", "reg2rg", "vit3d", {1, 16, 16, 8}},
+        {"ct_encoder", "f32", "ct_encoder", "ct_encoder", {1, 8, 32, 32}},
+        {"ct_encoder", "f64", "ct_encoder", "ct_encoder", {1, 8, 32, 32}},
     };
     return all;
 }
@@ -342,9 +344,10 @@ TEST(LoadModelErrors, TopLevelFieldsAreCheckedByName) {
     d["family"] = "keras";
     expect_refused("family.safetensors", d, "family: unknown family \"keras\"; known: torchvision, timm");
     d = tiny_description();
-    d["kind"] = "ct_encoder";
+    d["kind"] = "swin3d";
     expect_refused("kind.safetensors", d,
-                   "kind: unknown model kind \"ct_encoder\"; known: vit2d (vit3d::models::ViT), vit3d");
+                   "kind: unknown model kind \"swin3d\"; known: vit2d (vit3d::models::ViT), vit3d "
+                   "(vit3d::models::ViT3D), ct_encoder (vit3d::models::CTEncoder)");
     d = tiny_description();
     d["key_map"] = "jax";
     expect_refused("keymap.safetensors", d, "key_map: unknown key map \"jax\"; known: torchvision");

@@ -1,4 +1,4 @@
-// The anatomy-aware CT encoder against its PyTorch reference (tests/fixtures/ct_encoder_reference.py, via
+// The anatomy-aware CT encoder against its PyTorch reference (tools/ct_encoder_reference.py, via
 // make_fixtures.py): every output granularity with and without a label mask, factorized and sin-cos
 // positions, float32 (1e-5 of scale) and float64 (1e-10); plus the anatomical encoder's assignment and its
 // errors, the region-aware gate, and the encoder's config errors.
@@ -7,8 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vit3d.hpp>
+#include <vit3d/io/load_model.hpp>
+#include <vit3d/io/save_model.hpp>
 #include <vit3d/io/state_dict.hpp>
 
 #include "support/fixtures.hpp"
@@ -85,12 +88,13 @@ void check_fixture(const std::string& name, models::PosEmbedKind positions, mode
     const auto report = io::load_state_dict<T>(encoder, f.file, io::key_maps::ct_encoder(), "param.");
     EXPECT_TRUE(report.skipped.empty());
     if (positions == models::PosEmbedKind::sincos) {
-        // MONAI computes its table in float32 even for a float64 model: vit3d's (computed in double) agrees to
-        // float precision; the model is then compared with MONAI's own table, at the model's tolerance.
+        // MONAI computes its table in float32 even for a float64 model: vit3d's (computed in double) agrees
+        // to float precision; the model is then compared with MONAI's own table, at the model's tolerance.
         const Tensor<T> monai = f.out("sincos_table");
         const Tensor<T>& own = encoder.sincos_table;
         ASSERT_EQ(own.shape(), monai.shape());
-        for (Index i = 0; i < own.size(); ++i) ASSERT_NEAR(own.data()[i], monai.data()[i], 1e-6) << "at " << i;
+        for (Index i = 0; i < own.size(); ++i)
+            ASSERT_NEAR(own.data()[i], monai.data()[i], 1e-6) << "at " << i;
         encoder.sincos_table = monai;
     }
     const Tensor<T> volume = f.in("volume");
@@ -126,6 +130,27 @@ TEST(CTEncoder, StagesComposeToForward) {
     auto state = encoder.embed(volume);
     for (std::size_t i = 0; i < encoder.blocks.size(); ++i) encoder.run_block(i, state);
     EXPECT_TENSOR_EQ(encoder.finish(std::move(state)).local, encoder.forward(volume).local);
+}
+
+TEST(CTEncoder, SavedAsASelfDescribingFileItLoadsBackAndGivesTheSameFeatures) {
+    models::CTEncoder<float> encoder(small_config(models::PosEmbedKind::sincos, models::Pooling::mean));
+    std::uint64_t seed = 30;
+    encoder.visit_parameters([&](const std::string&, Tensor<float>& t) {
+        t = Tensor<float>::randn(t.shape(), seed++, 0.0f, 0.2f);
+    });
+    const std::string path = ::testing::TempDir() + "vit3d_ct_encoder_saved.safetensors";
+    io::save_model(path, encoder, io::no_preprocessing("BCDHW", {8, 32, 32}));
+    const auto loaded = io::load_model<float>(path);
+    std::remove(path.c_str());
+    EXPECT_EQ(loaded.kind(), "ct_encoder");
+    EXPECT_EQ(loaded.input_shape(), (Shape{1, 8, 32, 32}));
+    const auto volume = Tensor<float>::randn({2, 1, 8, 32, 32}, 31);
+    const auto direct = encoder.forward(volume);
+    EXPECT_TENSOR_EQ(loaded.forward(volume, io::ModelOutput::pooled), direct.global);
+    const Tensor<std::uint8_t> mask({2, 1, 8, 32, 32});
+    const auto* model = loaded.get_if<models::CTEncoder<float>>();
+    ASSERT_NE(model, nullptr);
+    EXPECT_TENSOR_EQ(model->forward(volume, mask).region, encoder.forward(volume, mask).region);
 }
 
 TEST(CTEncoder, PresetIsTheFullSizeEncoder) {

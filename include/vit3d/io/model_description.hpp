@@ -31,11 +31,9 @@ inline constexpr int model_schema_version = 1;
 // The reference families an exporter may name. The family is provenance (which package's model the
 // weights fit); the kind and the key map decide what is built and how tensors are renamed.
 inline const std::vector<std::string>& known_families() {
-    static const std::vector<std::string> families = {"torchvision",    "timm",
-                                                      "vit_pytorch",    "vit_pytorch_simple",
-                                                      "vit_pytorch_3d", "vit_pytorch_simple_3d",
-                                                      "monai",          "reg2rg",
-                                                      "vit3d"};
+    static const std::vector<std::string> families = {
+        "torchvision",           "timm",  "vit_pytorch", "vit_pytorch_simple", "vit_pytorch_3d",
+        "vit_pytorch_simple_3d", "monai", "reg2rg",      "ct_encoder",         "vit3d"};
     return families;
 }
 

@@ -10,6 +10,7 @@
 #include "vit3d/io/key_map.hpp"
 #include "vit3d/io/loaded_model.hpp"
 #include "vit3d/io/model_description.hpp"
+#include "vit3d/io/model_kinds/ct_encoder.hpp"
 #include "vit3d/io/model_kinds/vision_transformer.hpp"
 #include "vit3d/io/safetensors.hpp"
 
@@ -29,6 +30,7 @@ const std::vector<ModelKind<T>>& model_kinds() {
     static const std::vector<ModelKind<T>> kinds = {
         {"vit2d", "vit3d::models::ViT", &detail::load_vision_transformer<T, 2>},
         {"vit3d", "vit3d::models::ViT3D", &detail::load_vision_transformer<T, 3>},
+        {"ct_encoder", "vit3d::models::CTEncoder", &detail::load_ct_encoder<T>},
     };
     return kinds;
 }

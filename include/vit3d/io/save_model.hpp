@@ -13,8 +13,10 @@
 
 #include "vit3d/core/error.hpp"
 #include "vit3d/io/model_description.hpp"
+#include "vit3d/io/model_kinds/ct_encoder.hpp"
 #include "vit3d/io/model_kinds/vision_transformer.hpp"
 #include "vit3d/io/safetensors.hpp"
+#include "vit3d/models/ct_encoder.hpp"
 #include "vit3d/models/vision_transformer.hpp"
 
 namespace vit3d::io {
@@ -41,10 +43,26 @@ ModelDescription describe_model(const models::VisionTransformer<T, N>& model,
     return d;
 }
 
-template <class T, std::size_t N>
-void save_model(const std::string& path, const models::VisionTransformer<T, N>& model,
-                const Preprocessing& preprocess, DType as = DType::F32) {
-    const std::string where = "vit3d::io::save_model(" + detail::quoted(path) + "): ";
+template <class T>
+ModelDescription describe_model(const models::CTEncoder<T>& model, const Preprocessing& preprocess) {
+    ModelDescription d;
+    d.family = "vit3d";
+    d.kind = "ct_encoder";
+    d.key_map = "ct_encoder";
+    d.config = ct_encoder_config_json(model.config);
+    d.preprocess = preprocess;
+    d.source = {{"tool", "vit3d::io::save_model"}};
+    return d;
+}
+
+}  // namespace vit3d::io
+
+namespace vit3d::detail {
+
+template <class T, class Model>
+void save_described_model(const std::string& path, const Model& model, const io::Preprocessing& preprocess,
+                          io::DType as) {
+    const std::string where = "vit3d::io::save_model(" + quoted(path) + "): ";
     const std::vector<Index> size(model.config.input_size.begin(), model.config.input_size.end());
     if (preprocess.input_size != size)
         throw io_error(where + "preprocess.input_size " + shape_to_string(preprocess.input_size) +
@@ -52,13 +70,30 @@ void save_model(const std::string& path, const models::VisionTransformer<T, N>& 
     std::map<std::string, const Tensor<T>*> tensors;
     model.visit_parameters([&](const std::string& name, const Tensor<T>& t) { tensors[name] = &t; });
     const std::map<std::string, std::string> metadata = {
-        {"format", "pt"}, {model_metadata_key, model_description_json(describe_model(model, preprocess))}};
+        {"format", "pt"},
+        {io::model_metadata_key, io::model_description_json(io::describe_model(model, preprocess))}};
     const std::string partial = path + ".partial";
-    write_safetensors(partial, tensors, metadata, as);
+    io::write_safetensors(partial, tensors, metadata, as);
     if (std::rename(partial.c_str(), path.c_str()) != 0) {
         std::remove(partial.c_str());
         throw io_error(where + "cannot move the written file into place");
     }
+}
+
+}  // namespace vit3d::detail
+
+namespace vit3d::io {
+
+template <class T, std::size_t N>
+void save_model(const std::string& path, const models::VisionTransformer<T, N>& model,
+                const Preprocessing& preprocess, DType as = DType::F32) {
+    detail::save_described_model<T>(path, model, preprocess, as);
+}
+
+template <class T>
+void save_model(const std::string& path, const models::CTEncoder<T>& model, const Preprocessing& preprocess,
+                DType as = DType::F32) {
+    detail::save_described_model<T>(path, model, preprocess, as);
 }
 
 }  // namespace vit3d::io

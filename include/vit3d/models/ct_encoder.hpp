@@ -16,7 +16,7 @@
 // block. Without a mask the encoder is slice-aware only and returns no region outputs. Positions cover the
 // patch tokens; the class token, prepended after them, has none (as in MONAI's ViT).
 //
-// Parameter names are those of the Python reference (tests/fixtures/ct_encoder_reference.py), so its
+// Parameter names are those of the Python reference (tools/ct_encoder_reference.py), so its
 // state_dict loads unchanged (io::key_maps::ct_encoder()). The stages embed() / blocks[i].forward() /
 // finish() are public: forward() is exactly their composition, and a caller can time them or keep
 // intermediate tokens.

@@ -1,5 +1,5 @@
 #pragma once
-// The anatomy-aware CT encoder's Python reference (tests/fixtures/ct_encoder_reference.py) names its
+// The anatomy-aware CT encoder's Python reference (tools/ct_encoder_reference.py) names its
 // parameters as models::CTEncoder does: nothing to rename.
 
 #include "vit3d/io/key_map.hpp"

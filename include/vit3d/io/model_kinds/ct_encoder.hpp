@@ -1,0 +1,177 @@
+#pragma once
+// The model kind "ct_encoder" (models::CTEncoder): its configuration as JSON (every field of
+// models::CTEncoderConfig, by the C++ field's name and enumerators' names) in both directions, and the
+// ModelInstance that load_model returns for it. Through the common interface the encoder runs without a
+// label mask (slice-aware only) and gives pooled (its global feature), tokens ([B, 1 + N, D], class token
+// first), token_grid and cls_attention; for the region outputs, which need a mask, take the model itself:
+//     model.get_if<models::CTEncoder<float>>()->forward(volume, mask)
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <typeinfo>
+#include <vector>
+
+#include "vit3d/core/error.hpp"
+#include "vit3d/io/json_fields.hpp"
+#include "vit3d/io/key_map.hpp"
+#include "vit3d/io/loaded_model.hpp"
+#include "vit3d/io/model_description.hpp"
+#include "vit3d/io/model_kinds/config_json.hpp"
+#include "vit3d/io/safetensors.hpp"
+#include "vit3d/io/state_dict.hpp"
+#include "vit3d/models/ct_encoder.hpp"
+#include "vit3d/nn/parameters.hpp"
+
+namespace vit3d::detail {
+
+// A CTEncoderConfig from its JSON object; every field required, no other allowed.
+inline models::CTEncoderConfig ct_encoder_config(const nlohmann::json& json, const std::string& where) {
+    JsonFields f(json, where, "config");
+    models::CTEncoderConfig c;
+    c.input_size = read_sizes<3>(f, "input_size");
+    c.patch_size = read_sizes<3>(f, "patch_size");
+    c.channels = f.integer("channels", 1);
+    c.dim = f.integer("dim", 1);
+    c.depth = f.integer("depth", 0);
+    c.heads = f.integer("heads", 1);
+    c.mlp_dim = f.integer("mlp_dim", 1);
+    c.slice_levels = f.integer("slice_levels", 1);
+    c.regions = f.integer("regions", 1);
+    c.pos_embed = read_enum<models::PosEmbedKind>(f, "pos_embed");
+    c.sincos = read_enum<nn::SinCosVariant>(f, "sincos");
+    c.pool = read_enum<models::Pooling>(f, "pool");
+    c.eps = f.number("eps");
+    if (!(c.eps > 0)) f.fail("eps", "a positive number", f.value("eps"));
+    c.qkv_bias = f.boolean("qkv_bias");
+    c.projection_dim = f.integer("projection_dim", 0);
+    f.finish();
+    return c;
+}
+
+template <class T>
+class CTEncoderInstance final : public io::ModelInstance<T> {
+  public:
+    using Model = models::CTEncoder<T>;
+    explicit CTEncoderInstance(Model model) : model_(std::move(model)) {}
+
+    std::vector<io::ModelOutput> outputs() const override {
+        std::vector<io::ModelOutput> out{io::ModelOutput::pooled, io::ModelOutput::tokens,
+                                         io::ModelOutput::token_grid};
+        if (model_.config.depth > 0) out.push_back(io::ModelOutput::cls_attention);
+        return out;
+    }
+    Shape input_shape() const override {
+        const auto& c = model_.config;
+        return {c.channels, c.input_size[0], c.input_size[1], c.input_size[2]};
+    }
+    Index parameter_count() const override { return nn::count_parameters(model_); }
+
+    std::map<io::ModelOutput, Tensor<T>> forward(const Tensor<T>& x,
+                                                 const std::vector<io::ModelOutput>& wanted) const override {
+        const auto has = [&](io::ModelOutput o) {
+            return std::find(wanted.begin(), wanted.end(), o) != wanted.end();
+        };
+        const auto grid = model_.config.grid();
+        auto state = model_.embed(x);
+        Tensor<T> class_attention;
+        for (std::size_t i = 0; i < model_.blocks.size(); ++i) {
+            if (i + 1 == model_.blocks.size() && has(io::ModelOutput::cls_attention)) {
+                const auto& block = model_.blocks[i];
+                class_attention = block.attn.query_weights(block.norm1.forward(state.tokens), grid, 1, 0);
+            }
+            model_.run_block(i, state);
+        }
+        const models::CTEncoderOutput<T> out = model_.finish(std::move(state));
+        const Index B = out.local.dim(0), N = out.local.dim(1), D = out.local.dim(2);
+        std::map<io::ModelOutput, Tensor<T>> result;
+        for (io::ModelOutput o : wanted) {
+            switch (o) {
+                case io::ModelOutput::pooled:
+                    result[o] = out.global;
+                    break;
+                case io::ModelOutput::tokens:
+                    result[o] = concat<T>({out.cls.reshape({B, 1, D}), out.local}, 1);
+                    break;
+                case io::ModelOutput::token_grid:
+                    result[o] = out.local.reshape({B, grid[0], grid[1], grid[2], D}).permute({0, 4, 1, 2, 3});
+                    break;
+                case io::ModelOutput::cls_attention: {
+                    const Index H = class_attention.dim(1);
+                    result[o] = class_attention.narrow(2, 1, N).reshape({B, H, grid[0], grid[1], grid[2]});
+                    break;
+                }
+                case io::ModelOutput::logits:  // the interface checked `wanted` against outputs()
+                    break;
+            }
+        }
+        return result;
+    }
+
+    const void* model_if(const std::type_info& type) const noexcept override {
+        return type == typeid(Model) ? &model_ : nullptr;
+    }
+
+  private:
+    Model model_;
+};
+
+// Builds the encoder a description of kind "ct_encoder" asks for and fills it from the file.
+template <class T>
+std::unique_ptr<io::ModelInstance<T>> load_ct_encoder(const io::ModelDescription& d,
+                                                      const io::Safetensors& file, const io::KeyMap& keys,
+                                                      const std::string& where) {
+    const std::string at = where + "metadata \"" + std::string(io::model_metadata_key) + "\": ";
+    const models::CTEncoderConfig config = ct_encoder_config(d.config, at);
+    const std::vector<Index> size(config.input_size.begin(), config.input_size.end());
+    if (d.preprocess.input_size != size)
+        throw io_error(at + "preprocess.input_size " + shape_to_string(d.preprocess.input_size) +
+                       " differs from config.input_size " + shape_to_string(size));
+    if (d.preprocess.layout != "BCDHW")
+        throw io_error(at + "preprocess.layout " + quoted(d.preprocess.layout) +
+                       " does not fit a ct_encoder model (expected \"BCDHW\")");
+    std::optional<models::CTEncoder<T>> model;
+    try {
+        model.emplace(config);
+    } catch (const std::invalid_argument& e) {  // shape_error, config_error: a config vit3d refuses
+        throw io_error(at + "config: vit3d refuses this configuration: " + e.what());
+    }
+    try {
+        io::load_state_dict<T>(*model, file, keys);
+    } catch (const io_error& e) {
+        throw io_error(where + e.what());
+    }
+    return std::make_unique<CTEncoderInstance<T>>(std::move(*model));
+}
+
+}  // namespace vit3d::detail
+
+namespace vit3d::io {
+
+// The JSON object of a configuration, as the "config" of a description of kind ct_encoder.
+inline nlohmann::json ct_encoder_config_json(const models::CTEncoderConfig& c) {
+    using detail::enum_name;
+    nlohmann::json j;
+    j["input_size"] = std::vector<Index>(c.input_size.begin(), c.input_size.end());
+    j["patch_size"] = std::vector<Index>(c.patch_size.begin(), c.patch_size.end());
+    j["channels"] = c.channels;
+    j["dim"] = c.dim;
+    j["depth"] = c.depth;
+    j["heads"] = c.heads;
+    j["mlp_dim"] = c.mlp_dim;
+    j["slice_levels"] = c.slice_levels;
+    j["regions"] = c.regions;
+    j["pos_embed"] = enum_name(c.pos_embed);
+    j["sincos"] = enum_name(c.sincos);
+    j["pool"] = enum_name(c.pool);
+    j["eps"] = c.eps;
+    j["qkv_bias"] = c.qkv_bias;
+    j["projection_dim"] = c.projection_dim;
+    return j;
+}
+
+}  // namespace vit3d::io
