@@ -213,6 +213,144 @@ TEST(Image, DecodesTheSameWhateverTheHeapHeld) {
     EXPECT_TENSOR_EQ(decoded[2], decoded[0]);
 }
 
+// Fills a stretch of the stack below the caller with a pattern, so that a decoder that reads stack memory it
+// never wrote sees the pattern rather than, by luck, zeros.
+__attribute__((noinline)) void PoisonTheStack() {
+    volatile std::uint8_t stack[1 << 16];
+    for (std::size_t i = 0; i < sizeof stack; ++i) stack[i] = 0xAB;
+}
+
+void PutLittle(std::vector<std::uint8_t>& out, std::uint32_t value, int bytes) {
+    for (int i = 0; i < bytes; ++i) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
+}
+void PutBig(std::vector<std::uint8_t>& out, std::uint32_t value) {
+    for (int i = 3; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
+}
+
+// A 3 x 1 BMP, 8 bits per pixel, whose 2-entry palette (red, green) is indexed by `indices`; `header` is 40
+// (BITMAPINFOHEADER) or 12 (OS/2).
+std::vector<std::uint8_t> PaletteBmp(const std::array<std::uint8_t, 3>& indices, std::uint32_t header = 40) {
+    const std::uint32_t entry = header == 12 ? 3 : 4;
+    const std::uint32_t offset = 14 + header + 2 * entry + (header == 12 ? 12 : 0);  // stb's OS/2 arithmetic
+    std::vector<std::uint8_t> bmp = {'B', 'M'};
+    PutLittle(bmp, offset + 4, 4);  // file size
+    PutLittle(bmp, 0, 4);
+    PutLittle(bmp, offset, 4);
+    PutLittle(bmp, header, 4);
+    if (header == 12) {
+        PutLittle(bmp, 3, 2);  // width
+        PutLittle(bmp, 1, 2);  // height
+        PutLittle(bmp, 1, 2);  // planes
+        PutLittle(bmp, 8, 2);  // bits per pixel
+    } else {
+        PutLittle(bmp, 3, 4);
+        PutLittle(bmp, 1, 4);
+        PutLittle(bmp, 1, 2);
+        PutLittle(bmp, 8, 2);
+        for (int field = 0; field < 6; ++field) PutLittle(bmp, 0, 4);  // BI_RGB, sizes, resolutions, colours
+    }
+    for (const std::uint32_t bgr : {0xFF0000u, 0x00FF00u})
+        PutLittle(bmp, bgr, entry);  // red, green (B, G, R bytes)
+    bmp.resize(offset, 0);
+    bmp.insert(bmp.end(), indices.begin(), indices.end());
+    bmp.push_back(0);  // rows are padded to 4 bytes
+    return bmp;
+}
+
+void PutChunk(std::vector<std::uint8_t>& png, const char* type, const std::vector<std::uint8_t>& data) {
+    PutBig(png, static_cast<std::uint32_t>(data.size()));
+    std::vector<std::uint8_t> typed(type, type + 4);
+    typed.insert(typed.end(), data.begin(), data.end());
+    png.insert(png.end(), typed.begin(), typed.end());
+    PutBig(png, stbiw__crc32(typed.data(), static_cast<int>(typed.size())));
+}
+
+// A 3 x 1 palette PNG (colour type 3, 8 bits) whose 2-entry palette (red, green) is indexed by `indices`;
+// the pixels are one stored (uncompressed) deflate block.
+std::vector<std::uint8_t> PalettePng(const std::array<std::uint8_t, 3>& indices,
+                                     bool empty_idat_first = false) {
+    std::vector<std::uint8_t> png = {137, 80, 78, 71, 13, 10, 26, 10};
+    std::vector<std::uint8_t> header;
+    PutBig(header, 3);
+    PutBig(header, 1);
+    header.insert(header.end(), {8, 3, 0, 0, 0});
+    PutChunk(png, "IHDR", header);
+    PutChunk(png, "PLTE", {255, 0, 0, 0, 255, 0});
+    const std::vector<std::uint8_t> row = {0, indices[0], indices[1], indices[2]};  // filter 0, then pixels
+    std::vector<std::uint8_t> zlib = {0x78, 0x01, 0x01};  // zlib header, final stored block
+    PutLittle(zlib, static_cast<std::uint32_t>(row.size()), 2);
+    PutLittle(zlib, static_cast<std::uint32_t>(~row.size()) & 0xFFFFu, 2);
+    zlib.insert(zlib.end(), row.begin(), row.end());
+    std::uint32_t a = 1, b = 0;  // Adler-32
+    for (const std::uint8_t byte : row) {
+        a = (a + byte) % 65521;
+        b = (b + a) % 65521;
+    }
+    PutBig(zlib, b << 16 | a);
+    if (empty_idat_first) PutChunk(png, "IDAT", {});
+    PutChunk(png, "IDAT", zlib);
+    PutChunk(png, "IEND", {});
+    return png;
+}
+
+Tensor<std::uint8_t> DecodeOnAPoisonedStack(const std::vector<std::uint8_t>& file) {
+    PoisonTheStack();
+    return decode_image<std::uint8_t>(file.data(), file.size(), ImageChannels::rgb);
+}
+
+TEST(Image, APaletteIndexBeyondThePaletteIsBlackAsInLibpng) {
+    // Found by fuzz_image: stb_image reads the colour of an index beyond the stored palette from stack memory
+    // it never wrote, so one BMP decoded to different pixels from run to run. PNG has the same flaw. vit3d
+    // pads a short palette with black; indices inside the palette keep their colours.
+    const Tensor<std::uint8_t> expected =
+        Tensor<std::uint8_t>({3, 1, 3}, std::vector<std::uint8_t>{255, 0, 0, 0, 255, 0, 0, 0, 0});
+    for (const std::uint32_t header : {40u, 12u}) {
+        SCOPED_TRACE("BMP header of " + std::to_string(header) + " bytes");
+        EXPECT_TENSOR_EQ(DecodeOnAPoisonedStack(PaletteBmp({0, 1, 200}, header)), expected);
+        EXPECT_TENSOR_EQ(DecodeOnAPoisonedStack(PaletteBmp({0, 1, 2}, header)), expected);
+    }
+    SCOPED_TRACE("PNG");
+    EXPECT_TENSOR_EQ(DecodeOnAPoisonedStack(PalettePng({0, 1, 200})), expected);
+    EXPECT_TENSOR_EQ(DecodeOnAPoisonedStack(PalettePng({0, 1, 2})), expected);
+    const std::vector<std::uint8_t> in_palette = PalettePng({1, 0, 1});
+    EXPECT_TENSOR_EQ(
+        decode_image<std::uint8_t>(in_palette.data(), in_palette.size(), ImageChannels::rgb),
+        Tensor<std::uint8_t>({3, 1, 3}, std::vector<std::uint8_t>{0, 255, 0, 255, 0, 255, 0, 0, 0}));
+}
+
+TEST(Image, AnEmptyIdatChunkBeforeTheDataChangesNothing) {
+    // Found by fuzz_image under UBSan: for an empty first IDAT chunk stb passes a null pointer to memcpy.
+    const std::vector<std::uint8_t> with_empty = PalettePng({1, 0, 1}, true);
+    const std::vector<std::uint8_t> without = PalettePng({1, 0, 1});
+    EXPECT_TENSOR_EQ(decode_image<std::uint8_t>(with_empty.data(), with_empty.size()),
+                     decode_image<std::uint8_t>(without.data(), without.size()));
+}
+
+TEST(Image, RefusesAPngChunkLongerThanTheFile) {
+    // Found by fuzz_image: stb allocated the 1.8 GB an IDAT chunk of a 900-byte file declared.
+    std::vector<std::uint8_t> png = PalettePng({0, 1, 0});
+    const std::size_t idat = png.size() - 12 - 12 - 15;  // IDAT: 15 bytes of zlib data, then IEND
+    ASSERT_EQ(std::string(png.begin() + static_cast<std::ptrdiff_t>(idat) + 4,
+                          png.begin() + static_cast<std::ptrdiff_t>(idat) + 8),
+              "IDAT");
+    for (int i = 0; i < 4; ++i) png[idat + i] = static_cast<std::uint8_t>(0x70000071u >> (8 * (3 - i)));
+    EXPECT_THAT(
+        [&] { decode_image<std::uint8_t>(png.data(), png.size(), ImageChannels::rgb, "long.png"); },
+        ThrowsMessage<io_error>(HasSubstr("corrupt PNG: its IDAT chunk at byte " + std::to_string(idat) +
+                                          " declares 1879048305 bytes of data, but the file holds 27 "
+                                          "more")));
+}
+
+TEST(Image, RefusesABmpWhosePixelsStartInsideItsHeader) {
+    // stb would then read the whole palette from memory it never wrote.
+    std::vector<std::uint8_t> bmp = PaletteBmp({0, 1, 0});
+    for (int i = 0; i < 4; ++i) bmp[10 + i] = static_cast<std::uint8_t>(40u >> (8 * i));
+    EXPECT_THAT(
+        [&] { decode_image<std::uint8_t>(bmp.data(), bmp.size(), ImageChannels::rgb, "corrupt.bmp"); },
+        ThrowsMessage<io_error>(HasSubstr("corrupt BMP: the pixels start at byte 40, inside the 54-byte "
+                                          "header")));
+}
+
 TEST(Image, RefusesImagesWithoutPixels) {
     // Found by fuzz_image: stb_image accepts a PGM header that declares a height of 0 and "decodes" it.
     EXPECT_THAT(

@@ -9,9 +9,11 @@
 // CVE-2023-45661, -45664 and -45667) and hardens those against what fuzz_image found in them: it checks
 // before stb does what stb gets wrong (a JPEG Huffman table of more than 256 codes overruns stb's tables, stb
 // issues #1289 and #1291, fixed only in 2.28; a PNM header number beyond int overflows), zeroes stb's
-// allocations (a corrupt JPEG otherwise decodes to uninitialised heap memory), and refuses what stb accepts
-// but should not (an image of zero pixels). tests/fuzz/fuzz_image.cpp runs these decoders under ASan and
-// UBSan. Still, treat images from untrusted sources with the care any C image decoder deserves.
+// allocations (a corrupt JPEG otherwise decodes to uninitialised heap memory), pads a short BMP or PNG
+// palette with black (stb reads an index beyond it from uninitialised stack memory), drops empty PNG IDAT
+// chunks (stb passes memcpy a null pointer for one), and refuses what stb accepts but should not (an image of
+// zero pixels). tests/fuzz/fuzz_image.cpp runs these decoders under ASan and UBSan. Still, treat images from
+// untrusted sources with the care any C image decoder deserves.
 //
 // How stb is compiled: this header defines STB_IMAGE_STATIC and STB_IMAGE_WRITE_STATIC together with the
 // two IMPLEMENTATION macros, so every translation unit that includes it compiles its own private copy of the
@@ -211,6 +213,115 @@ inline void check_pnm_header(const std::uint8_t* p, std::size_t size, const std:
     }
 }
 
+// stb_image 2.27 reads a palette entry for each index a BMP or PNG pixel holds, also for an index beyond the
+// palette the file stores, and those entries are uninitialised stack memory (found by fuzz_image: one file
+// decoded to different pixels from run to run). Such an index is malformed; libpng shows it as black, and so
+// does vit3d: a palette of fewer than 256 entries is padded with black (opaque) entries, in a copy of the
+// file, before stb reads it. The copy is made only for palette images with a short palette; `padded`
+// receives it and the function returns true.
+inline std::uint32_t little_endian32(const std::uint8_t* p) {
+    return std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 | std::uint32_t(p[2]) << 16 |
+           std::uint32_t(p[3]) << 24;
+}
+inline std::uint32_t big_endian32(const std::uint8_t* p) {
+    return std::uint32_t(p[0]) << 24 | std::uint32_t(p[1]) << 16 | std::uint32_t(p[2]) << 8 |
+           std::uint32_t(p[3]);
+}
+
+// A copy of [bytes, bytes + size) with `count` zero bytes inserted at `at`; a file shorter than `at` is
+// first extended with zeros, which is what stb reads past the end of a file in memory.
+inline std::vector<std::uint8_t> with_zeros_inserted(const std::uint8_t* bytes, std::size_t size,
+                                                     std::size_t at, std::size_t count) {
+    std::vector<std::uint8_t> out(std::max(size, at) + count, 0);
+    std::copy(bytes, bytes + std::min(size, at), out.begin());
+    if (size > at) std::copy(bytes + at, bytes + size, out.begin() + static_cast<std::ptrdiff_t>(at + count));
+    return out;
+}
+
+// BMP: stb reads a palette for 1 to 15 bits per pixel, of (offset - 14 - header) / 4 entries after the info
+// header ((offset - 38) / 3 of 3 bytes for the 12-byte OS/2 header), as stbi__bmp_load computes them, and the
+// pixels at `offset`. Padding inserts the missing entries after the stored ones and moves `offset` on by as
+// much, so that stb sees 256 entries and the same pixels.
+inline bool bmp_with_full_palette(const std::uint8_t* p, std::size_t size, std::vector<std::uint8_t>& padded,
+                                  const std::string& where) {
+    if (size < 30 || p[0] != 'B' || p[1] != 'M') return false;
+    const std::uint32_t offset = little_endian32(p + 10);
+    const std::uint32_t header = little_endian32(p + 14);
+    if (header != 12 && header != 40 && header != 56 && header != 108 && header != 124) return false;
+    const unsigned bits =
+        header == 12 ? unsigned(p[24]) | unsigned(p[25]) << 8 : unsigned(p[28]) | unsigned(p[29]) << 8;
+    if (bits >= 16 || offset > std::uint32_t(INT_MAX)) return false;  // no palette, or stb refuses the file
+    const long long entry_bytes = header == 12 ? 3 : 4;
+    const long long palette_bytes = static_cast<long long>(offset) - 14 - (header == 12 ? 24 : header);
+    if (palette_bytes < 0)
+        throw io_error(where + "cannot decode the image: corrupt BMP: the pixels start at byte " +
+                       std::to_string(offset) + ", inside the " + std::to_string(14 + header) +
+                       "-byte header, where its palette should be");
+    const long long entries = palette_bytes / entry_bytes;
+    if (entries == 0 || entries >= 256) return false;  // stb refuses no palette and reads a full one
+    const std::size_t palette_end = 14 + header + static_cast<std::size_t>(entries * entry_bytes);
+    const std::size_t missing = static_cast<std::size_t>((256 - entries) * entry_bytes);
+    padded = with_zeros_inserted(p, size, palette_end, missing);
+    const std::uint32_t moved = offset + static_cast<std::uint32_t>(missing);
+    for (int i = 0; i < 4; ++i) padded[10 + i] = static_cast<std::uint8_t>(moved >> (8 * i));
+    return true;
+}
+
+// PNG: two rewrites, in a copy made only when one is needed. For a palette image (colour type 3) the first
+// PLTE chunk of fewer than 256 entries is padded to 256, with its CRC recomputed (stb does not check CRCs,
+// but the copy stays a valid PNG). Empty IDAT chunks, which add nothing to the image data, are dropped: for
+// one that comes before any data stb passes a null pointer to memcpy (undefined behaviour; found by
+// fuzz_image under UBSan). A chunk longer than the rest of the file is refused here: stb allocates its
+// declared length (up to 2^30 bytes, rounded up to 2 GB) before it finds the data missing (found by
+// fuzz_image).
+inline bool png_for_stb(const std::uint8_t* p, std::size_t size, std::vector<std::uint8_t>& rewritten,
+                        const std::string& where) {
+    static constexpr std::uint8_t signature[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+    if (size < 8 || !std::equal(signature, signature + 8, p)) return false;
+    const bool palette_image =
+        size >= 26 && std::string(reinterpret_cast<const char*>(p + 12), 4) == "IHDR" && p[8 + 8 + 9] == 3;
+    std::vector<std::uint8_t> out;
+    std::size_t copied = 0;  // p[0, copied) is in `out`, as rewritten so far
+    bool changed = false, palette_seen = false;
+    const auto copy_up_to = [&](std::size_t end) {
+        out.insert(out.end(), p + copied, p + end);
+        copied = end;
+    };
+    std::size_t at = 8;
+    while (size - at >= 12) {
+        const std::size_t length = big_endian32(p + at);
+        const std::string type(reinterpret_cast<const char*>(p + at + 4), 4);
+        if (length > size - at - 12)  // stb would first allocate the declared length, up to 2 GB
+            throw io_error(where + "cannot decode the image: corrupt PNG: its " + type + " chunk at byte " +
+                           std::to_string(at) + " declares " + std::to_string(length) +
+                           " bytes of data, but the file holds " + std::to_string(size - at - 12) +
+                           " more (truncated file?)");
+        const std::size_t end = at + 12 + length;
+        if (type == "IDAT" && length == 0) {
+            copy_up_to(at);
+            copied = end;
+            changed = true;
+        } else if (type == "PLTE" && palette_image && !palette_seen && length % 3 == 0 && length > 0 &&
+                   length < 768) {
+            copy_up_to(at + 8 + length);
+            out.resize(out.size() + 768 - length, 0);
+            std::uint8_t* chunk = out.data() + out.size() - 8 - 768;
+            for (int i = 0; i < 4; ++i) chunk[i] = static_cast<std::uint8_t>(768u >> (8 * (3 - i)));
+            const std::uint32_t crc = stbiw__crc32(chunk + 4, 4 + 768);
+            for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::uint8_t>(crc >> (8 * (3 - i))));
+            copied = end;
+            changed = true;
+        }
+        palette_seen = palette_seen || type == "PLTE";
+        at = end;
+        if (type == "IEND") break;
+    }
+    if (!changed) return false;
+    copy_up_to(size);
+    rewritten = std::move(out);
+    return true;
+}
+
 inline int checked_stb_length(std::size_t size, const std::string& where) {
     if (size > static_cast<std::size_t>(INT_MAX))
         throw io_error(where + "the file has " + std::to_string(size) +
@@ -306,7 +417,12 @@ Tensor<T> decode_image_at(const std::uint8_t* bytes, std::size_t size, io::Image
                        "expected channels as_stored, gray, gray_alpha, rgb or rgba, got ImageChannels(" +
                        std::to_string(wanted_code) + ")");
     const io::ImageInfo info = stb_image_info(bytes, size, where);
-    const int length = static_cast<int>(size);
+    std::vector<std::uint8_t> padded;
+    if (bmp_with_full_palette(bytes, size, padded, where) || png_for_stb(bytes, size, padded, where)) {
+        bytes = padded.data();
+        size = padded.size();
+    }
+    const int length = checked_stb_length(size, where);
     int width = 0, height = 0, stored = 0;
     StbPixels decoded;
     if (info.bits_per_channel == 16)
