@@ -82,8 +82,16 @@
 #pragma GCC diagnostic ignored "-Wunused-but-set-variable"
 #pragma GCC diagnostic ignored "-Wtype-limits"
 #endif
+// vit3d::image puts stb's directory on the include path; without it, Debian's /usr/include/stb/ is found too.
+#if __has_include(<stb_image.h>)
 #include <stb_image.h>
 #include <stb_image_write.h>
+#elif __has_include(<stb/stb_image.h>)
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+#else
+#error "vit3d/io/image.hpp needs stb_image.h and stb_image_write.h (Debian: libstb-dev); link vit3d::image"
+#endif
 #if defined(_MSC_VER)
 #pragma warning(pop)
 #elif defined(__GNUC__)
