@@ -50,6 +50,7 @@
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
 #include "vit3d/io/atomic_file_writer.hpp"
+#include "vit3d/io/byte_order.hpp"
 #include "vit3d/io/read_file.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
@@ -221,21 +222,6 @@ inline void check_pnm_header(const std::uint8_t* p, std::size_t size, const std:
     }
 }
 
-// stb_image 2.27 reads a palette entry for each index a BMP or PNG pixel holds, also for an index beyond the
-// palette the file stores, and those entries are uninitialised stack memory (found by fuzz_image: one file
-// decoded to different pixels from run to run). Such an index is malformed; libpng shows it as black, and so
-// does vit3d: a palette of fewer than 256 entries is padded with black (opaque) entries, in a copy of the
-// file, before stb reads it. The copy is made only for palette images with a short palette; `padded`
-// receives it and the function returns true.
-inline std::uint32_t little_endian32(const std::uint8_t* p) {
-    return std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 | std::uint32_t(p[2]) << 16 |
-           std::uint32_t(p[3]) << 24;
-}
-inline std::uint32_t big_endian32(const std::uint8_t* p) {
-    return std::uint32_t(p[0]) << 24 | std::uint32_t(p[1]) << 16 | std::uint32_t(p[2]) << 8 |
-           std::uint32_t(p[3]);
-}
-
 // A copy of [bytes, bytes + size) with `count` zero bytes inserted at `at`; a file shorter than `at` is
 // first extended with zeros, which is what stb reads past the end of a file in memory.
 inline std::vector<std::uint8_t> with_zeros_inserted(const std::uint8_t* bytes, std::size_t size,
@@ -246,6 +232,13 @@ inline std::vector<std::uint8_t> with_zeros_inserted(const std::uint8_t* bytes, 
     return out;
 }
 
+// stb_image 2.27 reads a palette entry for each index a BMP or PNG pixel holds, also for an index beyond the
+// palette the file stores, and those entries are uninitialised stack memory (found by fuzz_image: one file
+// decoded to different pixels from run to run). Such an index is malformed; libpng shows it as black, and so
+// does vit3d: a palette of fewer than 256 entries is padded with black (opaque) entries, in a copy of the
+// file, before stb reads it. Each function below makes the copy only when it is needed; it then fills its
+// last argument with it and returns true.
+//
 // BMP: stb reads a palette for 1 to 15 bits per pixel, of (offset - 14 - header) / 4 entries after the info
 // header ((offset - 38) / 3 of 3 bytes for the 12-byte OS/2 header), as stbi__bmp_load computes them, and the
 // pixels at `offset`. Padding inserts the missing entries after the stored ones and moves `offset` on by as
@@ -253,11 +246,10 @@ inline std::vector<std::uint8_t> with_zeros_inserted(const std::uint8_t* bytes, 
 inline bool bmp_with_full_palette(const std::uint8_t* p, std::size_t size, std::vector<std::uint8_t>& padded,
                                   const std::string& where) {
     if (size < 30 || p[0] != 'B' || p[1] != 'M') return false;
-    const std::uint32_t offset = little_endian32(p + 10);
-    const std::uint32_t header = little_endian32(p + 14);
+    const auto offset = load_unsigned<std::uint32_t>(p + 10, false);
+    const auto header = load_unsigned<std::uint32_t>(p + 14, false);
     if (header != 12 && header != 40 && header != 56 && header != 108 && header != 124) return false;
-    const unsigned bits =
-        header == 12 ? unsigned(p[24]) | unsigned(p[25]) << 8 : unsigned(p[28]) | unsigned(p[29]) << 8;
+    const unsigned bits = load_unsigned<std::uint16_t>(p + (header == 12 ? 24 : 28), false);
     if (bits >= 16 || offset > std::uint32_t(INT_MAX)) return false;  // no palette, or stb refuses the file
     const long long entry_bytes = header == 12 ? 3 : 4;
     const long long palette_bytes = static_cast<long long>(offset) - 14 - (header == 12 ? 24 : header);
@@ -270,8 +262,7 @@ inline bool bmp_with_full_palette(const std::uint8_t* p, std::size_t size, std::
     const std::size_t palette_end = 14 + header + static_cast<std::size_t>(entries * entry_bytes);
     const std::size_t missing = static_cast<std::size_t>((256 - entries) * entry_bytes);
     padded = with_zeros_inserted(p, size, palette_end, missing);
-    const std::uint32_t moved = offset + static_cast<std::uint32_t>(missing);
-    for (int i = 0; i < 4; ++i) padded[10 + i] = static_cast<std::uint8_t>(moved >> (8 * i));
+    store_unsigned(padded.data() + 10, offset + static_cast<std::uint32_t>(missing), false);
     return true;
 }
 
@@ -297,7 +288,7 @@ inline bool png_for_stb(const std::uint8_t* p, std::size_t size, std::vector<std
     };
     std::size_t at = 8;
     while (size - at >= 12) {
-        const std::size_t length = big_endian32(p + at);
+        const std::size_t length = load_unsigned<std::uint32_t>(p + at, true);
         const std::string type(reinterpret_cast<const char*>(p + at + 4), 4);
         if (length > size - at - 12)  // stb would first allocate the declared length, up to 2 GB
             throw io_error(where + "cannot decode the image: corrupt PNG: its " + type + " chunk at byte " +
@@ -314,9 +305,10 @@ inline bool png_for_stb(const std::uint8_t* p, std::size_t size, std::vector<std
             copy_up_to(at + 8 + length);
             out.resize(out.size() + 768 - length, 0);
             std::uint8_t* chunk = out.data() + out.size() - 8 - 768;
-            for (int i = 0; i < 4; ++i) chunk[i] = static_cast<std::uint8_t>(768u >> (8 * (3 - i)));
+            store_unsigned(chunk, std::uint32_t(768), true);
             const std::uint32_t crc = stbiw__crc32(chunk + 4, 4 + 768);
-            for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::uint8_t>(crc >> (8 * (3 - i))));
+            out.resize(out.size() + 4);
+            store_unsigned(out.data() + out.size() - 4, crc, true);
             copied = end;
             changed = true;
         }
