@@ -16,6 +16,7 @@
 #include <vit3d/nn/scaled_dot_product_attention.hpp>
 #include <vit3d/nn/slice_bias.hpp>
 
+#include "support/isa_testing.hpp"
 #include "support/tensor_testing.hpp"
 
 namespace {
@@ -151,10 +152,12 @@ void expect_kernels_agree(const Case& c, std::uint64_t seed, const Shape* bias_s
 
 TYPED_TEST(FusedAttention, AgreesWithNaiveOnOddLengthsAndEveryHeadDim) {
     using T = TypeParam;
-    std::uint64_t seed = 100;
-    for (Index n : {1, 7, 197})
-        for (Index d : {1, 7, 16, 32, 33, 64, 80, 128})
-            expect_kernels_agree<T>({2, 3, n, n, d}, seed++, nullptr, nullptr);
+    vit3d::test::for_each_isa([&](vit3d::Isa) {
+        std::uint64_t seed = 100;
+        for (Index n : {1, 7, 197})
+            for (Index d : {1, 7, 16, 32, 33, 64, 80, 128})
+                expect_kernels_agree<T>({2, 3, n, n, d}, seed++, nullptr, nullptr);
+    });
 }
 
 TYPED_TEST(FusedAttention, AgreesWithNaiveAt4097Tokens) {
@@ -166,39 +169,45 @@ TYPED_TEST(FusedAttention, AgreesWithNaiveAt4097Tokens) {
 
 TYPED_TEST(FusedAttention, AgreesWithNaiveOnRandomShapesBiasesMasksAndCrossAttention) {
     using T = TypeParam;
-    std::mt19937_64 rng(2024);
-    auto pick = [&](std::vector<Index> options) { return options[rng() % options.size()]; };
-    for (int trial = 0; trial < 60; ++trial) {
-        const Case c{pick({1, 2, 3}), pick({1, 2, 4}), pick({1, 5, 13, 64, 97, 300}),
-                     pick({1, 3, 64, 65, 255, 257, 520}), pick({3, 8, 24, 64, 72})};
-        // Every way a bias or a mask broadcasts to [B, H, Nq, Nk].
-        const std::vector<Shape> shapes{
-            {c.B, c.H, c.Nq, c.Nk}, {1, c.H, c.Nq, c.Nk}, {c.Nq, c.Nk}, {c.B, 1, 1, c.Nk}, {c.Nk},
-            {c.B, c.H, c.Nq, 1},    {1, 1, c.Nq, 1}};
-        const Shape bias_shape = shapes[rng() % shapes.size()];
-        const Shape mask_shape = shapes[rng() % shapes.size()];
-        const int variant = trial % 4;
-        const double keep = trial % 3 == 0 ? 0.1 : 0.7;  // sparse masks leave some rows fully masked
-        expect_kernels_agree<T>(c, 1000 + trial, variant & 1 ? &bias_shape : nullptr,
-                                variant & 2 ? &mask_shape : nullptr, keep);
-    }
+    vit3d::test::for_each_isa([&](vit3d::Isa) {
+        std::mt19937_64 rng(2024);
+        auto pick = [&](std::vector<Index> options) { return options[rng() % options.size()]; };
+        for (int trial = 0; trial < 60; ++trial) {
+            const Case c{pick({1, 2, 3}), pick({1, 2, 4}), pick({1, 5, 13, 64, 97, 300}),
+                         pick({1, 3, 64, 65, 255, 257, 520}), pick({3, 8, 24, 64, 72})};
+            // Every way a bias or a mask broadcasts to [B, H, Nq, Nk].
+            const std::vector<Shape> shapes{
+                {c.B, c.H, c.Nq, c.Nk}, {1, c.H, c.Nq, c.Nk}, {c.Nq, c.Nk}, {c.B, 1, 1, c.Nk}, {c.Nk},
+                {c.B, c.H, c.Nq, 1},    {1, 1, c.Nq, 1}};
+            const Shape bias_shape = shapes[rng() % shapes.size()];
+            const Shape mask_shape = shapes[rng() % shapes.size()];
+            const int variant = trial % 4;
+            const double keep = trial % 3 == 0 ? 0.1 : 0.7;  // sparse masks leave some rows fully masked
+            expect_kernels_agree<T>(c, 1000 + trial, variant & 1 ? &bias_shape : nullptr,
+                                    variant & 2 ? &mask_shape : nullptr, keep);
+        }
+    });
 }
 
 TYPED_TEST(FusedAttention, FullyMaskedRowsGiveZero) {
     using T = TypeParam;
-    const Tensor<T> q = Tensor<T>::randn({1, 2, 5, 16}, 1), k = Tensor<T>::randn({1, 2, 300, 16}, 2),
-                    v = Tensor<T>::randn({1, 2, 300, 16}, 3);
-    Tensor<std::uint8_t> mask = Tensor<std::uint8_t>::ones({1, 2, 5, 300});
-    for (Index j = 0; j < 300; ++j) mask(0, 1, 3, j) = 0;  // head 1, query 3 sees nothing
-    for (Index j = 0; j < 290; ++j) mask(0, 0, 0, j) = 0;  // only keys in the last key tile
-    const Tensor<T> fused = scaled_dot_product_attention(q, k, v, nullptr, &mask, AttentionKernel::fused);
-    for (Index c = 0; c < 16; ++c) EXPECT_EQ(fused(0, 1, 3, c), T(0));
-    EXPECT_TRUE(Agree(fused, scaled_dot_product_attention(q, k, v, nullptr, &mask, AttentionKernel::naive)));
-    // A -inf bias masks as well.
-    Tensor<T> bias = Tensor<T>::zeros({1, 1, 5, 300});
-    for (Index j = 0; j < 300; ++j) bias(0, 0, 2, j) = -std::numeric_limits<T>::infinity();
-    const Tensor<T> biased = scaled_dot_product_attention(q, k, v, &bias, nullptr, AttentionKernel::fused);
-    for (Index c = 0; c < 16; ++c) EXPECT_EQ(biased(0, 0, 2, c), T(0));
+    vit3d::test::for_each_isa([&](vit3d::Isa) {
+        const Tensor<T> q = Tensor<T>::randn({1, 2, 5, 16}, 1), k = Tensor<T>::randn({1, 2, 300, 16}, 2),
+                        v = Tensor<T>::randn({1, 2, 300, 16}, 3);
+        Tensor<std::uint8_t> mask = Tensor<std::uint8_t>::ones({1, 2, 5, 300});
+        for (Index j = 0; j < 300; ++j) mask(0, 1, 3, j) = 0;  // head 1, query 3 sees nothing
+        for (Index j = 0; j < 290; ++j) mask(0, 0, 0, j) = 0;  // only keys in the last key tile
+        const Tensor<T> fused = scaled_dot_product_attention(q, k, v, nullptr, &mask, AttentionKernel::fused);
+        for (Index c = 0; c < 16; ++c) EXPECT_EQ(fused(0, 1, 3, c), T(0));
+        EXPECT_TRUE(
+            Agree(fused, scaled_dot_product_attention(q, k, v, nullptr, &mask, AttentionKernel::naive)));
+        // A -inf bias masks as well.
+        Tensor<T> bias = Tensor<T>::zeros({1, 1, 5, 300});
+        for (Index j = 0; j < 300; ++j) bias(0, 0, 2, j) = -std::numeric_limits<T>::infinity();
+        const Tensor<T> biased =
+            scaled_dot_product_attention(q, k, v, &bias, nullptr, AttentionKernel::fused);
+        for (Index c = 0; c < 16; ++c) EXPECT_EQ(biased(0, 0, 2, c), T(0));
+    });
 }
 
 TYPED_TEST(FusedAttention, NoKeysAttendsNothing) {
@@ -246,92 +255,99 @@ vit3d::nn::SliceDistanceBias<T> random_slice_bias(Index heads, Index levels, std
 
 TYPED_TEST(FusedAttention, DistanceBiasInTheTileLoopAgreesWithTheDenseBias) {
     using T = TypeParam;
-    struct GridCase {
-        std::array<Index, 3> grid;
-        Index prefix;
-    };
-    // N = 1, 7, 197 and 4,097 tokens: a lone token, then a class token before 1x2x3, 4x7x7 and 16^3 patches.
-    const std::vector<GridCase> cases{{{1, 1, 1}, 0}, {{1, 2, 3}, 1}, {{4, 7, 7}, 1}, {{16, 16, 16}, 1}};
-    std::uint64_t seed = 500;
-    for (const auto& c : cases) {
-        seed += 10;
-        const Index N = c.prefix + c.grid[0] * c.grid[1] * c.grid[2];
-        const bool large = N > 1000;  // one batch and two heads there: the naive reference is O(N^2)
-        const Index B = large ? 1 : 2, H = large ? 2 : 3, d = large ? 32 : 24;
-        const auto slices = random_slice_bias<T>(H, 5, seed);
-        const auto tables = slices.describe(c.grid, c.prefix);
-        const auto distance = tables.view();
-        const Tensor<T> q = Tensor<T>::randn({2, H, N, d}, seed + 3),
-                        k = Tensor<T>::randn({2, H, N, d}, seed + 4),
-                        v = Tensor<T>::randn({2, H, N, d}, seed + 5);
-        const Tensor<T> bias = slices.bias(c.grid, c.prefix);
-        EXPECT_TENSOR_EQ(bias, dense(distance, N, N));
-        const Tensor<T> reference =
-            scaled_dot_product_attention(q, k, v, &bias, nullptr, AttentionKernel::naive);
-        EXPECT_TRUE(
-            Agree(attend_with_distance_bias(q, k, v, distance, nullptr, AttentionKernel::fused), reference))
-            << "N " << N;
-        EXPECT_TRUE(
-            Agree(attend_with_distance_bias(q, k, v, distance, nullptr, AttentionKernel::naive), reference))
-            << "N " << N;
-        if (large) continue;
-        const Tensor<std::uint8_t> mask = random_mask<T>({B, 1, 1, N}, seed + 6, 0.6);
-        EXPECT_TRUE(Agree(attend_with_distance_bias(q, k, v, distance, &mask, AttentionKernel::fused),
-                          scaled_dot_product_attention(q, k, v, &bias, &mask, AttentionKernel::naive)))
-            << "N " << N << " with a key mask";
-    }
+    vit3d::test::for_each_isa([&](vit3d::Isa) {
+        struct GridCase {
+            std::array<Index, 3> grid;
+            Index prefix;
+        };
+        // N = 1, 7, 197 and 4,097 tokens: a lone token, then a class token before 1x2x3, 4x7x7 and 16^3
+        // patches.
+        const std::vector<GridCase> cases{{{1, 1, 1}, 0}, {{1, 2, 3}, 1}, {{4, 7, 7}, 1}, {{16, 16, 16}, 1}};
+        std::uint64_t seed = 500;
+        for (const auto& c : cases) {
+            seed += 10;
+            const Index N = c.prefix + c.grid[0] * c.grid[1] * c.grid[2];
+            const bool large = N > 1000;  // one batch and two heads there: the naive reference is O(N^2)
+            const Index B = large ? 1 : 2, H = large ? 2 : 3, d = large ? 32 : 24;
+            const auto slices = random_slice_bias<T>(H, 5, seed);
+            const auto tables = slices.describe(c.grid, c.prefix);
+            const auto distance = tables.view();
+            const Tensor<T> q = Tensor<T>::randn({2, H, N, d}, seed + 3),
+                            k = Tensor<T>::randn({2, H, N, d}, seed + 4),
+                            v = Tensor<T>::randn({2, H, N, d}, seed + 5);
+            const Tensor<T> bias = slices.bias(c.grid, c.prefix);
+            EXPECT_TENSOR_EQ(bias, dense(distance, N, N));
+            const Tensor<T> reference =
+                scaled_dot_product_attention(q, k, v, &bias, nullptr, AttentionKernel::naive);
+            EXPECT_TRUE(Agree(attend_with_distance_bias(q, k, v, distance, nullptr, AttentionKernel::fused),
+                              reference))
+                << "N " << N;
+            EXPECT_TRUE(Agree(attend_with_distance_bias(q, k, v, distance, nullptr, AttentionKernel::naive),
+                              reference))
+                << "N " << N;
+            if (large) continue;
+            const Tensor<std::uint8_t> mask = random_mask<T>({B, 1, 1, N}, seed + 6, 0.6);
+            EXPECT_TRUE(Agree(attend_with_distance_bias(q, k, v, distance, &mask, AttentionKernel::fused),
+                              scaled_dot_product_attention(q, k, v, &bias, &mask, AttentionKernel::naive)))
+                << "N " << N << " with a key mask";
+        }
+    });
 }
 
 TYPED_TEST(FusedAttention, DistanceBiasServesCrossAttentionAndAnyCoordinates) {
     using T = TypeParam;
-    // Queries and keys with coordinates of their own (not sorted, runs of every length, prefixes of 2 and 1),
-    // a dense bias on top, and a mask: every route through the tile loop's runs.
-    const Index H = 2, d = 16, Nq = 300, Nk = 530, distances = 40;
-    std::mt19937_64 rng(77);
-    std::vector<Index> q_coords(Nq - 2), k_coords(Nk - 1);
-    for (auto& c : q_coords) c = static_cast<Index>(rng() % 20);
-    Index run_left = 0, c = 0;
-    for (auto& x : k_coords) {
-        if (run_left-- == 0) c = static_cast<Index>(rng() % 40), run_left = static_cast<Index>(rng() % 300);
-        x = c;
-    }
-    const Tensor<T> table = Tensor<T>::randn({H, distances}, 1), row = Tensor<T>::randn({H}, 2),
-                    column = Tensor<T>::randn({H}, 3);
-    vit3d::nn::DistanceBias<T> distance;
-    distance.heads = H;
-    distance.distances = distances;
-    distance.by_distance = table.data();
-    distance.query_coords = q_coords.data();
-    distance.key_coords = k_coords.data();
-    distance.query_prefix = 2;
-    distance.key_prefix = 1;
-    distance.query_prefix_bias = row.data();
-    distance.key_prefix_bias = column.data();
-    const Tensor<T> q = Tensor<T>::randn({1, H, Nq, d}, 4), k = Tensor<T>::randn({1, H, Nk, d}, 5),
-                    v = Tensor<T>::randn({1, H, Nk, d}, 6);
-    const Tensor<T> extra = Tensor<T>::randn({Nq, Nk}, 7);
-    const Tensor<std::uint8_t> mask = random_mask<T>({1, H, Nq, Nk}, 8, 0.5);
-    Tensor<T> out = Tensor<T>::empty(q.shape());
-    auto p = vit3d::nn::bhnd_attention_problem(q, k, v, out, "test");
-    p.set_operands(extra.data(), &extra.shape(), mask.data(), &mask.shape(), "test");
-    p.set_distance_bias(&distance, "test");
-    vit3d::nn::attention(p, AttentionKernel::fused);
-    const Tensor<T> both = dense(distance, Nq, Nk) + extra;
-    EXPECT_TRUE(Agree(out, scaled_dot_product_attention(q, k, v, &both, &mask, AttentionKernel::naive)));
+    vit3d::test::for_each_isa([&](vit3d::Isa) {
+        // Queries and keys with coordinates of their own (not sorted, runs of every length, prefixes of 2 and
+        // 1), a dense bias on top, and a mask: every route through the tile loop's runs.
+        const Index H = 2, d = 16, Nq = 300, Nk = 530, distances = 40;
+        std::mt19937_64 rng(77);
+        std::vector<Index> q_coords(Nq - 2), k_coords(Nk - 1);
+        for (auto& c : q_coords) c = static_cast<Index>(rng() % 20);
+        Index run_left = 0, c = 0;
+        for (auto& x : k_coords) {
+            if (run_left-- == 0)
+                c = static_cast<Index>(rng() % 40), run_left = static_cast<Index>(rng() % 300);
+            x = c;
+        }
+        const Tensor<T> table = Tensor<T>::randn({H, distances}, 1), row = Tensor<T>::randn({H}, 2),
+                        column = Tensor<T>::randn({H}, 3);
+        vit3d::nn::DistanceBias<T> distance;
+        distance.heads = H;
+        distance.distances = distances;
+        distance.by_distance = table.data();
+        distance.query_coords = q_coords.data();
+        distance.key_coords = k_coords.data();
+        distance.query_prefix = 2;
+        distance.key_prefix = 1;
+        distance.query_prefix_bias = row.data();
+        distance.key_prefix_bias = column.data();
+        const Tensor<T> q = Tensor<T>::randn({1, H, Nq, d}, 4), k = Tensor<T>::randn({1, H, Nk, d}, 5),
+                        v = Tensor<T>::randn({1, H, Nk, d}, 6);
+        const Tensor<T> extra = Tensor<T>::randn({Nq, Nk}, 7);
+        const Tensor<std::uint8_t> mask = random_mask<T>({1, H, Nq, Nk}, 8, 0.5);
+        Tensor<T> out = Tensor<T>::empty(q.shape());
+        auto p = vit3d::nn::bhnd_attention_problem(q, k, v, out, "test");
+        p.set_operands(extra.data(), &extra.shape(), mask.data(), &mask.shape(), "test");
+        p.set_distance_bias(&distance, "test");
+        vit3d::nn::attention(p, AttentionKernel::fused);
+        const Tensor<T> both = dense(distance, Nq, Nk) + extra;
+        EXPECT_TRUE(Agree(out, scaled_dot_product_attention(q, k, v, &both, &mask, AttentionKernel::naive)));
 
-    // A distance the table does not cover, a head count that is not the problem's, no coordinates: errors.
-    distance.distances = 39;
-    EXPECT_THAT(
-        [&] { p.set_distance_bias(&distance, "op"); },
-        ::testing::ThrowsMessage<vit3d::shape_error>(::testing::HasSubstr(
-            "op: distance bias: coordinates lie up to 39 apart, but the table holds distances 0 to 38")));
-    distance.distances = distances;
-    distance.heads = 3;
-    EXPECT_THAT([&] { p.set_distance_bias(&distance, "op"); },
-                ::testing::ThrowsMessage<vit3d::shape_error>(::testing::HasSubstr("expected 2 heads")));
-    distance.heads = H;
-    distance.key_coords = nullptr;
-    EXPECT_THROW(p.set_distance_bias(&distance, "op"), vit3d::shape_error);
+        // A distance the table does not cover, a head count that is not the problem's, no coordinates:
+        // errors.
+        distance.distances = 39;
+        EXPECT_THAT(
+            [&] { p.set_distance_bias(&distance, "op"); },
+            ::testing::ThrowsMessage<vit3d::shape_error>(::testing::HasSubstr(
+                "op: distance bias: coordinates lie up to 39 apart, but the table holds distances 0 to 38")));
+        distance.distances = distances;
+        distance.heads = 3;
+        EXPECT_THAT([&] { p.set_distance_bias(&distance, "op"); },
+                    ::testing::ThrowsMessage<vit3d::shape_error>(::testing::HasSubstr("expected 2 heads")));
+        distance.heads = H;
+        distance.key_coords = nullptr;
+        EXPECT_THROW(p.set_distance_bias(&distance, "op"), vit3d::shape_error);
+    });
 }
 
 TEST(FusedAttention, DistanceBiasNeedsNoQuadraticBufferAt4097Tokens) {
@@ -352,15 +368,19 @@ TEST(FusedAttention, DistanceBiasNeedsNoQuadraticBufferAt4097Tokens) {
 }
 
 TEST(FusedAttention, ResultDoesNotDependOnTheThreadCount) {
-    const Tensor<float> q = Tensor<float>::randn({2, 3, 250, 64}, 1),
-                        k = Tensor<float>::randn({2, 3, 400, 64}, 2),
-                        v = Tensor<float>::randn({2, 3, 400, 64}, 3);
-    vit3d::set_num_threads(1);
-    const Tensor<float> one = scaled_dot_product_attention(q, k, v, nullptr, nullptr, AttentionKernel::fused);
-    vit3d::set_num_threads(2);
-    const Tensor<float> two = scaled_dot_product_attention(q, k, v, nullptr, nullptr, AttentionKernel::fused);
-    vit3d::set_num_threads(0);
-    EXPECT_TENSOR_EQ(one, two);
+    vit3d::test::for_each_isa([&](vit3d::Isa) {
+        const Tensor<float> q = Tensor<float>::randn({2, 3, 250, 64}, 1),
+                            k = Tensor<float>::randn({2, 3, 400, 64}, 2),
+                            v = Tensor<float>::randn({2, 3, 400, 64}, 3);
+        vit3d::set_num_threads(1);
+        const Tensor<float> one =
+            scaled_dot_product_attention(q, k, v, nullptr, nullptr, AttentionKernel::fused);
+        vit3d::set_num_threads(2);
+        const Tensor<float> two =
+            scaled_dot_product_attention(q, k, v, nullptr, nullptr, AttentionKernel::fused);
+        vit3d::set_num_threads(0);
+        EXPECT_TENSOR_EQ(one, two);
+    });
 }
 
 TEST(FusedAttention, WorkspaceGrowsLinearlyWithTokensAndStaysBelow64MiBAt16384) {

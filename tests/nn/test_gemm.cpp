@@ -11,6 +11,8 @@
 #include <vit3d/detail/gemm.hpp>
 #include <vit3d/detail/gemm_kernel.hpp>
 
+#include "support/isa_testing.hpp"
+
 namespace {
 
 using vit3d::Index;
@@ -53,29 +55,35 @@ void expect_matches_loop(Index M, Index N, Index K, bool with_bias, std::mt19937
 }
 
 TYPED_TEST(PackedGemm, MatchesALoopOnEveryTailAndChunking) {
-    std::mt19937_64 rng(5);
-    for (Index M : {1, 2, 5, 6, 7, 13, 197})
-        for (Index N : {1, 3, 16, 17, 64, 65, 130})
-            for (Index K : {1, 7, 64, 513})
-                expect_matches_loop<TypeParam>(M, N, K, (M + N + K) % 2 == 0, rng, 2);
+    vit3d::test::for_each_isa([](vit3d::Isa) {
+        std::mt19937_64 rng(5);
+        for (Index M : {1, 2, 4, 5, 6, 7, 13, 197})
+            for (Index N : {1, 3, 16, 17, 24, 25, 64, 65, 130})
+                for (Index K : {1, 7, 8, 64, 513})
+                    expect_matches_loop<TypeParam>(M, N, K, (M + N + K) % 2 == 0, rng, 2);
+    });
 }
 
 TYPED_TEST(PackedGemm, ZeroDepthGivesTheBias) {
-    std::mt19937_64 rng(6);
-    expect_matches_loop<TypeParam>(4, 70, 0, true, rng, 1);
-    expect_matches_loop<TypeParam>(4, 70, 0, false, rng, 1);
+    vit3d::test::for_each_isa([](vit3d::Isa) {
+        std::mt19937_64 rng(6);
+        expect_matches_loop<TypeParam>(4, 70, 0, true, rng, 1);
+        expect_matches_loop<TypeParam>(4, 70, 0, false, rng, 1);
+    });
 }
 
 TEST(PackedGemm, ResultDoesNotDependOnTheThreadCount) {
     std::mt19937_64 rng(7);
     const Index M = 100, N = 300, K = 1100;
     const auto A = random_values<float>(M * K, rng), B = random_values<float>(N * K, rng);
-    std::vector<float> one(static_cast<std::size_t>(M * N)), two(one.size());
-    vit3d::detail::packed_gemm_abt(M, N, K, A.data(), K, B.data(), K, one.data(), N,
-                                   static_cast<float*>(nullptr), 1);
-    vit3d::detail::packed_gemm_abt(M, N, K, A.data(), K, B.data(), K, two.data(), N,
-                                   static_cast<float*>(nullptr), 2);
-    EXPECT_EQ(one, two);
+    vit3d::test::for_each_isa([&](vit3d::Isa) {
+        std::vector<float> one(static_cast<std::size_t>(M * N)), two(one.size());
+        vit3d::detail::packed_gemm_abt(M, N, K, A.data(), K, B.data(), K, one.data(), N,
+                                       static_cast<float*>(nullptr), 1);
+        vit3d::detail::packed_gemm_abt(M, N, K, A.data(), K, B.data(), K, two.data(), N,
+                                       static_cast<float*>(nullptr), 2);
+        EXPECT_EQ(one, two);
+    });
 }
 
 TEST(PackedGemm, LinearUsesItAndAgreesWithEigen) {

@@ -36,7 +36,7 @@ Index kernel_workspace_bytes(AttentionKernel kernel, Index batch_heads, Index qu
                              Index head_dim, int threads) {
     if (kernel == AttentionKernel::naive)
         return std::max<Index>(1, std::min<Index>(threads, batch_heads)) * queries * keys * Index(sizeof(T));
-    const Index tiles = FusedAttentionTiles<T>(queries, keys, head_dim).query_tiles;
+    const Index tiles = fused_attention_tiles<T>(queries, keys, head_dim, active_isa()).query_tiles;
     const Index used = std::max<Index>(1, std::min<Index>(threads, batch_heads * tiles));
     return fused_attention_workspace_bytes<T>(queries, keys, head_dim, static_cast<int>(used));
 }
@@ -47,8 +47,9 @@ Index kernel_workspace_bytes(const AttentionProblem<T>& p, AttentionKernel kerne
     Index bytes =
         kernel_workspace_bytes<T>(kernel, p.batch * p.heads, p.queries, p.keys, p.head_dim, threads);
     if (p.distance_bias && kernel != AttentionKernel::naive)
-        bytes += DistanceBiasRuns<T>::bytes(p.heads, p.distance_bias->distances, p.keys,
-                                            FusedAttentionTiles<T>(p.queries, p.keys, p.head_dim).key_tiles);
+        bytes += DistanceBiasRuns<T>::bytes(
+            p.heads, p.distance_bias->distances, p.keys,
+            fused_attention_tiles<T>(p.queries, p.keys, p.head_dim, active_isa()).key_tiles);
     return bytes;
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <type_traits>
 
+#include "vit3d/core/cpu.hpp"
 #include "vit3d/detail/gelu_kernel.hpp"
 #include "vit3d/detail/threading.hpp"
 #include "vit3d/tensor/tensor.hpp"
@@ -50,13 +51,13 @@ T relu(T x) {
     return x > T(0) ? x : T(0);  // NaN stays NaN, as torch.relu
 }
 
-// The activation over n contiguous elements, in place.
+// The activation over n contiguous elements, in place; `isa` is the kernel variant of the float GELU.
 template <class T>
-void apply_activation_range(T* x, Index n, Activation a) {
+void apply_activation_range(T* x, Index n, Activation a, Isa isa = detail::active_isa()) {
     switch (a) {
         case Activation::gelu:
             if constexpr (std::is_same_v<T, float>) {
-                detail::gelu_inplace(x, n);
+                detail::gelu_inplace(x, n, isa);
             } else {
                 for (Index i = 0; i < n; ++i) x[i] = gelu(x[i]);
             }
@@ -81,8 +82,9 @@ template <class T>
 void apply_activation(Tensor<T>& x, Activation a) {
     if (a == Activation::identity || x.size() == 0) return;
     T* data = x.data();
+    const Isa isa = detail::active_isa();  // outside the region: reading VIT3D_ISA may throw
     detail::parallel_for(x.size(), Index(1) << 15, [&](Index begin, Index end) {
-        apply_activation_range(data + begin, end - begin, a);
+        apply_activation_range(data + begin, end - begin, a, isa);
     });
 }
 

@@ -1,0 +1,82 @@
+#pragma once
+// What the kernel variants have in common and the dispatching code needs to know about them: the register
+// block of a variant (vector width, rows x vectors of accumulators) and the fused attention's tile sizes and
+// workspace, which follow from it.
+
+#include <algorithm>
+
+#include "vit3d/core/config.hpp"
+
+namespace vit3d::detail {
+
+inline constexpr Index round_up(Index n, Index multiple) { return (n + multiple - 1) / multiple * multiple; }
+inline constexpr Index ceil_div(Index n, Index d) { return (n + d - 1) / d; }
+
+// A register block: `rows` rows of A times `vectors` vectors of `width` elements accumulate in registers, so
+// rows * vectors + vectors + 1 registers are live in the inner loop.
+struct KernelShape {
+    int width, rows, vectors;
+    constexpr Index columns() const { return Index(vectors) * width; }
+};
+
+// The block of a variant with `registers` vector registers of `width` elements: 6 x 4 (29 of 32 registers)
+// with AVX-512 or NEON, 4 x 3 (16 of 16) with AVX2 and SSE2. The 4 x 3 block loads 3 vectors and broadcasts
+// 4 scalars per 12 FMAs, within the two load ports' budget of the FMA units.
+inline constexpr KernelShape register_block(int width, int registers) {
+    return registers >= 32 ? KernelShape{width, 6, 4} : KernelShape{width, 4, 3};
+}
+
+// The fused attention's tiles for one problem size and register block.
+template <class T>
+struct FusedAttentionTiles {
+    KernelShape shape;
+    Index block_columns = 0, key_tile = 0, max_query_tile = 0;
+    Index query_tile = 0, query_tiles = 0, key_tiles = 0, head_dim = 0, padded_dim = 0;
+
+    FusedAttentionTiles(KernelShape block, Index queries, Index keys, Index dim)
+        : shape(block), head_dim(dim) {
+        block_columns = block.columns();
+        key_tile = round_up(256, block_columns);
+        max_query_tile = Index(block.rows) * 16;
+        // Equal query tiles, so that the last one is not a sliver that costs a full pass over the keys.
+        query_tiles = std::max<Index>(1, ceil_div(queries, max_query_tile));
+        query_tile = round_up(std::max<Index>(1, ceil_div(queries, query_tiles)), block.rows);
+        key_tiles = ceil_div(keys, key_tile);
+        padded_dim = round_up(dim, block.width);
+    }
+
+    // Per-thread workspace, each part a whole number of cache lines.
+    static Index part(Index n) { return round_up(n, Index(64 / sizeof(T)) > 0 ? Index(64 / sizeof(T)) : 1); }
+    Index packed_keys_size() const { return part(key_tiles * key_tile * head_dim); }
+    Index packed_values_size() const { return part(key_tiles * key_tile * padded_dim); }
+    Index queries_size() const { return part(query_tile * head_dim); }
+    Index scores_size() const { return part(query_tile * key_tile); }
+    Index accumulator_size() const { return part(query_tile * padded_dim); }
+    Index thread_workspace() const {
+        return packed_keys_size() + packed_values_size() + queries_size() + scores_size() +
+               accumulator_size() + 2 * part(query_tile);
+    }
+};
+
+}  // namespace vit3d::detail
+
+namespace vit3d::detail {
+
+// C [M, N] = A [M, K] * B [N, K]^T + bias [N] for one call of the GEMM, row-major with row strides lda, ldb,
+// ldc. `prepacked`, when not null, holds B packed for the variant that runs (GemmWeights), so that B itself
+// is not read. K is worked through in chunks of k_chunk.
+template <class T>
+struct GemmProblem {
+    Index M, N, K;
+    const T* A;
+    Index lda;
+    const T* B;
+    Index ldb;
+    T* C;
+    Index ldc;
+    const T* bias;
+    const T* prepacked;
+    Index k_chunk;
+};
+
+}  // namespace vit3d::detail

@@ -1,0 +1,214 @@
+// Runtime choice of the kernels' instruction-set level (core/cpu.hpp, detail/isa/): this build (no -march)
+// picks the best level the CPU has, as /proc/cpuinfo lists it; VIT3D_ISA and set_isa_cap cap it, a bad
+// VIT3D_ISA is an error naming the value; and per level, the vector exp2 and GELU are as accurate as the
+// generic ones and a GEMM from weights packed once equals one that packs on every call. The GEMM and the
+// fused attention themselves are checked per level in test_gemm.cpp and test_fused_attention.cpp.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+#include <vit3d.hpp>
+#include <vit3d/core/cpu.hpp>
+#include <vit3d/detail/gelu_kernel.hpp>
+#include <vit3d/detail/gemm_kernel.hpp>
+#include <vit3d/detail/isa/dispatch.hpp>
+
+#include "support/isa_testing.hpp"
+
+namespace {
+
+using vit3d::Index;
+using vit3d::Isa;
+
+// The flags of the first processor in /proc/cpuinfo (empty where there is no such file).
+std::set<std::string> cpuinfo_flags() {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("flags", 0) != 0) continue;
+        std::istringstream words(line.substr(line.find(':') + 1));
+        std::set<std::string> flags;
+        for (std::string w; words >> w;) flags.insert(w);
+        return flags;
+    }
+    return {};
+}
+
+TEST(Isa, ReportsWhichLevelsRunHere) {
+    std::cout << "[ ISA      ] " << vit3d::test::isa_report() << std::endl;
+    SUCCEED();
+}
+
+TEST(Isa, ThisCpuIsDetectedAsProcCpuinfoDescribesIt) {
+#if VIT3D_ISA_DISPATCH
+    const auto flags = cpuinfo_flags();
+    if (flags.empty()) GTEST_SKIP() << "no /proc/cpuinfo";
+    const bool avx2 = flags.count("avx2") && flags.count("fma");
+    const bool avx512 = avx2 && flags.count("avx512f") && flags.count("avx512bw") &&
+                        flags.count("avx512dq") && flags.count("avx512vl");
+    EXPECT_EQ(vit3d::cpu_info().supported, avx512 ? Isa::avx512 : avx2 ? Isa::avx2 : Isa::generic);
+#else
+    GTEST_SKIP() << "no runtime dispatch on this compiler or architecture";
+#endif
+}
+
+TEST(Isa, ADefaultBuildRunsTheBestLevelOfThisCpu) {
+    const vit3d::CpuInfo info = vit3d::cpu_info();
+#if VIT3D_ISA_DISPATCH && VIT3D_BASELINE_ISA == 0
+    // The tests are built as users build: no -m flags. Every level is compiled in.
+    EXPECT_EQ(info.baseline, Isa::generic);
+    EXPECT_EQ(info.compiled, Isa::avx512);
+#endif
+    const char* env = std::getenv("VIT3D_ISA");
+    if (env && *env) GTEST_SKIP() << "VIT3D_ISA=" << env << " caps the level in this run";
+    EXPECT_EQ(info.active, std::min(info.supported, info.compiled));
+    EXPECT_EQ(vit3d::detail::active_isa(), info.active);
+}
+
+// Restores the cap (and VIT3D_ISA's first reading) after a test that changes them.
+struct CapGuard {
+    int saved = vit3d::detail::isa_cap_setting().load();
+    ~CapGuard() { vit3d::detail::isa_cap_setting().store(saved); }
+};
+
+TEST(Isa, TheCapLowersTheLevelAndNeverRaisesItAboveTheCpu) {
+    CapGuard guard;
+    const vit3d::CpuInfo info = vit3d::cpu_info();
+    for (Isa cap : {Isa::generic, Isa::avx2, Isa::avx512}) {
+        vit3d::set_isa_cap(cap);
+        const Isa expected = std::max(info.baseline, std::min({cap, info.supported, info.compiled}));
+        EXPECT_EQ(vit3d::cpu_info().active, expected) << "cap " << vit3d::isa_name(cap);
+        EXPECT_EQ(vit3d::cpu_info().cap, cap);
+    }
+}
+
+TEST(Isa, EnvironmentVariableCapsAndABadValueIsAnErrorNamingIt) {
+    CapGuard guard;
+    const char* old = std::getenv("VIT3D_ISA");
+    const std::string saved = old ? old : "";
+    setenv("VIT3D_ISA", "avx2", 1);
+    vit3d::detail::isa_cap_setting().store(-1);  // as if not read yet
+    EXPECT_EQ(vit3d::cpu_info().cap, Isa::avx2);
+    setenv("VIT3D_ISA", "avx9000", 1);
+    vit3d::detail::isa_cap_setting().store(-1);
+    try {
+        vit3d::detail::active_isa();
+        ADD_FAILURE() << "a bad VIT3D_ISA was accepted";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_THAT(e.what(), ::testing::HasSubstr("VIT3D_ISA"));
+        EXPECT_THAT(e.what(), ::testing::HasSubstr("generic, avx2 or avx512"));
+        EXPECT_THAT(e.what(), ::testing::HasSubstr("'avx9000'"));
+    }
+    if (old)
+        setenv("VIT3D_ISA", saved.c_str(), 1);
+    else
+        unsetenv("VIT3D_ISA");
+    EXPECT_EQ(vit3d::parse_isa("avx512"), Isa::avx512);
+    EXPECT_THROW(vit3d::parse_isa("AVX2"), std::invalid_argument);
+}
+
+// Distance in units in the last place between two finite floats of the same sign (or both 0).
+std::int64_t ulps(float a, float b) {
+    std::int32_t ia, ib;
+    std::memcpy(&ia, &a, 4);
+    std::memcpy(&ib, &b, 4);
+    return std::abs(static_cast<std::int64_t>(ia) - static_cast<std::int64_t>(ib));
+}
+
+TEST(Isa, VectorExp2IsWithinTwoUlpAndFlushesBelowTheNormalRangeOnEveryLevel) {
+    std::vector<float> x;
+    for (float v = -130.0f; v <= 0.0f; v += 0.0137f) x.push_back(v);
+    x.push_back(-std::numeric_limits<float>::infinity());
+    x.push_back(0.0f);
+    std::vector<float> y(x.size());
+    vit3d::test::for_each_isa([&](Isa isa) {
+        vit3d::detail::with_kernels(isa, [&](auto kernels) {
+            decltype(kernels)::template exp2<float>(x.data(), y.data(), Index(x.size()));
+        });
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            if (x[i] < -126.0f) {
+                ASSERT_EQ(y[i], 0.0f) << "2^" << x[i];
+            } else {
+                const float exact = static_cast<float>(std::exp2(static_cast<double>(x[i])));
+                ASSERT_LE(ulps(y[i], exact), 2) << "2^" << x[i] << ": " << y[i] << " vs " << exact;
+            }
+        }
+    });
+}
+
+TEST(Isa, GeluIsWithinItsToleranceOfTheExactOneOnEveryLevelAndTail) {
+    std::mt19937 rng(3);
+    std::normal_distribution<float> normal(0.0f, 3.0f);
+    vit3d::test::for_each_isa([&](Isa isa) {
+        for (Index n : {1, 3, 7, 8, 15, 16, 17, 31, 33, 100, 1000}) {
+            std::vector<float> x(static_cast<std::size_t>(n));
+            for (float& v : x) v = normal(rng);
+            std::vector<float> y = x;
+            vit3d::detail::gelu_inplace(y.data(), n, isa);
+            for (Index i = 0; i < n; ++i) {
+                const double v = x[i], exact = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
+                ASSERT_NEAR(y[i], exact, 3e-7 * std::max(1.0, std::abs(v))) << "n " << n << " x " << v;
+            }
+        }
+    });
+}
+
+TEST(Isa, GemmFromWeightsPackedOnceEqualsPackingOnEveryCall) {
+    std::mt19937_64 rng(9);
+    std::normal_distribution<float> normal;
+    vit3d::test::for_each_isa([&](Isa isa) {
+        for (Index N : {1, 24, 65, 300})
+            for (Index K : {1, 17, 600}) {
+                const Index M = 13;
+                std::vector<float> A(static_cast<std::size_t>(M * K)), B(static_cast<std::size_t>(N * K)),
+                    bias(static_cast<std::size_t>(N));
+                for (float& v : A) v = normal(rng);
+                for (float& v : B) v = normal(rng);
+                for (float& v : bias) v = normal(rng);
+                std::vector<float> each(static_cast<std::size_t>(M * N)), once(each.size());
+                vit3d::detail::packed_gemm_abt(M, N, K, A.data(), K, B.data(), K, each.data(), N, bias.data(),
+                                               2, isa);
+                const auto packed = vit3d::detail::GemmWeights<float>::pack(B.data(), K, N, K, isa, 2);
+                vit3d::detail::packed_gemm_abt(M, N, K, A.data(), K, B.data(), K, once.data(), N, bias.data(),
+                                               2, isa, &packed);
+                ASSERT_EQ(each, once) << "N " << N << " K " << K;
+            }
+    });
+}
+
+// Through the public modules, with the level forced by the cap as VIT3D_ISA would: a linear layer, GELU and
+// attention give the same numbers on every level up to float rounding.
+TEST(Isa, ModulesAgreeAcrossLevelsWithTheLevelForcedByTheCap) {
+    using vit3d::Tensor;
+    vit3d::nn::Linear<float> fc(96, 200);
+    fc.weight = Tensor<float>::randn(fc.weight.shape(), 1, 0.0f, 0.1f);
+    fc.bias = Tensor<float>::randn({200}, 2);
+    const Tensor<float> x = Tensor<float>::randn({3, 50, 96}, 3);
+    const Tensor<float> q = Tensor<float>::randn({2, 3, 77, 40}, 4),
+                        k = Tensor<float>::randn({2, 3, 130, 40}, 5),
+                        v = Tensor<float>::randn({2, 3, 130, 40}, 6);
+    std::vector<Tensor<float>> linear, attention;
+    vit3d::test::for_each_isa([&](Isa) {
+        Tensor<float> y = fc.forward(x);
+        vit3d::nn::apply_activation(y, vit3d::nn::Activation::gelu);
+        linear.push_back(std::move(y));
+        attention.push_back(vit3d::nn::scaled_dot_product_attention(q, k, v, nullptr, nullptr,
+                                                                    vit3d::nn::AttentionKernel::fused));
+    });
+    for (std::size_t i = 1; i < linear.size(); ++i) {
+        EXPECT_TRUE(vit3d::allclose(linear[i], linear[0], 1e-5, 1e-5)) << "level " << i;
+        EXPECT_TRUE(vit3d::allclose(attention[i], attention[0], 1e-5, 1e-5)) << "level " << i;
+    }
+}
+
+}  // namespace
