@@ -8,10 +8,16 @@
 
 #include <benchmark/benchmark.h>
 
+#include <cstring>
 #include <string>
 #include <vit3d.hpp>
+#include <vit3d/core/cpu.hpp>
 #include <vit3d/detail/gemm.hpp>
 #include <vit3d/detail/packet_math.hpp>
+
+#if VIT3D_ISA_DISPATCH
+#include <immintrin.h>
+#endif
 
 #include "bench_support.hpp"
 
@@ -21,24 +27,66 @@ using vit3d::Index;
 using vit3d::Tensor;
 
 // 12 independent accumulators hide the FMA latency; different starting values keep the compiler from
-// merging the chains.
-void fma_peak(benchmark::State& state) {
+// merging the chains. The peak is measured at the best instruction-set level this CPU has (the kernels'
+// runtime choice, core/cpu.hpp), whatever flags this bench was compiled with; fma_peak_baseline measures
+// Eigen's widest packet for those flags.
+constexpr int fma_chains = 12;
+constexpr long fma_steps = 1 << 20;
+
+template <class P>
+void fma_chains_loop(benchmark::State& state, int width) {
     using namespace Eigen::internal;
-    using P = vit3d::detail::Packet<float>;
-    constexpr int W = vit3d::detail::packet_width<float>;
-    constexpr int chains = 12;
-    constexpr long steps = 1 << 20;
     const P b = pset1<P>(0.9999999f), c = pset1<P>(1e-7f);
     for (auto _ : state) {
-        P acc[chains];
-        for (int i = 0; i < chains; ++i) acc[i] = pset1<P>(1.0f + float(i));
-        for (long s = 0; s < steps; ++s)
-            for (int i = 0; i < chains; ++i) acc[i] = pmadd(acc[i], b, c);
-        for (int i = 0; i < chains; ++i) benchmark::DoNotOptimize(acc[i]);
+        P acc[fma_chains];
+        for (int i = 0; i < fma_chains; ++i) acc[i] = pset1<P>(1.0f + float(i));
+        for (long s = 0; s < fma_steps; ++s)
+            for (int i = 0; i < fma_chains; ++i) acc[i] = pmadd(acc[i], b, c);
+        for (int i = 0; i < fma_chains; ++i) benchmark::DoNotOptimize(acc[i]);
     }
-    state.counters["GFLOPs"] = vit3d::bench::rate(2.0 * W * chains * double(steps) * 1e-9);
+    state.counters["GFLOPs"] = vit3d::bench::rate(2.0 * width * fma_chains * double(fma_steps) * 1e-9);
+}
+
+#if VIT3D_ISA_DISPATCH
+#define VIT3D_FMA_LOOP(name, features, V, set1, fmadd, width)                                           \
+    __attribute__((target(features))) double name() {                                                   \
+        const V b = set1(0.9999999f), c = set1(1e-7f);                                                  \
+        V acc[fma_chains];                                                                              \
+        for (int i = 0; i < fma_chains; ++i) acc[i] = set1(1.0f + float(i));                            \
+        for (long s = 0; s < fma_steps; ++s)                                                            \
+            _Pragma("GCC unroll 12") for (int i = 0; i < fma_chains; ++i) acc[i] = fmadd(acc[i], b, c); \
+        float sum = 0, lanes[width];                                                                    \
+        for (int i = 0; i < fma_chains; ++i) {                                                          \
+            std::memcpy(lanes, &acc[i], sizeof lanes);                                                  \
+            sum += lanes[0];                                                                            \
+        }                                                                                               \
+        return sum;                                                                                     \
+    }
+VIT3D_FMA_LOOP(fma_loop_avx512, "avx512f,fma", __m512, _mm512_set1_ps, _mm512_fmadd_ps, 16)
+VIT3D_FMA_LOOP(fma_loop_avx2, "avx2,fma", __m256, _mm256_set1_ps, _mm256_fmadd_ps, 8)
+#endif
+
+void fma_peak(benchmark::State& state) {
+#if VIT3D_ISA_DISPATCH
+    const vit3d::Isa isa = vit3d::cpu_info().supported;
+    if (isa != vit3d::Isa::generic) {
+        const int width = isa == vit3d::Isa::avx512 ? 16 : 8;
+        for (auto _ : state)
+            benchmark::DoNotOptimize(isa == vit3d::Isa::avx512 ? fma_loop_avx512() : fma_loop_avx2());
+        state.counters["GFLOPs"] = vit3d::bench::rate(2.0 * width * fma_chains * double(fma_steps) * 1e-9);
+        state.SetLabel(vit3d::isa_name(isa));
+        return;
+    }
+#endif
+    fma_chains_loop<vit3d::detail::Packet<float>>(state, vit3d::detail::packet_width<float>);
+    state.SetLabel("generic");
 }
 BENCHMARK(fma_peak)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void fma_peak_baseline(benchmark::State& state) {
+    fma_chains_loop<vit3d::detail::Packet<float>>(state, vit3d::detail::packet_width<float>);
+}
+BENCHMARK(fma_peak_baseline)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 enum class Backend { vit3d, eigen };
 
@@ -54,6 +102,7 @@ void gemm(benchmark::State& state, Backend backend, Index M, Index N, Index K, i
         benchmark::DoNotOptimize(c.data());
     }
     state.counters["GFLOPs"] = vit3d::bench::rate(2.0 * double(M) * double(N) * double(K) * 1e-9);
+    if (backend == Backend::vit3d) state.SetLabel(vit3d::isa_name(vit3d::cpu_info().active));
     vit3d::set_num_threads(0);
 }
 

@@ -37,6 +37,7 @@ Useful options:
     --quick                       short timing, for a smoke test (numbers are then noisy)
     --json OUT                    also write every measurement (medians, minima, repetitions, RSS) as JSON
     --vit3d-json FILE...          read vit3d's results from Google Benchmark JSON files instead of running
+    --build-vit3d default-O3      build vit3d's benches first as a user would (also default-O2, native-O3)
 
 A full run (both thread counts, all cases) takes roughly an hour on the 2-core machine of bench/README.md,
 mostly the 3D ViT (10-50 s per forward pass per implementation) and the full-size CT encoder (minutes per
@@ -1036,6 +1037,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--venv", type=Path, default=DEFAULT_WORK_DIR / "venv")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR,
                         help="where the ONNX exports are cached (WORK_DIR/onnx)")
+    parser.add_argument("--build-vit3d", choices=sorted(VIT3D_BUILDS),
+                        help="configure and build vit3d's benches first, as a user would (default-O3: CMake "
+                             "Release, no -march; default-O2: RelWithDebInfo, no -march; native-O3: Release "
+                             "with -march=native), into WORK_DIR/vit3d-<choice>, and measure that build")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -1067,11 +1072,34 @@ def ensure_venv(venv: Path) -> Path:
     return python
 
 
+# --build-vit3d: the builds a user gets. The kernels pick their instruction set at run time, so the
+# default-flags builds are the ones that matter; native-O3 is the yardstick they are held to.
+VIT3D_BUILDS = {
+    "default-O3": ["-DCMAKE_BUILD_TYPE=Release", "-DVIT3D_BENCH_NATIVE=OFF"],
+    "default-O2": ["-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DVIT3D_BENCH_NATIVE=OFF"],
+    "native-O3": ["-DCMAKE_BUILD_TYPE=Release", "-DVIT3D_BENCH_NATIVE=ON"],
+}
+
+
+def build_vit3d(choice: str, work_dir: Path) -> Path:
+    build_dir = work_dir / f"vit3d-{choice}"
+    configure = ["cmake", "-S", str(REPO_ROOT), "-B", str(build_dir), "-DVIT3D_BUILD_TESTS=OFF",
+                 "-DVIT3D_BUILD_EXAMPLES=OFF", *VIT3D_BUILDS[choice]]
+    log(f"building vit3d's benches ({choice}) in {build_dir} ...")
+    subprocess.run(configure, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", str(build_dir), "-j2", "--target", "bench_attention", "bench_models",
+                    "bench_gemm", "bench_load"], check=True, stdout=subprocess.DEVNULL)
+    return build_dir
+
+
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
     if args.child:
         child_main(json.loads(args.child))
         return
+    if args.build_vit3d and not os.environ.get("VIT3D_PEERS_REEXEC"):
+        args.vit3d_build = build_vit3d(args.build_vit3d, args.work_dir.resolve())
+        argv = [*argv, "--vit3d-build", str(args.vit3d_build)]
     venv = args.venv.resolve()
     if Path(sys.prefix).resolve() != venv:
         if os.environ.get("VIT3D_PEERS_REEXEC"):  # the venv's python did not report the venv as its prefix
