@@ -93,12 +93,11 @@ inline Result shell(const std::string& command) { return run_process({"/bin/sh",
 
 inline std::string infer_path() { return VIT3D_INFER_PATH; }
 
-inline std::string model(const std::string& name) {
-    return std::string(VIT3D_TEST_FIXTURE_DIR) + "/roundtrip/" + name + ".safetensors";
-}
+// Fixture paths, normalised as vit3d-infer normalises its inputs' paths (so that messages can be compared).
 inline std::string fixture(const std::string& relative) {
-    return std::string(VIT3D_TEST_FIXTURE_DIR) + "/" + relative;
+    return fs::path(std::string(VIT3D_TEST_FIXTURE_DIR) + "/" + relative).lexically_normal().string();
 }
+inline std::string model(const std::string& name) { return fixture("roundtrip/" + name + ".safetensors"); }
 
 inline std::size_t line_count(const std::string& s) {
     std::size_t n = 0;

@@ -176,8 +176,8 @@ TEST_F(Cli, NiftiAxesFollowTheModelsLayout) {
     expect_equal(read(path("d/v.npy")), v.data.unsqueeze(0).unsqueeze(0));
 
     for (const char* name : {"v.nii", "v.nii.gz"}) {
-        const Result r = infer(
-            {"-w", monai, "-i", path(name), "-o", path("h"), "--save-input", path("h_in"), "--overwrite"});
+        const Result r = infer({"-w", monai, "-i", path(name), "-o", path("h.npy"), "--save-input",
+                                path("h_in"), "--overwrite"});
         ASSERT_EQ(r.code, 0) << r.err;
         const Tensor<float> seen = read(path("h_in/v.npy"));
         ASSERT_EQ(seen.shape(), (vit3d::Shape{1, 1, 16, 16, 8}));

@@ -154,13 +154,17 @@ inline void print_report_text(const RunReport& r, std::FILE* out) {
                  m.tokens > m.patches ? " + class token" : "");
     std::fprintf(out, "output:  %s, batch size %lld, %d thread(s)\n", r.output_kind.c_str(),
                  static_cast<long long>(r.batch_size), r.threads);
+    // The first few files; a long run's every file is in its progress lines and in --json.
+    constexpr std::size_t listed = 10;
+    std::size_t shown = 0;
     for (const FileResult& f : r.files) {
-        if (f.status != FileStatus::done) continue;
+        if (f.status != FileStatus::done || shown++ >= listed) continue;
         std::fprintf(out, "file:    %s %s %s -> input %s -> %s %s\n", f.input.c_str(), f.read_dtype.c_str(),
                      vit3d::shape_to_string(f.read_shape).c_str(),
                      vit3d::shape_to_string(f.input_shape).c_str(),
                      vit3d::shape_to_string(f.output_shape).c_str(), f.output.c_str());
     }
+    if (shown > listed) std::fprintf(out, "file:    ... and %zu more\n", shown - listed);
     std::string shard;
     if (r.shard)
         shard = " (shard " + std::to_string(r.shard->first) + "/" + std::to_string(r.shard->second) + ")";
