@@ -554,6 +554,9 @@ TEST_F(Cli, BadOptionValues) {
                           "--interpolation: expected bilinear or bicubic");
     expect_one_line_error(with({"--frobnicate"}), 2, "frobnicate");
     expect_one_line_error(infer({"-i", path("x.npy"), "-o", path("o.npy")}), 2, "--weights is required");
+    expect_one_line_error(infer({"-w", timm, "-i", path("x.npy"), "-o", ""}), 2, "--output: expected a path");
+    expect_one_line_error(infer({"-w", timm, "-o", path("o.npy")}), 2,
+                          "no input: give --input or --input-list");
     expect_one_line_error(infer({"-w", path("x.npy"), "-i", path("x.npy"), "-o", path("o.npy")}), 2,
                           "cannot load the model: ");
     expect_one_line_error(infer({"-w", path("absent.safetensors"), "-i", path("x.npy"), "-o", path("o.npy")}),

@@ -144,6 +144,7 @@ inline Shard parse_shard(const std::string& text) {
 inline void check_options(Options& o) {
     if (o.inputs.empty() && o.input_lists.empty())
         throw usage_error("no input: give --input or --input-list");
+    if (o.output.empty()) throw usage_error("--output: expected a path, got an empty string");
     if (o.threads && *o.threads < 1)
         throw usage_error("--threads: expected a positive integer, got " + std::to_string(*o.threads));
     if (o.batch_size < 1)
