@@ -119,7 +119,7 @@ class LoadedModel {
         return static_cast<const Model*>(instance_->model_if(typeid(Model)));
     }
 
-  private:
+    // Why this model gives no `o` (for an output it does not give), for messages.
     std::string why_not(ModelOutput o) const {
         switch (o) {
             case ModelOutput::logits:
@@ -133,6 +133,7 @@ class LoadedModel {
         }
     }
 
+  private:
     ModelDescription description_;
     std::unique_ptr<ModelInstance<T>> instance_;
     std::string source_;
