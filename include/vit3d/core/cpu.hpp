@@ -68,7 +68,9 @@ struct CpuInfo {
     Isa active;     // what the kernels run: min(supported, compiled, cap), never below baseline
 };
 
-namespace detail {
+}  // namespace vit3d
+
+namespace vit3d::detail {
 
 inline Isa cpu_supported_isa() {
 #if VIT3D_ISA_DISPATCH
@@ -124,7 +126,9 @@ inline Isa active_isa() {
     return static_cast<Isa>(std::max(capped, VIT3D_BASELINE_ISA));
 }
 
-}  // namespace detail
+}  // namespace vit3d::detail
+
+namespace vit3d {
 
 inline CpuInfo cpu_info() {
     return {detail::cached_supported_isa(), static_cast<Isa>(VIT3D_BASELINE_ISA), detail::compiled_isa(),
