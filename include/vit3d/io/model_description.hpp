@@ -2,7 +2,8 @@
 // The description a self-describing vit3d weights file carries: the JSON string under the "vit3d.model"
 // key of its safetensors "__metadata__", written by tools/export_weights.py (or io::save_model). It says
 // which reference family the weights come from, which model kind vit3d builds for them (model_kinds.hpp),
-// that kind's configuration, which key map renames the tensors, and how inputs must be preprocessed.
+// that kind's configuration, which key map renames the tensors, and how inputs must be preprocessed
+// (io::Preprocessing, defined in preprocess.hpp with the functions that apply it).
 // README.md ("Weights from PyTorch") documents every field; this header is its reader and writer.
 //
 // The schema is versioned ("version": 1). A reader refuses other versions, unknown fields and missing
@@ -19,6 +20,7 @@
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/io/json_fields.hpp"
+#include "vit3d/io/preprocess.hpp"
 #include "vit3d/io/safetensors.hpp"
 
 namespace vit3d::io {
@@ -36,29 +38,6 @@ inline const std::vector<std::string>& known_families() {
         "vit_pytorch_simple_3d", "monai", "reg2rg",      "ct_encoder",         "vit3d"};
     return families;
 }
-
-// A CT-style intensity window: clip (if `clip`) to [low, high], then map [low, high] linearly onto `to`.
-struct IntensityWindow {
-    double low = 0;
-    double high = 1;
-    std::array<double, 2> to{0.0, 1.0};
-    bool clip = true;
-};
-
-// What an input must go through before forward(). Absent values (std::nullopt, JSON null) mean the family
-// defines none: the model takes the tensor as it is given.
-struct Preprocessing {
-    std::string layout;             // axes of the model input: "BCHW", "BCDHW" (torch Conv3d, vit-pytorch)
-                                    // or "BCHWD" (MONAI, Reg2RG)
-    std::vector<Index> input_size;  // spatial sizes in `layout` order (the model's input_size)
-    std::optional<std::string> channel_order;  // "RGB", "BGR" or "L" (one grey channel)
-    std::optional<double> rescale;             // multiply raw values by this first (1/255 for 8-bit images)
-    std::optional<std::vector<double>> mean;   // then subtract per channel ...
-    std::optional<std::vector<double>> std;    // ... and divide per channel
-    std::optional<IntensityWindow> intensity_window;
-    std::optional<Index> resize_size;          // resize the shorter side to this, then center-crop input_size
-    std::optional<std::string> interpolation;  // of that resize: "bilinear", "bicubic", ...
-};
 
 struct ModelDescription {
     int version = model_schema_version;

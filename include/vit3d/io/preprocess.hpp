@@ -1,25 +1,58 @@
 #pragma once
 // The rest of an image or volume pipeline before a model, as torchvision and MONAI define it:
 // center_crop (torchvision's CenterCrop, zero padding when the crop is larger), normalize (Normalize: per
-// channel (x - mean) / std, in T as torch computes it) and intensity_window (a CT window: clip to [lo, hi],
-// then map linearly onto [0, 1], as MONAI's ScaleIntensityRange(a_min=lo, a_max=hi, b_min=0, b_max=1,
-// clip=True)). Resizing is in vit3d/io/resample.hpp.
+// channel (x - mean) / std, in T as torch computes it), rescale (x * factor; 1/255 as ToTensor's x / 255)
+// and intensity_window (a CT window: clip to [lo, hi], then map linearly onto [0, 1] or another range, as
+// MONAI's ScaleIntensityRange(a_min=lo, a_max=hi, b_min, b_max, clip)). Resizing is in
+// vit3d/io/resample.hpp.
+//
+// Also io::Preprocessing, the description of what an input goes through that a weights file carries
+// (model_description.hpp reads and writes it; README: "The metadata schema"), and apply_value_steps, which
+// applies its value steps to a tensor. Whole inputs from image, NIfTI and .npy files, resized as well, are
+// made by vit3d/io/model_input.hpp.
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <initializer_list>
 #include <iterator>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
 
+#include "vit3d/core/config.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
 namespace vit3d::io {
+
+// A CT-style intensity window: clip (if `clip`) to [low, high], then map [low, high] linearly onto `to`.
+struct IntensityWindow {
+    double low = 0;
+    double high = 1;
+    std::array<double, 2> to{0.0, 1.0};
+    bool clip = true;
+};
+
+// What an input must go through before forward(), in this order: rescale, resize (images: resize_size and
+// a center crop, else straight to input_size; volumes: trilinear to input_size), intensity window,
+// (x - mean) / std. Absent values (std::nullopt, JSON null) mean the family defines none: that step is
+// skipped, so without a rescale the model takes the raw values (0..255 for an 8-bit image).
+struct Preprocessing {
+    std::string layout;             // axes of the model input: "BCHW", "BCDHW" (torch Conv3d, vit-pytorch)
+                                    // or "BCHWD" (MONAI, Reg2RG)
+    std::vector<Index> input_size;  // spatial sizes in `layout` order (the model's input_size)
+    std::optional<std::string> channel_order;  // "RGB", "BGR" or "L" (one grey channel)
+    std::optional<double> rescale;             // multiply raw values by this first (1/255 for 8-bit images)
+    std::optional<std::vector<double>> mean;   // subtract per channel (0 when only std is given) ...
+    std::optional<std::vector<double>> std;    // ... and divide per channel (1 when only mean is given)
+    std::optional<IntensityWindow> intensity_window;  // before mean / std
+    std::optional<Index> resize_size;          // resize the shorter side to this, then center-crop input_size
+    std::optional<std::string> interpolation;  // of that resize: "bilinear", "bicubic", ...
+};
 
 // The ImageNet statistics torchvision's and timm's ImageNet weights expect after ToTensor (RGB order).
 inline constexpr std::array<float, 3> imagenet_mean{0.485f, 0.456f, 0.406f};
@@ -28,6 +61,9 @@ inline constexpr std::array<float, 3> imagenet_std{0.229f, 0.224f, 0.225f};
 }  // namespace vit3d::io
 
 namespace vit3d::detail {
+
+// Whether a rescale factor is 1/255, the one torchvision's ToTensor applies (as x / 255).
+inline bool is_to_tensor_rescale(double factor) { return std::abs(factor * 255.0 - 1.0) < 1e-12; }
 
 // Python's round() of half an integer d / 2: half to even.
 inline Index half_rounded_to_even(Index d) {
@@ -113,7 +149,8 @@ Tensor<T> normalize(const Tensor<T>& x, std::initializer_list<double> mean,
     return normalize(x, std::vector<double>(mean), std::vector<double>(stddev), channel_axis);
 }
 
-// A CT (or any intensity) window: values clipped to [lo, hi], then mapped linearly onto [0, 1].
+// A CT (or any intensity) window: values clipped to [lo, hi], then mapped linearly onto [0, 1]; NaN stays
+// NaN.
 template <class T>
 Tensor<T> intensity_window(const Tensor<T>& x, double lo, double hi) {
     static_assert(std::is_floating_point_v<T>,
@@ -135,6 +172,92 @@ Tensor<T> intensity_window(const Tensor<T>& x, double lo, double hi) {
 template <class T>
 Tensor<T> intensity_window_level(const Tensor<T>& x, double level, double width) {
     return intensity_window(x, level - width / 2, level + width / 2);
+}
+
+// A window as a weights file describes it: clipped to [w.low, w.high] if w.clip, then [w.low, w.high]
+// mapped linearly onto [w.to[0], w.to[1]] (values outside the window beyond it when not clipped), computed
+// in double and rounded to T once; NaN stays NaN. intensity_window(x, {lo, hi}) = intensity_window(x, lo,
+// hi).
+template <class T>
+Tensor<T> intensity_window(const Tensor<T>& x, const IntensityWindow& w) {
+    static_assert(std::is_floating_point_v<T>,
+                  "vit3d::io::intensity_window works on float or double tensors");
+    const bool finite =
+        std::isfinite(w.low) && std::isfinite(w.high) && std::isfinite(w.to[0]) && std::isfinite(w.to[1]);
+    if (!(w.low < w.high) || !finite)
+        throw std::invalid_argument(
+            "vit3d::io::intensity_window: expected finite low < high and a finite "
+            "target range, got [" +
+            std::to_string(w.low) + ", " + std::to_string(w.high) + "] -> [" + std::to_string(w.to[0]) +
+            ", " + std::to_string(w.to[1]) + "]");
+    const double width = w.high - w.low, span = w.to[1] - w.to[0];
+    Tensor<T> out = Tensor<T>::empty(x.shape());
+    for (Index i = 0; i < x.size(); ++i) {
+        double v = static_cast<double>(x.data()[i]);
+        if (std::isnan(v)) {
+            out.data()[i] = x.data()[i];
+            continue;
+        }
+        if (w.clip) v = std::clamp(v, w.low, w.high);
+        out.data()[i] = static_cast<T>((v - w.low) / width * span + w.to[0]);
+    }
+    return out;
+}
+
+// x * factor, as torch and NumPy multiply a float tensor by a Python number: in T, the factor rounded to T.
+// A factor of 1/255 is computed as x / 255, which is what torchvision's ToTensor does to 8-bit values, so
+// that rescale 1/255 gives ToTensor's tensor bit for bit (x * float(1/255) is one float off for some values).
+template <class T>
+Tensor<T> rescale(const Tensor<T>& x, double factor) {
+    static_assert(std::is_floating_point_v<T>, "vit3d::io::rescale works on float or double tensors");
+    if (!std::isfinite(factor))
+        throw std::invalid_argument("vit3d::io::rescale: expected a finite factor, got " +
+                                    std::to_string(factor));
+    Tensor<T> out = Tensor<T>::empty(x.shape());
+    if (detail::is_to_tensor_rescale(factor)) {
+        for (Index i = 0; i < x.size(); ++i) out.data()[i] = x.data()[i] / T(255);
+    } else {
+        const auto f = static_cast<T>(factor);
+        for (Index i = 0; i < x.size(); ++i) out.data()[i] = x.data()[i] * f;
+    }
+    return out;
+}
+
+// The window and (x - mean) / std of p on x, along channel_axis: the value steps after resizing.
+template <class T>
+Tensor<T> window_and_normalize(Tensor<T> x, const Preprocessing& p, Index channel_axis) {
+    if (p.intensity_window) x = intensity_window(x, *p.intensity_window);
+    if (p.mean || p.std) {
+        const Index axis = normalize_axis(channel_axis, x.rank(), "vit3d::io::window_and_normalize");
+        const auto channels = static_cast<std::size_t>(x.dim(axis));
+        x = normalize(x, p.mean.value_or(std::vector<double>(channels, 0.0)),
+                      p.std.value_or(std::vector<double>(channels, 1.0)), axis);
+    }
+    return x;
+}
+
+// The value steps of p on x, in the schema's order: rescale, intensity window, (x - mean) / std per
+// channel of channel_axis. For a tensor already at the model's input size (a .npy input); images and
+// volumes of another size are resized between the rescale and the window (vit3d/io/model_input.hpp).
+template <class T>
+Tensor<T> apply_value_steps(Tensor<T> x, const Preprocessing& p, Index channel_axis) {
+    if (p.rescale) x = rescale(x, *p.rescale);
+    return window_and_normalize(std::move(x), p, channel_axis);
+}
+
+// The same with the channel axis found from p.input_size: the axis before the last input_size.size() axes,
+// so x is [C, spatial...] or [B, C, spatial...].
+template <class T>
+Tensor<T> apply_value_steps(Tensor<T> x, const Preprocessing& p) {
+    const auto spatial = static_cast<Index>(p.input_size.size());
+    if (spatial == 0 || x.rank() < spatial + 1 || x.rank() > spatial + 2)
+        throw shape_error(
+            "vit3d::io::apply_value_steps: expected [C, spatial...] or [B, C, spatial...] with " +
+            std::to_string(spatial) + " spatial axes (preprocess.input_size " +
+            shape_to_string(Shape(p.input_size.begin(), p.input_size.end())) + ", layout " + p.layout +
+            "), got " + shape_to_string(x.shape()));
+    const Index channel_axis = x.rank() - spatial - 1;
+    return apply_value_steps(std::move(x), p, channel_axis);
 }
 
 }  // namespace vit3d::io
