@@ -22,12 +22,17 @@
 #include <vit3d/io/colormap.hpp>
 #include <vit3d/io/image.hpp>
 #include <vit3d/io/load_model.hpp>
+#include <vit3d/io/model_input.hpp>
 
-#include "model_input.hpp"
+#include "command_line.hpp"
 
 namespace {
 
 using namespace vit3d_examples;
+using vit3d::Index;
+using vit3d::Shape;
+using vit3d::Tensor;
+namespace io = vit3d::io;
 using Clock = std::chrono::steady_clock;
 
 // The grid's geometry (tests/examples/check_example_outputs.cpp recomputes it).
@@ -153,9 +158,10 @@ int run(const Options& o) {
     const double load_ms = ms_since(t);
 
     t = Clock::now();
-    const Tensor<float> view = image_view(o.image, model);  // [C, h, w] in [0, 1]
-    const Tensor<float> attention = model.forward(image_input(view, model.preprocess()),
-                                                  io::ModelOutput::cls_attention);  // [1, heads, g1, g2]
+    const io::ImageInput image = io::read_image_input(o.image, model);
+    const Tensor<float>& view = image.view;  // [C, h, w] on [0, 1]: the image as the model sees it
+    const Tensor<float> attention =
+        model.forward(image.batch, io::ModelOutput::cls_attention);  // [1, heads, g1, g2]
     const double forward_ms = ms_since(t);
 
     t = Clock::now();

@@ -21,12 +21,17 @@
 #include <vit3d.hpp>
 #include <vit3d/io/image.hpp>
 #include <vit3d/io/load_model.hpp>
+#include <vit3d/io/model_input.hpp>
 
-#include "model_input.hpp"
+#include "command_line.hpp"
 
 namespace {
 
 using namespace vit3d_examples;
+using vit3d::Index;
+using vit3d::Shape;
+using vit3d::Tensor;
+namespace io = vit3d::io;
 using Clock = std::chrono::steady_clock;
 
 struct Options {
@@ -91,8 +96,8 @@ int run(const Options& o) {
     const double load_ms = ms_since(t);
 
     t = Clock::now();
-    const Tensor<float> view = image_view(o.image, model);              // [C, H, W] in [0, 1]
-    const Tensor<float> input = image_input(view, model.preprocess());  // [1, C, H, W]
+    const io::ImageInput image = io::read_image_input(o.image, model);  // as vit3d-infer reads it
+    const Tensor<float>& input = image.batch;                           // [1, C, H, W]
     const double read_ms = ms_since(t);
 
     t = Clock::now();
@@ -112,13 +117,12 @@ int run(const Options& o) {
     std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
                       [&](std::size_t a, std::size_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
 
-    const auto info = io::read_image_info(o.image);
     std::printf("model   %s: %s %s, %lld parameters, input %s, %zu classes\n", o.model.c_str(),
                 model.family().c_str(), model.kind().c_str(), static_cast<long long>(model.parameter_count()),
                 vit3d::shape_to_string(model.input_shape()).c_str(), p.size());
     std::printf("image   %s: %lld x %lld, resized and cropped to %lld x %lld\n", o.image.c_str(),
-                static_cast<long long>(info.width), static_cast<long long>(info.height),
-                static_cast<long long>(view.dim(2)), static_cast<long long>(view.dim(1)));
+                static_cast<long long>(image.stored.width), static_cast<long long>(image.stored.height),
+                static_cast<long long>(image.view.dim(2)), static_cast<long long>(image.view.dim(1)));
     std::printf("top %zu:\n", k);
     for (std::size_t r = 0; r < k; ++r) {
         const std::size_t c = order[r];

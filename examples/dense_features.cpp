@@ -8,9 +8,9 @@
 //   V=examples/data/anatomical.nii
 //   ./build/examples/dense_features $F/vit_pytorch_vit3d_f32.safetensors $V d.npy --components 3 --png d.png
 //
-// Steps: the input is prepared as the model's description says (see model_input.hpp), the model gives its
-// token_grid [1, D, g1, ..., gn]; with --components K the D features are first projected onto their K
-// principal components (over the N patch tokens: centred, sorted by variance, each signed so that its
+// Steps: the input is prepared as the model's description says (io::read_image_input / read_nifti_input), the
+// model gives its token_grid [1, D, g1, ..., gn]; with --components K the D features are first projected onto
+// their K principal components (over the N patch tokens: centred, sorted by variance, each signed so that its
 // largest coefficient is positive); then the grid is upsampled to the model's input size (bilinear for 2D,
 // trilinear for 3D, align_corners=False: F.interpolate(grid, size=input_size, mode="bilinear" |
 // "trilinear", align_corners=False), which io::resize / io::resample_trilinear match to 1 ulp). Written:
@@ -32,14 +32,19 @@
 #include <vit3d.hpp>
 #include <vit3d/io/image.hpp>
 #include <vit3d/io/load_model.hpp>
+#include <vit3d/io/model_input.hpp>
 #include <vit3d/io/nifti.hpp>
 #include <vit3d/io/npy.hpp>
 
-#include "model_input.hpp"
+#include "command_line.hpp"
 
 namespace {
 
 using namespace vit3d_examples;
+using vit3d::Index;
+using vit3d::Shape;
+using vit3d::Tensor;
+namespace io = vit3d::io;
 using Clock = std::chrono::steady_clock;
 
 struct Options {
@@ -156,16 +161,17 @@ int run(const Options& o) {
     auto t = Clock::now();
     const auto model = io::load_model<float>(o.model);
     const io::Preprocessing& p = model.preprocess();
-    const Shape size = spatial_size(model);
+    const Shape size(model.input_shape().begin() + 1, model.input_shape().end());
     const double load_ms = ms_since(t);
 
     t = Clock::now();
     Tensor<float> input, view;  // view: [C, spatial...], what the picture shows of the input
     if (p.layout == "BCHW") {
-        view = image_view(o.input, model);
-        input = image_input(view, p);
+        io::ImageInput image = io::read_image_input(o.input, model);
+        view = std::move(image.view);
+        input = std::move(image.batch);
     } else {
-        input = volume_input(io::read_nifti<float>(o.input), model);
+        input = io::read_nifti_input(o.input, model);
         view = input.select(0, 0);
     }
     const double read_ms = ms_since(t);

@@ -19,17 +19,23 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 #include <vit3d.hpp>
 #include <vit3d/io/load_model.hpp>
+#include <vit3d/io/model_input.hpp>
 #include <vit3d/io/nifti.hpp>
 #include <vit3d/io/npy.hpp>
 
-#include "model_input.hpp"
+#include "command_line.hpp"
 
 namespace {
 
 using namespace vit3d_examples;
+using vit3d::Index;
+using vit3d::Shape;
+using vit3d::Tensor;
+namespace io = vit3d::io;
 using Clock = std::chrono::steady_clock;
 
 struct Options {
@@ -81,7 +87,7 @@ int run(const Options& o) {
 
     t = Clock::now();
     const auto volume = io::read_nifti<float>(o.volume);
-    const Tensor<float> input = volume_input(volume, model);  // [1, 1, spatial in layout order]
+    const Tensor<float> input = io::volume_input(volume, model);  // [1, 1, spatial in layout order]
     const double read_ms = ms_since(t);
 
     t = Clock::now();
@@ -99,10 +105,16 @@ int run(const Options& o) {
     std::printf("volume   %s: [nz, ny, nx] = %s, spacing [z, y, x] = [%.3g, %.3g, %.3g] mm\n",
                 o.volume.c_str(), vit3d::shape_to_string(volume.data.shape()).c_str(), volume.spacing[0],
                 volume.spacing[1], volume.spacing[2]);
-    std::printf("input    %s (%s, resampled trilinear to the model's grid)%s\n",
-                vit3d::shape_to_string(input.shape()).c_str(),
-                p.layout == "BCHWD" ? "transposed to [x, y, z] for BCHWD" : "[z, y, x] as read for BCDHW",
-                p.intensity_window ? ", intensity window applied" : ", no intensity window (raw values)");
+    std::string steps;  // the description's value steps, in the order they ran
+    for (const auto& [on, name] : {std::pair<bool, const char*>{p.rescale.has_value(), "rescale"},
+                                   {p.intensity_window.has_value(), "intensity window"},
+                                   {p.mean || p.std, "mean / std"}})
+        if (on) steps += (steps.empty() ? "" : ", ") + std::string(name);
+    std::printf(
+        "input    %s (%s, resampled trilinear to the model's grid), %s\n",
+        vit3d::shape_to_string(input.shape()).c_str(),
+        p.layout == "BCHWD" ? "transposed to [x, y, z] for BCHWD" : "[z, y, x] as read for BCDHW",
+        steps.empty() ? "raw values (no rescale, window or mean / std)" : (steps + " applied").c_str());
     std::printf("features %s %s -> %s\n", name.c_str(), vit3d::shape_to_string(features.shape()).c_str(),
                 o.features.c_str());
     std::printf(

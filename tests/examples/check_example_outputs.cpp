@@ -1,6 +1,7 @@
 // Checks what the examples printed and wrote (run by run_example.cmake, after the example itself) against
-// an in-process computation written out here step by step from vit3d's io and model API, not through
-// examples/model_input.hpp, so that a mistake in the examples' shared preprocessing shows up as a mismatch.
+// an in-process computation written out here step by step from README's metadata schema with vit3d's
+// resizing and model API, not through vit3d/io/model_input.hpp, so that a mistake in the library's input
+// preparation (which the examples and vit3d-infer share) shows up as a mismatch.
 //
 //   check_example_outputs classify  MODEL IMAGE STDOUT K
 //   check_example_outputs volume    MODEL NIFTI NPY OUTPUT
@@ -14,6 +15,7 @@
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <regex>
@@ -62,25 +64,64 @@ void expect_close(const Tensor<float>& a, const Tensor<float>& b, double tol, co
                 worst);
 }
 
-// The 2D model's input from an image, for the fixtures' descriptions (RGB, rescale 1/255 = ToTensor,
-// Resize(resize_size) + CenterCrop, Normalize): [3, H, W] in [0, 1] before normalisation.
-Tensor<float> image_view(const io::LoadedModel<float>& model, const std::string& path) {
+// The description's value steps after resizing, written out from README's schema: the window (clip if
+// asked, [low, high] onto `to`), then (x - mean) / std per channel (axis 0 of [C, spatial...]).
+Tensor<float> window_and_normalize(Tensor<float> x, const io::Preprocessing& p) {
+    if (p.intensity_window) {
+        const auto& w = *p.intensity_window;
+        for (float& v : x) {
+            const double c = w.clip ? std::clamp<double>(v, w.low, w.high) : v;
+            v = static_cast<float>((c - w.low) / (w.high - w.low) * (w.to[1] - w.to[0]) + w.to[0]);
+        }
+    }
+    if (p.mean || p.std) {
+        const Index channels = x.dim(0), plane = x.size() / channels;
+        for (Index c = 0; c < channels; ++c) {
+            const auto m = static_cast<float>(p.mean ? (*p.mean)[static_cast<std::size_t>(c)] : 0.0);
+            const auto s = static_cast<float>(p.std ? (*p.std)[static_cast<std::size_t>(c)] : 1.0);
+            for (Index i = 0; i < plane; ++i) x.data()[c * plane + i] = (x.data()[c * plane + i] - m) / s;
+        }
+    }
+    return x;
+}
+
+// The 2D model's input from an 8-bit RGB or gray image, following the schema: raw values 0..255, the
+// rescale (1/255 as ToTensor's v / 255), Resize(resize_size) + CenterCrop or a resize to input_size, the
+// window, mean / std. Returns the tensor before the window and mean / std; `view_scale` turns it into the
+// picture's [0, 1].
+Tensor<float> image_before_values(const io::LoadedModel<float>& model, const std::string& path) {
     const io::Preprocessing& p = model.preprocess();
-    expect(p.layout == "BCHW" && p.resize_size && p.mean && p.std && p.rescale && p.channel_order == "RGB",
-           "the check expects a torchvision-style 2D description");
-    expect(std::abs(*p.rescale * 255.0 - 1.0) < 1e-12, "rescale 1/255");
+    expect(p.layout == "BCHW" && (!p.channel_order || *p.channel_order != "BGR"),
+           "the check expects a 2D description in RGB or gray order");
     const auto filter = p.interpolation == "bicubic" ? io::ResizeFilter::bicubic : io::ResizeFilter::bilinear;
-    Tensor<float> image = io::read_image<float>(path, io::ImageChannels::rgb);
-    image = io::resize_shorter_side(image, *p.resize_size, filter);
-    return io::center_crop(image, p.input_size[0], p.input_size[1]);
+    const Tensor<std::uint8_t> raw = io::read_image<std::uint8_t>(
+        path, model.input_shape()[0] == 1 ? io::ImageChannels::gray : io::ImageChannels::rgb);
+    Tensor<float> image(raw.shape());
+    const bool to_tensor = p.rescale && std::abs(*p.rescale * 255.0 - 1.0) < 1e-12;
+    for (Index i = 0; i < raw.size(); ++i) {
+        const float v = raw.data()[i];
+        image.data()[i] = to_tensor ? v / 255.0f : p.rescale ? v * static_cast<float>(*p.rescale) : v;
+    }
+    const Index h = model.input_shape()[1], w = model.input_shape()[2];
+    if (p.resize_size) return io::center_crop(io::resize_shorter_side(image, *p.resize_size, filter), h, w);
+    return image.dim(1) == h && image.dim(2) == w ? image : io::resize(image, h, w, filter);
 }
 
-Tensor<float> image_input(const io::LoadedModel<float>& model, const Tensor<float>& view) {
-    return io::normalize(view, *model.preprocess().mean, *model.preprocess().std).unsqueeze(0);
+Tensor<float> image_view(const io::LoadedModel<float>& model, const std::string& path) {
+    Tensor<float> x = image_before_values(model, path);
+    const io::Preprocessing& p = model.preprocess();
+    if (p.rescale && std::abs(*p.rescale * 255.0 - 1.0) < 1e-12) return x;
+    const double scale = 255.0 * p.rescale.value_or(1.0);
+    for (float& v : x) v = static_cast<float>(v / scale);
+    return x;
 }
 
-// The 3D model's input from a NIfTI volume: [nz, ny, nx] kept for BCDHW, [nx, ny, nz] for BCHWD; resampled;
-// the description's intensity window; [1, 1, spatial...].
+Tensor<float> image_input(const io::LoadedModel<float>& model, const std::string& path) {
+    return window_and_normalize(image_before_values(model, path), model.preprocess()).unsqueeze(0);
+}
+
+// The 3D model's input from a NIfTI volume: [nz, ny, nx] kept for BCDHW, [nx, ny, nz] for BCHWD; the
+// rescale; resampled; the description's window and mean / std; [1, 1, spatial...].
 Tensor<float> volume_input(const io::LoadedModel<float>& model, const std::string& path) {
     const io::Preprocessing& p = model.preprocess();
     Tensor<float> v = io::read_nifti<float>(path).data;
@@ -92,16 +133,11 @@ Tensor<float> volume_input(const io::LoadedModel<float>& model, const std::strin
                 for (Index x = 0; x < v.dim(2); ++x) t(x, y, z) = v(z, y, x);
         v = t;
     }
+    if (p.rescale)
+        for (float& x : v) x = x * static_cast<float>(*p.rescale);
     v = io::resample_trilinear(v, {p.input_size[0], p.input_size[1], p.input_size[2]});
-    expect(!p.rescale && !p.mean && !p.std, "the check expects no rescale or normalisation");
-    if (p.intensity_window) {
-        const auto& w = *p.intensity_window;
-        for (float& x : v) {
-            const double c = w.clip ? std::clamp<double>(x, w.low, w.high) : x;
-            x = static_cast<float>(w.to[0] + (w.to[1] - w.to[0]) * (c - w.low) / (w.high - w.low));
-        }
-    }
-    return v.reshape({1, 1, v.dim(0), v.dim(1), v.dim(2)});
+    v = window_and_normalize(v.unsqueeze(0), p);
+    return v.unsqueeze(0);
 }
 
 std::string read_text(const std::string& path) {
@@ -116,8 +152,7 @@ std::string read_text(const std::string& path) {
 void check_classify(const std::string& model_path, const std::string& image, const std::string& stdout_path,
                     Index k) {
     const auto model = io::load_model<float>(model_path);
-    const Tensor<float> logits =
-        model.forward(image_input(model, image_view(model, image)), io::ModelOutput::logits);
+    const Tensor<float> logits = model.forward(image_input(model, image), io::ModelOutput::logits);
     std::vector<double> p(static_cast<std::size_t>(logits.size()));
     double top = -1e300, total = 0;
     for (Index i = 0; i < logits.size(); ++i) top = std::max(top, double(logits.data()[i]));
@@ -197,8 +232,7 @@ void expect_png_size(const std::string& png, Index width, Index height) {
 void check_dense2d(const std::string& model_path, const std::string& image, const std::string& npy,
                    const std::string& png) {
     const auto model = io::load_model<float>(model_path);
-    const Tensor<float> grid =
-        model.forward(image_input(model, image_view(model, image)), io::ModelOutput::token_grid);
+    const Tensor<float> grid = model.forward(image_input(model, image), io::ModelOutput::token_grid);
     const Index H = model.input_shape()[1], W = model.input_shape()[2];
     expect_close(io::read_npy<float>(npy), bilinear(grid, H, W), 1e-6, "dense features");
     expect_png_size(png, 2 * W + 4, H);
@@ -245,7 +279,7 @@ void check_attention(const std::string& model_path, const std::string& image, co
                      Index cell, Index columns, float alpha) {
     const auto model = io::load_model<float>(model_path);
     const Tensor<float> view = image_view(model, image);
-    const Tensor<float> att = model.forward(image_input(model, view), io::ModelOutput::cls_attention);
+    const Tensor<float> att = model.forward(image_input(model, image), io::ModelOutput::cls_attention);
     const Index heads = att.dim(1), count = heads + 2;
     const Index longer = std::max(view.dim(1), view.dim(2));
     const Index ch = view.dim(1) * cell / longer, cw = view.dim(2) * cell / longer;
