@@ -120,8 +120,9 @@ int run(const Options& o) {
     std::printf("model   %s: %s %s, %lld parameters, input %s, %zu classes\n", o.model.c_str(),
                 model.family().c_str(), model.kind().c_str(), static_cast<long long>(model.parameter_count()),
                 vit3d::shape_to_string(model.input_shape()).c_str(), p.size());
-    std::printf("image   %s: %lld x %lld, resized and cropped to %lld x %lld\n", o.image.c_str(),
+    std::printf("image   %s: %lld x %lld, %s %lld x %lld\n", o.image.c_str(),
                 static_cast<long long>(image.stored.width), static_cast<long long>(image.stored.height),
+                model.preprocess().resize_size ? "resized and cropped to" : "resized to",
                 static_cast<long long>(image.view.dim(2)), static_cast<long long>(image.view.dim(1)));
     std::printf("top %zu:\n", k);
     for (std::size_t r = 0; r < k; ++r) {

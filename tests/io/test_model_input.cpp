@@ -42,12 +42,6 @@ Preprocessing Described(const std::string& layout, std::vector<Index> input_size
     return p;
 }
 
-Shape InputShape(Index channels, const Preprocessing& p) {
-    Shape s{channels};
-    s.insert(s.end(), p.input_size.begin(), p.input_size.end());
-    return s;
-}
-
 // An 8-bit image [C, H, W] with every value 0..255 appearing, written as PNG.
 Tensor<std::uint8_t> WritePattern(const std::string& path, Index channels, Index height, Index width) {
     Tensor<std::uint8_t> image({channels, height, width});
