@@ -32,6 +32,8 @@ using vit3d::Tensor;
 // Eigen's widest packet for those flags.
 constexpr int fma_chains = 12;
 constexpr long fma_steps = 1 << 20;
+// Read on every call, so that the compiler cannot run a loop without side effects once for all iterations.
+volatile float fma_start = 1.0f;
 
 template <class P>
 void fma_chains_loop(benchmark::State& state, int width) {
@@ -49,10 +51,10 @@ void fma_chains_loop(benchmark::State& state, int width) {
 
 #if VIT3D_ISA_DISPATCH
 #define VIT3D_FMA_LOOP(name, features, V, set1, fmadd, width)                                           \
-    __attribute__((target(features))) double name() {                                                   \
+    __attribute__((target(features))) double name(float start) {                                        \
         const V b = set1(0.9999999f), c = set1(1e-7f);                                                  \
         V acc[fma_chains];                                                                              \
-        for (int i = 0; i < fma_chains; ++i) acc[i] = set1(1.0f + float(i));                            \
+        for (int i = 0; i < fma_chains; ++i) acc[i] = set1(start + float(i));                           \
         for (long s = 0; s < fma_steps; ++s)                                                            \
             _Pragma("GCC unroll 12") for (int i = 0; i < fma_chains; ++i) acc[i] = fmadd(acc[i], b, c); \
         float sum = 0, lanes[width];                                                                    \
@@ -72,7 +74,8 @@ void fma_peak(benchmark::State& state) {
     if (isa != vit3d::Isa::generic) {
         const int width = isa == vit3d::Isa::avx512 ? 16 : 8;
         for (auto _ : state)
-            benchmark::DoNotOptimize(isa == vit3d::Isa::avx512 ? fma_loop_avx512() : fma_loop_avx2());
+            benchmark::DoNotOptimize(isa == vit3d::Isa::avx512 ? fma_loop_avx512(fma_start)
+                                                               : fma_loop_avx2(fma_start));
         state.counters["GFLOPs"] = vit3d::bench::rate(2.0 * width * fma_chains * double(fma_steps) * 1e-9);
         state.SetLabel(vit3d::isa_name(isa));
         return;
@@ -87,7 +90,7 @@ BENCHMARK(fma_peak)->Unit(benchmark::kMillisecond)->UseRealTime();
 // The AVX2 peak of a CPU with AVX-512 too: what the AVX2 kernels are read against when VIT3D_ISA=avx2.
 void fma_peak_avx2(benchmark::State& state) {
     if (vit3d::cpu_info().supported < vit3d::Isa::avx2) return state.SkipWithError("this CPU has no AVX2");
-    for (auto _ : state) benchmark::DoNotOptimize(fma_loop_avx2());
+    for (auto _ : state) benchmark::DoNotOptimize(fma_loop_avx2(fma_start));
     state.counters["GFLOPs"] = vit3d::bench::rate(2.0 * 8 * fma_chains * double(fma_steps) * 1e-9);
 }
 BENCHMARK(fma_peak_avx2)->Unit(benchmark::kMillisecond)->UseRealTime();
