@@ -240,14 +240,4 @@ int run(const Options& o) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    try {
-        return run(parse(argc, argv));
-    } catch (const usage_error& e) {
-        std::fprintf(stderr, "attention_map: %s\n", e.what());
-        return 2;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "attention_map: %s\n", e.what());
-        return 1;
-    }
-}
+int main(int argc, char** argv) { return vit3d_examples::run_main("attention_map", argc, argv, parse, run); }

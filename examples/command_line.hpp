@@ -2,6 +2,7 @@
 // The small argument-parsing helpers the examples share. Their inputs are prepared by the library
 // (vit3d/io/model_input.hpp), as vit3d-infer prepares them.
 
+#include <cstdio>
 #include <exception>
 #include <stdexcept>
 #include <string>
@@ -33,6 +34,21 @@ inline long option_integer(int argc, char** argv, int& i, long low, long high) {
         throw usage_error(option + " expects an integer in [" + std::to_string(low) + ", " +
                           std::to_string(high) + "], got \"" + text + "\"");
     return n;
+}
+
+// An example's main(): run(parse(argc, argv)), with a usage_error printed as "<name>: <message>" and exit
+// code 2, any other error the same way with exit code 1.
+template <class Parse, class Run>
+int run_main(const char* name, int argc, char** argv, Parse parse, Run run) {
+    try {
+        return run(parse(argc, argv));
+    } catch (const usage_error& e) {
+        std::fprintf(stderr, "%s: %s\n", name, e.what());
+        return 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: %s\n", name, e.what());
+        return 1;
+    }
 }
 
 }  // namespace vit3d_examples

@@ -27,7 +27,13 @@
 #include <vit3d/io/safetensors.hpp>
 #include <vit3d/io/state_dict.hpp>
 
+#include "command_line.hpp"
+
 namespace {
+
+using vit3d_examples::option_integer;
+using vit3d_examples::option_value;
+using vit3d_examples::usage_error;
 
 using vit3d::Index;
 using vit3d::Tensor;
@@ -181,38 +187,16 @@ struct Options {
     int threads = 0;
 };
 
-struct usage_error : std::invalid_argument {
-    using std::invalid_argument::invalid_argument;
-};
-
 Options parse(int argc, char** argv) {
     Options o;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        const auto value = [&]() -> std::string {
-            if (i + 1 >= argc) throw usage_error(a + " needs a value");
-            return argv[++i];
-        };
-        const auto number = [&](long high) {
-            const std::string text = value();
-            std::size_t used = 0;
-            long n = -1;
-            try {
-                n = std::stol(text, &used);
-            } catch (const std::exception&) {
-                used = 0;
-            }
-            if (used == 0 || used != text.size() || n < 0 || n > high)
-                throw usage_error(a + " expects an integer in [0, " + std::to_string(high) + "], got \"" +
-                                  text + "\"");
-            return n;
-        };
         if (a == "--seed")
-            o.seed = static_cast<std::uint64_t>(number(1L << 40));
+            o.seed = static_cast<std::uint64_t>(option_integer(argc, argv, i, 0, 1L << 40));
         else if (a == "--load")
-            o.load = value();
+            o.load = option_value(argc, argv, i);
         else if (a == "--threads")
-            o.threads = static_cast<int>(number(1024));
+            o.threads = static_cast<int>(option_integer(argc, argv, i, 0, 1024));
         else if (a.size() > 1 && a[0] == '-')
             throw usage_error("unknown option " + a);
         else if (o.out.empty())
@@ -293,14 +277,4 @@ int run(const Options& o) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    try {
-        return run(parse(argc, argv));
-    } catch (const usage_error& e) {
-        std::fprintf(stderr, "custom_encoder: %s\n", e.what());
-        return 2;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "custom_encoder: %s\n", e.what());
-        return 1;
-    }
-}
+int main(int argc, char** argv) { return vit3d_examples::run_main("custom_encoder", argc, argv, parse, run); }

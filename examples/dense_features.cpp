@@ -237,14 +237,4 @@ int run(const Options& o) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    try {
-        return run(parse(argc, argv));
-    } catch (const usage_error& e) {
-        std::fprintf(stderr, "dense_features: %s\n", e.what());
-        return 2;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "dense_features: %s\n", e.what());
-        return 1;
-    }
-}
+int main(int argc, char** argv) { return vit3d_examples::run_main("dense_features", argc, argv, parse, run); }
