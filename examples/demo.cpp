@@ -102,20 +102,16 @@ void expect_shape(const std::string& what, const Tensor<float>& t, const vit3d::
                                  shape_text(t.shape()));
 }
 
-// The file's preprocessing applied to raw images [N, H, W]: rescale, then mean and std (torch's order, in
-// float32, as tools/train_digits.py computes it). The digit model asks for nothing else.
+// The file's preprocessing applied to raw images [N, H, W] at the model's input size, by
+// io::apply_value_steps (rescale, then mean and std: torch's order in float32, as tools/train_digits.py
+// computes it).
 Tensor<float> preprocess_digits(const Tensor<std::uint8_t>& raw, const io::Preprocessing& p) {
-    if (p.intensity_window || p.resize_size)
+    if (p.resize_size)
         throw std::runtime_error(
-            "the digit model asks for a resize or an intensity window; this demo "
-            "applies rescale, mean and std only");
+            "the digit model asks for a resize; this demo's images are at its input size");
     Tensor<float> x = Tensor<float>::empty({raw.dim(0), 1, raw.dim(1), raw.dim(2)});
-    const auto rescale = static_cast<float>(p.rescale.value_or(1.0));
-    for (Index i = 0; i < raw.size(); ++i) x.data()[i] = static_cast<float>(raw.data()[i]) * rescale;
-    if (p.mean || p.std)
-        x = io::normalize(x, p.mean.value_or(std::vector<double>{0.0}),
-                          p.std.value_or(std::vector<double>{1.0}));
-    return x;
+    std::copy(raw.begin(), raw.end(), x.begin());
+    return io::apply_value_steps(std::move(x), p, 1);  // the file's rescale, window and mean / std
 }
 
 // The index of each row's largest value; the first of equal ones, as torch.argmax.
