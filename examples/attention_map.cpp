@@ -34,6 +34,7 @@ using vit3d::Shape;
 using vit3d::Tensor;
 namespace io = vit3d::io;
 using Clock = std::chrono::steady_clock;
+using vit3d_examples::ms_since;
 
 // The grid's geometry (tests/examples/check_example_outputs.cpp recomputes it).
 constexpr Index margin = 6, gap = 6, caption = 16, glyph_scale = 2;
@@ -80,10 +81,6 @@ Options parse(int argc, char** argv) {
     o.image = positional[1];
     o.png = positional[2];
     return o;
-}
-
-double ms_since(Clock::time_point t) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
 // A 3 x 5 pixel font for the captions: each glyph is 5 rows of 3 bits, most significant bit left.

@@ -33,6 +33,7 @@ using vit3d::Shape;
 using vit3d::Tensor;
 namespace io = vit3d::io;
 using Clock = std::chrono::steady_clock;
+using vit3d_examples::ms_since;
 
 struct Options {
     std::string model, image, labels;
@@ -61,10 +62,6 @@ Options parse(int argc, char** argv) {
     o.model = positional[0];
     o.image = positional[1];
     return o;
-}
-
-double ms_since(Clock::time_point t) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
 std::vector<std::string> read_labels(const std::string& path) {

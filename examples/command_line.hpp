@@ -1,7 +1,8 @@
 #pragma once
-// The small argument-parsing helpers the examples share. Their inputs are prepared by the library
+// The small argument-parsing and timing helpers the examples share. Their inputs are prepared by the library
 // (vit3d/io/model_input.hpp), as vit3d-infer prepares them.
 
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <stdexcept>
@@ -34,6 +35,11 @@ inline long option_integer(int argc, char** argv, int& i, long low, long high) {
         throw usage_error(option + " expects an integer in [" + std::to_string(low) + ", " +
                           std::to_string(high) + "], got \"" + text + "\"");
     return n;
+}
+
+// Milliseconds since t, for the examples' timing lines.
+inline double ms_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
 
 // An example's main(): run(parse(argc, argv)), with a usage_error printed as "<name>: <message>" and exit

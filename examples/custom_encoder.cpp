@@ -40,6 +40,7 @@ using vit3d::Tensor;
 namespace io = vit3d::io;
 namespace nn = vit3d::nn;
 using Clock = std::chrono::steady_clock;
+using vit3d_examples::ms_since;
 
 // --- the model ---------------------------------------------------------------------------------------------
 
@@ -207,10 +208,6 @@ Options parse(int argc, char** argv) {
     if (o.out.empty())
         throw usage_error("usage: custom_encoder OUT_DIR [--seed N] [--load FILE] [--threads N]");
     return o;
-}
-
-double ms_since(Clock::time_point t) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
 int run(const Options& o) {

@@ -46,6 +46,7 @@ using vit3d::Shape;
 using vit3d::Tensor;
 namespace io = vit3d::io;
 using Clock = std::chrono::steady_clock;
+using vit3d_examples::ms_since;
 
 struct Options {
     std::string model, input, features, png;
@@ -77,10 +78,6 @@ Options parse(int argc, char** argv) {
     o.input = positional[1];
     o.features = positional[2];
     return o;
-}
-
-double ms_since(Clock::time_point t) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
 // The first k principal directions of the columns of grid [1, D, cells...] (the N patch tokens), as rows of

@@ -37,6 +37,7 @@ using vit3d::Shape;
 using vit3d::Tensor;
 namespace io = vit3d::io;
 using Clock = std::chrono::steady_clock;
+using vit3d_examples::ms_since;
 
 struct Options {
     std::string model, volume, features, output;
@@ -67,10 +68,6 @@ Options parse(int argc, char** argv) {
     if (!o.output.empty() && o.output != "pooled" && o.output != "tokens" && o.output != "token_grid")
         throw usage_error("--output expects pooled, tokens or token_grid, got \"" + o.output + "\"");
     return o;
-}
-
-double ms_since(Clock::time_point t) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
 int run(const Options& o) {
