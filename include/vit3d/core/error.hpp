@@ -33,4 +33,10 @@ struct io_error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// A layer's packed weights no longer match its weights (found by WeightPacking::verified): the weights were
+// written through a pointer or map taken before the pack was made, which write tracking cannot see.
+struct stale_weights_error : std::logic_error {
+    using std::logic_error::logic_error;
+};
+
 }  // namespace vit3d

@@ -53,10 +53,12 @@ void eigen_gemm_abt(Index M, Index N, Index K, const T* A, Index lda, const T* B
 }
 
 // C [M, N] = A [M, K] * B [N, K]^T + bias [N] (bias may be null); lda, ldb, ldc are the row strides
-// (elements). C is overwritten.
+// (elements). C is overwritten. `weights`, when not null, is B packed once (detail/weight_pack_cache.hpp);
+// a pack for another instruction-set level than the one that runs is ignored, as is any pack in the BLAS
+// route.
 template <class T>
 void gemm_abt(Index M, Index N, Index K, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc,
-              const T* bias = nullptr) {
+              const T* bias = nullptr, const GemmWeights<T>* weights = nullptr) {
     if (M <= 0 || N <= 0) return;
 #ifdef VIT3D_USE_BLAS
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
@@ -76,7 +78,7 @@ void gemm_abt(Index M, Index N, Index K, const T* A, Index lda, const T* B, Inde
         }
     }
 #endif
-    packed_gemm_abt(M, N, K, A, lda, B, ldb, C, ldc, bias, num_threads());
+    packed_gemm_abt(M, N, K, A, lda, B, ldb, C, ldc, bias, num_threads(), active_isa(), weights);
 }
 
 }  // namespace vit3d::detail

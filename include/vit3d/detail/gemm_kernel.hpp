@@ -12,6 +12,7 @@
 // Measured against Eigen's GEMM and OpenBLAS on ViT-B's layer shapes in bench/bench_gemm.cpp.
 
 #include <algorithm>
+#include <cstring>
 
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/cpu.hpp"
@@ -54,6 +55,17 @@ struct GemmWeights {
             });
         });
         return w;
+    }
+
+    // Whether this pack holds exactly B (bit for bit, so NaN and -0 count too).
+    bool matches(const T* B, Index ldb) const {
+        const Index P = kernel_shape<T>(isa).columns();
+        for (Index j = 0; j < N; ++j) {
+            const T* panel = packed.data() + (j / P) * K * P + j % P;
+            for (Index k = 0; k < K; ++k)
+                if (std::memcmp(panel + k * P, B + j * ldb + k, sizeof(T)) != 0) return false;
+        }
+        return true;
     }
 };
 

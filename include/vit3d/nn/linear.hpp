@@ -1,5 +1,7 @@
 #pragma once
-// nn.Linear: y = x W^T + b over the last axis, with W stored [out, in] as in PyTorch.
+// nn.Linear: y = x W^T + b over the last axis, with W stored [out, in] as in PyTorch. The weight is packed
+// for the GEMM kernel at the second forward and the pack kept until the weight is written; see
+// core/weight_packing.hpp for when a write is seen, and how to turn packing off.
 
 #include <algorithm>
 #include <optional>
@@ -8,6 +10,7 @@
 
 #include "vit3d/core/error.hpp"
 #include "vit3d/detail/gemm.hpp"
+#include "vit3d/detail/weight_pack_cache.hpp"
 #include "vit3d/nn/parameters.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
@@ -15,14 +18,17 @@ namespace vit3d::nn {
 
 // y = x W^T + b for x [..., in], W the row-major [out, in] matrix at `weight`: one GEMM over all leading
 // axes of x. Shared by Linear and by layers that keep their weight in another shape (conv patch kernels).
+// `packed`, when not null, is `weight` packed once for the GEMM.
 template <class T>
-Tensor<T> affine(const Tensor<T>& x, const T* weight, Index out, Index in, const Tensor<T>* bias) {
+Tensor<T> affine(const Tensor<T>& x, const T* weight, Index out, Index in, const Tensor<T>* bias,
+                 const detail::GemmWeights<T>* packed = nullptr) {
     Shape out_shape = x.shape();
     out_shape.back() = out;
     Tensor<T> y = Tensor<T>::empty(out_shape);
     if (y.size() == 0) return y;
     const Index rows = y.size() / out;
-    detail::gemm_abt(rows, out, in, x.data(), in, weight, in, y.data(), out, bias ? bias->data() : nullptr);
+    detail::gemm_abt(rows, out, in, x.data(), in, weight, in, y.data(), out, bias ? bias->data() : nullptr,
+                     packed);
     return y;
 }
 
@@ -48,8 +54,15 @@ struct Linear {
         if (x.rank() < 1 || x.dim(-1) != in_features())
             throw shape_error("vit3d::nn::Linear::forward: expected input [..., " +
                               std::to_string(in_features()) + "], got " + shape_to_string(x.shape()));
-        return affine(x, weight.data(), out_features(), in_features(), bias ? &*bias : nullptr);
+        if (x.size() == 0)
+            return affine(x, weight.data(), out_features(), in_features(), bias ? &*bias : nullptr);
+        const auto packed = packed_weight_.get(weight, detail::active_isa(), "vit3d::nn::Linear::forward");
+        return affine(x, weight.data(), out_features(), in_features(), bias ? &*bias : nullptr, packed.get());
     }
+
+    // Bytes of the packed copy of the weight this layer keeps between calls (core/weight_packing.hpp); 0
+    // before the second forward, after the weight was written, or with packing off.
+    Index packed_weight_bytes() const { return packed_weight_.bytes(); }
 
     VIT3D_VISIT_PARAMETERS_WITH(visit)
 
@@ -59,6 +72,9 @@ struct Linear {
         f(join_name(prefix, "weight"), self.weight);
         if (self.bias) f(join_name(prefix, "bias"), *self.bias);
     }
+
+    // The weight packed for the GEMM at the second forward, dropped when the weight is written.
+    detail::WeightPackCache<T> packed_weight_;
 
     void check() const {
         if (weight.rank() != 2 || (bias && (bias->rank() != 1 || bias->dim(0) != weight.dim(0))))

@@ -6,6 +6,11 @@
 // moving it moves the buffer. Operations that reorder elements (permute, slice, rearrange) return new
 // contiguous tensors; the zero-copy way to work on a tensor's memory is through its Eigen maps
 // (flat(), as_matrix(), matrix(i)), which is how matrix products reach Eigen's GEMM.
+//
+// Write tracking: every non-const access (data(), element access, iterators, Eigen maps, fill, assignment)
+// clears the tensor's write stamp. A cache of something derived from the elements (nn::Linear's packed
+// weights) sets the stamp when it derives its copy and trusts the copy only while the stamp is unchanged.
+// Writes through a pointer or map obtained before the cache was made are not seen: take it again.
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -69,18 +74,29 @@ class Tensor {
         if (size() > 0) std::memcpy(data(), values, static_cast<std::size_t>(size()) * sizeof(T));
     }
 
-    Tensor(const Tensor&) = default;
-    Tensor& operator=(const Tensor&) = default;
+    // A copy, or a tensor assigned to, starts with a clear write stamp: no cache describes it yet.
+    Tensor(const Tensor& other) : shape_(other.shape_), buffer_(other.buffer_) {}
+    Tensor& operator=(const Tensor& other) {
+        if (this != &other) {
+            shape_ = other.shape_;
+            buffer_ = other.buffer_;
+        }
+        write_stamp_ = 0;
+        return *this;
+    }
     // A moved-from tensor is left empty (shape [0]), so its shape still describes its elements.
     Tensor(Tensor&& other) noexcept : shape_(std::move(other.shape_)), buffer_(std::move(other.buffer_)) {
         other.shape_.assign(1, 0);
+        other.write_stamp_ = 0;
     }
     Tensor& operator=(Tensor&& other) noexcept {
         if (this != &other) {
             shape_ = std::move(other.shape_);
             buffer_ = std::move(other.buffer_);
             other.shape_.assign(1, 0);
+            other.write_stamp_ = 0;
         }
+        write_stamp_ = 0;
         return *this;
     }
 
@@ -144,7 +160,10 @@ class Tensor {
 
     // ---- elements -----------------------------------------------------------------------------------
 
-    T* data() noexcept { return buffer_.data(); }
+    T* data() noexcept {
+        write_stamp_ = 0;
+        return buffer_.data();
+    }
     const T* data() const noexcept { return buffer_.data(); }
     T* begin() noexcept { return data(); }
     T* end() noexcept { return data() + size(); }
@@ -184,6 +203,7 @@ class Tensor {
     }
     Tensor reshape(Shape new_shape) && {
         shape_ = infer_reshape(std::move(new_shape));
+        write_stamp_ = 0;
         return std::move(*this);
     }
 
@@ -274,6 +294,13 @@ class Tensor {
         t.shape_.erase(t.shape_.begin() + axis);
         return t;
     }
+
+    // ---- write tracking (see the top of this file) ---------------------------------------------------
+
+    // 0 after any non-const access; otherwise the value a cache last set with set_write_stamp.
+    std::uint64_t write_stamp() const noexcept { return write_stamp_; }
+    // For caches of derived data: the caller serialises its own calls (const tensors may be shared).
+    void set_write_stamp(std::uint64_t stamp) const noexcept { write_stamp_ = stamp; }
 
     // ---- Eigen views (zero-copy) --------------------------------------------------------------------
 
@@ -409,6 +436,7 @@ class Tensor {
 
     Shape shape_;
     detail::AlignedBuffer<T> buffer_;
+    mutable std::uint64_t write_stamp_ = 0;
 };
 
 }  // namespace vit3d

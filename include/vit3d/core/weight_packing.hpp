@@ -1,0 +1,73 @@
+#pragma once
+// Whether linear layers keep their weights packed for the GEMM kernel between calls.
+//
+// The GEMM reads its weight operand in panels laid out for its register block. `cached` (the default)
+// packs a layer's whole weight at its second forward with the weight unchanged (the first call packs panels
+// as it goes, as a weight used once gains nothing from a pack) and reuses the pack until the weight is
+// written: every non-const access to the weight tensor clears its write stamp (tensor/tensor.hpp), which
+// drops the pack. This costs one more copy of each weight in memory and saves the repacking on every call
+// (~6% of a ViT-B/16 forward at one image). `off` packs panels inside every call, as needed, and keeps
+// nothing. `verified` is `cached` plus a comparison of the pack with the weights at every call: for
+// programs that keep a pointer into a weight and write through it after a forward, which write tracking
+// cannot see; a mismatch throws stale_weights_error.
+//
+// The environment variable VIT3D_WEIGHT_PACKING (off, cached, verified) sets it at first use;
+// set_weight_packing from code. A change applies from the next call on.
+
+#include <atomic>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+namespace vit3d {
+
+enum class WeightPacking { off = 0, cached = 1, verified = 2 };
+
+inline const char* weight_packing_name(WeightPacking mode) {
+    switch (mode) {
+        case WeightPacking::off:
+            return "off";
+        case WeightPacking::verified:
+            return "verified";
+        default:
+            return "cached";
+    }
+}
+
+// "off", "cached" or "verified"; anything else throws std::invalid_argument.
+inline WeightPacking parse_weight_packing(const std::string& text,
+                                          const char* op = "vit3d::parse_weight_packing") {
+    if (text == "off") return WeightPacking::off;
+    if (text == "cached") return WeightPacking::cached;
+    if (text == "verified") return WeightPacking::verified;
+    throw std::invalid_argument(std::string(op) + ": expected off, cached or verified, got '" + text + "'");
+}
+
+namespace detail {
+
+// -1: not read yet; otherwise the mode as an int. Read from VIT3D_WEIGHT_PACKING on first use.
+inline std::atomic<int>& weight_packing_setting() {
+    static std::atomic<int> mode{-1};
+    return mode;
+}
+
+}  // namespace detail
+
+inline WeightPacking weight_packing() {
+    int mode = detail::weight_packing_setting().load(std::memory_order_relaxed);
+    if (mode < 0) {
+        const char* env = std::getenv("VIT3D_WEIGHT_PACKING");
+        const WeightPacking from_env =
+            env && *env ? parse_weight_packing(env, "VIT3D_WEIGHT_PACKING") : WeightPacking::cached;
+        int expected = -1;
+        detail::weight_packing_setting().compare_exchange_strong(expected, static_cast<int>(from_env));
+        mode = detail::weight_packing_setting().load(std::memory_order_relaxed);
+    }
+    return static_cast<WeightPacking>(mode);
+}
+
+inline void set_weight_packing(WeightPacking mode) {
+    detail::weight_packing_setting().store(static_cast<int>(mode));
+}
+
+}  // namespace vit3d
