@@ -348,6 +348,19 @@ TYPED_TEST(TensorArithmetic, CompoundAssignmentAcceptsABroadcastableRightOperand
     EXPECT_TENSOR_EQ(x, Make<TypeParam>({2, 3}, {0, 22, 22, -28, 8, 15}));
 }
 
+// In place means in the left operand's own buffer (the residual adds of every encoder block rely on it).
+TYPED_TEST(TensorArithmetic, CompoundAssignmentWritesIntoTheLeftOperandsBuffer) {
+    auto x = Iota<TypeParam>({2, 2, 3});
+    const TypeParam* before = x.data();
+    x += Iota<TypeParam>({2, 2, 3});
+    x -= Make<TypeParam>({2, 1, 3}, {1, 1, 1, 2, 2, 2});
+    EXPECT_EQ(x.data(), before);
+    EXPECT_TENSOR_EQ(x, Make<TypeParam>({2, 2, 3}, {-1, 1, 3, 5, 7, 9, 10, 12, 14, 16, 18, 20}));
+    Tensor<TypeParam> empty(Shape{0, 3});
+    empty += Make<TypeParam>({3}, {1, 2, 3});
+    EXPECT_EQ(empty.shape(), (Shape{0, 3}));
+}
+
 TYPED_TEST(TensorArithmetic, CompoundAssignmentThatWouldChangeTheLeftShapeThrowsShapeError) {
     auto x = Iota<TypeParam>({3});
     const Tensor<TypeParam> wider(Shape{2, 3});

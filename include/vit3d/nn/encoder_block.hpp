@@ -63,14 +63,22 @@ struct EncoderBlock {
         return placement == NormPlacement::pre ? norm1.forward(x) : x;
     }
 
-    // x: [B, N, D] -> [B, N, D]; `in` passes masks, biases, context and weights to the attention.
+    // x: [B, N, D] -> [B, N, D]; `in` passes masks, biases, context and weights to the attention. The
+    // residuals are added into the branch outputs (a + x is x + a exactly), not into fresh tensors.
     Tensor<T> forward(const Tensor<T>& x, const AttentionInputs<T>& in = {}) const {
         if (placement == NormPlacement::pre) {
-            Tensor<T> h = x + attn.forward(norm1.forward(x), in);
-            return h + mlp.forward(norm2.forward(h));
+            Tensor<T> h = attn.forward(norm1.forward(x), in);
+            h += x;
+            Tensor<T> y = mlp.forward(norm2.forward(h));
+            y += h;
+            return y;
         }
-        Tensor<T> h = norm1.forward(x + attn.forward(x, in));
-        return norm2.forward(h + mlp.forward(h));
+        Tensor<T> a = attn.forward(x, in);
+        a += x;
+        const Tensor<T> h = norm1.forward(a);
+        Tensor<T> m = mlp.forward(h);
+        m += h;
+        return norm2.forward(m);
     }
 
     VIT3D_VISIT_PARAMETERS_WITH(visit)

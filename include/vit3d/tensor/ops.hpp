@@ -109,7 +109,23 @@ Tensor<T>& broadcast_inplace(Tensor<T>& a, const Tensor<T>& b, F f, const char* 
     if (out_shape != a.shape())
         throw shape_error(std::string(op) + ": result shape " + shape_to_string(out_shape) +
                           " differs from the left operand's " + shape_to_string(a.shape()));
-    a = broadcast_binary(a, b, f, op);
+    // Written into a's own elements: a residual add costs no fresh tensor.
+    T* pa = a.data();
+    const T* pb = b.data();
+    if (a.shape() == b.shape()) {
+        for (Index i = 0, n = a.size(); i < n; ++i) pa[i] = f(pa[i], pb[i]);
+        return a;
+    }
+    if (a.size() == 0) return a;
+    LoopNest nest{out_shape, a.strides(), broadcast_strides(b.shape(), out_shape)};
+    const Index n = out_shape.back();
+    const Index sb = nest.src_strides.back();
+    drop_axis(nest, out_shape.size() - 1);
+    for_each_position(nest, 0, a.size() / n, [&](Index oa, Index ob) {
+        T* dst = pa + oa;
+        const T* src = pb + ob;
+        for (Index j = 0; j < n; ++j) dst[j] = f(dst[j], src[j * sb]);
+    });
     return a;
 }
 
