@@ -1,6 +1,7 @@
 // vit3d's packed GEMM (C = A B^T + bias, the kernel behind every linear layer) against a plain loop in
 // double: shapes that exercise every row tail, partial column panels, K beyond one packed chunk, K = 0,
-// row strides larger than the width, with and without bias; and thread-count independence.
+// row strides larger than the width, with and without bias; the row-blocked path of calls with many rows;
+// and thread-count independence.
 
 #include <gtest/gtest.h>
 
@@ -69,6 +70,32 @@ TYPED_TEST(PackedGemm, ZeroDepthGivesTheBias) {
         std::mt19937_64 rng(6);
         expect_matches_loop<TypeParam>(4, 70, 0, true, rng, 1);
         expect_matches_loop<TypeParam>(4, 70, 0, false, rng, 1);
+    });
+}
+
+// From gemm_pack_whole_rows rows on, the call packs B whole and takes A in blocks of rows: that path against
+// the loop (row tails, a partial last row block, K beyond one chunk, K = 0), and bit for bit against the
+// same rows computed by calls too short to take it.
+TYPED_TEST(PackedGemm, ManyRowsTakeARowBlockedPathWithTheSameResults) {
+    vit3d::test::for_each_isa([](vit3d::Isa) {
+        std::mt19937_64 rng(8);
+        const Index many = vit3d::detail::gemm_pack_whole_rows + 7;
+        expect_matches_loop<TypeParam>(many, 65, 513, true, rng, 2);
+        expect_matches_loop<TypeParam>(many, 17, 0, true, rng, 1);
+        const Index M = many + 250, N = 130, K = 600;
+        const auto A = random_values<TypeParam>(M * K, rng), B = random_values<TypeParam>(N * K, rng),
+                   bias = random_values<TypeParam>(N, rng);
+        for (int threads : {1, 2}) {
+            std::vector<TypeParam> whole(static_cast<std::size_t>(M * N)), pieces(whole.size());
+            vit3d::detail::packed_gemm_abt(M, N, K, A.data(), K, B.data(), K, whole.data(), N, bias.data(),
+                                           threads);
+            for (Index first = 0; first < M; first += 401) {
+                const Index rows = std::min<Index>(401, M - first);
+                vit3d::detail::packed_gemm_abt(rows, N, K, A.data() + first * K, K, B.data(), K,
+                                               pieces.data() + first * N, N, bias.data(), threads);
+            }
+            ASSERT_EQ(whole, pieces) << threads << " threads";
+        }
     });
 }
 

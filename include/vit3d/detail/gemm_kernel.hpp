@@ -23,6 +23,8 @@
 namespace vit3d::detail {
 
 inline constexpr Index gemm_k_chunk = 512;
+// From this many rows of A on, a call without a prepacked B packs all of B first (see packed_gemm_abt).
+inline constexpr Index gemm_pack_whole_rows = 1024;
 
 // Threads worth using for an M x N x K product split into `panels`: one per panel at most, and none for
 // less than ~2 MFLOP of work.
@@ -80,15 +82,23 @@ void packed_gemm_abt(Index M, Index N, Index K, const T* A, Index lda, const T* 
     const Index panels = (N + P - 1) / P;
     const Index chunk = std::min<Index>(std::max<Index>(K, 1), gemm_k_chunk);
     threads = gemm_threads(M, N, K, panels, threads);
-    const Index per_thread = (weights ? 0 : chunk * P) + P;
+    // Many rows and no pack: B is packed whole for this call (each thread its own panels), so that the
+    // kernel takes A in blocks of rows (gemm_panels); packing costs ~1/M of the product here.
+    const bool pack_whole = !weights && M >= gemm_pack_whole_rows && K > 0;
+    AlignedBuffer<T> whole(pack_whole ? panels * K * P : 0);
+    const bool prepacked = weights || pack_whole;
+    const Index per_thread = (prepacked ? 0 : chunk * P) + P;
     AlignedBuffer<T> workspace(per_thread * threads);
-    const GemmProblem<T> g{
-        M, N, K, A, lda, B, ldb, C, ldc, bias, weights ? weights->packed.data() : nullptr, chunk};
+    const T* panels_of_b = weights ? weights->packed.data() : (pack_whole ? whole.data() : nullptr);
+    const GemmProblem<T> g{M, N, K, A, lda, B, ldb, C, ldc, bias, panels_of_b, chunk};
     with_kernels(isa, [&](auto kernels) {
         parallel_region(threads, [&](int thread, int thread_count) {
             T* packed = workspace.data() + per_thread * thread;
             T* init = packed + (per_thread - P);
             const ItemRange share = static_share(panels, thread, thread_count);
+            if (pack_whole)
+                decltype(kernels)::template pack_weights<T>(B, ldb, N, K, share.begin, share.end,
+                                                            whole.data());
             decltype(kernels)::template gemm<T>(g, share.begin, share.end, packed, init);
         });
     });
