@@ -1,9 +1,9 @@
 #pragma once
-// Which instruction set vit3d's kernels run with. The hot kernels (GEMM, fused attention, GELU) are compiled
-// in one variant per instruction-set level inside every translation unit that uses them, whatever flags it
-// was built with, and the best level this CPU supports is chosen once, at first use, from CPUID. The
-// environment variable VIT3D_ISA (generic, avx2 or avx512) caps the choice for tests and reproducibility;
-// set_isa_cap does the same from code.
+// Which instruction set vit3d's kernels run with. The hot kernels (GEMM, fused attention, GELU, LayerNorm)
+// are compiled in one variant per instruction-set level inside every translation unit that uses them,
+// whatever flags it was built with, and the best level this CPU supports is chosen once, at first use, from
+// CPUID. The environment variable VIT3D_ISA (generic, avx2 or avx512) caps the choice for tests and
+// reproducibility; set_isa_cap does the same from code.
 //
 // `generic` is Eigen's packets for the flags the translation unit was compiled with (SSE2 on a plain x86-64
 // build, AVX-512 with -march=native on such a CPU, NEON on aarch64). The avx2 (AVX2 + FMA) and avx512

@@ -27,7 +27,7 @@ struct LayerNorm {
 
     Index dim() const { return weight.dim(0); }
 
-    // x: [..., D] -> [..., D]. Each row in double precision (detail/layer_norm_kernel.hpp).
+    // x: [..., D] -> [..., D]. Mean and variance of each row in double (detail/layer_norm_kernel.hpp).
     Tensor<T> forward(const Tensor<T>& x) const {
         const Index d = weight.size();
         if (bias.size() != d || x.rank() < 1 || x.dim(-1) != d)
@@ -38,8 +38,9 @@ struct LayerNorm {
         Tensor<T> y = Tensor<T>::empty(x.shape());
         const Index rows = d == 0 ? 0 : x.size() / d;
         const Index rows_per_thread = std::max<Index>(1, (Index(1) << 14) / std::max<Index>(d, 1));
+        const Isa isa = detail::active_isa();  // outside the region: reading VIT3D_ISA may throw
         detail::parallel_for(rows, rows_per_thread, [&](Index first, Index last) {
-            detail::layer_norm_rows(x.data(), y.data(), first, last, d, weight.data(), bias.data(), eps);
+            detail::layer_norm_rows(x.data(), y.data(), first, last, d, weight.data(), bias.data(), eps, isa);
         });
         return y;
     }
