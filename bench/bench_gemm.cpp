@@ -2,7 +2,9 @@
 // multiply-add chains on Eigen's widest packet), and the GEMM behind vit3d's linear layers
 // (detail::gemm_abt: vit3d's packed kernel, or the BLAS when built with -DVIT3D_USE_BLAS=ON; "eigen" is
 // Eigen's own product for reference) at the shapes of ViT-B:
-// tokens x 768 -> 2304 (qkv), 768 -> 3072 (MLP up), 3072 -> 768 (MLP down).
+// tokens x 768 -> 2304 (qkv), 768 -> 3072 (MLP up), 3072 -> 768 (MLP down). Next to them, the LayerNorm
+// that precedes each block's attention and MLP, on the same tokens x 768 rows (detail::layer_norm_rows, one
+// thread); its GB/s counts the rows read once and written once.
 //
 //   ./build-bench/bench/bench_gemm --benchmark_counters_tabular=true
 
@@ -13,6 +15,7 @@
 #include <vit3d.hpp>
 #include <vit3d/core/cpu.hpp>
 #include <vit3d/detail/gemm.hpp>
+#include <vit3d/detail/layer_norm_kernel.hpp>
 #include <vit3d/detail/packet_math.hpp>
 
 #if VIT3D_ISA_DISPATCH
@@ -119,6 +122,20 @@ void gemm(benchmark::State& state, Backend backend, Index M, Index N, Index K, i
     vit3d::set_num_threads(0);
 }
 
+// LayerNorm of M rows of 768 floats at the level the kernels choose (VIT3D_ISA caps it), on this thread.
+void layer_norm(benchmark::State& state, Index M) {
+    const Index d = 768;
+    const Tensor<float> x = Tensor<float>::randn({M, d}, 1, 0.5f, 2.0f),
+                        weight = Tensor<float>::randn({d}, 2), bias = Tensor<float>::randn({d}, 3);
+    Tensor<float> y = Tensor<float>::empty({M, d});
+    for (auto _ : state) {
+        vit3d::detail::layer_norm_rows(x.data(), y.data(), 0, M, d, weight.data(), bias.data(), 1e-6);
+        benchmark::DoNotOptimize(y.data());
+    }
+    state.counters["GB/s"] = vit3d::bench::rate(2.0 * double(M) * double(d) * sizeof(float) * 1e-9);
+    state.SetLabel(vit3d::isa_name(vit3d::cpu_info().active));
+}
+
 const bool registered = [] {
 #ifdef VIT3D_USE_BLAS
     const std::string linear_backend = "blas";  // what gemm_abt, and so nn::Linear, runs in this build
@@ -141,6 +158,11 @@ const bool registered = [] {
                         gemm, backend, M, s.N, s.K, threads)
                         ->Unit(benchmark::kMillisecond)
                         ->UseRealTime();
+    for (Index M : {197, 4097})
+        benchmark::RegisterBenchmark(("layer_norm/M:" + std::to_string(M) + "/D:768/threads:1").c_str(),
+                                     layer_norm, M)
+            ->Unit(benchmark::kMicrosecond)
+            ->UseRealTime();
     return true;
 }();
 
