@@ -43,7 +43,9 @@ inline WeightPacking parse_weight_packing(const std::string& text,
     throw std::invalid_argument(std::string(op) + ": expected off, cached or verified, got '" + text + "'");
 }
 
-namespace detail {
+}  // namespace vit3d
+
+namespace vit3d::detail {
 
 // -1: not read yet; otherwise the mode as an int. Read from VIT3D_WEIGHT_PACKING on first use.
 inline std::atomic<int>& weight_packing_setting() {
@@ -51,7 +53,9 @@ inline std::atomic<int>& weight_packing_setting() {
     return mode;
 }
 
-}  // namespace detail
+}  // namespace vit3d::detail
+
+namespace vit3d {
 
 inline WeightPacking weight_packing() {
     int mode = detail::weight_packing_setting().load(std::memory_order_relaxed);

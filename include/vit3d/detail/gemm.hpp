@@ -53,7 +53,7 @@ void eigen_gemm_abt(Index M, Index N, Index K, const T* A, Index lda, const T* B
 }
 
 // C [M, N] = A [M, K] * B [N, K]^T + bias [N] (bias may be null); lda, ldb, ldc are the row strides
-// (elements). C is overwritten. `weights`, when not null, is B packed once (detail/weight_pack_cache.hpp);
+// (elements). C is overwritten. `weights`, when not null, is B packed once (nn/weight_pack_cache.hpp);
 // a pack for another instruction-set level than the one that runs is ignored, as is any pack in the BLAS
 // route.
 template <class T>

@@ -10,8 +10,8 @@
 
 #include "vit3d/core/error.hpp"
 #include "vit3d/detail/gemm.hpp"
-#include "vit3d/detail/weight_pack_cache.hpp"
 #include "vit3d/nn/parameters.hpp"
+#include "vit3d/nn/weight_pack_cache.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
 namespace vit3d::nn {
