@@ -5,7 +5,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -18,12 +20,17 @@
 #include <vector>
 #include <vit3d.hpp>
 
+#ifdef __linux__
+#include <sys/resource.h>
+#endif
+
 #ifdef NLOHMANN_JSON_VERSION_MAJOR
 #error "<vit3d.hpp> must not include nlohmann/json.hpp: JSON is a dependency of vit3d/io/safetensors.hpp only"
 #endif
 
 #include <vit3d/io/safetensors.hpp>
 
+#include "support/io_testing.hpp"
 #include "support/tensor_testing.hpp"
 
 namespace vit3d::io {
@@ -512,8 +519,50 @@ TEST(SafetensorsWrite, Errors) {
             write_safetensors<float>(path, {{"a", &a}});
         },
         ThrowsMessage<io_error>(AllOf(StartsWith("vit3d::io::write_safetensors(\"" + path + "\"): "),
-                                      HasSubstr("cannot open the file for writing"))));
+                                      HasSubstr("cannot create the temporary file"),
+                                      HasSubstr("No such file or directory"))));
 }
+
+// The file appears whole or not at all: written under a temporary name and renamed onto the destination.
+TEST(SafetensorsWrite, ReplacesAnExistingFileWholeAndLeavesNoTemporary) {
+    const std::string path = test::TempPath("replaced.safetensors");
+    test::WriteBytes(path, test::Bytes("an older, longer file that is not safetensors at all"));
+    const Tensor<float> a = test::Iota<float>({3, 5});
+    write_safetensors<float>(path, {{"a", &a}});
+    const Tensor<float> back = Safetensors::open(path).get<float>("a");
+    EXPECT_EQ(back.shape(), a.shape());
+    EXPECT_TRUE(std::equal(a.begin(), a.end(), back.begin()));
+    EXPECT_TRUE(test::TemporaryFilesFor(path).empty());
+}
+
+#ifdef __linux__
+// A write that fails half-way (here: the file-size limit, as a full disk would) leaves the old file as it
+// was, removes the temporary file and says so.
+TEST(SafetensorsWrite, AFailedWriteLeavesTheOldFileAndNoTemporary) {
+    const std::string path = test::TempPath("kept.safetensors");
+    const std::vector<std::uint8_t> old = test::Bytes("old contents");
+    test::WriteBytes(path, old);
+    const Tensor<float> big = test::Iota<float>({1 << 16});  // 256 KiB of data
+    rlimit saved{};
+    ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    const auto previous_handler = std::signal(SIGXFSZ, SIG_IGN);  // fwrite then fails with EFBIG
+    rlimit limited = saved;
+    limited.rlim_cur = 64 * 1024;
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &limited), 0);
+    std::string message;
+    try {
+        write_safetensors<float>(path, {{"big", &big}});
+    } catch (const io_error& e) {
+        message = e.what();
+    }
+    setrlimit(RLIMIT_FSIZE, &saved);
+    std::signal(SIGXFSZ, previous_handler);
+    EXPECT_THAT(message, AllOf(StartsWith("vit3d::io::write_safetensors(\"" + path + "\"): "),
+                               HasSubstr("failed"), HasSubstr("\"" + path + "\" was left unchanged")));
+    EXPECT_EQ(test::ReadBytes(path), old);
+    EXPECT_TRUE(test::TemporaryFilesFor(path).empty());
+}
+#endif
 
 // ---- validation
 // --------------------------------------------------------------------------------------------

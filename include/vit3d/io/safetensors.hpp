@@ -37,6 +37,7 @@
 
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
+#include "vit3d/io/atomic_file_writer.hpp"
 #include "vit3d/io/file_bytes.hpp"
 #include "vit3d/io/float16.hpp"
 #include "vit3d/tensor/tensor.hpp"
@@ -726,7 +727,9 @@ std::vector<std::uint8_t> serialize_safetensors(const std::map<std::string, cons
 }
 
 // Writes serialize_safetensors(tensors, metadata, as) to `path`, converting a slice of each tensor at a time
-// rather than the whole file in memory. On failure the partial file is removed.
+// rather than the whole file in memory. The bytes go to a temporary file next to `path` that is renamed onto
+// it once complete (io/atomic_file_writer.hpp): on any failure `path` keeps what it held before, and no
+// partial file is left.
 template <class T>
 void write_safetensors(const std::string& path, const std::map<std::string, const Tensor<T>*>& tensors,
                        const std::map<std::string, std::string>& metadata = {}, DType as = DType::F32) {
@@ -736,30 +739,23 @@ void write_safetensors(const std::string& path, const std::map<std::string, cons
     std::uint64_t data_size = 0;
     const std::string header = detail::safetensors_header(tensors, metadata, as, where, data_size);
 
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    if (!out) throw io_error(where + "cannot open the file for writing");
+    AtomicFileWriter out(path, where);
     std::uint8_t length[8];
     detail::store_le(length, header.size(), 8);
-    out.write(reinterpret_cast<const char*>(length), 8);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
+    out.write(length, 8);
+    out.write(header.data(), header.size());
     constexpr Index chunk = Index(1) << 16;
     std::vector<std::uint8_t> buffer;
     for (const auto& entry : tensors) {
         const Tensor<T>& t = *entry.second;
-        for (Index first = 0; first < t.size() && out; first += chunk) {
+        for (Index first = 0; first < t.size(); first += chunk) {
             const Index n = std::min(chunk, t.size() - first);
             buffer.resize(static_cast<std::size_t>(n) * dtype_size(as));
             detail::encode_elements(as, t.data() + first, n, buffer.data());
-            out.write(reinterpret_cast<const char*>(buffer.data()),
-                      static_cast<std::streamsize>(buffer.size()));
+            out.write(buffer.data(), buffer.size());
         }
     }
-    out.close();
-    if (!out) {
-        std::remove(path.c_str());
-        throw io_error(where + "writing " + std::to_string(8 + header.size() + data_size) +
-                       " bytes failed (disk full?); the partial file was removed");
-    }
+    out.commit();
 }
 
 }  // namespace vit3d::io

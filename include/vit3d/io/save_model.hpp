@@ -72,12 +72,7 @@ void save_described_model(const std::string& path, const Model& model, const io:
     const std::map<std::string, std::string> metadata = {
         {"format", "pt"},
         {io::model_metadata_key, io::model_description_json(io::describe_model(model, preprocess))}};
-    const std::string partial = path + ".partial";
-    io::write_safetensors(partial, tensors, metadata, as);
-    if (std::rename(partial.c_str(), path.c_str()) != 0) {
-        std::remove(partial.c_str());
-        throw io_error(where + "cannot move the written file into place");
-    }
+    io::write_safetensors(path, tensors, metadata, as);  // atomic: a temporary file renamed into place
 }
 
 }  // namespace vit3d::detail
