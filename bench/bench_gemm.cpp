@@ -1,7 +1,9 @@
 // The ceilings the other benches are read against: this CPU's FMA peak on one core (independent
 // multiply-add chains on Eigen's widest packet), and the GEMM behind vit3d's linear layers
 // (detail::gemm_abt: vit3d's packed kernel, or the BLAS when built with -DVIT3D_USE_BLAS=ON; "eigen" is
-// Eigen's own product for reference) at the shapes of ViT-B:
+// Eigen's own product for reference) at the shapes of ViT-B. "vit3d" packs B on every call, as a weight's
+// first call does; "vit3d_packed" reads a pack made once (GemmWeights), as nn::Linear does from its second
+// call on:
 // tokens x 768 -> 2304 (qkv), 768 -> 3072 (MLP up), 3072 -> 768 (MLP down). Next to them, the LayerNorm
 // that precedes each block's attention and MLP, on the same tokens x 768 rows (detail::layer_norm_rows, one
 // thread); its GB/s counts the rows read once and written once.
@@ -104,21 +106,52 @@ void fma_peak_baseline(benchmark::State& state) {
 }
 BENCHMARK(fma_peak_baseline)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-enum class Backend { vit3d, eigen };
+// The GEMM's register block alone, at the level the kernels choose, over `depth` steps on data in L1: what
+// the GEMM would reach without waiting on L2 and memory. Read next to fma_peak it tells the core's limit on
+// a block's loads and FMAs apart from the cache hierarchy's share, in the same run (on a shared VM both
+// move).
+void gemm_register_block(benchmark::State& state) {
+    const Index depth = 256;
+    const vit3d::Isa isa = vit3d::cpu_info().active;
+    const vit3d::detail::KernelShape shape = vit3d::detail::kernel_shape<float>(isa);
+    const Tensor<float> a = Tensor<float>::randn({shape.rows, depth}, 1),
+                        bp = Tensor<float>::randn({depth, shape.columns()}, 2);
+    Tensor<float> c = Tensor<float>::zeros({shape.rows, shape.columns()});
+    vit3d::detail::with_kernels(isa, [&](auto kernels) {
+        for (auto _ : state) {
+            for (int repeat = 0; repeat < 64; ++repeat)
+                decltype(kernels)::register_block(a.data(), depth, bp.data(), depth, c.data());
+            benchmark::DoNotOptimize(c.data());
+        }
+    });
+    state.counters["GFLOPs"] =
+        vit3d::bench::rate(64 * 2.0 * double(shape.rows) * double(shape.columns()) * double(depth) * 1e-9);
+    state.SetLabel(std::string(vit3d::isa_name(isa)) + " " + std::to_string(shape.rows) + "x" +
+                   std::to_string(shape.columns()));
+}
+BENCHMARK(gemm_register_block)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+enum class Backend { vit3d, vit3d_packed, eigen };
 
 void gemm(benchmark::State& state, Backend backend, Index M, Index N, Index K, int threads) {
     vit3d::set_num_threads(threads);
     const Tensor<float> a = Tensor<float>::randn({M, K}, 1), b = Tensor<float>::randn({N, K}, 2);
     Tensor<float> c = Tensor<float>::empty({M, N});
+    using Weights = vit3d::detail::GemmWeights<float>;
+    const Weights weights = backend == Backend::vit3d_packed
+                                ? Weights::pack(b.data(), K, N, K, vit3d::cpu_info().active, threads)
+                                : Weights{};
     for (auto _ : state) {
         if (backend == Backend::eigen)
             vit3d::detail::eigen_gemm_abt(M, N, K, a.data(), K, b.data(), K, c.data(), N);
         else
-            vit3d::detail::gemm_abt(M, N, K, a.data(), K, b.data(), K, c.data(), N);
+            vit3d::detail::gemm_abt(M, N, K, a.data(), K, b.data(), K, c.data(), N,
+                                    static_cast<const float*>(nullptr),
+                                    backend == Backend::vit3d_packed ? &weights : nullptr);
         benchmark::DoNotOptimize(c.data());
     }
     state.counters["GFLOPs"] = vit3d::bench::rate(2.0 * double(M) * double(N) * double(K) * 1e-9);
-    if (backend == Backend::vit3d) state.SetLabel(vit3d::isa_name(vit3d::cpu_info().active));
+    if (backend != Backend::eigen) state.SetLabel(vit3d::isa_name(vit3d::cpu_info().active));
     vit3d::set_num_threads(0);
 }
 
@@ -150,14 +183,18 @@ const bool registered = [] {
         for (Index M : {197, 1576, 4097})
             for (Shape s :
                  {Shape{"qkv", 2304, 768}, Shape{"mlp_up", 3072, 768}, Shape{"mlp_down", 768, 3072}})
-                for (Backend backend : {Backend::vit3d, Backend::eigen})
-                    benchmark::RegisterBenchmark(
-                        ("gemm/" + (backend == Backend::eigen ? std::string("eigen") : linear_backend) + "/" +
-                         s.name + "/M:" + std::to_string(M) + "/threads:" + std::to_string(threads))
-                            .c_str(),
-                        gemm, backend, M, s.N, s.K, threads)
+                for (Backend backend : {Backend::vit3d, Backend::vit3d_packed, Backend::eigen}) {
+                    if (backend == Backend::vit3d_packed && linear_backend != "vit3d") continue;  // no packs
+                    const std::string name = backend == Backend::eigen          ? std::string("eigen")
+                                             : backend == Backend::vit3d_packed ? std::string("vit3d_packed")
+                                                                                : linear_backend;
+                    benchmark::RegisterBenchmark(("gemm/" + name + "/" + s.name + "/M:" + std::to_string(M) +
+                                                  "/threads:" + std::to_string(threads))
+                                                     .c_str(),
+                                                 gemm, backend, M, s.N, s.K, threads)
                         ->Unit(benchmark::kMillisecond)
                         ->UseRealTime();
+                }
     for (Index M : {197, 4097})
         benchmark::RegisterBenchmark(("layer_norm/M:" + std::to_string(M) + "/D:768/threads:1").c_str(),
                                      layer_norm, M)
