@@ -1,7 +1,7 @@
 // vit3d's packed GEMM (C = A B^T + bias, the kernel behind every linear layer) against a plain loop in
 // double: shapes that exercise every row tail, partial column panels, K beyond one packed chunk, K = 0,
-// row strides larger than the width, with and without bias; the row-blocked path of calls with many rows;
-// and thread-count independence.
+// row strides larger than the width, with and without bias; the row-blocked paths of calls with many rows
+// and of prepacked weights; and thread-count independence.
 
 #include <gtest/gtest.h>
 
@@ -97,6 +97,38 @@ TYPED_TEST(PackedGemm, ManyRowsTakeARowBlockedPathWithTheSameResults) {
             ASSERT_EQ(whole, pieces) << threads << " threads";
         }
     });
+}
+
+// With B prepacked (as nn::Linear keeps it), A is taken in blocks of rows: bit for bit the same as packing B
+// as the call goes, with K over several chunks, a row tail, partial panels, rows beyond one block, and a pack
+// for another level being ignored.
+TYPED_TEST(PackedGemm, PrepackedWeightsGiveTheSameBits) {
+    std::mt19937_64 rng(9);
+    for (Index M : {1, 5, 197, 613})
+        for (Index K : {7, 1100}) {
+            const Index N = 130;
+            const auto A = random_values<TypeParam>(M * K, rng), B = random_values<TypeParam>(N * K, rng),
+                       bias = random_values<TypeParam>(N, rng);
+            vit3d::test::for_each_isa([&](vit3d::Isa isa) {
+                using Weights = vit3d::detail::GemmWeights<TypeParam>;
+                const Weights pack = Weights::pack(B.data(), K, N, K, isa, 2);
+                const auto levels = vit3d::test::runnable_isas();  // another level this CPU can run
+                const vit3d::Isa other_isa = isa == levels.front() ? levels.back() : levels.front();
+                const Weights other = Weights::pack(B.data(), K, N, K, other_isa, 1);
+                for (int threads : {1, 2}) {
+                    std::vector<TypeParam> plain(static_cast<std::size_t>(M * N)), packed(plain.size()),
+                        ignored(plain.size());
+                    vit3d::detail::packed_gemm_abt(M, N, K, A.data(), K, B.data(), K, plain.data(), N,
+                                                   bias.data(), threads, isa);
+                    vit3d::detail::packed_gemm_abt(M, N, K, A.data(), K, B.data(), K, packed.data(), N,
+                                                   bias.data(), threads, isa, &pack);
+                    vit3d::detail::packed_gemm_abt(M, N, K, A.data(), K, B.data(), K, ignored.data(), N,
+                                                   bias.data(), threads, isa, &other);
+                    ASSERT_EQ(plain, packed) << "M " << M << " K " << K << ", " << threads << " threads";
+                    ASSERT_EQ(plain, ignored) << "M " << M << " K " << K << ", " << threads << " threads";
+                }
+            });
+        }
 }
 
 TEST(PackedGemm, ResultDoesNotDependOnTheThreadCount) {
