@@ -5,7 +5,6 @@
 // The file is written under a temporary name next to `path` and renamed into place, so a reader never
 // sees half a file.
 
-#include <cstdio>
 #include <map>
 #include <string>
 #include <utility>
