@@ -11,8 +11,9 @@
 // Both products run in the GEMM's register-blocked micro-kernel (micro_kernel in detail/isa/kernels.inc,
 // where the per-thread worker lives, once per instruction-set level): `rows` query rows times `vectors`
 // vectors of columns accumulate in registers, with one operand broadcast from memory. Keys
-// are repacked transposed (head_dim x key tile, detail::pack_transposed) so that S is computed a row of
-// packets at a time, values padded to whole packets so that any head_dim works. Work is split over (batch,
+// are repacked transposed (detail::pack_transposed) so that S is computed a row of packets at a time, values
+// padded to whole packets so that any head_dim works; both as panels of the register block's width that
+// the micro-kernel reads front to back, as the GEMM reads its packed weights. Work is split over (batch,
 // head, query tile) with a static schedule; a query row is always computed by one thread in the same order,
 // so the result does not depend on the thread count at all.
 
