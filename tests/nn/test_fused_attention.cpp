@@ -191,19 +191,21 @@ TYPED_TEST(FusedAttention, AgreesWithNaiveOnRandomShapesBiasesMasksAndCrossAtten
 
 TYPED_TEST(FusedAttention, FullyMaskedRowsGiveZero) {
     using T = TypeParam;
-    vit3d::test::for_each_isa([&](vit3d::Isa) {
-        const Tensor<T> q = Tensor<T>::randn({1, 2, 5, 16}, 1), k = Tensor<T>::randn({1, 2, 300, 16}, 2),
-                        v = Tensor<T>::randn({1, 2, 300, 16}, 3);
-        Tensor<std::uint8_t> mask = Tensor<std::uint8_t>::ones({1, 2, 5, 300});
-        for (Index j = 0; j < 300; ++j) mask(0, 1, 3, j) = 0;  // head 1, query 3 sees nothing
-        for (Index j = 0; j < 290; ++j) mask(0, 0, 0, j) = 0;  // only keys in the last key tile
+    vit3d::test::for_each_isa([&](vit3d::Isa isa) {
+        // Two key tiles, so that a row can see nothing in the first and something in the second.
+        const Index N = vit3d::detail::fused_attention_tiles<T>(5, 1, 16, isa).key_tile + 44;
+        const Tensor<T> q = Tensor<T>::randn({1, 2, 5, 16}, 1), k = Tensor<T>::randn({1, 2, N, 16}, 2),
+                        v = Tensor<T>::randn({1, 2, N, 16}, 3);
+        Tensor<std::uint8_t> mask = Tensor<std::uint8_t>::ones({1, 2, 5, N});
+        for (Index j = 0; j < N; ++j) mask(0, 1, 3, j) = 0;       // head 1, query 3 sees nothing
+        for (Index j = 0; j < N - 10; ++j) mask(0, 0, 0, j) = 0;  // only keys in the last key tile
         const Tensor<T> fused = scaled_dot_product_attention(q, k, v, nullptr, &mask, AttentionKernel::fused);
         for (Index c = 0; c < 16; ++c) EXPECT_EQ(fused(0, 1, 3, c), T(0));
         EXPECT_TRUE(
             Agree(fused, scaled_dot_product_attention(q, k, v, nullptr, &mask, AttentionKernel::naive)));
         // A -inf bias masks as well.
-        Tensor<T> bias = Tensor<T>::zeros({1, 1, 5, 300});
-        for (Index j = 0; j < 300; ++j) bias(0, 0, 2, j) = -std::numeric_limits<T>::infinity();
+        Tensor<T> bias = Tensor<T>::zeros({1, 1, 5, N});
+        for (Index j = 0; j < N; ++j) bias(0, 0, 2, j) = -std::numeric_limits<T>::infinity();
         const Tensor<T> biased =
             scaled_dot_product_attention(q, k, v, &bias, nullptr, AttentionKernel::fused);
         for (Index c = 0; c < 16; ++c) EXPECT_EQ(biased(0, 0, 2, c), T(0));

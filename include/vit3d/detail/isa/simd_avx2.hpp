@@ -47,10 +47,10 @@ struct Simd<float> {
         return _mm_cvtss_f32(s);
     }
     static V round_nearest(V x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-    // 2^n for integral n in [-126, 127], built in the exponent bits.
-    static V pow2_integral(V n) {
+    // p * 2^n for integral n in [-126, 127], 2^n built in the exponent bits.
+    static V times_pow2(V p, V n) {
         const __m256i biased = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
-        return _mm256_castsi256_ps(_mm256_slli_epi32(biased, 23));
+        return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(biased, 23)));
     }
     // value where x >= threshold, 0 where x < threshold.
     static V zero_where_below(V value, V x, V threshold) {
