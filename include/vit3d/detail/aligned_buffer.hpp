@@ -6,7 +6,8 @@
 // A zeroed buffer comes from calloc, not from malloc + memset: large blocks are fresh pages from the
 // operating system, which are zero already and cost nothing until first written. So building a model
 // whose parameters a weight loader then overwrites touches each parameter's memory once, at load, instead
-// of twice. calloc has no aligned variant, so a block is over-allocated by the alignment and the data
+// of twice. Blocks of 4 MiB and more are advised for transparent huge pages (core/huge_pages.hpp).
+// calloc has no aligned variant, so a block is over-allocated by the alignment and the data
 // pointer rounded up inside it; the block's own pointer is kept for free().
 
 #include <cstdint>
@@ -18,6 +19,7 @@
 #include <utility>
 
 #include "vit3d/core/config.hpp"
+#include "vit3d/core/huge_pages.hpp"
 
 namespace vit3d::detail {
 
@@ -70,6 +72,7 @@ class AlignedBuffer {
         if (!block_) throw std::bad_alloc();
         const std::uintptr_t address = reinterpret_cast<std::uintptr_t>(block_);
         data_ = reinterpret_cast<T*>((address + alignment - 1) / alignment * alignment);
+        advise_huge_pages(block_, bytes);  // large blocks only (core/huge_pages.hpp)
     }
 
     T* data_ = nullptr;
