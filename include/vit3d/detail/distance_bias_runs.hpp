@@ -16,8 +16,8 @@ inline constexpr T log2e_v = static_cast<T>(1.4426950408889634073599246810018921
 // A problem's DistanceBias prepared once per call for the tile loop. The keys are cut into runs of equal
 // coordinate (the prefix keys form a run of their own), so that one row of a key tile takes one constant per
 // run, added a packet at a time, instead of a table lookup per score: on a patch grid the slice index of the
-// keys changes once per slice (every H*W tokens), so a 256-key tile holds one or two runs. Every value is
-// pre-multiplied by log2(e), as the scores are in base 2.
+// keys changes once per slice (every H*W tokens), so a key tile of 384 holds two or three runs of 16 x 16
+// patch slices. Every value is pre-multiplied by log2(e), as the scores are in base 2.
 template <class T>
 struct DistanceBiasRuns {
     struct Run {
