@@ -16,9 +16,10 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
+
+#include "vit3d/core/env_setting.hpp"
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -51,15 +52,9 @@ inline std::atomic<int>& huge_pages_setting() {
 namespace vit3d {
 
 inline bool huge_pages() {
-    int on = detail::huge_pages_setting().load(std::memory_order_relaxed);
-    if (on < 0) {
-        const char* env = std::getenv("VIT3D_HUGE_PAGES");
-        const bool from_env = env && *env ? parse_huge_pages(env, "VIT3D_HUGE_PAGES") : true;
-        int expected = -1;
-        detail::huge_pages_setting().compare_exchange_strong(expected, from_env ? 1 : 0);
-        on = detail::huge_pages_setting().load(std::memory_order_relaxed);
-    }
-    return on == 1;
+    return detail::env_setting(detail::huge_pages_setting(), "VIT3D_HUGE_PAGES", 1, [](const char* text) {
+               return parse_huge_pages(text, "VIT3D_HUGE_PAGES") ? 1 : 0;
+           }) == 1;
 }
 
 inline void set_huge_pages(bool on) { detail::huge_pages_setting().store(on ? 1 : 0); }

@@ -15,9 +15,10 @@
 // set_weight_packing from code. A change applies from the next call on.
 
 #include <atomic>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
+
+#include "vit3d/core/env_setting.hpp"
 
 namespace vit3d {
 
@@ -58,16 +59,11 @@ inline std::atomic<int>& weight_packing_setting() {
 namespace vit3d {
 
 inline WeightPacking weight_packing() {
-    int mode = detail::weight_packing_setting().load(std::memory_order_relaxed);
-    if (mode < 0) {
-        const char* env = std::getenv("VIT3D_WEIGHT_PACKING");
-        const WeightPacking from_env =
-            env && *env ? parse_weight_packing(env, "VIT3D_WEIGHT_PACKING") : WeightPacking::cached;
-        int expected = -1;
-        detail::weight_packing_setting().compare_exchange_strong(expected, static_cast<int>(from_env));
-        mode = detail::weight_packing_setting().load(std::memory_order_relaxed);
-    }
-    return static_cast<WeightPacking>(mode);
+    return static_cast<WeightPacking>(
+        detail::env_setting(detail::weight_packing_setting(), "VIT3D_WEIGHT_PACKING",
+                            static_cast<int>(WeightPacking::cached), [](const char* text) {
+                                return static_cast<int>(parse_weight_packing(text, "VIT3D_WEIGHT_PACKING"));
+                            }));
 }
 
 inline void set_weight_packing(WeightPacking mode) {
