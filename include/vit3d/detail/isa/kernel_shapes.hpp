@@ -37,7 +37,7 @@ struct FusedAttentionTiles {
         : shape(block), head_dim(dim) {
         block_columns = block.columns();
         // The online softmax pays a fixed cost per row and key tile (two reductions, a rescale of the row's
-        // accumulator): 384 keys make it small against the tile's products (256 measured 4-5% slower on a
+        // accumulator): 384 keys make it small against the tile's products (256 measured 3-6% slower on a
         // two-FMA-port Xeon), and the scores buffer (query_tile x key_tile, 144 KB) stays in L2.
         key_tile = round_up(384, block_columns);
         max_query_tile = Index(block.rows) * 16;
