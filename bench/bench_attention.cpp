@@ -38,13 +38,13 @@ std::array<Index, 3> grid_of(Index N) {
 // slice_bias: with the slice-distance bias of the 16-slice grid of N tokens (32 levels), computed in the
 // kernel's tile loop.
 void attention_alone(benchmark::State& state, AttentionKernel kernel, Index B, Index N, int threads,
-                     bool slice_bias) {
+                     bool slice_bias, Index head_dim) {
     vit3d::set_num_threads(threads);
     vit3d::bench::reset_peak_rss();
-    const Tensor<float> q = Tensor<float>::randn({B, kHeads, N, kHeadDim}, 1);
-    const Tensor<float> k = Tensor<float>::randn({B, kHeads, N, kHeadDim}, 2);
-    const Tensor<float> v = Tensor<float>::randn({B, kHeads, N, kHeadDim}, 3);
-    Tensor<float> out = Tensor<float>::empty({B, kHeads, N, kHeadDim});
+    const Tensor<float> q = Tensor<float>::randn({B, kHeads, N, head_dim}, 1);
+    const Tensor<float> k = Tensor<float>::randn({B, kHeads, N, head_dim}, 2);
+    const Tensor<float> v = Tensor<float>::randn({B, kHeads, N, head_dim}, 3);
+    Tensor<float> out = Tensor<float>::empty({B, kHeads, N, head_dim});
     AttentionProblem<float> p = vit3d::nn::bhnd_attention_problem(q, k, v, out, "bench_attention");
     vit3d::nn::SliceDistanceBiasConfig config;
     config.heads = kHeads;
@@ -63,7 +63,7 @@ void attention_alone(benchmark::State& state, AttentionKernel kernel, Index B, I
         benchmark::DoNotOptimize(out.data());
         benchmark::ClobberMemory();
     }
-    const double flops = 4.0 * double(B) * kHeads * double(N) * double(N) * kHeadDim;
+    const double flops = 4.0 * double(B) * kHeads * double(N) * double(N) * double(head_dim);
     state.counters["GFLOPs"] = vit3d::bench::rate(flops * 1e-9);
     state.counters["tokens_per_s"] = vit3d::bench::rate(double(B * N));
     state.counters["workspace_bytes"] = double(vit3d::nn::attention_workspace_bytes(p, kernel, threads));
@@ -115,14 +115,14 @@ const bool registered = [] {
                 // per call (measured: 75.6 s on one thread, 10.9 GFLOP/s): not worth a bench slot.
                 if (k == AttentionKernel::naive && s.N > 4096) continue;
                 benchmark::RegisterBenchmark(case_name("attention", k, s, threads).c_str(), attention_alone,
-                                             k, s.B, s.N, threads, false)
+                                             k, s.B, s.N, threads, false, kHeadDim)
                     ->Unit(benchmark::kMillisecond)
                     ->UseRealTime();
             }
             if (s.N == 4096 || s.N == 16384)
                 benchmark::RegisterBenchmark(
                     case_name("attention_slice_bias", AttentionKernel::fused, s, threads).c_str(),
-                    attention_alone, AttentionKernel::fused, s.B, s.N, threads, true)
+                    attention_alone, AttentionKernel::fused, s.B, s.N, threads, true, kHeadDim)
                     ->Unit(benchmark::kMillisecond)
                     ->UseRealTime();
             benchmark::RegisterBenchmark(case_name("mha", AttentionKernel::fused, s, threads).c_str(),
@@ -130,6 +130,15 @@ const bool registered = [] {
                 ->Unit(benchmark::kMillisecond)
                 ->UseRealTime();
         }
+    // Other head widths (ViT-H and SAM use 80, CLIP-bigG 104, DiT-XL and LLaMA-style blocks 128), 12 heads.
+    for (int threads : {1, 2})
+        for (Index d : {32, 48, 80, 96, 104, 128})
+            benchmark::RegisterBenchmark(
+                ("attention_dim/fused/d:" + std::to_string(d) + "/N:1024/threads:" + std::to_string(threads))
+                    .c_str(),
+                attention_alone, AttentionKernel::fused, Index(1), Index(1024), threads, false, d)
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime();
     return true;
 }();
 
