@@ -35,6 +35,8 @@ Useful options:
     --cases attention,mha,models,ct_encoder,load  which sections to run (default: all five)
     --filter REGEX                only the cases whose id matches, e.g. 'attention/B:1/N:197|vit_b_16/B:1'
     --quick                       short timing, for a smoke test (numbers are then noisy)
+    --rounds 3                    measure each row's implementations 3 times, interleaved, and report medians
+                                  (and the per-round speedups), for a machine shared with noisy neighbours
     --json OUT                    also write every measurement (medians, minima, repetitions, RSS) as JSON
     --vit3d-json FILE...          read vit3d's results from Google Benchmark JSON files instead of running
     --build-vit3d default-O3      build vit3d's benches first as a user would (also default-O2, native-O3)
@@ -838,12 +840,18 @@ def format_rss(m: Measurement | None) -> str:
 
 
 def format_speedup(row: Row) -> str:
+    """Best peer's median / vit3d's median; with rounds, also the range of the ratio within a round."""
     best = row.best_peer()
     vit3d = row.cells.get("vit3d")
     if best is None or vit3d is None or vit3d.seconds is None:
         return "—"
     column, peer = best
-    return f"{peer.seconds / vit3d.seconds:.2f}× vs {column}"
+    text = f"{peer.seconds / vit3d.seconds:.2f}× vs {column}"
+    ours, theirs = vit3d.details.get("rounds"), peer.details.get("rounds")
+    if ours and theirs and len(ours) == len(theirs):
+        ratios = [t / o for o, t in zip(ours, theirs)]
+        text += f" ({min(ratios):.2f}–{max(ratios):.2f} by round)"
+    return text
 
 
 def markdown_table(rows: list[Row]) -> str:
@@ -913,6 +921,10 @@ def print_header(info: dict, cpu: dict, args, vit3d_note: str) -> None:
           f"after a warm-up of {warmup}; peak RSS = ru_maxrss of that process, imports included, "
           "(+x) = the part above its RSS after the imports")
     print(f"- vit3d: {vit3d_note}")
+    if args.rounds > 1:
+        print(f"- {args.rounds} rounds: each implementation of a row measured once per round, in reverse order "
+              "every other round; a cell is the median of its rounds, and the speedup's range is the ratio "
+              "within each round")
     print("- speedup = best peer's time / vit3d's time (> 1: vit3d faster); tok/s = B·N per second"
           + ("\n- **--quick: short timing, noisy numbers**" if args.quick else ""))
     print()
@@ -960,18 +972,48 @@ def selected_cases(args) -> list[Case]:
     return [c for c in all_cases() if c.section in sections and (pattern is None or pattern.search(c.id))]
 
 
+def combine_rounds(rounds: list[Measurement]) -> Measurement:
+    """One cell from its rounds: the median of the rounds' times, the fastest call, the highest peak RSS.
+
+    The rounds' own times are kept in details["rounds"] (seconds, in the order measured)."""
+    timed = [m for m in rounds if m.seconds is not None]
+    if not timed:
+        return rounds[0]
+    if len(rounds) == 1:
+        return timed[0]
+    peaks = [m.peak_rss for m in timed if m.peak_rss is not None]
+    details = dict(timed[0].details)
+    details["rounds"] = [m.seconds for m in timed]
+    failed = [m.note for m in rounds if m.seconds is None]
+    if failed:
+        details["failed_rounds"] = failed
+    return Measurement(statistics.median(details["rounds"]),
+                       min(m.seconds_min if m.seconds_min is not None else m.seconds for m in timed),
+                       sum(m.reps for m in timed), max(peaks) if peaks else None, "", details)
+
+
 def measure_row(case: Case, threads: int, vit3d: Vit3dRunner | None, args, onnx_paths: dict) -> Row:
-    cells: dict[str, Measurement] = {}
+    """Every implementation of one (case, threads), args.rounds times. Within a round each runs once; odd
+    rounds run them in reverse order, so that a slow minute of a shared machine does not fall on the same
+    implementation every time."""
+    jobs: list[tuple[str, str, Callable[[], Measurement]]] = []
     if vit3d is not None:
         for column, name in vit3d_names(case, threads).items():
-            log(f"[{case.id} threads={threads}] vit3d {name} ...")
-            cells[column] = vit3d.measure(name, case, threads)
-            log(f"  {format_value(case, cells[column])}, peak {format_rss(cells[column])}")
+            jobs.append((column, f"vit3d {name}", lambda name=name: vit3d.measure(name, case, threads)))
     for peer in peers_of(case):
-        log(f"[{case.id} threads={threads}] {peer.label} ...")
-        cells[peer.column] = measure_peer(peer, case, threads, args, onnx_paths)
-        log(f"  {format_value(case, cells[peer.column])}, peak {format_rss(cells[peer.column])}")
-    return Row(case, threads, cells)
+        jobs.append((peer.column, peer.label,
+                     lambda peer=peer: measure_peer(peer, case, threads, args, onnx_paths)))
+    measured: dict[str, list[Measurement]] = {column: [] for column, _, _ in jobs}
+    for round_index in range(args.rounds):
+        for column, label, measure in (jobs if round_index % 2 == 0 else jobs[::-1]):
+            if measured[column] and measured[column][0].seconds is None:
+                continue  # skipped or failed in round 1: the same again
+            suffix = f" (round {round_index + 1}/{args.rounds})" if args.rounds > 1 else ""
+            log(f"[{case.id} threads={threads}] {label}{suffix} ...")
+            m = measure()
+            measured[column].append(m)
+            log(f"  {format_value(case, m)}, peak {format_rss(m)}")
+    return Row(case, threads, {column: combine_rounds(ms) for column, ms in measured.items()})
 
 
 def gather_info() -> dict:
@@ -1028,6 +1070,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="--benchmark_min_time of vit3d's runs, in seconds (default 2)")
     parser.add_argument("--vit3d-repetitions", type=int, default=1,
                         help="--benchmark_repetitions; above 1 the median aggregate is taken")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every implementation of a row this many times, interleaved, and report "
+                             "the median (for shared machines whose speed moves from minute to minute)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--cases", default=",".join(SECTIONS), help="comma-separated: attention,mha,models")
     parser.add_argument("--filter", help="regular expression on case ids (e.g. 'N:197|vit_b_16/B:1')")
@@ -1043,6 +1088,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "with -march=native), into WORK_DIR/vit3d-<choice>, and measure that build")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error(f"--rounds: expected an integer >= 1, got {args.rounds}")
     if args.quick:
         args.vit3d_min_time = min(args.vit3d_min_time, 0.1)
     return args
