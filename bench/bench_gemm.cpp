@@ -3,7 +3,8 @@
 // (detail::gemm_abt: vit3d's packed kernel, or the BLAS when built with -DVIT3D_USE_BLAS=ON; "eigen" is
 // Eigen's own product for reference) at the shapes of ViT-B. "vit3d" packs B on every call, as a weight's
 // first call does; "vit3d_packed" reads a pack made once (GemmWeights), as nn::Linear does from its second
-// call on:
+// call on; "vit3d_packed_cold" reads a different pack at every call, 384 MiB of them in all, so that B comes
+// from memory as in a ViT-B forward (its 48 linear layers hold 340 MB of weights), not from the cache:
 // tokens x 768 -> 2304 (qkv), 768 -> 3072 (MLP up), 3072 -> 768 (MLP down). Next to them, the LayerNorm
 // that precedes each block's attention and MLP, on the same tokens x 768 rows (detail::layer_norm_rows, one
 // thread); its GB/s counts the rows read once and written once.
@@ -14,6 +15,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 #include <vit3d.hpp>
 #include <vit3d/core/cpu.hpp>
 #include <vit3d/detail/gemm.hpp>
@@ -131,23 +133,42 @@ void gemm_register_block(benchmark::State& state) {
 }
 BENCHMARK(gemm_register_block)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
-enum class Backend { vit3d, vit3d_packed, eigen };
+enum class Backend { vit3d, vit3d_packed, vit3d_packed_cold, eigen };
+
+const char* name_of(Backend backend, const std::string& linear_backend) {
+    switch (backend) {
+        case Backend::eigen:
+            return "eigen";
+        case Backend::vit3d_packed:
+            return "vit3d_packed";
+        case Backend::vit3d_packed_cold:
+            return "vit3d_packed_cold";
+        default:
+            return linear_backend.c_str();
+    }
+}
 
 void gemm(benchmark::State& state, Backend backend, Index M, Index N, Index K, int threads) {
     vit3d::set_num_threads(threads);
     const Tensor<float> a = Tensor<float>::randn({M, K}, 1), b = Tensor<float>::randn({N, K}, 2);
     Tensor<float> c = Tensor<float>::empty({M, N});
     using Weights = vit3d::detail::GemmWeights<float>;
-    const Weights weights = backend == Backend::vit3d_packed
-                                ? Weights::pack(b.data(), K, N, K, vit3d::cpu_info().active, threads)
-                                : Weights{};
+    // One pack, or (cold) as many as make 384 MiB, read in turn.
+    const bool packed = backend == Backend::vit3d_packed || backend == Backend::vit3d_packed_cold;
+    const Index copies = backend == Backend::vit3d_packed_cold
+                             ? (Index(384) << 20) / (N * K * Index(sizeof(float))) + 1
+                             : Index(packed);
+    std::vector<Weights> weights;
+    for (Index i = 0; i < copies; ++i)
+        weights.push_back(Weights::pack(b.data(), K, N, K, vit3d::cpu_info().active, threads));
+    std::size_t next = 0;
     for (auto _ : state) {
         if (backend == Backend::eigen)
             vit3d::detail::eigen_gemm_abt(M, N, K, a.data(), K, b.data(), K, c.data(), N);
         else
             vit3d::detail::gemm_abt(M, N, K, a.data(), K, b.data(), K, c.data(), N,
-                                    static_cast<const float*>(nullptr),
-                                    backend == Backend::vit3d_packed ? &weights : nullptr);
+                                    static_cast<const float*>(nullptr), packed ? &weights[next] : nullptr);
+        if (packed) next = (next + 1) % weights.size();
         benchmark::DoNotOptimize(c.data());
     }
     state.counters["GFLOPs"] = vit3d::bench::rate(2.0 * double(M) * double(N) * double(K) * 1e-9);
@@ -183,11 +204,13 @@ const bool registered = [] {
         for (Index M : {197, 1576, 4097})
             for (Shape s :
                  {Shape{"qkv", 2304, 768}, Shape{"mlp_up", 3072, 768}, Shape{"mlp_down", 768, 3072}})
-                for (Backend backend : {Backend::vit3d, Backend::vit3d_packed, Backend::eigen}) {
-                    if (backend == Backend::vit3d_packed && linear_backend != "vit3d") continue;  // no packs
-                    const std::string name = backend == Backend::eigen          ? std::string("eigen")
-                                             : backend == Backend::vit3d_packed ? std::string("vit3d_packed")
-                                                                                : linear_backend;
+                for (Backend backend :
+                     {Backend::vit3d, Backend::vit3d_packed, Backend::vit3d_packed_cold, Backend::eigen}) {
+                    const bool packs =
+                        backend == Backend::vit3d_packed || backend == Backend::vit3d_packed_cold;
+                    if (packs && linear_backend != "vit3d") continue;  // the BLAS build keeps no packs
+                    if (backend == Backend::vit3d_packed_cold && M != 197) continue;  // B reused enough above
+                    const std::string name = name_of(backend, linear_backend);
                     benchmark::RegisterBenchmark(("gemm/" + name + "/" + s.name + "/M:" + std::to_string(M) +
                                                   "/threads:" + std::to_string(threads))
                                                      .c_str(),
