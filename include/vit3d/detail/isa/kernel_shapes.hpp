@@ -11,6 +11,7 @@ namespace vit3d::detail {
 
 inline constexpr Index round_up(Index n, Index multiple) { return (n + multiple - 1) / multiple * multiple; }
 inline constexpr Index ceil_div(Index n, Index d) { return (n + d - 1) / d; }
+inline constexpr Index cache_line_bytes = 64;
 
 // A register block: `rows` rows of A times `vectors` vectors of `width` elements accumulate in registers, so
 // rows * vectors + vectors + 1 registers are live in the inner loop.
