@@ -40,6 +40,9 @@ Useful options:
     --json OUT                    also write every measurement (medians, minima, repetitions, RSS) as JSON
     --vit3d-json FILE...          read vit3d's results from Google Benchmark JSON files instead of running
     --build-vit3d default-O3      build vit3d's benches first as a user would (also default-O2, native-O3)
+    --isa avx2                    cap every library that has a switch for it at AVX2 (vit3d, ATen, MKL,
+                                  oneDNN; ONNX Runtime has none and is left out): an AVX2 machine's contest,
+                                  approximated on an AVX-512 one
 
 A full run (both thread counts, all cases) takes roughly an hour on the 2-core machine of bench/README.md,
 mostly the 3D ViT (10-50 s per forward pass per implementation) and the full-size CT encoder (minutes per
@@ -191,6 +194,8 @@ def skip_reason(peer: Peer, case: Case) -> str:
     N = 4096 its peak rose by 811 MiB, the 805 MB of scores). At N = 16384 the scores and softmax's output
     would take 2 x 12.9 GB of a 24 GB machine, so it is not attempted either.
     """
+    if peer.key == "ort_model" and isa_cap_env:
+        return "skipped (--isa: ONNX Runtime has no instruction-set cap)"
     if peer.key in ("sdpa_math", "mha"):
         scores = 4.0 * case.batch * HEADS * case.tokens**2
         if scores > MATH_SCORES_LIMIT_BYTES:
@@ -461,9 +466,18 @@ def child_main(spec: dict) -> None:
 # Running children.
 
 
+# --isa: the switches that cap each library's instruction set: vit3d's kernels, ATen's (SDPA's flash kernel
+# and the elementwise ops), MKL's sgemm (the linear layers) and oneDNN's (the patch embedding's convolution).
+# ONNX Runtime's MLAS picks its kernels from CPUID and has no such switch, so a capped run leaves it out.
+ISA_CAPS = {"avx2": {"VIT3D_ISA": "avx2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+                     "ONEDNN_MAX_CPU_ISA": "AVX2"}}
+isa_cap_env: dict[str, str] = {}  # ISA_CAPS[--isa], set once by run()
+
+
 def thread_env(threads: int) -> dict[str, str]:
     """The environment of every measured process, peers and vit3d alike."""
-    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE",
+            **isa_cap_env}
 
 
 def describe_failure(proc: subprocess.CompletedProcess) -> str:
@@ -551,7 +565,8 @@ def export_models(cases: list[Case], args) -> dict:
     """
     paths: dict = {}
     for case in cases:
-        if case.section != "models" or not any(p.key == "ort_model" for p in peers_of(case)):
+        if case.section != "models" or not any(p.key == "ort_model" and not skip_reason(p, case)
+                                               for p in peers_of(case)):
             continue
         final = onnx_dir(args.work_dir, case.model, case.batch)
         if not (final / "model.onnx").exists():
@@ -921,6 +936,10 @@ def print_header(info: dict, cpu: dict, args, vit3d_note: str) -> None:
           f"after a warm-up of {warmup}; peak RSS = ru_maxrss of that process, imports included, "
           "(+x) = the part above its RSS after the imports")
     print(f"- vit3d: {vit3d_note}")
+    if isa_cap_env:
+        print(f"- **instruction sets capped at {args.isa}** (--isa): "
+              + ", ".join(f"{k}={v}" for k, v in isa_cap_env.items())
+              + "; ONNX Runtime not measured (its MLAS has no such switch)")
     if args.rounds > 1:
         print(f"- {args.rounds} rounds: each implementation of a row measured once per round, in reverse order "
               "every other round; a cell is the median of its rounds, and the speedup's range is the ratio "
@@ -1027,6 +1046,7 @@ def run(args) -> None:
     cases = selected_cases(args)
     if not cases:
         sys.exit("no case selected")
+    isa_cap_env.update(ISA_CAPS.get(args.isa, {}))
     cpu = lscpu_summary()
     info = gather_info()
     if "error" in info:
@@ -1086,6 +1106,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="configure and build vit3d's benches first, as a user would (default-O3: CMake "
                              "Release, no -march; default-O2: RelWithDebInfo, no -march; native-O3: Release "
                              "with -march=native), into WORK_DIR/vit3d-<choice>, and measure that build")
+    parser.add_argument("--isa", choices=sorted(ISA_CAPS),
+                        help="cap vit3d, ATen, MKL and oneDNN at this instruction set (ONNX Runtime, which "
+                             "cannot be capped, is left out)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rounds < 1:
