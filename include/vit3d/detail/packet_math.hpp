@@ -53,8 +53,8 @@ inline Packet<T> exp_flushed(const Packet<T>& x) {
 // 2^x on a packet for the softmax, whose arguments lie in [-inf, 0]: every x below -126 (the normal range's
 // end for float) gives exactly 0. float packets: x = n + r with n = round(x), r in [-1/2, 1/2], 2^r from a
 // degree-6 polynomial fitted for relative error (1.0e-7 evaluated in float, i.e. within 2 ulp: see
-// tests/nn/test_fused_attention.cpp), and 2^n built in the exponent bits. About half the instructions of
-// a general exp, which matters because the fused attention evaluates one per score. Other types go through
+// tests/nn/test_fused_attention.cpp), and n added to its exponent field. About half the instructions of a
+// general exp, which matters because the fused attention evaluates one per score. Other types go through
 // exp_flushed(x ln 2).
 template <class T>
 inline Packet<T> exp2_flushed(const Packet<T>& x) {
@@ -65,7 +65,11 @@ inline Packet<T> exp2_flushed(const Packet<T>& x) {
         const P lowest = pset1<P>(-126.0f);
         const P underflow = pcmp_lt(x, lowest);
         const P clamped = pmax(x, lowest);  // -inf and NaN-free below: masked out by `underflow` anyway
-        const P n = print(clamped);
+        // n = round(clamped), ties to even, by adding and subtracting 1.5 * 2^23: the sum's low mantissa bits
+        // hold n, and its bits shifted left by 23 are n << 23 (bits(1.5 * 2^23) << 23 is 0 modulo 2^32).
+        const P magic = pset1<P>(12582912.0f);
+        const P shifted = padd(clamped, magic);
+        const P n = psub(shifted, magic);
         const P r = psub(clamped, n);
         P p = pset1<P>(1.5345789e-4f);
         p = pmadd(p, r, pset1<P>(1.3399929e-3f));
@@ -74,8 +78,10 @@ inline Packet<T> exp2_flushed(const Packet<T>& x) {
         p = pmadd(p, r, pset1<P>(2.4022646e-1f));
         p = pmadd(p, r, pset1<P>(6.9314718e-1f));
         p = pmadd(p, r, pset1<P>(1.0f));
-        const PI exponent = plogical_shift_left<23>(padd(pcast<P, PI>(n), pset1<PI>(127)));
-        return pandnot(pmul(p, preinterpret<P>(exponent)), underflow);
+        // p * 2^n by adding n to p's exponent field: exact, as the product is normal (p >= 2^-1/2, and
+        // n = -126 only when r >= 0, i.e. p >= 1).
+        const PI exponent = plogical_shift_left<23>(preinterpret<PI>(shifted));
+        return pandnot(preinterpret<P>(padd(preinterpret<PI>(p), exponent)), underflow);
     } else if constexpr (std::is_same_v<T, float>) {
         return x < T(-126) ? T(0) : std::exp2(x);
     } else {

@@ -46,11 +46,23 @@ struct Simd<float> {
         s = _mm_max_ss(s, _mm_movehdup_ps(s));
         return _mm_cvtss_f32(s);
     }
-    static V round_nearest(V x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-    // p * 2^n for integral n in [-126, 127], 2^n built in the exponent bits.
-    static V times_pow2(V p, V n) {
-        const __m256i biased = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
-        return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(biased, 23)));
+    // x rounded to the nearest integer (ties to even), for |x| < 2^22, by adding and subtracting 1.5 * 2^23:
+    // the sum's low mantissa bits then hold the integer, which times_pow2 shifts into an exponent field. Two
+    // additions, where vroundps is two micro-ops on Intel and the exponent needed a conversion besides.
+    struct Rounded {
+        V value, shifted;
+    };
+    static Rounded round_nearest(V x) {
+        const V magic = _mm256_set1_ps(12582912.0f);  // 1.5 * 2^23
+        const V shifted = _mm256_add_ps(x, magic);
+        return {_mm256_sub_ps(shifted, magic), shifted};
+    }
+    // p * 2^n for p in [1/2, 2) and n in [-126, 127] whose product is a normal float: n added to p's exponent
+    // field, exact, as the multiplication would be. shifted's bits are bits(1.5 * 2^23) + n, and shifting
+    // them left by 23 leaves n << 23, because bits(1.5 * 2^23) << 23 is 0 modulo 2^32.
+    static V times_pow2(V p, const Rounded& n) {
+        const __m256i exponent = _mm256_slli_epi32(_mm256_castps_si256(n.shifted), 23);
+        return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), exponent));
     }
     // value where x >= threshold, 0 where x < threshold.
     static V zero_where_below(V value, V x, V threshold) {

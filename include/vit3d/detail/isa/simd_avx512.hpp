@@ -56,11 +56,15 @@ struct Simd<float> {
         q = _mm_max_ss(q, _mm_movehdup_ps(q));
         return _mm_cvtss_f32(q);
     }
-    static V round_nearest(V x) {
-        return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    // x rounded to the nearest integer, kept as a float for scalef.
+    struct Rounded {
+        V value;
+    };
+    static Rounded round_nearest(V x) {
+        return {_mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)};
     }
     // p * 2^n for integral n, in one instruction (AVX-512's scalef; the same product as p * float(2^n)).
-    static V times_pow2(V p, V n) { return _mm512_scalef_ps(p, n); }
+    static V times_pow2(V p, const Rounded& n) { return _mm512_scalef_ps(p, n.value); }
     static V zero_where_below(V value, V x, V threshold) {
         return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, threshold, _CMP_GE_OQ), value);
     }
