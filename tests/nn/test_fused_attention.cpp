@@ -212,6 +212,34 @@ TYPED_TEST(FusedAttention, FullyMaskedRowsGiveZero) {
     });
 }
 
+// As torch's softmax and matmul: a NaN in a query makes its row NaN, a NaN in a key every row of its head,
+// a NaN in a value that column of every row of its head; everything else stays finite. A NaN score must not
+// be taken for a masked key (which gives weight 0) nor be flushed by the exponential.
+TYPED_TEST(FusedAttention, NaNInAQueryKeyOrValuePropagatesAsInPyTorch) {
+    using T = TypeParam;
+    const T nan = std::numeric_limits<T>::quiet_NaN();
+    vit3d::test::for_each_isa([&](vit3d::Isa isa) {
+        // Two key tiles, the NaN key in the second: rows must not settle on their first tile's result.
+        const Index N = vit3d::detail::fused_attention_tiles<T>(5, 1, 16, isa).key_tile + 44;
+        Tensor<T> q = Tensor<T>::randn({1, 3, 5, 16}, 1), k = Tensor<T>::randn({1, 3, N, 16}, 2),
+                  v = Tensor<T>::randn({1, 3, N, 16}, 3);
+        q(0, 0, 2, 7) = nan;      // head 0: query 2
+        k(0, 1, N - 3, 0) = nan;  // head 1: every query
+        v(0, 2, 4, 5) = nan;      // head 2: column 5 of every query
+        for (AttentionKernel kernel : {AttentionKernel::fused, AttentionKernel::naive}) {
+            SCOPED_TRACE(kernel == AttentionKernel::fused ? "fused" : "naive");
+            const Tensor<T> out = scaled_dot_product_attention(q, k, v, nullptr, nullptr, kernel);
+            for (Index h = 0; h < 3; ++h)
+                for (Index i = 0; i < 5; ++i)
+                    for (Index c = 0; c < 16; ++c) {
+                        const bool expect_nan = (h == 0 && i == 2) || h == 1 || (h == 2 && c == 5);
+                        EXPECT_EQ(std::isnan(out(0, h, i, c)), expect_nan)
+                            << "head " << h << " query " << i << " column " << c << ": " << out(0, h, i, c);
+                    }
+        }
+    });
+}
+
 TYPED_TEST(FusedAttention, NoKeysAttendsNothing) {
     using T = TypeParam;
     const Tensor<T> q = Tensor<T>::randn({1, 1, 3, 8}, 1), kv = Tensor<T>::empty({1, 1, 0, 8});

@@ -129,18 +129,21 @@ std::int64_t ulps(float a, float b) {
     return std::abs(static_cast<std::int64_t>(ia) - static_cast<std::int64_t>(ib));
 }
 
-TEST(Isa, VectorExp2IsWithinTwoUlpAndFlushesBelowTheNormalRangeOnEveryLevel) {
+TEST(Isa, VectorExp2IsWithinTwoUlpFlushesBelowTheNormalRangeAndKeepsNaNOnEveryLevel) {
     std::vector<float> x;
     for (float v = -130.0f; v <= 0.0f; v += 0.0137f) x.push_back(v);
     x.push_back(-std::numeric_limits<float>::infinity());
     x.push_back(0.0f);
+    x.push_back(std::numeric_limits<float>::quiet_NaN());
     std::vector<float> y(x.size());
     vit3d::test::for_each_isa([&](Isa isa) {
         vit3d::detail::with_kernels(isa, [&](auto kernels) {
             decltype(kernels)::template exp2<float>(x.data(), y.data(), Index(x.size()));
         });
         for (std::size_t i = 0; i < x.size(); ++i) {
-            if (x[i] < -126.0f) {
+            if (std::isnan(x[i])) {
+                ASSERT_TRUE(std::isnan(y[i])) << "2^NaN: " << y[i];
+            } else if (x[i] < -126.0f) {
                 ASSERT_EQ(y[i], 0.0f) << "2^" << x[i];
             } else {
                 const float exact = static_cast<float>(std::exp2(static_cast<double>(x[i])));

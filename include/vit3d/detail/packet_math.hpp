@@ -64,7 +64,7 @@ inline Packet<T> exp2_flushed(const Packet<T>& x) {
         using PI = typename unpacket_traits<P>::integer_packet;
         const P lowest = pset1<P>(-126.0f);
         const P underflow = pcmp_lt(x, lowest);
-        const P clamped = pmax(x, lowest);  // -inf and NaN-free below: masked out by `underflow` anyway
+        const P clamped = pmax(x, lowest);  // Eigen's pmax keeps a NaN x; below -126 masked by `underflow`
         // n = round(clamped), ties to even, by adding and subtracting 1.5 * 2^23: the sum's low mantissa bits
         // hold n, and its bits shifted left by 23 are n << 23 (bits(1.5 * 2^23) << 23 is 0 modulo 2^32).
         const P magic = pset1<P>(12582912.0f);

@@ -64,7 +64,7 @@ struct Simd<float> {
         const __m256i exponent = _mm256_slli_epi32(_mm256_castps_si256(n.shifted), 23);
         return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), exponent));
     }
-    // value where x >= threshold, 0 where x < threshold.
+    // value where x >= threshold or x is NaN, 0 where x < threshold.
     static V zero_where_below(V value, V x, V threshold) {
         return _mm256_andnot_ps(_mm256_cmp_ps(x, threshold, _CMP_LT_OQ), value);
     }

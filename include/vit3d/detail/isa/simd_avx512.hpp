@@ -65,8 +65,9 @@ struct Simd<float> {
     }
     // p * 2^n for integral n, in one instruction (AVX-512's scalef; the same product as p * float(2^n)).
     static V times_pow2(V p, const Rounded& n) { return _mm512_scalef_ps(p, n.value); }
+    // value where x >= threshold or x is NaN, 0 where x < threshold.
     static V zero_where_below(V value, V x, V threshold) {
-        return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, threshold, _CMP_GE_OQ), value);
+        return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, threshold, _CMP_NLT_UQ), value);
     }
 
     // 16 x 16 in four rounds: pairs of rows interleaved, then pairs of pairs, then 128-bit lanes twice.
