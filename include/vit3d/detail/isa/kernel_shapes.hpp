@@ -58,7 +58,7 @@ struct FusedAttentionTiles {
     Index accumulator_size() const { return part(query_tile * padded_dim); }
     Index thread_workspace() const {
         return packed_keys_size() + packed_values_size() + queries_size() + scores_size() +
-               accumulator_size() + 2 * part(query_tile);
+               accumulator_size() + 3 * part(query_tile);
     }
 };
 
