@@ -4,7 +4,8 @@
 //     S = (Q * scale) K^T + bias, masked keys -inf      [query tile x key tile], in a small buffer
 //     m' = max(m, rowmax S);  P = exp(S - m');  l = l e^(m - m') + rowsum P;  O = O e^(m - m') + P V
 // (computed in base 2: S and m carry a factor log2(e), and exp(S - m) = 2^(S - m)),
-// and finally out = O / l. The Nq x Nk scores never exist; per thread the memory is one (batch, head)'s keys
+// and finally out = O / l: 0 for a row whose keys are all masked (l = 0), NaN for a row with a NaN score
+// (as torch's softmax). The Nq x Nk scores never exist; per thread the memory is one (batch, head)'s keys
 // and values, repacked (O(Nk * head_dim)), plus tile-sized buffers. A DistanceBias is computed inside the
 // tile loop from the tokens' coordinates (DistanceBiasRuns), so it needs no Nq x Nk buffer either.
 //
