@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 #include <vit3d.hpp>
 #include <vit3d/detail/packet_math.hpp>
@@ -174,7 +175,7 @@ TYPED_TEST(FusedAttention, AgreesWithNaiveOnRandomShapesBiasesMasksAndCrossAtten
         auto pick = [&](std::vector<Index> options) { return options[rng() % options.size()]; };
         for (int trial = 0; trial < 60; ++trial) {
             const Case c{pick({1, 2, 3}), pick({1, 2, 4}), pick({1, 5, 13, 64, 97, 300}),
-                         pick({1, 3, 64, 65, 255, 257, 520}), pick({3, 8, 24, 64, 72})};
+                         pick({1, 3, 64, 65, 255, 257, 520, 1030}), pick({3, 8, 24, 64, 72})};
             // Every way a bias or a mask broadcasts to [B, H, Nq, Nk].
             const std::vector<Shape> shapes{
                 {c.B, c.H, c.Nq, c.Nk}, {1, c.H, c.Nq, c.Nk}, {c.Nq, c.Nk}, {c.B, 1, 1, c.Nk}, {c.Nk},
@@ -193,7 +194,8 @@ TYPED_TEST(FusedAttention, FullyMaskedRowsGiveZero) {
     using T = TypeParam;
     vit3d::test::for_each_isa([&](vit3d::Isa isa) {
         // Two key tiles, so that a row can see nothing in the first and something in the second.
-        const Index N = vit3d::detail::fused_attention_tiles<T>(5, 1, 16, isa).key_tile + 44;
+        const Index N = 600;
+        ASSERT_EQ(vit3d::detail::fused_attention_tiles<T>(5, N, 16, isa).key_tiles, 2);
         const Tensor<T> q = Tensor<T>::randn({1, 2, 5, 16}, 1), k = Tensor<T>::randn({1, 2, N, 16}, 2),
                         v = Tensor<T>::randn({1, 2, N, 16}, 3);
         Tensor<std::uint8_t> mask = Tensor<std::uint8_t>::ones({1, 2, 5, N});
@@ -220,7 +222,8 @@ TYPED_TEST(FusedAttention, NaNInAQueryKeyOrValuePropagatesAsInPyTorch) {
     const T nan = std::numeric_limits<T>::quiet_NaN();
     vit3d::test::for_each_isa([&](vit3d::Isa isa) {
         // Two key tiles, the NaN key in the second: rows must not settle on their first tile's result.
-        const Index N = vit3d::detail::fused_attention_tiles<T>(5, 1, 16, isa).key_tile + 44;
+        const Index N = 600;
+        ASSERT_EQ(vit3d::detail::fused_attention_tiles<T>(5, N, 16, isa).key_tiles, 2);
         Tensor<T> q = Tensor<T>::randn({1, 3, 5, 16}, 1), k = Tensor<T>::randn({1, 3, N, 16}, 2),
                   v = Tensor<T>::randn({1, 3, N, 16}, 3);
         q(0, 0, 2, 7) = nan;      // head 0: query 2
@@ -414,6 +417,22 @@ TEST(FusedAttention, ResultDoesNotDependOnTheThreadCount) {
             scaled_dot_product_attention(q, k, v, nullptr, nullptr, AttentionKernel::fused);
         vit3d::set_num_threads(0);
         EXPECT_TENSOR_EQ(one, two);
+    });
+}
+
+TEST(FusedAttention, KeysGoInTheFewestEqualTilesOfAbout512) {
+    vit3d::test::for_each_isa([&](vit3d::Isa isa) {
+        for (Index keys : {1, 197, 512, 513, 1024, 1030, 4096, 4097, 16385}) {
+            SCOPED_TRACE("keys " + std::to_string(keys));
+            const auto t = vit3d::detail::fused_attention_tiles<float>(64, keys, 64, isa);
+            const Index fewest = (keys + 511) / 512;
+            EXPECT_EQ(t.key_tile % t.block_columns, 0);
+            EXPECT_LE(t.key_tiles, fewest);
+            EXPECT_GE(t.key_tiles * t.key_tile, keys);
+            EXPECT_LT((t.key_tiles - 1) * t.key_tile, keys);  // no empty tile
+            // Equal tiles up to the block's rounding: 1024 keys in 2 tiles, not 384 + 384 + 256.
+            EXPECT_LT(t.key_tile, (keys + fewest - 1) / fewest + t.block_columns);
+        }
     });
 }
 
