@@ -41,7 +41,7 @@ struct FusedAttentionTiles {
         // accumulator), so the keys go in as few tiles of at most ~512 as they need (256 measured 3-6% slower
         // than 384 on a two-FMA-port Xeon), and in equal tiles: 1024 keys in 384 + 384 + 256 paid that cost
         // three times, and took 5% longer than in 2 x 512 on AVX2. The scores buffer (query_tile x key_tile,
-        // 132-196 KB) stays in L2.
+        // 132-192 KiB) stays in L2.
         const Index key_tiles_needed = std::max<Index>(1, ceil_div(keys, 512));
         key_tile = round_up(std::max<Index>(1, ceil_div(keys, key_tiles_needed)), block_columns);
         max_query_tile = Index(block.rows) * 16;
