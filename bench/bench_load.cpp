@@ -125,8 +125,8 @@ vit3d::models::VisionTransformer<float, N> read_file_then_load(const io::Safeten
                                                                const io::ModelDescription& d) {
     const io::KeyMap* keys = io::key_maps::find(d.key_map);
     if (!keys) throw std::runtime_error("bench_load: unknown key map " + d.key_map);
-    vit3d::models::VisionTransformer<float, N> model(
-        vit3d::detail::vision_transformer_config<N>(d.config, "bench_load: "));
+    vit3d::models::VisionTransformer<float, N> model(vit3d::detail::vision_transformer_config<N>(
+        io::description_json_field(d.config, "config"), "bench_load: "));
     io::load_state_dict<float>(model, file, *keys);
     return model;
 }

@@ -28,6 +28,7 @@
 #include <vit3d/io/load_model.hpp>
 #include <vit3d/io/npy.hpp>
 #include <vit3d/io/preprocess.hpp>
+#include <vit3d/models/vision_transformer.hpp>
 
 #include "demo/volume.hpp"
 

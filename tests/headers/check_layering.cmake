@@ -7,7 +7,12 @@
 #      and version.hpp stand outside the layers.) Only io/ headers include nlohmann/json.
 #   2. There is one internal namespace, vit3d::detail, always opened by its full name at namespace scope.
 #      A nested one (vit3d::nn::detail, ...) would capture unqualified detail:: lookups in that namespace.
+#   3. Every list of instances a header declares extern (VIT3D_EXTERN_INSTANCES(NAME), core/instances.hpp)
+#      is defined by an implementation header (VIT3D_DEFINE_INSTANCES(NAME) in vit3d/implementation.hpp or
+#      vit3d/io/implementation.hpp): else a program would miss those instances at link time.
 # Prints every violation and fails if there is one.
+
+cmake_policy(SET CMP0057 NEW)  # if(... IN_LIST ...)
 
 if(NOT VIT3D_INCLUDE_ROOT)
     message(FATAL_ERROR "check_layering.cmake: pass -DVIT3D_INCLUDE_ROOT=<include directory>")
@@ -21,6 +26,8 @@ if(_count EQUAL 0)
 endif()
 
 set(_violations 0)
+set(_extern_lists)   # "<header>=<list>" for every VIT3D_EXTERN_INSTANCES(<list>)
+set(_defined_lists)  # every <list> of a VIT3D_DEFINE_INSTANCES(<list>) in an implementation header
 foreach(header IN LISTS _headers)
     set(_layer "")
     if(header MATCHES "^vit3d/([a-z_]+)/")
@@ -62,6 +69,12 @@ foreach(header IN LISTS _headers)
             message(SEND_ERROR "${header} includes nlohmann/json, which only vit3d/io/ headers may use")
             math(EXPR _violations "${_violations} + 1")
         endif()
+        if(line MATCHES "^VIT3D_EXTERN_INSTANCES\\(([A-Z0-9_]+)\\)")
+            list(APPEND _extern_lists "${header}=${CMAKE_MATCH_1}")
+        endif()
+        if(header MATCHES "(^|/)implementation\\.hpp$" AND line MATCHES "^VIT3D_DEFINE_INSTANCES\\(([A-Z0-9_]+)\\)")
+            list(APPEND _defined_lists "${CMAKE_MATCH_1}")
+        endif()
         if(line MATCHES "namespace[ \t]+([A-Za-z0-9_:]*detail)[ \t]*{" AND
            NOT line MATCHES "^namespace vit3d::detail {$")
             message(SEND_ERROR "${header}: \"${line}\": open the internal namespace as \"namespace vit3d::detail {\" "
@@ -71,7 +84,25 @@ foreach(header IN LISTS _headers)
     endforeach()
 endforeach()
 
+foreach(entry IN LISTS _extern_lists)
+    string(REPLACE "=" ";" entry "${entry}")
+    list(GET entry 0 _header)
+    list(GET entry 1 _list)
+    if(NOT _list IN_LIST _defined_lists)
+        message(SEND_ERROR "${_header} declares the instances ${_list} extern, but no implementation header "
+                           "defines them (add VIT3D_DEFINE_INSTANCES(${_list}) to vit3d/implementation.hpp or "
+                           "vit3d/io/implementation.hpp)")
+        math(EXPR _violations "${_violations} + 1")
+    endif()
+endforeach()
+list(LENGTH _extern_lists _extern_count)
+if(_extern_count EQUAL 0)
+    message(SEND_ERROR "check_layering.cmake: no VIT3D_EXTERN_INSTANCES found; has core/instances.hpp changed?")
+    math(EXPR _violations "${_violations} + 1")
+endif()
+
 if(_violations GREATER 0)
     message(FATAL_ERROR "check_layering.cmake: ${_violations} violation(s) in ${_count} headers")
 endif()
-message(STATUS "check_layering.cmake: ${_count} headers, includes point down, one detail namespace")
+message(STATUS "check_layering.cmake: ${_count} headers, includes point down, one detail namespace, "
+               "${_extern_count} extern instance lists each defined by an implementation header")

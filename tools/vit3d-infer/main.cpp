@@ -25,6 +25,7 @@
 #include "report.hpp"
 #include "vit3d/core/config.hpp"
 #include "vit3d/io/load_model.hpp"
+#include "vit3d/io/model_description_json.hpp"
 #include "vit3d/io/npy.hpp"
 #include "vit3d/tensor/ops.hpp"
 
@@ -87,7 +88,7 @@ ModelFacts facts_of(const io::LoadedModel<float>& model) {
     m.parameters = model.parameter_count();
     m.input_shape = model.input_shape();
     for (io::ModelOutput o : model.outputs()) m.outputs.emplace_back(io::output_name(o));
-    const nlohmann::json& config = model.description().config;
+    const nlohmann::json config = io::description_json_field(model.description().config, "config");
     m.patches = 1;
     const auto patch = config.find("patch_size");
     for (std::size_t a = 1; a < m.input_shape.size(); ++a) {

@@ -23,6 +23,7 @@
 
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/cpu.hpp"
+#include "vit3d/core/instances.hpp"
 #include "vit3d/detail/aligned_buffer.hpp"
 #include "vit3d/detail/attention_problem.hpp"
 #include "vit3d/detail/distance_bias_runs.hpp"
@@ -81,3 +82,7 @@ void fused_attention(const AttentionProblem<T>& p, int threads, Isa isa = active
 }
 
 }  // namespace vit3d::detail
+
+#define VIT3D_FUSED_ATTENTION_INSTANCES(X, T) \
+    X(void vit3d::detail::fused_attention<T>(const vit3d::detail::AttentionProblem<T>&, int, vit3d::Isa))
+VIT3D_EXTERN_INSTANCES(VIT3D_FUSED_ATTENTION_INSTANCES)

@@ -16,6 +16,7 @@
 
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/cpu.hpp"
+#include "vit3d/core/instances.hpp"
 #include "vit3d/detail/aligned_buffer.hpp"
 #include "vit3d/detail/isa/dispatch.hpp"
 #include "vit3d/detail/threading.hpp"
@@ -112,3 +113,10 @@ void packed_gemm_abt(Index M, Index N, Index K, const T* A, Index lda, const T* 
 }
 
 }  // namespace vit3d::detail
+
+#define VIT3D_GEMM_KERNEL_INSTANCES(X, T)                                                             \
+    X(struct vit3d::detail::GemmWeights<T>)                                                           \
+    X(void vit3d::detail::packed_gemm_abt<T>(                                                         \
+        vit3d::Index, vit3d::Index, vit3d::Index, const T*, vit3d::Index, const T*, vit3d::Index, T*, \
+        vit3d::Index, const T*, int, vit3d::Isa, const vit3d::detail::GemmWeights<T>*))
+VIT3D_EXTERN_INSTANCES(VIT3D_GEMM_KERNEL_INSTANCES)

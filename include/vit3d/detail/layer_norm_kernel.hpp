@@ -9,6 +9,7 @@
 
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/cpu.hpp"
+#include "vit3d/core/instances.hpp"
 #include "vit3d/detail/isa/dispatch.hpp"
 
 namespace vit3d::detail {
@@ -23,3 +24,8 @@ void layer_norm_rows(const T* in_data, T* out_data, Index first, Index last, Ind
 }
 
 }  // namespace vit3d::detail
+
+#define VIT3D_LAYER_NORM_KERNEL_INSTANCES(X, T)                                                      \
+    X(void vit3d::detail::layer_norm_rows<T>(const T*, T*, vit3d::Index, vit3d::Index, vit3d::Index, \
+                                             const T*, const T*, double, vit3d::Isa))
+VIT3D_EXTERN_INSTANCES(VIT3D_LAYER_NORM_KERNEL_INSTANCES)

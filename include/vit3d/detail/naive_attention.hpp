@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "vit3d/core/config.hpp"
+#include "vit3d/core/instances.hpp"
 #include "vit3d/detail/attention_problem.hpp"
 #include "vit3d/detail/threading.hpp"
 
@@ -81,3 +82,7 @@ void naive_attention(const AttentionProblem<T>& p, T* weights, int threads) {
 }
 
 }  // namespace vit3d::detail
+
+#define VIT3D_NAIVE_ATTENTION_INSTANCES(X, T) \
+    X(void vit3d::detail::naive_attention<T>(const vit3d::detail::AttentionProblem<T>&, T*, int))
+VIT3D_EXTERN_INSTANCES(VIT3D_NAIVE_ATTENTION_INSTANCES)

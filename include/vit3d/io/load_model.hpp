@@ -6,55 +6,45 @@
 // builds the model and loads it strictly through the key map the description names. F16, BF16, F32 and
 // F64 files all load, as float or as double.
 //
+// This header declares load_model only: its definition (load_model_impl.hpp), with every model kind, the
+// JSON reader and the key maps, is compiled once per program in vit3d/io/implementation.hpp (see
+// core/instances.hpp), so that a program's other files compile in seconds.
+//
 // Memory: the file is mapped (FileAccess::map; plain reads where mmap is unavailable) and each tensor is
 // decoded straight into the parameter the model already allocated, whose zeros were never written (see
 // detail/aligned_buffer.hpp); the tensor's file pages are dropped right after. Peak resident memory is
-// then about the size of the weights plus one tensor's bytes, not file + weights.
+// then about the size of the weights plus one tensor's bytes, not file + weights. The linear layers' weights
+// are packed for the GEMM before load_model returns (nn/linear.hpp), so that no forward pays for it.
 
 #include <string>
 
-#include "vit3d/core/error.hpp"
+#include "vit3d/core/instances.hpp"
 #include "vit3d/io/file_bytes.hpp"
-#include "vit3d/io/key_maps.hpp"
 #include "vit3d/io/loaded_model.hpp"
-#include "vit3d/io/model_description.hpp"
-#include "vit3d/io/model_kinds.hpp"
-#include "vit3d/io/safetensors.hpp"
 
 namespace vit3d::io {
+
+class Safetensors;
 
 struct LoadOptions {
     FileAccess access = FileAccess::map;
 };
 
-// The model an opened file describes, loaded from it.
+// The model an opened file describes, loaded from it. T is float or double.
 template <class T>
-LoadedModel<T> load_model(const Safetensors& file) {
-    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                  "vit3d::io::load_model loads float or double models");
-    const std::string where = "vit3d::io::load_model(" + detail::quoted(file.source_name()) + "): ";
-    const std::string at = where + "metadata \"" + std::string(model_metadata_key) + "\": ";
-    ModelDescription description = read_model_description(file, where);
-    const KeyMap* keys = key_maps::find(description.key_map);
-    if (!keys)
-        throw io_error(at + "key_map: unknown key map " + detail::quoted(description.key_map) +
-                       "; known: " + key_maps::names());
-    std::string listing;
-    for (const ModelKind<T>& kind : model_kinds<T>()) {
-        if (description.kind == kind.name) {
-            auto instance = kind.load(description, file, *keys, where);
-            return LoadedModel<T>(std::move(description), std::move(instance), file.source_name());
-        }
-        listing += (listing.empty() ? "" : ", ") + std::string(kind.name) + " (" + kind.model + ")";
-    }
-    throw io_error(at + "kind: unknown model kind " + detail::quoted(description.kind) +
-                   "; known: " + listing);
-}
+LoadedModel<T> load_model(const Safetensors& file);
 
 // load_model(Safetensors::open(path, options.access)).
 template <class T>
-LoadedModel<T> load_model(const std::string& path, const LoadOptions& options = {}) {
-    return load_model<T>(Safetensors::open(path, options.access));
-}
+LoadedModel<T> load_model(const std::string& path, const LoadOptions& options = {});
 
 }  // namespace vit3d::io
+
+#define VIT3D_LOAD_MODEL_INSTANCES(X, T)                                                 \
+    X(vit3d::io::LoadedModel<T> vit3d::io::load_model<T>(const vit3d::io::Safetensors&)) \
+    X(vit3d::io::LoadedModel<T> vit3d::io::load_model<T>(const std::string&, const vit3d::io::LoadOptions&))
+VIT3D_EXTERN_INSTANCES(VIT3D_LOAD_MODEL_INSTANCES)
+
+#if defined(VIT3D_HEADER_ONLY)
+#include "vit3d/io/load_model_impl.hpp"
+#endif

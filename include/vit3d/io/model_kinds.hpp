@@ -10,6 +10,7 @@
 #include "vit3d/io/key_map.hpp"
 #include "vit3d/io/loaded_model.hpp"
 #include "vit3d/io/model_description.hpp"
+#include "vit3d/io/model_description_json.hpp"
 #include "vit3d/io/model_kinds/ct_encoder.hpp"
 #include "vit3d/io/model_kinds/vision_transformer.hpp"
 #include "vit3d/io/safetensors.hpp"

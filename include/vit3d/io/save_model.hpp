@@ -12,6 +12,7 @@
 
 #include "vit3d/core/error.hpp"
 #include "vit3d/io/model_description.hpp"
+#include "vit3d/io/model_description_json.hpp"
 #include "vit3d/io/model_kinds/ct_encoder.hpp"
 #include "vit3d/io/model_kinds/vision_transformer.hpp"
 #include "vit3d/io/safetensors.hpp"
@@ -36,9 +37,9 @@ ModelDescription describe_model(const models::VisionTransformer<T, N>& model,
     d.family = "vit3d";
     d.kind = detail::vision_transformer_kind<N>();
     d.key_map = "vit3d";
-    d.config = vision_transformer_config_json(model.config);
+    d.config = vision_transformer_config_json(model.config).dump();
     d.preprocess = preprocess;
-    d.source = {{"tool", "vit3d::io::save_model"}};
+    d.source = R"({"tool": "vit3d::io::save_model"})";
     return d;
 }
 
@@ -48,9 +49,9 @@ ModelDescription describe_model(const models::CTEncoder<T>& model, const Preproc
     d.family = "vit3d";
     d.kind = "ct_encoder";
     d.key_map = "ct_encoder";
-    d.config = ct_encoder_config_json(model.config);
+    d.config = ct_encoder_config_json(model.config).dump();
     d.preprocess = preprocess;
-    d.source = {{"tool", "vit3d::io::save_model"}};
+    d.source = R"({"tool": "vit3d::io::save_model"})";
     return d;
 }
 

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/instances.hpp"
 #include "vit3d/einops/reduce.hpp"
 #include "vit3d/einops/repeat.hpp"
 #include "vit3d/models/vision_transformer.hpp"
@@ -256,3 +257,6 @@ struct CTEncoder {
 };
 
 }  // namespace vit3d::models
+
+#define VIT3D_CT_ENCODER_INSTANCES(X, T) X(struct vit3d::models::CTEncoder<T>)
+VIT3D_EXTERN_INSTANCES(VIT3D_CT_ENCODER_INSTANCES)

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/instances.hpp"
 #include "vit3d/einops/reduce.hpp"
 #include "vit3d/einops/repeat.hpp"
 #include "vit3d/nn/encoder_block.hpp"
@@ -248,3 +249,8 @@ template <class T>
 using ViT3D = VisionTransformer<T, 3>;
 
 }  // namespace vit3d::models
+
+#define VIT3D_VISION_TRANSFORMER_INSTANCES(X, T)     \
+    X(struct vit3d::models::VisionTransformer<T, 2>) \
+    X(struct vit3d::models::VisionTransformer<T, 3>)
+VIT3D_EXTERN_INSTANCES(VIT3D_VISION_TRANSFORMER_INSTANCES)

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "vit3d/core/cpu.hpp"
+#include "vit3d/core/instances.hpp"
 #include "vit3d/detail/gelu_kernel.hpp"
 #include "vit3d/detail/threading.hpp"
 #include "vit3d/tensor/tensor.hpp"
@@ -95,3 +96,7 @@ Tensor<T> activate(Tensor<T> x, Activation a) {
 }
 
 }  // namespace vit3d::nn
+
+#define VIT3D_ACTIVATION_INSTANCES(X, T) \
+    X(void vit3d::nn::apply_activation_range<T>(T*, vit3d::Index, vit3d::nn::Activation, vit3d::Isa))
+VIT3D_EXTERN_INSTANCES(VIT3D_ACTIVATION_INSTANCES)

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/instances.hpp"
 #include "vit3d/detail/threading.hpp"
 #include "vit3d/nn/parameters.hpp"
 #include "vit3d/tensor/tensor.hpp"
@@ -169,3 +170,6 @@ struct AnatomicalEncoder {
 };
 
 }  // namespace vit3d::nn
+
+#define VIT3D_ANATOMICAL_ENCODER_INSTANCES(X, T) X(struct vit3d::nn::AnatomicalEncoder<T>)
+VIT3D_EXTERN_INSTANCES(VIT3D_ANATOMICAL_ENCODER_INSTANCES)

@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/instances.hpp"
 #include "vit3d/detail/gemm.hpp"
 #include "vit3d/nn/linear.hpp"
 #include "vit3d/nn/parameters.hpp"
@@ -225,3 +226,6 @@ struct MultiHeadAttention {
 };
 
 }  // namespace vit3d::nn
+
+#define VIT3D_ATTENTION_INSTANCES(X, T) X(struct vit3d::nn::MultiHeadAttention<T>)
+VIT3D_EXTERN_INSTANCES(VIT3D_ATTENTION_INSTANCES)

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/instances.hpp"
 #include "vit3d/nn/attention.hpp"
 #include "vit3d/nn/layer_norm.hpp"
 #include "vit3d/nn/mlp.hpp"
@@ -139,3 +140,8 @@ struct Encoder {
 };
 
 }  // namespace vit3d::nn
+
+#define VIT3D_ENCODER_BLOCK_INSTANCES(X, T) \
+    X(struct vit3d::nn::EncoderBlock<T>)    \
+    X(struct vit3d::nn::Encoder<T>)
+VIT3D_EXTERN_INSTANCES(VIT3D_ENCODER_BLOCK_INSTANCES)

@@ -9,6 +9,7 @@
 #include <array>
 #include <string>
 
+#include "vit3d/core/instances.hpp"
 #include "vit3d/nn/layer_norm.hpp"
 #include "vit3d/nn/mlp.hpp"
 #include "vit3d/nn/parameters.hpp"
@@ -85,3 +86,6 @@ struct HybridBlock {
 };
 
 }  // namespace vit3d::nn
+
+#define VIT3D_HYBRID_BLOCK_INSTANCES(X, T) X(struct vit3d::nn::HybridBlock<T>)
+VIT3D_EXTERN_INSTANCES(VIT3D_HYBRID_BLOCK_INSTANCES)

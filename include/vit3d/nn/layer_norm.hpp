@@ -8,6 +8,7 @@
 #include <string>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/instances.hpp"
 #include "vit3d/detail/layer_norm_kernel.hpp"
 #include "vit3d/detail/threading.hpp"
 #include "vit3d/nn/parameters.hpp"
@@ -56,3 +57,6 @@ struct LayerNorm {
 };
 
 }  // namespace vit3d::nn
+
+#define VIT3D_LAYER_NORM_INSTANCES(X, T) X(struct vit3d::nn::LayerNorm<T>)
+VIT3D_EXTERN_INSTANCES(VIT3D_LAYER_NORM_INSTANCES)

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/instances.hpp"
 #include "vit3d/detail/gemm.hpp"
 #include "vit3d/nn/parameters.hpp"
 #include "vit3d/nn/weight_pack_cache.hpp"
@@ -85,3 +86,6 @@ struct Linear {
 };
 
 }  // namespace vit3d::nn
+
+#define VIT3D_LINEAR_INSTANCES(X, T) X(struct vit3d::nn::Linear<T>)
+VIT3D_EXTERN_INSTANCES(VIT3D_LINEAR_INSTANCES)

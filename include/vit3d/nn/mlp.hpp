@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "vit3d/core/instances.hpp"
 #include "vit3d/nn/activation.hpp"
 #include "vit3d/nn/linear.hpp"
 
@@ -38,3 +39,6 @@ struct Mlp {
 };
 
 }  // namespace vit3d::nn
+
+#define VIT3D_MLP_INSTANCES(X, T) X(struct vit3d::nn::Mlp<T>)
+VIT3D_EXTERN_INSTANCES(VIT3D_MLP_INSTANCES)

@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/instances.hpp"
 #include "vit3d/einops/rearrange.hpp"
 #include "vit3d/nn/layer_norm.hpp"
 #include "vit3d/nn/linear.hpp"
@@ -249,3 +250,8 @@ template <class T>
 using PatchEmbed3d = PatchEmbed<T, 3>;
 
 }  // namespace vit3d::nn
+
+#define VIT3D_PATCH_EMBED_INSTANCES(X, T) \
+    X(struct vit3d::nn::PatchEmbed<T, 2>) \
+    X(struct vit3d::nn::PatchEmbed<T, 3>)
+VIT3D_EXTERN_INSTANCES(VIT3D_PATCH_EMBED_INSTANCES)

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/instances.hpp"
 #include "vit3d/nn/parameters.hpp"
 #include "vit3d/tensor/ops.hpp"
 
@@ -173,3 +174,8 @@ Tensor<T> sincos_position_embedding(const std::array<Index, Axes>& grid, Index d
 }
 
 }  // namespace vit3d::nn
+
+#define VIT3D_POS_EMBED_INSTANCES(X, T)     \
+    X(struct vit3d::nn::LearnedPosEmbed<T>) \
+    X(struct vit3d::nn::FactorizedPosEmbed3d<T>)
+VIT3D_EXTERN_INSTANCES(VIT3D_POS_EMBED_INSTANCES)

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/instances.hpp"
 #include "vit3d/nn/attention.hpp"
 #include "vit3d/nn/parameters.hpp"
 #include "vit3d/tensor/ops.hpp"
@@ -72,3 +73,6 @@ struct RegionAwareAttention {
 };
 
 }  // namespace vit3d::nn
+
+#define VIT3D_REGION_AWARE_ATTENTION_INSTANCES(X, T) X(struct vit3d::nn::RegionAwareAttention<T>)
+VIT3D_EXTERN_INSTANCES(VIT3D_REGION_AWARE_ATTENTION_INSTANCES)

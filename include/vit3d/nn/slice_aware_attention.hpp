@@ -9,6 +9,7 @@
 #include <string>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/instances.hpp"
 #include "vit3d/nn/attention.hpp"
 #include "vit3d/nn/parameters.hpp"
 #include "vit3d/nn/slice_bias.hpp"
@@ -79,3 +80,6 @@ struct SliceAwareAttention {
 };
 
 }  // namespace vit3d::nn
+
+#define VIT3D_SLICE_AWARE_ATTENTION_INSTANCES(X, T) X(struct vit3d::nn::SliceAwareAttention<T>)
+VIT3D_EXTERN_INSTANCES(VIT3D_SLICE_AWARE_ATTENTION_INSTANCES)

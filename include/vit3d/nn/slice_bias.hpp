@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/instances.hpp"
 #include "vit3d/nn/parameters.hpp"
 #include "vit3d/nn/scaled_dot_product_attention.hpp"
 #include "vit3d/tensor/tensor.hpp"
@@ -153,3 +154,6 @@ struct SliceDistanceBias {
 };
 
 }  // namespace vit3d::nn
+
+#define VIT3D_SLICE_BIAS_INSTANCES(X, T) X(struct vit3d::nn::SliceDistanceBias<T>)
+VIT3D_EXTERN_INSTANCES(VIT3D_SLICE_BIAS_INSTANCES)

@@ -21,6 +21,7 @@
 #include "vit3d/io/key_map.hpp"
 #include "vit3d/io/loaded_model.hpp"
 #include "vit3d/io/model_description.hpp"
+#include "vit3d/io/model_description_json.hpp"
 #include "vit3d/io/model_kinds/config_json.hpp"
 #include "vit3d/io/safetensors.hpp"
 #include "vit3d/io/state_dict.hpp"
@@ -126,7 +127,8 @@ std::unique_ptr<io::ModelInstance<T>> load_ct_encoder(const io::ModelDescription
                                                       const io::Safetensors& file, const io::KeyMap& keys,
                                                       const std::string& where) {
     const std::string at = where + "metadata \"" + std::string(io::model_metadata_key) + "\": ";
-    const models::CTEncoderConfig config = ct_encoder_config(d.config, at);
+    const models::CTEncoderConfig config =
+        ct_encoder_config(io::description_json_field(d.config, "config"), at);
     const std::vector<Index> size(config.input_size.begin(), config.input_size.end());
     if (d.preprocess.input_size != size)
         throw io_error(at + "preprocess.input_size " + shape_to_string(d.preprocess.input_size) +

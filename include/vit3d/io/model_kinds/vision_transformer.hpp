@@ -18,6 +18,7 @@
 #include "vit3d/io/key_map.hpp"
 #include "vit3d/io/loaded_model.hpp"
 #include "vit3d/io/model_description.hpp"
+#include "vit3d/io/model_description_json.hpp"
 #include "vit3d/io/model_kinds/config_json.hpp"
 #include "vit3d/io/safetensors.hpp"
 #include "vit3d/io/state_dict.hpp"
@@ -146,7 +147,8 @@ std::unique_ptr<io::ModelInstance<T>> load_vision_transformer(const io::ModelDes
                                                               const io::KeyMap& keys,
                                                               const std::string& where) {
     const std::string at = where + "metadata \"" + std::string(io::model_metadata_key) + "\": ";
-    const models::VisionTransformerConfig<N> config = vision_transformer_config<N>(d.config, at);
+    const models::VisionTransformerConfig<N> config =
+        vision_transformer_config<N>(io::description_json_field(d.config, "config"), at);
     // The preprocessing must describe this model's input.
     const std::vector<Index> size(config.input_size.begin(), config.input_size.end());
     if (d.preprocess.input_size != size)

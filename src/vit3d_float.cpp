@@ -1,0 +1,4 @@
+// vit3d's kernels, modules and models for float, compiled once per project
+// (include/vit3d/core/instances.hpp).
+#define VIT3D_IMPLEMENTATION_SCALAR float
+#include <vit3d/implementation.hpp>
