@@ -1,10 +1,13 @@
 #pragma once
-// Shared by the benches: per-benchmark peak resident memory (Linux), and the thread count of a run.
+// Shared by the benches: per-benchmark peak resident memory (Linux), the thread count of a run, and the
+// instruction set the kernels run with, in every bench's context.
 
 #include <benchmark/benchmark.h>
 
+#include <exception>
 #include <fstream>
 #include <string>
+#include <vit3d/core/cpu.hpp>
 
 namespace vit3d::bench {
 
@@ -26,5 +29,20 @@ inline double peak_rss_bytes() {
 inline benchmark::Counter rate(double per_iteration) {
     return benchmark::Counter(per_iteration, benchmark::Counter::kIsIterationInvariantRate);
 }
+
+// Google Benchmark prints its context in the console header and writes it to the JSON output's "context",
+// so every result names the level it was measured at: vit3d_isa is what the kernels run (after VIT3D_ISA's
+// cap), vit3d_isa_supported the best level of this CPU. bench/records.py reads them from there. Each bench
+// includes this header from one translation unit, so the context is added once.
+inline const bool isa_context_added = [] {
+    try {
+        const CpuInfo info = cpu_info();
+        benchmark::AddCustomContext("vit3d_isa", isa_name(info.active));
+        benchmark::AddCustomContext("vit3d_isa_supported", isa_name(info.supported));
+    } catch (const std::exception& error) {  // an invalid VIT3D_ISA; the kernels throw it again when called
+        benchmark::AddCustomContext("vit3d_isa", std::string("invalid (") + error.what() + ")");
+    }
+    return true;
+}();
 
 }  // namespace vit3d::bench
