@@ -24,7 +24,12 @@ bench/bench_models.cpp) and each thread count, vit3d's number next to its peers'
 Every measurement, vit3d's included, runs in a fresh process of its own so that its peak resident memory
 is that case's alone. Peers take the median of repeated calls after a warm-up; vit3d's numbers come from
 its Google Benchmark executables (DIR/bench/bench_attention, bench_models, bench_load), run one benchmark per
-process, or from JSON files they wrote earlier (--vit3d-json). Without either, the peers are printed alone.
+process, or from JSON files they wrote earlier (--vit3d-json). Without either (and with --no-record), the
+peers are printed alone.
+
+Every run also writes a record to bench/results/ (bench/records.py): the rows below with the vit3d commit,
+the machine, the build, and bench_gemm's FMA peak, measured before each row. So --vit3d-build must hold
+bench_gemm too.
 
 Python is only needed for this comparison. The script creates its own virtual environment
 (build-peers/venv, packages pinned in bench/peer_requirements.txt, installed with --no-deps) and re-runs
@@ -38,6 +43,8 @@ Useful options:
     --rounds 3                    measure each row's implementations 3 times, interleaved, and report medians
                                   (and the per-round speedups), for a machine shared with noisy neighbours
     --json OUT                    also write every measurement (medians, minima, repetitions, RSS) as JSON
+    --results-dir DIR             where the run's record goes (default bench/results; see bench/records.py)
+    --no-record                   print the table only (needed when vit3d is not measured from a build)
     --vit3d-json FILE...          read vit3d's results from Google Benchmark JSON files instead of running
     --build-vit3d default-O3      build vit3d's benches first as a user would (also default-O2, native-O3)
     --isa avx2                    cap every library that has a switch for it at AVX2 (vit3d, ATen, MKL,
@@ -70,6 +77,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+import records
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = REPO_ROOT / "bench" / "peer_requirements.txt"
@@ -781,7 +790,29 @@ class Vit3dRunner:
             return Measurement(note=describe_failure(proc))
         if "Failed to match any benchmarks" in proc.stderr:  # exit code 0, no JSON
             return Measurement(note=f"not in {exe.name}")
-        return measurement_from_benchmark(parse_benchmark_json(proc.stdout).get(name))
+        m = measurement_from_benchmark(parse_benchmark_json(proc.stdout).get(name))
+        m.details["isa"] = records.benchmark_isa(benchmark_context(proc.stdout))[0]
+        return m
+
+
+def benchmark_context(text: str) -> dict:
+    try:
+        return json.loads(text).get("context", {})
+    except json.JSONDecodeError:
+        return {}
+
+
+def measure_fma_peak(build_dir: Path) -> tuple[dict[str, float], str]:
+    """One core's FMA peak per level (bench_gemm's fma_peak and fma_peak_avx2), and the CPU's best level as
+    vit3d sees it. Measured before every row, so that each row is read against the peak of its minutes."""
+    exe = build_dir / "bench" / "bench_gemm"
+    cmd = [str(exe), "--benchmark_filter=^fma_peak(_avx2)?/", "--benchmark_format=json", min_time_flag(exe, 0.3)]
+    proc = subprocess.run(cmd, env={**os.environ, **thread_env(1)}, capture_output=True, text=True,
+                          timeout=CHILD_TIMEOUT_SECONDS)
+    if proc.returncode != 0:
+        sys.exit(f"{exe.name} failed: {describe_failure(proc)}")
+    peaks = records.fma_peaks(parse_benchmark_json(proc.stdout))
+    return peaks, records.benchmark_isa(benchmark_context(proc.stdout))[1] or "unknown"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -975,6 +1006,105 @@ def write_json(path: Path, info: dict, cpu: dict, rows: list[Row], args) -> None
 
 
 # --------------------------------------------------------------------------------------------------------
+# The run's record (bench/records.py).
+
+# The implementation behind each column of each section: the record's "impl".
+IMPLS = {
+    "attention": {"vit3d": "vit3d", "vit3d_alt": "vit3d-naive", "torch": "torch-sdpa", "torch_alt": "torch-sdpa-math"},
+    "mha": {"vit3d": "vit3d", "torch": "torch-mha"},
+    "models": {"vit3d": "vit3d", "torch": "torch", "torch_alt": "torch-sdpa", "ort": "onnxruntime"},
+    "ct_encoder": {"vit3d": "vit3d", "torch": "torch-math", "torch_alt": "torch-sdpa-mask"},
+    "load": {"vit3d": "vit3d", "vit3d_alt": "vit3d-read-whole", "torch": "safetensors-mmap",
+             "torch_alt": "safetensors-pread"},
+}
+
+# Each section's figure as the table shows it: (unit, better, value from seconds per call).
+RECORD_UNITS: dict[str, tuple[str, str, Callable[[Case, float], float]]] = {
+    "attention": ("GFLOP/s", "higher", lambda case, s: case.flops() / s / 1e9),
+    "mha": ("ms", "lower", lambda case, s: s * 1e3),
+    "models": ("ms per image", "lower", lambda case, s: s * 1e3 / case.batch),
+    "ct_encoder": ("s per volume", "lower", lambda case, s: s),
+    "load": ("ms", "lower", lambda case, s: s * 1e3),
+}
+
+
+def check_recordable(cases: list[Case], args) -> None:
+    """Fails before any timing when the run could not be recorded: a record needs vit3d measured from a
+    build it can describe, and bench_gemm for the FMA peak."""
+    hint = " (or pass --no-record)"
+    if args.vit3d_json:
+        sys.exit("--vit3d-json: results read from files name no build or commit, so no record" + hint)
+    needed = {vit3d_executable(args.vit3d_build, c) for c in cases} | {args.vit3d_build / "bench" / "bench_gemm"}
+    missing = sorted(str(path) for path in needed if not path.exists())
+    if missing:
+        sys.exit(f"a record needs {', '.join(missing)}: build them" + hint)
+    try:
+        records.build_facts(args.vit3d_build)
+    except records.RecordError as error:
+        sys.exit(f"{error}{hint}")
+
+
+def record_cases(rows: list[Row], row_peaks: list[dict[str, float]], isa_supported: str, args) -> list[dict]:
+    entries = []
+    for row, peaks in zip(rows, row_peaks):
+        case = row.case
+        unit, better, convert = RECORD_UNITS[case.section]
+        labels = {peer.column: peer.label for peer in peers_of(case)}
+        for column, m in row.cells.items():
+            vit3d = column.startswith("vit3d")
+            entry = {"id": case.id, "group": case.section, "impl": IMPLS[case.section][column],
+                     "label": m.details.get("benchmark", "").removesuffix("/real_time") if vit3d
+                     else labels.get(column, ""),
+                     "threads": row.threads, "isa": m.details.get("isa") if vit3d else args.isa,
+                     "unit": unit, "better": better}
+            if m.seconds is None:
+                entries.append({**entry, "note": m.note or "not measured"})
+                continue
+            values = [convert(case, s) for s in m.details.get("rounds", [m.seconds])]
+            entry.update(records.stats(values))
+            entry["calls"] = m.reps
+            if m.peak_rss:
+                entry["peak_rss_bytes"] = m.peak_rss
+            peak = peaks.get(entry["isa"] or isa_supported)
+            if unit == "GFLOP/s" and peak:
+                entry["share_of_peak"] = records.spread([v / (row.threads * peak) for v in values])
+            best = row.best_peer()
+            if column == "vit3d" and best:
+                peer_column, peer = best
+                ours, theirs = m.details.get("rounds"), peer.details.get("rounds")
+                ratio = peer.seconds / m.seconds
+                by_round = [t / o for o, t in zip(ours, theirs)] if ours and theirs and len(ours) == len(theirs) \
+                    else [ratio]
+                entry["vs_best_peer"] = {"peer": IMPLS[case.section][peer_column], **records.spread(by_round, ratio)}
+            entries.append(entry)
+    return entries
+
+
+def make_record(rows: list[Row], row_peaks: list[dict[str, float]], isa_supported: str, info: dict, args,
+                load_average: list[float]) -> dict:
+    build = records.build_facts(args.vit3d_build)
+    peak_samples: dict[str, list[float]] = {}
+    for peaks in row_peaks:
+        for level, gflops in peaks.items():
+            peak_samples.setdefault(level, []).append(gflops)
+    keep = ("python", "numpy", "torch", "torch_cpu_capability", "torchvision", "monai", "onnxruntime",
+            "mkl_verbose")
+    return {
+        "schema": records.SCHEMA, "tool": "compare_peers.py", "command": ["bench/compare_peers.py", *args.argv],
+        "created_utc": records.utc_now(), "quick": args.quick,
+        "vit3d": {"commit": build["commit"], "dirty": build["dirty"]},
+        "machine": records.machine_facts(isa_supported, {k: records.stats(v) for k, v in peak_samples.items()},
+                                         load_average),
+        "build": build,
+        "settings": {"threads": args.threads, "rounds": args.rounds, "isa_cap": args.isa, "cases": args.cases,
+                     "filter": args.filter, "min_time": args.min_time, "vit3d_min_time": args.vit3d_min_time,
+                     "vit3d_repetitions": args.vit3d_repetitions, "isa_cap_env": dict(isa_cap_env)},
+        "environment": {k: info[k] for k in keep if k in info},
+        "cases": record_cases(rows, row_peaks, isa_supported, args),
+    }
+
+
+# --------------------------------------------------------------------------------------------------------
 # Driver.
 
 
@@ -1047,6 +1177,9 @@ def run(args) -> None:
     if not cases:
         sys.exit("no case selected")
     isa_cap_env.update(ISA_CAPS.get(args.isa, {}))
+    if not args.no_record:
+        check_recordable(cases, args)
+    load_average = list(os.getloadavg())
     cpu = lscpu_summary()
     info = gather_info()
     if "error" in info:
@@ -1069,8 +1202,13 @@ def run(args) -> None:
 
     onnx_paths = export_models(cases, args)
     load_weights_prepare(cases, args)
-    rows = [measure_row(case, t, vit3d, args, onnx_paths) for case in cases
-            for t in (args.threads[:1] if case.section == "load" else args.threads)]
+    rows, row_peaks, isa_supported = [], [], "unknown"
+    for case in cases:
+        for t in (args.threads[:1] if case.section == "load" else args.threads):
+            if not args.no_record:
+                peaks, isa_supported = measure_fma_peak(args.vit3d_build)
+                row_peaks.append(peaks)
+            rows.append(measure_row(case, t, vit3d, args, onnx_paths))
 
     print_header(info, cpu, args, vit3d_note)
     print(markdown_table(rows))
@@ -1078,6 +1216,10 @@ def run(args) -> None:
     if args.json:
         write_json(args.json, info, cpu, rows, args)
         log(f"wrote {args.json}")
+    if not args.no_record:
+        record = make_record(rows, row_peaks, isa_supported, info, args, load_average)
+        path = records.write(record, "peers" + (f"-{args.isa}" if args.isa else ""), args.results_dir)
+        log(f"wrote {path}")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -1099,6 +1241,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--min-time", type=float, default=2.0, help="seconds of timed calls per peer")
     parser.add_argument("--quick", action="store_true", help="short timing, for smoke tests")
     parser.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
+    parser.add_argument("--results-dir", type=Path, default=records.RESULTS_DIR,
+                        help="where the run's record goes (default bench/results)")
+    parser.add_argument("--no-record", action="store_true",
+                        help="write no record (the table and --json only)")
     parser.add_argument("--venv", type=Path, default=DEFAULT_WORK_DIR / "venv")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR,
                         help="where the ONNX exports are cached (WORK_DIR/onnx)")
@@ -1111,6 +1257,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "cannot be capped, is left out)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.argv = list(argv)
     if args.rounds < 1:
         parser.error(f"--rounds: expected an integer >= 1, got {args.rounds}")
     if args.quick:
