@@ -1,0 +1,336 @@
+#!/usr/bin/env python3
+"""Tests of the speed records (bench/records.py), the page made from them (bench/make_performance_page.py)
+and the records bench/rounds.py and bench/compare_peers.py build; and that docs/performance.md is what the
+committed records in bench/results/ give. Standard library only (ctest runs it as bench_records):
+
+    python3 tests/tools/test_bench_records.py
+
+The fixtures in tests/tools/fixtures/bench_records/ are synthetic records of a made-up CPU.
+"""
+import copy
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+import unittest.mock
+from contextlib import redirect_stderr
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # leave no __pycache__ in bench/ behind
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "bench_records"
+sys.path.insert(0, str(ROOT / "bench"))
+import compare_peers  # noqa: E402
+import make_performance_page  # noqa: E402
+import records  # noqa: E402
+import rounds  # noqa: E402
+
+PEAK_FIXTURE = "2000-01-01-synthetic-test-cpu-f6m1-peak.json"
+PEERS_FIXTURE = "2000-01-01-synthetic-test-cpu-f6m1-peers.json"
+
+
+def fixture(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+class Validate(unittest.TestCase):
+    def assert_problem(self, record: dict, fragment: str) -> None:
+        problems = records.validate(record)
+        self.assertTrue(any(fragment in p for p in problems), f"no problem mentions {fragment!r}: {problems}")
+        with self.assertRaises(records.RecordError):
+            records.check(record)
+
+    def test_the_fixtures_follow_the_schema(self):
+        for name in (PEAK_FIXTURE, PEERS_FIXTURE):
+            self.assertEqual(records.validate(fixture(name)), [], name)
+
+    def test_record_level_problems_are_reported(self):
+        record = fixture(PEERS_FIXTURE)
+        for mutate, fragment in [
+            (lambda r: r.update(schema="vit3d.bench/0"), "schema"),
+            (lambda r: r.update(tool="other.py"), "tool"),
+            (lambda r: r.update(created_utc="2000-01-01 10:00"), "created_utc"),
+            (lambda r: r.update(quick="no"), "quick"),
+            (lambda r: r["vit3d"].update(commit="0123abc"), "vit3d.commit"),
+            (lambda r: r.pop("vit3d"), "vit3d.commit"),
+            (lambda r: r["build"].update(commit="f" * 40), "differs from build.commit"),
+            (lambda r: r["build"].pop("compiler_version"), "build.compiler_version"),
+            (lambda r: r["machine"].update(fma_peak={}), "FMA peak"),
+            (lambda r: r["machine"]["cpu"].update(cores=0), "machine.cpu.cores"),
+            (lambda r: r["settings"].update(threads=[]), "settings.threads"),
+            (lambda r: r.update(cases=[]), "cases"),
+        ]:
+            broken = copy.deepcopy(record)
+            mutate(broken)
+            self.assert_problem(broken, fragment)
+
+    def test_case_level_problems_are_reported(self):
+        record = fixture(PEERS_FIXTURE)
+        for mutate, fragment in [
+            (lambda c: c.update(median=c["median"] * 1.01), "median"),
+            (lambda c: c.update(max=c["max"] + 1), "max"),
+            (lambda c: c.update(repetitions=7), "repetitions"),
+            (lambda c: c.update(samples=[1.0, -2.0, 3.0]), "positive numbers"),
+            (lambda c: c.update(samples=[]), "positive numbers"),
+            (lambda c: c.update(threads=0), "threads"),
+            (lambda c: c.update(better="faster"), "better"),
+            (lambda c: c.update(note="also a note"), "both samples and a note"),
+            (lambda c: c.pop("impl"), "impl"),
+            (lambda c: c["vs_best_peer"].pop("peer"), "peer missing"),
+            (lambda c: c["vs_best_peer"].update(min=2.0, max=1.0), "above max"),
+            (lambda c: c["share_of_peak"].update(value=-0.5), "positive numbers value"),
+        ]:
+            broken = copy.deepcopy(record)
+            mutate(broken["cases"][0])
+            self.assert_problem(broken, fragment)
+
+    def test_a_case_needs_samples_or_a_note_and_appears_once(self):
+        record = fixture(PEERS_FIXTURE)
+        broken = copy.deepcopy(record)
+        del broken["cases"][2]["note"]
+        self.assert_problem(broken, "neither samples nor a note")
+        broken = copy.deepcopy(record)
+        broken["cases"].append(copy.deepcopy(broken["cases"][0]))
+        self.assert_problem(broken, "measured twice")
+        broken = copy.deepcopy(record)
+        broken["cases"] = [c for c in broken["cases"] if "note" in c]
+        self.assert_problem(broken, "no case has samples")
+
+
+class Write(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.results = Path(self.dir.name) / "results"
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def test_writes_a_new_file_and_never_overwrites(self):
+        record = fixture(PEERS_FIXTURE)
+        first = records.write(record, "peers", self.results)
+        second = records.write(record, "peers", self.results)
+        self.assertEqual(first.name, "2000-01-01-synthetic-test-cpu-f6m1-peers.json")
+        self.assertEqual(second.name, "2000-01-01-synthetic-test-cpu-f6m1-peers-2.json")
+        self.assertEqual(records.load(first), record)
+        self.assertEqual(sorted(p.name for p in self.results.iterdir()), sorted([first.name, second.name]))
+
+    def test_an_invalid_record_is_not_written(self):
+        record = fixture(PEAK_FIXTURE)
+        record["cases"][0]["samples"] = [1.0]
+        with self.assertRaises(records.RecordError):
+            records.write(record, "peak", self.results)
+        self.assertEqual(list(self.results.iterdir()) if self.results.exists() else [], [])
+
+    def test_load_names_the_file_of_an_invalid_record(self):
+        self.results.mkdir()
+        (self.results / "broken.json").write_text('{"schema": "vit3d.bench/1"}')
+        with self.assertRaisesRegex(records.RecordError, "broken.json"):
+            records.load_all(self.results)
+
+    def test_file_names_carry_date_cpu_and_what(self):
+        record = fixture(PEAK_FIXTURE)
+        record["machine"]["cpu"].update(model_name="Intel(R) Xeon(R) Processor @ 2.60GHz", family=None)
+        self.assertEqual(records.file_stem(record, "peers-avx2"), "2000-01-01-intel-xeon-processor-2-60ghz-peers-avx2")
+
+
+class Page(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.results = Path(self.dir.name)
+        for name in (PEAK_FIXTURE, PEERS_FIXTURE):
+            shutil.copy(FIXTURES / name, self.results / name)
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def add(self, name: str, record: dict) -> None:
+        (self.results / name).write_text(json.dumps(record))
+
+    def test_tables_show_the_figures_and_their_records(self):
+        page = make_performance_page.render(self.results)
+        self.assertTrue(page.startswith("# Performance\n"))
+        self.assertIn("`python3 bench/make_performance_page.py` writes it", page)
+        self.assertIn("## Synthetic Test CPU (family 6, model 1, stepping 0)", page)
+        self.assertIn("### avx512 kernels; GNU 12.2.0, Release, `-O3 -DNDEBUG`", page)
+        # rounds.py peak: median (range) and share of the peak, from R1.
+        self.assertIn("| `gemm/vit3d_packed/qkv/M:197` | 1 | 95.0 (81.0–99.0) | 90.0% (90.0–95.0%) | R1 |", page)
+        # compare_peers.py: every implementation, the note of the one not run, the ratio, from R2.
+        self.assertIn("| `attention/B:1/N:1024` | 1 | 175.0 | 155.0 | skipped (N×N scores 12.9 GB) | "
+                      "1.13× torch-sdpa (1.06–1.20) | 87.5% | R2 |", page)
+        self.assertIn("| `vit_b_16/B:1` | 1 | 205.0 | 235.0 | 260.0 | 1.15× onnxruntime (1.14–1.15) | R2 |", page)
+        self.assertIn("models, ms per image, lower is better:", page)
+        self.assertIn(f"| R1 | `{PEAK_FIXTURE}` | rounds.py peak | `0123456789ab` | 2000-01-01 10:00:00 |", page)
+        self.assertIn(f"| R2 | `{PEERS_FIXTURE}` | compare_peers.py | `0123456789ab` | 2000-01-01 11:00:00 |", page)
+
+    def test_the_newest_record_of_a_case_wins(self):
+        newer = fixture(PEERS_FIXTURE)
+        newer["created_utc"] = "2000-01-02T09:00:00Z"
+        newer["vit3d"]["commit"] = newer["build"]["commit"] = "fedcba9876543210fedcba9876543210fedcba98"
+        newer["cases"] = [c for c in newer["cases"] if c["group"] == "models"]
+        for case in newer["cases"]:
+            case.update(records.stats([s * 2 for s in case["samples"]]))
+        self.add("2000-01-02-newer-peers.json", newer)
+        page = make_performance_page.render(self.results)
+        self.assertIn("| `vit_b_16/B:1` | 1 | 410.0 | 470.0 | 520.0 | 1.15× onnxruntime (1.14–1.15) | R3 |", page)
+        self.assertNotIn("| 205.0 | 235.0 |", page)
+        # The older record still supplies the case the newer one did not measure.
+        self.assertIn("| `attention/B:1/N:1024` | 1 | 175.0 |", page)
+        self.assertIn("| R3 | `2000-01-02-newer-peers.json` | compare_peers.py | `fedcba987654` |", page)
+
+    def test_smoke_runs_and_ab_runs_are_listed_not_tabulated(self):
+        quick = fixture(PEAK_FIXTURE)
+        quick.update(quick=True, created_utc="2000-01-03T00:00:00Z")
+        quick["cases"][0].update(records.stats([500.0]))
+        self.add("2000-01-03-quick-peak.json", quick)
+        ab = fixture(PEAK_FIXTURE)
+        ab.update(tool="rounds.py ab", created_utc="2000-01-04T00:00:00Z", baseline_build=ab["build"])
+        ab["cases"][0].update(records.stats([600.0]))
+        self.add("2000-01-04-ab.json", ab)
+        page = make_performance_page.render(self.results)
+        self.assertNotIn("500.0", page)
+        self.assertNotIn("600.0", page)
+        self.assertIn("| R3 | `2000-01-03-quick-peak.json` |", page)
+        self.assertIn("smoke run (--quick): not tabulated", page)
+        self.assertIn("A/B of two builds: not tabulated", page)
+
+    def test_a_capped_level_gets_its_own_section(self):
+        capped = fixture(PEERS_FIXTURE)
+        capped["created_utc"] = "2000-01-05T00:00:00Z"
+        capped["settings"]["isa_cap"] = "avx2"
+        for case in capped["cases"]:
+            case["isa"] = "avx2"
+        self.add("2000-01-05-capped-peers-avx2.json", capped)
+        page = make_performance_page.render(self.results)
+        self.assertIn("### avx2 kernels; GNU 12.2.0", page)
+        self.assertIn("Below this CPU's best level", page)
+        self.assertLess(page.index("### avx512 kernels"), page.index("### avx2 kernels"))
+
+    def test_without_records_the_page_says_so(self):
+        page = make_performance_page.render(self.results / "empty")
+        self.assertIn("No records are tabulated yet.", page)
+        self.assertIn("None yet: `bench/results/` holds no record.", page)
+
+    def test_check_fails_on_a_stale_page_and_passes_once_written(self):
+        output = self.results / "page" / "performance.md"
+        arguments = ["--results-dir", str(self.results), "--output", str(output)]
+        with redirect_stderr(io.StringIO()) as stderr:
+            self.assertEqual(make_performance_page.main(arguments + ["--check"]), 1)
+        self.assertIn("run python3 bench/make_performance_page.py", stderr.getvalue())
+        self.assertEqual(make_performance_page.main(arguments), 0)
+        self.assertEqual(make_performance_page.main(arguments + ["--check"]), 0)
+        output.write_text(output.read_text().replace("95.0", "96.0"))
+        with redirect_stderr(io.StringIO()):
+            self.assertEqual(make_performance_page.main(arguments + ["--check"]), 1)
+
+
+@unittest.skipUnless(shutil.which("git"), "needs git, to give the synthetic build a commit")
+class Tools(unittest.TestCase):
+    """The records rounds.py and compare_peers.py build, from synthetic results, in a throwaway source tree
+    and build directory."""
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        tmp = Path(self.dir.name)
+        source, self.build = tmp / "source", tmp / "build"
+        source.mkdir()
+        git = ["git", "-C", str(source), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run(["git", "init", "-q", str(source)], check=True)
+        (source / "file").write_text("x")
+        subprocess.run(git + ["add", "file"], check=True)
+        subprocess.run(git + ["commit", "-q", "-m", "m"], check=True)
+        self.commit = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        (self.build / "CMakeFiles" / "3.25.1").mkdir(parents=True)
+        (self.build / "CMakeCache.txt").write_text(
+            f"CMAKE_HOME_DIRECTORY:INTERNAL={source}\nCMAKE_CXX_COMPILER:FILEPATH=/usr/bin/c++\n"
+            "CMAKE_BUILD_TYPE:STRING=RelWithDebInfo\nCMAKE_CXX_FLAGS:STRING=\n"
+            "CMAKE_CXX_FLAGS_RELWITHDEBINFO:STRING=-O2 -g -DNDEBUG\nVIT3D_BENCH_NATIVE:BOOL=OFF\n")
+        (self.build / "CMakeFiles" / "3.25.1" / "CMakeCXXCompiler.cmake").write_text(
+            'set(CMAKE_CXX_COMPILER_ID "GNU")\nset(CMAKE_CXX_COMPILER_VERSION "12.2.0")\n')
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def test_build_facts_come_from_the_cache_and_the_source_tree(self):
+        facts = records.build_facts(self.build)
+        self.assertEqual(facts["commit"], self.commit)
+        self.assertFalse(facts["dirty"])
+        self.assertEqual((facts["compiler_id"], facts["compiler_version"]), ("GNU", "12.2.0"))
+        self.assertEqual((facts["build_type"], facts["cxx_flags"]), ("RelWithDebInfo", "-O2 -g -DNDEBUG"))
+        (Path(facts["source_dir"]) / "file").write_text("changed")
+        self.assertTrue(records.build_facts(self.build)["dirty"])
+
+    def test_a_build_without_a_cache_cannot_be_recorded(self):
+        with self.assertRaisesRegex(records.RecordError, "CMakeCache.txt"):
+            records.build_facts(self.build / "missing")
+
+    def test_rounds_peak_reads_each_result_against_its_rounds_peak(self):
+        peaks = iter([200.0, 100.0])  # round 1, round 2
+
+        def fake_run_bench(build, bench, pattern, min_time, env):
+            context = {"vit3d_isa": env["VIT3D_ISA"], "vit3d_isa_supported": "avx512"}
+            if bench == "bench_gemm":
+                return {"fma_peak": {"GFLOPs": next(peaks), "label": "avx512"}}, context
+            return {"attention/fused/B:1/N:1024/threads:2": {"GFLOPs": 160.0, "iterations": 10}}, context
+
+        argv = ["peak", "--build", str(self.build), "--rounds", "2", "--bench", "bench_attention=x",
+                "--results-dir", str(Path(self.dir.name) / "results")]
+        original = rounds.run_bench
+        rounds.run_bench = fake_run_bench
+        try:
+            with redirect_stderr(io.StringIO()), io.StringIO() as out, \
+                    unittest.mock.patch("sys.stdout", out):
+                rounds.main(argv)
+        finally:
+            rounds.run_bench = original
+        [path] = (Path(self.dir.name) / "results").iterdir()
+        record = records.load(path)
+        self.assertEqual((record["tool"], record["vit3d"]["commit"]), ("rounds.py peak", self.commit))
+        self.assertEqual(record["machine"]["fma_peak"]["avx512"]["samples"], [200.0, 100.0])
+        [case] = record["cases"]
+        self.assertEqual((case["id"], case["threads"], case["isa"]), ("attention/fused/B:1/N:1024", 2, "avx512"))
+        # 160 GFLOP/s on 2 threads against peaks of 200 and 100: 40% and 80%.
+        for key, share in (("value", 0.6), ("min", 0.4), ("max", 0.8)):
+            self.assertAlmostEqual(case["share_of_peak"][key], share)
+
+    def test_compare_peers_records_every_implementation_and_the_ratio(self):
+        case = compare_peers.Case("attention", 1, 1024)
+        flops = case.flops()
+
+        def m(rounds_gflops, **details):
+            seconds = [flops / g / 1e9 for g in rounds_gflops]
+            return compare_peers.Measurement(sorted(seconds)[1], min(seconds), 30, 1e6,
+                                             details={"rounds": seconds, **details})
+
+        row = compare_peers.Row(case, 1, {
+            "vit3d": m([180.0, 170.0, 175.0], isa="avx512", benchmark="attention/fused/B:1/N:1024/threads:1"),
+            "torch": m([150.0, 160.0, 155.0]),
+            "torch_alt": compare_peers.Measurement(note="skipped (N×N scores 12.9 GB)")})
+        args = compare_peers.parse_args(["--vit3d-build", str(self.build), "--rounds", "3"])
+        record = compare_peers.make_record([row], [{"avx512": 200.0, "avx2": 100.0}], "avx512",
+                                           {"torch": "2.14.1"}, args, [0.1, 0.2, 0.3])
+        records.check(record)
+        by_impl = {c["impl"]: c for c in record["cases"]}
+        self.assertEqual(sorted(by_impl), ["torch-sdpa", "torch-sdpa-math", "vit3d"])
+        vit3d = by_impl["vit3d"]
+        self.assertAlmostEqual(vit3d["median"], 175.0)
+        self.assertEqual((vit3d["unit"], vit3d["better"], vit3d["isa"]), ("GFLOP/s", "higher", "avx512"))
+        self.assertAlmostEqual(vit3d["share_of_peak"]["value"], 175.0 / 200.0)
+        self.assertEqual(vit3d["vs_best_peer"]["peer"], "torch-sdpa")
+        self.assertAlmostEqual(vit3d["vs_best_peer"]["value"], 175.0 / 155.0)
+        self.assertAlmostEqual(vit3d["vs_best_peer"]["max"], 180.0 / 150.0)
+        self.assertEqual(by_impl["torch-sdpa-math"]["note"], "skipped (N×N scores 12.9 GB)")
+        self.assertEqual(record["build"]["commit"], self.commit)
+
+
+class CommittedPage(unittest.TestCase):
+    def test_docs_performance_md_is_what_the_committed_records_give(self):
+        expected = make_performance_page.render(records.RESULTS_DIR)
+        current = make_performance_page.PAGE.read_text() if make_performance_page.PAGE.exists() else ""
+        self.assertTrue(current == expected, "docs/performance.md is stale: run python3 bench/make_performance_page.py")
+
+
+if __name__ == "__main__":
+    unittest.main()
