@@ -164,11 +164,11 @@ def ab(args) -> dict:
     cases: dict[tuple, Case] = {}
     for round_index in range(args.rounds):
         peaks.measure(b, args.min_time, {})
-        for build in ((a, b) if round_index % 2 == 0 else (b, a)):
+        # Labelled by position, not by path: the same directory given twice is still an A and a B.
+        for label, build in ((("A", a), ("B", b)) if round_index % 2 == 0 else (("B", b), ("A", a))):
             for bench, pattern in args.bench:
                 entries, context = run_bench(build, bench, pattern, args.min_time, {})
                 for name, entry in entries.items():
-                    label = "A" if build == a else "B"
                     case_for(cases, name, entry, context, args.counter, label).add(entry, args.counter, None, 1)
         print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     print(f"| bench | A = {a}, median | B = {b}, median | B / A per round: median (range) |")

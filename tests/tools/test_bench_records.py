@@ -277,14 +277,9 @@ class Tools(unittest.TestCase):
 
         argv = ["peak", "--build", str(self.build), "--rounds", "2", "--bench", "bench_attention=x",
                 "--results-dir", str(Path(self.dir.name) / "results")]
-        original = rounds.run_bench
-        rounds.run_bench = fake_run_bench
-        try:
-            with redirect_stderr(io.StringIO()), io.StringIO() as out, \
-                    unittest.mock.patch("sys.stdout", out):
-                rounds.main(argv)
-        finally:
-            rounds.run_bench = original
+        with unittest.mock.patch.object(rounds, "run_bench", fake_run_bench), redirect_stderr(io.StringIO()), \
+                unittest.mock.patch("sys.stdout", io.StringIO()):
+            rounds.main(argv)
         [path] = (Path(self.dir.name) / "results").iterdir()
         record = records.load(path)
         self.assertEqual((record["tool"], record["vit3d"]["commit"]), ("rounds.py peak", self.commit))
@@ -294,6 +289,31 @@ class Tools(unittest.TestCase):
         # 160 GFLOP/s on 2 threads against peaks of 200 and 100: 40% and 80%.
         for key, share in (("value", 0.6), ("min", 0.4), ("max", 0.8)):
             self.assertAlmostEqual(case["share_of_peak"][key], share)
+
+    def test_rounds_ab_records_both_builds_and_the_ratio_of_each_round(self):
+        runs = iter([100.0, 110.0, 120.0, 90.0])  # round 1: A then B; round 2: B then A
+
+        def fake_run_bench(build, bench, pattern, min_time, env):
+            context = {"vit3d_isa": "avx2", "vit3d_isa_supported": "avx2"}
+            if pattern.startswith("^fma_peak"):
+                return {"fma_peak": {"GFLOPs": 100.0, "label": "avx2"}}, context
+            return {"gemm/vit3d_packed/qkv/M:197/threads:1": {"GFLOPs": next(runs), "iterations": 5}}, context
+
+        results = Path(self.dir.name) / "results"
+        argv = ["ab", "--builds", str(self.build), str(self.build), "--rounds", "2", "--bench", "bench_gemm=x",
+                "--results-dir", str(results)]
+        with unittest.mock.patch.object(rounds, "run_bench", fake_run_bench), redirect_stderr(io.StringIO()), \
+                unittest.mock.patch("sys.stdout", io.StringIO()):
+            rounds.main(argv)
+        [path] = results.iterdir()
+        record = records.load(path)
+        self.assertEqual(record["tool"], "rounds.py ab")
+        by_build = {c["build"]: c for c in record["cases"]}
+        self.assertEqual(by_build["A"]["samples"], [100.0, 90.0])
+        self.assertEqual(by_build["B"]["samples"], [110.0, 120.0])
+        self.assertEqual(by_build["B"]["vs_baseline"], {"value": (1.1 + 120.0 / 90.0) / 2, "min": 1.1,
+                                                        "max": 120.0 / 90.0})
+        self.assertNotIn("vs_baseline", by_build["A"])
 
     def test_compare_peers_records_every_implementation_and_the_ratio(self):
         case = compare_peers.Case("attention", 1, 1024)
