@@ -51,10 +51,9 @@ Useful options:
                                   oneDNN; ONNX Runtime has none and is left out): an AVX2 machine's contest,
                                   approximated on an AVX-512 one
 
-A full run (both thread counts, all cases) takes roughly an hour on the 2-core machine of bench/README.md,
-mostly the 3D ViT (10-50 s per forward pass per implementation) and the full-size CT encoder (minutes per
-forward pass; timed once). Run it alone: no build or
-other bench at the same time.
+A full run (both thread counts, all cases, one round) takes roughly an hour on a 2-core machine, mostly the
+3D ViT (10-50 s per forward pass per implementation) and the full-size CT encoder (minutes per forward pass;
+timed once); --rounds N multiplies the timing. Run it alone: no build or other bench at the same time.
 """
 
 from __future__ import annotations
