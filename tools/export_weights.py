@@ -31,7 +31,8 @@ description is the JSON string under the "vit3d.model" key of the file's __metad
 "Weights from PyTorch"); "format": "pt" is set as well, as Hugging Face's loaders expect.
 
 Needs torch and safetensors only, plus the family's own package (for its class). Works with torch 1.13
-(Debian 12's python3-torch) and newer. Errors are one line on stderr and exit code 1 (2 for usage errors).
+(Debian 12's python3-torch) and newer. Errors are one line on stderr and exit code 1 (2 for usage errors);
+--debug adds the traceback.
 The output is written to a temporary file in the same directory and renamed into place.
 """
 from __future__ import annotations
@@ -62,6 +63,11 @@ class ExportError(Exception):
 
 def _one_line(text) -> str:
     return " ".join(str(text).split())
+
+
+def _exception_name(e) -> str:
+    cls = type(e)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
 # ---- the vit3d configuration (VisionTransformerConfig<N>, include/vit3d/models/vision_transformer.hpp) ----
@@ -856,9 +862,16 @@ def model_from_python(spec):
     return model.eval()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line like every other error (the usage is behind --help)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (--help for the usage)\n")
+
+
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="export_weights.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = _Parser(prog="export_weights.py", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--family", help=f"one of: {_known_families()} (inferred from the class with --python)")
     p.add_argument("--state-dict", help="the checkpoint: .pth/.pt (torch.save) or .safetensors")
     p.add_argument("--config", help="JSON object (or a file holding one) of the family's constructor arguments")
@@ -867,6 +880,7 @@ def parse_args(argv):
     p.add_argument("--dtype", choices=sorted(DTYPES), help="convert the tensors (default: keep their dtype)")
     p.add_argument("--strip-prefix", default="", help="remove this prefix from state_dict keys (e.g. 'module.')")
     p.add_argument("--output", required=True, help="the .safetensors file to write")
+    p.add_argument("--debug", action="store_true", help="on an error, show the Python traceback too")
     args = p.parse_args(argv)
     if bool(args.python) == bool(args.config):
         p.error("give either --config (with --family and --state-dict) or --python (optionally with --state-dict)")
@@ -895,7 +909,15 @@ def main(argv=None):
             fit_state_dict(family, model, state)
         description = export(model, family, args.output, preprocess, arguments=arguments, dtype=args.dtype)
     except ExportError as e:
+        if args.debug:
+            raise
         print(f"export_weights.py: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a failure in the user's or a package's code: still one line, unless --debug
+        if args.debug:
+            raise
+        print(f"export_weights.py: error: {_exception_name(e)}: {_one_line(e) or '(no message)'} "
+              "(--debug shows the traceback)", file=sys.stderr)
         return 1
     c = description["config"]
     print(f"wrote {args.output}: {description['family']} {description['kind']}, input "

@@ -156,6 +156,19 @@ class CommandLine(unittest.TestCase):
             export_weights.export(torch.nn.Linear(2, 2), None, str(self.output))
         self.assertIn("cannot tell the family of a torch.nn.modules.linear.Linear", str(caught.exception))
 
+    def test_usage_error_is_one_line(self):
+        self.assert_error(self.run_exporter("--state-dict", str(self.state)), "--help for the usage")
+
+    def test_failure_in_user_code_is_one_line_and_debug_shows_the_traceback(self):
+        (self.tmp / "broken_models.py").write_text("def build():\n    raise ValueError('no such layer: blk9')\n")
+        command = [sys.executable, str(EXPORTER), "--python", "broken_models:build", "--output", str(self.output)]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=str(self.tmp))
+        self.assert_error(result, "ValueError: no such layer: blk9", "--debug")
+        result = subprocess.run(command + ["--debug"], capture_output=True, text=True, cwd=str(self.tmp))
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("Traceback (most recent call last)", result.stderr)
+        self.assertIn("ValueError: no such layer: blk9", result.stderr)
+
     def test_dtype_conversion(self):
         result = self.run_exporter("--dtype", "float16", config=TV)
         self.assertEqual(result.returncode, 0, result.stderr)
