@@ -12,7 +12,14 @@ model is built from them, the state_dict is loaded into it strictly, and what vi
 built model itself: its configuration (every field of vit3d's VisionTransformerConfig), the key map that
 renames the state_dict onto vit3d's parameters, and the preprocessing the model expects (per-family
 defaults, overridable with --preprocess JSON). --python module:function calls a function returning the
-nn.Module instead (the family given with --family or inferred from its class). From Python code:
+nn.Module instead (the family given with --family or inferred from its class), and --model-file reads a whole
+pickled model (torch.save(model)), which runs code the file names, so only on that explicit option.
+
+--state-dict is read with torch.load(weights_only=True), which runs no code from the file: a whole pickled
+model or other pickled objects are refused, saying what the file holds (--trust-pickle reads a checkpoint
+you trust in full). A training checkpoint that keeps the state_dict under an entry ("state_dict", "model",
+"model_state_dict", or its only entry holding tensors) is unwrapped, with a note on stderr naming the entry;
+--checkpoint-key names another. From Python code:
 
     from export_weights import export          # with tools/ on sys.path
     export(model, "timm", "model.safetensors", preprocess={"mean": [0.5] * 3, "std": [0.5] * 3})
@@ -44,8 +51,12 @@ import inspect
 import json
 import math
 import os
+import pickle
+import re
 import sys
 import tempfile
+import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -594,7 +605,7 @@ def infer_family(model):
                       f"export(model, family, ...)): {_known_families()}")
 
 
-# ---- constructor arguments and the state_dict ---------------------------------------------------------------
+# ---- constructor arguments ---------------------------------------------------------------------------------
 
 def check_arguments(family, cls, arguments):
     """Missing and unknown keyword arguments against the real constructor's signature."""
@@ -629,30 +640,172 @@ def build_reference(family, arguments):
     return model.eval()
 
 
-def read_state_dict(path, strip_prefix=""):
-    path = Path(path)
+# ---- the checkpoint -----------------------------------------------------------------------------------------
+
+def note(text):
+    """A remark on what was read (which entry, what was left out) for the user; stdout carries the result."""
+    print(f"export_weights.py: note: {_one_line(text)}", file=sys.stderr)
+
+
+# Where training scripts keep the state_dict: timm's train.py, Lightning and most others "state_dict"; DeiT,
+# MAE and BEiT "model"; the PyTorch tutorials "model_state_dict".
+CHECKPOINT_KEYS = ("state_dict", "model", "model_state_dict")
+
+
+def _is_state_dict(obj):
+    return (isinstance(obj, Mapping) and len(obj) > 0
+            and all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()))
+
+
+def _what_it_is(obj):
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            if not (isinstance(k, str) and torch.is_tensor(v)):
+                return f"a {type(obj).__name__} whose entry {k!r} is a {type(v).__qualname__}"
+        return f"an empty {type(obj).__name__}"
+    return f"a {_exception_name(obj)}"
+
+
+def _is_torchscript(path):
+    """torch.jit.save writes a zip archive with a constants.pkl; torch.save's archives have none."""
+    try:
+        with zipfile.ZipFile(str(path)) as archive:
+            return any(name.rsplit("/", 1)[-1] == "constants.pkl" for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _pickled_names(path, refusal):
+    """The classes and functions a torch.save file names beyond tensors and plain containers, the one
+    torch.load(weights_only=True) refused first (the outermost object's class) first. Read from the pickle's
+    opcodes: nothing in the file runs."""
+    first = re.search(r"GLOBAL ([\w.]+)", str(refusal))
+    names = [first.group(1)] if first else []
+    try:  # torch >= 2.5
+        names += sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path))) - set(names))
+    except Exception:
+        pass
+    return names
+
+
+def _refusal(path, refusal):
+    """One line for a file torch.load(weights_only=True) will not read: what it holds, and what to do."""
+    where, names = f"state_dict {str(path)!r}", _pickled_names(path, refusal)
+    if any(name.startswith("torch.nn.modules.") for name in names):
+        return (f"{where} holds a whole pickled model (torch.save(model), class {names[0]}), not a state_dict: "
+                f"save model.state_dict() and give that, or, if you trust the file (unpickling it runs code), "
+                f"give it as --model-file {path}")
+    held = ", ".join(names[:4]) + (f" (+{len(names) - 4} more)" if len(names) > 4 else "") if names else "objects"
+    return (f"{where} holds {held} besides tensors, which torch.load(weights_only=True) does not unpickle: "
+            f"if you trust the file (unpickling it runs code), add --trust-pickle; else save its state_dict alone")
+
+
+def _unwrap(obj, where, key, holds, what):
+    """(obj, where) when obj holds what is wanted; else its entry `key`, or the one training scripts use
+    (CHECKPOINT_KEYS first, else the only entry that holds it), named in a note."""
+    if key is not None:
+        if not isinstance(obj, Mapping) or key not in obj:
+            entries = ", ".join(map(repr, list(obj)[:8])) if isinstance(obj, Mapping) else _what_it_is(obj)
+            raise ExportError(f"--checkpoint-key {key!r}: {where} has no such entry; it holds: {entries}")
+        return obj[key], f"{where}[{key!r}]"
+    if holds(obj) or not isinstance(obj, Mapping) or _is_state_dict(obj):
+        return obj, where
+    holding = [k for k, v in obj.items() if holds(v)]
+    chosen = next((k for k in CHECKPOINT_KEYS if k in holding), holding[0] if len(holding) == 1 else None)
+    if chosen is None:
+        if holding:
+            raise ExportError(f"{where}: a checkpoint whose entries {', '.join(map(repr, holding))} each hold a "
+                              f"{what}: choose one with --checkpoint-key")
+        raise ExportError(f"{where}: expected a {what}, got a {type(obj).__name__} of entries "
+                          f"{', '.join(map(repr, list(obj)[:8]))}{' ...' if len(obj) > 8 else ''}, none of them a {what}")
+    others = [k for k in holding if k != chosen]
+    note(f"{where}: a training checkpoint; using the {what} under its {chosen!r} entry"
+         + (f" ({', '.join(map(repr, others))} {'holds' if len(others) == 1 else 'hold'} one too: --checkpoint-key "
+            f"to use {'it' if len(others) == 1 else 'one of them'})" if others else ""))
+    return obj[chosen], f"{where}[{chosen!r}]"
+
+
+def _torch_load(path, trust_pickle):
+    has_weights_only = "weights_only" in inspect.signature(torch.load).parameters  # torch >= 1.13
+    if not has_weights_only and not trust_pickle:
+        raise ExportError(f"torch {torch.__version__} cannot read {str(path)!r} without unpickling it (no "
+                          "weights_only): give a .safetensors file, or add --trust-pickle for a file you trust")
+    kwargs = {"weights_only": not trust_pickle} if has_weights_only else {}
+    if trust_pickle:
+        sys.path.insert(0, os.getcwd())  # the classes a pickle names may be the user's own, as with --python
+    return torch.load(str(path), map_location="cpu", **kwargs)
+
+
+def read_checkpoint(path, trust_pickle=False):
+    """What a checkpoint file holds. Without trust_pickle only tensors and plain containers are unpickled
+    (weights_only=True, which runs no code from the file); anything else is refused, saying what it is."""
+    path, where = Path(path), f"state_dict {str(path)!r}"
     if not path.is_file():
-        raise ExportError(f"state_dict {str(path)!r}: no such file")
+        raise ExportError(f"{where}: no such file")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
-        state = load_file(str(path))
-    else:
         try:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-        except TypeError:  # torch < 1.13 has no weights_only
-            state = torch.load(str(path), map_location="cpu")
+            return load_file(str(path))
         except Exception as e:
-            raise ExportError(f"state_dict {str(path)!r}: cannot read it: {_one_line(e)}") from None
-    # Training checkpoints often wrap the state_dict.
-    for wrapper in ("state_dict", "model", "model_state_dict"):
-        if isinstance(state, dict) and wrapper in state and isinstance(state[wrapper], dict):
-            state = state[wrapper]
-            break
-    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
-        raise ExportError(f"state_dict {str(path)!r}: expected a mapping of names to tensors")
+            raise ExportError(f"{where}: cannot read it as safetensors: {_one_line(e)}") from None
+    if _is_torchscript(path):
+        raise ExportError(f"{where} is a TorchScript archive (torch.jit.save), not a state_dict: save "
+                          "torch.jit.load(file).state_dict() with torch.save and give that")
+    try:
+        return _torch_load(path, trust_pickle)
+    except pickle.UnpicklingError as e:
+        if trust_pickle:
+            raise ExportError(f"{where}: cannot unpickle it: {_one_line(e)}") from None
+        raise ExportError(_refusal(path, e)) from None
+    except (ImportError, AttributeError) as e:  # trusted pickles only: a class the file names is not importable
+        raise ExportError(f"{where}: cannot unpickle it: {_exception_name(e)}: {_one_line(e)} (the classes it "
+                          "names must be importable: run from the folder holding their module)") from None
+    except Exception as e:
+        raise ExportError(f"{where}: cannot read it: {_one_line(e)}") from None
+
+
+def read_state_dict(path, strip_prefix="", *, trust_pickle=False, checkpoint_key=None):
+    """The state_dict of a checkpoint file: the file's own mapping of names to tensors, the entry
+    checkpoint_key of a training checkpoint, or the entry such checkpoints keep it in (a note names it)."""
+    holds = lambda v: _is_state_dict(v) or isinstance(v, nn.Module)  # noqa: E731
+    state, where = _unwrap(read_checkpoint(path, trust_pickle), f"state_dict {str(path)!r}", checkpoint_key, holds,
+                           "state_dict")
+    if isinstance(state, nn.Module):  # a whole model, from a file the user trusts
+        note(f"{where}: a whole {type(state).__qualname__} model; using its state_dict()")
+        state = state.state_dict()
+    if not _is_state_dict(state):
+        raise ExportError(f"{where}: expected a state_dict (a mapping of names to tensors), got {_what_it_is(state)}")
+    state = dict(state)
     if strip_prefix:
         state = {k[len(strip_prefix):] if k.startswith(strip_prefix) else k: v for k, v in state.items()}
     return state
+
+
+def model_from_file(path, checkpoint_key=None):
+    """A whole pickled model (torch.save(model)). Unpickling runs code the file names, hence only on the
+    explicit --model-file."""
+    path, where = Path(path), f"model file {str(path)!r}"
+    if not path.is_file():
+        raise ExportError(f"{where}: no such file")
+    try:
+        obj = _torch_load(path, trust_pickle=True)
+    except (ImportError, AttributeError) as e:
+        raise ExportError(f"{where}: cannot unpickle it: {_exception_name(e)}: {_one_line(e)} (the model's class "
+                          "must be importable: run from the folder holding its module)") from None
+    except Exception as e:
+        raise ExportError(f"{where}: cannot read it: {_exception_name(e)}: {_one_line(e)}") from None
+    entries = obj.values() if isinstance(obj, Mapping) else ()
+    if checkpoint_key is None and (_is_state_dict(obj) or (any(map(_is_state_dict, entries))
+                                                             and not any(isinstance(v, nn.Module) for v in entries))):
+        raise ExportError(f"{where} holds a state_dict, not a model: give it as --state-dict, with the model built "
+                          "by --config or --python")
+    model, where = _unwrap(obj, where, checkpoint_key, lambda v: isinstance(v, nn.Module), "model")
+    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        note(f"{where}: a {type(model).__name__} wrapper; exporting the model it wraps (.module)")
+        model = model.module
+    if not isinstance(model, nn.Module):
+        raise ExportError(f"{where}: expected a pickled nn.Module, got {_what_it_is(model)}")
+    return model.eval()
 
 
 def common_dtype(state):
@@ -872,21 +1025,52 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv):
     p = _Parser(prog="export_weights.py", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("--family", help=f"one of: {_known_families()} (inferred from the class with --python)")
-    p.add_argument("--state-dict", help="the checkpoint: .pth/.pt (torch.save) or .safetensors")
-    p.add_argument("--config", help="JSON object (or a file holding one) of the family's constructor arguments")
-    p.add_argument("--python", metavar="MODULE:FUNCTION", help="a function returning the nn.Module to export")
-    p.add_argument("--preprocess", help="JSON object (or file) overriding the family's preprocessing defaults")
-    p.add_argument("--dtype", choices=sorted(DTYPES), help="convert the tensors (default: keep their dtype)")
-    p.add_argument("--strip-prefix", default="", help="remove this prefix from state_dict keys (e.g. 'module.')")
-    p.add_argument("--output", required=True, help="the .safetensors file to write")
+    built = p.add_argument_group("the model, one of")
+    source = built.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", metavar="JSON", help="the keyword arguments of the --family's constructor: a JSON "
+                        "object, or a file holding one")
+    source.add_argument("--python", metavar="MODULE:FUNCTION", help="a function returning the nn.Module to export")
+    source.add_argument("--model-file", metavar="FILE", help="a whole pickled model (torch.save(model)). Unpickling "
+                        "runs code the file names: only for files you trust")
+    built.add_argument("--family", help=f"one of: {_known_families()} (with --python or --model-file, inferred from "
+                       "the model's class)")
+    weights = p.add_argument_group("the weights")
+    weights.add_argument("--state-dict", metavar="FILE", help="the checkpoint: .pth/.pt (torch.save, read with "
+                         "weights_only=True) or .safetensors")
+    weights.add_argument("--checkpoint-key", metavar="KEY", help="the entry of a training checkpoint holding the "
+                         "state_dict (default: 'state_dict', 'model' or 'model_state_dict', else the only one); "
+                         "without --state-dict, the entry of --model-file holding the model")
+    weights.add_argument("--strip-prefix", default="", metavar="PREFIX",
+                         help="remove this prefix from state_dict keys (e.g. 'module.')")
+    weights.add_argument("--trust-pickle", action="store_true", help="read --state-dict with a full unpickler, for "
+                         "checkpoints holding objects besides tensors; it runs code the file names: only for files "
+                         "you trust")
+    out = p.add_argument_group("the output")
+    out.add_argument("--output", required=True, metavar="FILE", help="the .safetensors file to write")
+    out.add_argument("--preprocess", metavar="JSON", help="JSON object (or file) overriding the family's preprocessing "
+                     "defaults")
+    out.add_argument("--dtype", choices=sorted(DTYPES), help="convert the tensors (default: keep their dtype)")
     p.add_argument("--debug", action="store_true", help="on an error, show the Python traceback too")
     args = p.parse_args(argv)
-    if bool(args.python) == bool(args.config):
-        p.error("give either --config (with --family and --state-dict) or --python (optionally with --state-dict)")
     if args.config and not (args.family and args.state_dict):
         p.error("--config needs --family and --state-dict")
+    if (args.strip_prefix or args.trust_pickle) and not args.state_dict:
+        p.error("--strip-prefix and --trust-pickle apply to --state-dict, which is not given")
+    if args.checkpoint_key and not (args.state_dict or args.model_file):
+        p.error("--checkpoint-key applies to --state-dict (or else --model-file), neither of which is given")
     return args
+
+
+def build_model(args):
+    """(model, family, constructor arguments or None) from the command line's model options."""
+    if args.python:
+        model = model_from_python(args.python)
+        return model, args.family or infer_family(model), None
+    if args.model_file:
+        model = model_from_file(args.model_file, None if args.state_dict else args.checkpoint_key)
+        return model, args.family or infer_family(model), None
+    arguments = _load_json(args.config, "--config")
+    return build_reference(args.family, arguments), args.family, arguments
 
 
 def main(argv=None):
@@ -895,15 +1079,10 @@ def main(argv=None):
         preprocess = _load_json(args.preprocess, "--preprocess")
         if preprocess is not None and not isinstance(preprocess, dict):
             raise ExportError("--preprocess: expected a JSON object")
-        arguments = None
-        if args.python:
-            model = model_from_python(args.python)
-            family = args.family or infer_family(model)
-        else:
-            arguments = _load_json(args.config, "--config")
-            model, family = build_reference(args.family, arguments), args.family
+        model, family, arguments = build_model(args)
         if args.state_dict:
-            state = read_state_dict(args.state_dict, args.strip_prefix)
+            state = read_state_dict(args.state_dict, args.strip_prefix, trust_pickle=args.trust_pickle,
+                                    checkpoint_key=args.checkpoint_key)
             # The model takes the checkpoint's precision (a float64 state_dict must not pass through float32).
             model = model.to(DTYPES[args.dtype] if args.dtype else common_dtype(state) or torch.float32)
             fit_state_dict(family, model, state)

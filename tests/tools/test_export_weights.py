@@ -43,7 +43,7 @@ class CommandLine(unittest.TestCase):
             command += ["--family", family]
         if config is not None:
             command += ["--config", json.dumps(config), "--state-dict", str(state or self.state)]
-        return subprocess.run(command + list(args), capture_output=True, text=True)
+        return subprocess.run(command + list(args), capture_output=True, text=True, cwd=str(self.tmp))
 
     def assert_error(self, result, *fragments):
         self.assertNotEqual(result.returncode, 0, result.stdout)
@@ -155,6 +155,83 @@ class CommandLine(unittest.TestCase):
         with self.assertRaises(export_weights.ExportError) as caught:
             export_weights.export(torch.nn.Linear(2, 2), None, str(self.output))
         self.assertIn("cannot tell the family of a torch.nn.modules.linear.Linear", str(caught.exception))
+
+    def exported_tensors(self):
+        from safetensors.torch import load_file
+        return load_file(str(self.output))
+
+    def assert_tensors_equal(self, actual, expected):
+        self.assertEqual(sorted(actual), sorted(expected))
+        for name in expected:
+            self.assertTrue(torch.equal(actual[name], expected[name]), name)
+
+    def test_whole_model_pickle_is_refused_saying_what_it_is(self):
+        torch.save(self.model, self.tmp / "whole.pth")
+        result = self.run_exporter(config=TV, state=self.tmp / "whole.pth")
+        self.assert_error(result, "holds a whole pickled model (torch.save(model), class "
+                          "torchvision.models.vision_transformer.VisionTransformer)", "model.state_dict()",
+                          "--model-file")
+        self.assertLess(len(result.stderr), 400)
+
+    def test_model_file_exports_a_whole_pickled_model(self):
+        torch.save(self.model, self.tmp / "whole.pth")
+        result = self.run_exporter("--model-file", str(self.tmp / "whole.pth"), family=None)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("torchvision vit2d", result.stdout)
+        self.assert_tensors_equal(self.exported_tensors(), self.model.state_dict())
+        torch.save({"model": self.model, "epoch": 7}, self.tmp / "wrapped.pth")
+        result = self.run_exporter("--model-file", str(self.tmp / "wrapped.pth"), family=None)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("using the model under its 'model' entry", result.stderr)
+
+    def test_model_file_whose_class_cannot_be_imported(self):
+        (self.tmp / "my_vits.py").write_text("import torch\nclass Tiny(torch.nn.Linear):\n    pass\n")
+        subprocess.run([sys.executable, "-c", "import torch, my_vits; torch.save(my_vits.Tiny(2, 2), 'tiny.pth')"],
+                       cwd=str(self.tmp), check=True)
+        (self.tmp / "my_vits.py").unlink()
+        self.assert_error(self.run_exporter("--model-file", str(self.tmp / "tiny.pth"), family=None),
+                          "cannot unpickle it: ModuleNotFoundError", "my_vits", "must be importable")
+
+    def test_model_file_holding_a_state_dict_points_to_state_dict(self):
+        self.assert_error(self.run_exporter("--model-file", str(self.state), family=None),
+                          "holds a state_dict, not a model: give it as --state-dict")
+
+    def test_checkpoint_with_other_objects_needs_trust_pickle(self):
+        import argparse
+        torch.save({"state_dict": self.model.state_dict(), "args": argparse.Namespace(lr=0.1)}, self.tmp / "ckpt.pth")
+        self.assert_error(self.run_exporter(config=TV, state=self.tmp / "ckpt.pth"), "holds argparse.Namespace",
+                          "does not unpickle", "--trust-pickle")
+        result = self.run_exporter("--trust-pickle", config=TV, state=self.tmp / "ckpt.pth")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assert_tensors_equal(self.exported_tensors(), self.model.state_dict())
+
+    def test_torchscript_archive_is_refused_saying_what_it_is(self):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit's deprecation notices
+            torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(self.tmp / "scripted.pt"))
+        self.assert_error(self.run_exporter(config=TV, state=self.tmp / "scripted.pt"),
+                          "is a TorchScript archive (torch.jit.save), not a state_dict")
+
+    def test_training_checkpoint_is_unwrapped_with_a_note(self):
+        ema = {k: v + 1 for k, v in self.model.state_dict().items()}
+        torch.save({"state_dict": self.model.state_dict(), "state_dict_ema": ema, "epoch": 3}, self.tmp / "ckpt.pth")
+        result = self.run_exporter(config=TV, state=self.tmp / "ckpt.pth")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("using the state_dict under its 'state_dict' entry ('state_dict_ema' holds one too: "
+                      "--checkpoint-key", result.stderr)
+        self.assert_tensors_equal(self.exported_tensors(), self.model.state_dict())
+        result = self.run_exporter("--checkpoint-key", "state_dict_ema", config=TV, state=self.tmp / "ckpt.pth")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assert_tensors_equal(self.exported_tensors(), ema)
+
+    def test_checkpoint_of_several_state_dicts_asks_which(self):
+        state = self.model.state_dict()
+        torch.save({"teacher": state, "student": state}, self.tmp / "dino.pth")
+        self.assert_error(self.run_exporter(config=TV, state=self.tmp / "dino.pth"),
+                          "entries 'teacher', 'student' each hold a state_dict", "--checkpoint-key")
+        self.assert_error(self.run_exporter("--checkpoint-key", "teachr", config=TV, state=self.tmp / "dino.pth"),
+                          "--checkpoint-key 'teachr'", "no such entry", "'teacher', 'student'")
 
     def test_usage_error_is_one_line(self):
         self.assert_error(self.run_exporter("--state-dict", str(self.state)), "--help for the usage")
