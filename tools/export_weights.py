@@ -19,7 +19,9 @@ pickled model (torch.save(model)), which runs code the file names, so only on th
 model or other pickled objects are refused, saying what the file holds (--trust-pickle reads a checkpoint
 you trust in full). A training checkpoint that keeps the state_dict under an entry ("state_dict", "model",
 "model_state_dict", or its only entry holding tensors) is unwrapped, with a note on stderr naming the entry;
---checkpoint-key names another. From Python code:
+--checkpoint-key names another. When the keys carry a prefix (module. of DataParallel/DDP, _orig_mod. of
+torch.compile, model. of Lightning) under which they are the model's, the error names the prefix, and
+--strip-prefix reads the keys under it, leaving the others out (a note names them). From Python code:
 
     from export_weights import export          # with tools/ on sys.path
     export(model, "timm", "model.safetensors", preprocess={"mean": [0.5] * 3, "std": [0.5] * 3})
@@ -775,10 +777,55 @@ def read_state_dict(path, strip_prefix="", *, trust_pickle=False, checkpoint_key
         state = state.state_dict()
     if not _is_state_dict(state):
         raise ExportError(f"{where}: expected a state_dict (a mapping of names to tensors), got {_what_it_is(state)}")
-    state = dict(state)
-    if strip_prefix:
-        state = {k[len(strip_prefix):] if k.startswith(strip_prefix) else k: v for k, v in state.items()}
-    return state
+    return select_prefix(dict(state), strip_prefix)
+
+
+def select_prefix(state, prefix):
+    """The keys under `prefix`, without it: the sub-module's state_dict (module. of DataParallel, model. of a
+    Lightning module). Keys without it are left out, named in a note; the strict fit still checks that every
+    key the model needs is there."""
+    if not prefix:
+        return state
+    selected = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if not selected:
+        raise ExportError(f"--strip-prefix {prefix!r}: no key of the state_dict starts with it; its keys: "
+                          f"{', '.join(map(repr, list(state)[:3]))}{', ...' if len(state) > 3 else ''}")
+    left_out = [k for k in state if not k.startswith(prefix)]
+    if left_out:
+        note(f"--strip-prefix {prefix!r}: left out the {len(left_out)} key{'s' if len(left_out) > 1 else ''} "
+             f"without it ({', '.join(map(repr, left_out[:3]))}{', ...' if len(left_out) > 3 else ''})")
+    return selected
+
+
+# What leaves a prefix on every key.
+PREFIX_ORIGINS = {"module.": "a DataParallel/DDP checkpoint", "_orig_mod.": "a torch.compile'd model",
+                  "model.": "e.g. a PyTorch Lightning module's"}
+
+
+def prefix_hint(keys, expected, given=""):
+    """When the keys under one prefix are exactly the model's keys: one sentence naming the prefix and the
+    --strip-prefix that reads them (given: the one the user gave, if any); else None."""
+    expected, keys = set(expected), list(keys)
+    under = {}
+    for key in keys:
+        for i, c in enumerate(key):
+            if c == "." and key[i + 1:] in expected:
+                under.setdefault(key[:i + 1], set()).add(key[i + 1:])
+    fits = [p for p, rest in under.items() if rest == expected and sum(k.startswith(p) for k in keys) == len(rest)]
+    if len(fits) > 1:
+        return (f"the keys under {' and under '.join(map(repr, fits))} each match the model's: add --strip-prefix "
+                "with the one to read")
+    if not fits:
+        return None
+    prefix = fits[0]
+    others = [k for k in keys if not k.startswith(prefix)]
+    origin = f" ({PREFIX_ORIGINS[prefix]})" if prefix in PREFIX_ORIGINS else ""
+    action = f"use --strip-prefix {prefix} instead of {given}" if given else f"add --strip-prefix {prefix}"
+    if not others:
+        return f'every key starts with "{prefix}"{origin}: {action}'
+    left_out = f"the other one, {others[0]!r}," if len(others) == 1 else f"the other {len(others)}, e.g. {others[0]!r},"
+    return (f'{len(keys) - len(others)} of the {len(keys)} keys start with "{prefix}"{origin} and, without it, are '
+            f"the model's ({left_out} would be left out): {action}")
 
 
 def model_from_file(path, checkpoint_key=None):
@@ -814,10 +861,16 @@ def common_dtype(state):
     return dtypes.pop() if len(dtypes) == 1 else None
 
 
-def fit_state_dict(family, model, state):
-    """Loads `state` into the reference model strictly, naming the first keys that do not fit."""
+def fit_state_dict(family, model, state, checkpoint_keys=None, stripped=""):
+    """Loads `state` into the reference model strictly, naming the first keys that do not fit, or the prefix
+    that keeps the checkpoint's keys (checkpoint_keys: as in the file, before the prefix `stripped` was
+    taken off) from the model's."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
+    keys = state if checkpoint_keys is None else checkpoint_keys
+    hint = prefix_hint(keys, expected, stripped) if missing else None
+    if hint:
+        raise ExportError(f"{family}: the state_dict's keys are not the model's: {hint}")
     unexpected = [k for k in state if k not in expected]
     mis_shaped = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
     problems = []
@@ -1041,7 +1094,8 @@ def parse_args(argv):
                          "state_dict (default: 'state_dict', 'model' or 'model_state_dict', else the only one); "
                          "without --state-dict, the entry of --model-file holding the model")
     weights.add_argument("--strip-prefix", default="", metavar="PREFIX",
-                         help="remove this prefix from state_dict keys (e.g. 'module.')")
+                         help="read the keys that start with PREFIX, without it (module. of DataParallel/DDP, "
+                         "_orig_mod. of torch.compile, model. of Lightning); the others are left out, with a note")
     weights.add_argument("--trust-pickle", action="store_true", help="read --state-dict with a full unpickler, for "
                          "checkpoints holding objects besides tensors; it runs code the file names: only for files "
                          "you trust")
@@ -1081,11 +1135,12 @@ def main(argv=None):
             raise ExportError("--preprocess: expected a JSON object")
         model, family, arguments = build_model(args)
         if args.state_dict:
-            state = read_state_dict(args.state_dict, args.strip_prefix, trust_pickle=args.trust_pickle,
-                                    checkpoint_key=args.checkpoint_key)
+            checkpoint = read_state_dict(args.state_dict, trust_pickle=args.trust_pickle,
+                                         checkpoint_key=args.checkpoint_key)
+            state = select_prefix(checkpoint, args.strip_prefix)
             # The model takes the checkpoint's precision (a float64 state_dict must not pass through float32).
             model = model.to(DTYPES[args.dtype] if args.dtype else common_dtype(state) or torch.float32)
-            fit_state_dict(family, model, state)
+            fit_state_dict(family, model, state, checkpoint_keys=checkpoint, stripped=args.strip_prefix)
         description = export(model, family, args.output, preprocess, arguments=arguments, dtype=args.dtype)
     except ExportError as e:
         if args.debug:

@@ -47,8 +47,8 @@ class CommandLine(unittest.TestCase):
 
     def assert_error(self, result, *fragments):
         self.assertNotEqual(result.returncode, 0, result.stdout)
-        lines = result.stderr.strip().splitlines()
-        self.assertEqual(len(lines), 1, result.stderr)  # one clear line, no traceback
+        lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("export_weights.py: note: ")]
+        self.assertEqual(len(lines), 1, result.stderr)  # one clear line (after any notes), no traceback
         self.assertTrue(lines[0].startswith("export_weights.py: error: "), lines[0])
         for fragment in fragments:
             self.assertIn(fragment, lines[0])
@@ -232,6 +232,43 @@ class CommandLine(unittest.TestCase):
                           "entries 'teacher', 'student' each hold a state_dict", "--checkpoint-key")
         self.assert_error(self.run_exporter("--checkpoint-key", "teachr", config=TV, state=self.tmp / "dino.pth"),
                           "--checkpoint-key 'teachr'", "no such entry", "'teacher', 'student'")
+
+    def test_prefixed_keys_name_the_prefix_to_strip(self):
+        state = self.model.state_dict()
+        torch.save({"module." + k: v for k, v in state.items()}, self.tmp / "ddp.pth")
+        result = self.run_exporter(config=TV, state=self.tmp / "ddp.pth")
+        self.assert_error(result, 'every key starts with "module." (a DataParallel/DDP checkpoint): add --strip-prefix '
+                          "module.")
+        self.assertNotIn("missing key", result.stderr)
+        result = self.run_exporter("--strip-prefix", "module.", config=TV, state=self.tmp / "ddp.pth")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assert_tensors_equal(self.exported_tensors(), state)
+        self.output.unlink()
+        torch.save({"module._orig_mod." + k: v for k, v in state.items()}, self.tmp / "compiled.pth")
+        self.assert_error(self.run_exporter("--strip-prefix", "module.", config=TV, state=self.tmp / "compiled.pth"),
+                          "use --strip-prefix module._orig_mod. instead of module.")
+
+    def test_prefix_of_nearly_every_key_reads_the_sub_module(self):
+        state = self.model.state_dict()
+        lightning = {"model." + k: v for k, v in state.items()}
+        lightning["criterion.weight"] = torch.ones(5)
+        torch.save({"state_dict": lightning, "epoch": 4}, self.tmp / "lightning.ckpt")
+        self.assert_error(self.run_exporter(config=TV, state=self.tmp / "lightning.ckpt"),
+                          '20 of the 21 keys start with "model."', "the other one, 'criterion.weight', would be left out",
+                          "add --strip-prefix model.")
+        result = self.run_exporter("--strip-prefix", "model.", config=TV, state=self.tmp / "lightning.ckpt")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("left out the 1 key without it ('criterion.weight')", result.stderr)
+        self.assert_tensors_equal(self.exported_tensors(), state)
+
+    def test_two_prefixes_that_fit_are_both_named(self):
+        state = self.model.state_dict()
+        torch.save({**{"model." + k: v for k, v in state.items()}, **{"model_ema." + k: v for k, v in state.items()}},
+                   self.tmp / "ema.pth")
+        self.assert_error(self.run_exporter(config=TV, state=self.tmp / "ema.pth"),
+                          "the keys under 'model.' and under 'model_ema.' each match", "--strip-prefix")
+        self.assert_error(self.run_exporter("--strip-prefix", "encoder.", config=TV, state=self.tmp / "ema.pth"),
+                          "--strip-prefix 'encoder.': no key of the state_dict starts with it")
 
     def test_usage_error_is_one_line(self):
         self.assert_error(self.run_exporter("--state-dict", str(self.state)), "--help for the usage")
