@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
 """Export a PyTorch ViT checkpoint to a self-describing safetensors file that vit3d loads in one call.
 
-    python3 tools/export_weights.py --family torchvision --state-dict model.pth --config args.json \\
-        --output model.safetensors
+    python3 tools/export_weights.py --torchvision-model vit_b_16 --state-dict vit_b_16.pth --output vit_b_16.safetensors
+    python3 tools/export_weights.py --timm-model vit_small_patch16_224 --state-dict vit_s16.pth --output vit_s16.safetensors
+    python3 tools/export_weights.py --family monai --state-dict vit.pth --output vit.safetensors \\
+        --config '{"in_channels": 1, "img_size": [96, 96, 96], "patch_size": [16, 16, 16]}'
     python3 tools/export_weights.py --python mypackage.models:build_model --output model.safetensors
 
 and in C++:   auto model = vit3d::io::load_model<float>("model.safetensors");
 
---config holds the keyword arguments of the family's own Python constructor (JSON object); the reference
-model is built from them, the state_dict is loaded into it strictly, and what vit3d needs is read from the
-built model itself: its configuration (every field of vit3d's VisionTransformerConfig), the key map that
-renames the state_dict onto vit3d's parameters, and the preprocessing the model expects (per-family
-defaults, overridable with --preprocess JSON). --python module:function calls a function returning the
-nn.Module instead (the family given with --family or inferred from its class), and --model-file reads a whole
-pickled model (torch.save(model)), which runs code the file names, so only on that explicit option.
+The reference model is built by the family's own code: by name (--timm-model: timm.create_model;
+--torchvision-model: torchvision.models.get_model), or from the keyword arguments of the family's
+constructor (--config, a JSON object). The state_dict is loaded into it strictly, and what vit3d needs is
+read from the built model itself: its configuration (every field of vit3d's VisionTransformerConfig), the
+key map that renames the state_dict onto vit3d's parameters, and the preprocessing the model expects
+(per-family defaults, or a timm model's pretrained_cfg; overridable with --preprocess JSON). --python
+module:function calls a function returning the nn.Module instead (the family given with --family or
+inferred from its class), and --model-file reads a whole pickled model (torch.save(model)), which runs code
+the file names, so only on that explicit option. --random-weights exports the random initialisation.
 
 --state-dict is read with torch.load(weights_only=True), which runs no code from the file: a whole pickled
 model or other pickled objects are refused, saying what the file holds (--trust-pickle reads a checkpoint
@@ -47,6 +51,7 @@ The output is written to a temporary file in the same directory and renamed into
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import importlib.util
 import inspect
@@ -642,6 +647,71 @@ def build_reference(family, arguments):
     return model.eval()
 
 
+# ---- models by name ---------------------------------------------------------------------------------------
+
+def _close_names(name, names):
+    close = difflib.get_close_matches(name, names, n=5, cutoff=0.6)
+    return f"close matches: {', '.join(close)}" if close else "no close match"
+
+
+def _keyword_arguments(arguments, option, taken):
+    """JSON keyword arguments for a model factory; `taken` is the one the exporter sets itself."""
+    if arguments is None:
+        return {}
+    if not isinstance(arguments, dict):
+        raise ExportError(f"{option}: expected a JSON object of keyword arguments, got {type(arguments).__name__}")
+    if taken in arguments:
+        raise ExportError(f"{option}: {taken!r} is set by the exporter: the weights come from --state-dict (or "
+                          "--random-weights), never from a download")
+    return {k: _tuples(v) for k, v in arguments.items()}
+
+
+def timm_model(name, arguments=None):
+    """timm.create_model(name, pretrained=False, **arguments). A pretrained tag (name.tag) selects the model's
+    pretrained_cfg, whose mean, std, crop and interpolation describe_timm records as the preprocessing."""
+    try:
+        import timm
+    except ImportError as e:
+        raise ExportError(f"--timm-model needs the timm package: {_one_line(e)}") from None
+    kwargs = _keyword_arguments(arguments, "--timm-args", "pretrained")
+    architecture, _, tag = name.partition(".")
+    if not timm.is_model(architecture):
+        raise ExportError(f"--timm-model {name!r}: timm {timm.__version__} has no such model; "
+                          f"{_close_names(architecture, timm.list_models())} (timm.list_models('*vit*') lists its ViTs)")
+    if tag:
+        tags = [n.partition(".")[2] for n in timm.list_pretrained(f"{architecture}.*")]
+        if tag not in tags:
+            raise ExportError(f"--timm-model {name!r}: timm {timm.__version__} has no pretrained tag {tag!r} for "
+                              f"{architecture}; its tags: {', '.join(tags) or 'none'}")
+    try:
+        model = timm.create_model(name, pretrained=False, **kwargs)
+    except Exception as e:
+        raise ExportError(f"--timm-model {name}: timm.create_model(pretrained=False"
+                          f"{', **--timm-args' if kwargs else ''}) failed: {_exception_name(e)}: {_one_line(e)}") from None
+    return model.eval()
+
+
+def torchvision_model(name, arguments=None):
+    """torchvision.models.get_model(name, weights=None, **arguments)."""
+    try:
+        import torchvision
+        import torchvision.models
+    except ImportError as e:
+        raise ExportError(f"--torchvision-model needs the torchvision package: {_one_line(e)}") from None
+    kwargs = _keyword_arguments(arguments, "--torchvision-args", "weights")
+    names = torchvision.models.list_models()
+    if name not in names:
+        raise ExportError(f"--torchvision-model {name!r}: torchvision {torchvision.__version__} has no such model; "
+                          f"{_close_names(name, names)} (torchvision.models.list_models() lists them)")
+    try:
+        model = torchvision.models.get_model(name, weights=None, **kwargs)
+    except Exception as e:
+        raise ExportError(f"--torchvision-model {name}: torchvision.models.get_model(weights=None"
+                          f"{', **--torchvision-args' if kwargs else ''}) failed: {_exception_name(e)}: "
+                          f"{_one_line(e)}") from None
+    return model.eval()
+
+
 # ---- the checkpoint -----------------------------------------------------------------------------------------
 
 def note(text):
@@ -954,8 +1024,9 @@ def _packages(family):
     return packages
 
 
-def describe(model, family=None, preprocess=None, arguments=None):
-    """The vit3d model description (a dict, the JSON of the file's "vit3d.model" metadata) of a model."""
+def describe(model, family=None, preprocess=None, arguments=None, source=None):
+    """The vit3d model description (a dict, the JSON of the file's "vit3d.model" metadata) of a model.
+    source: provenance to record besides the class, its arguments and the package versions."""
     family = family or infer_family(model)
     if family not in FAMILIES:
         raise ExportError(f"unknown family {family!r}; known families: {_known_families()}")
@@ -973,7 +1044,7 @@ def describe(model, family=None, preprocess=None, arguments=None):
     return {
         "schema": SCHEMA, "version": SCHEMA_VERSION, "family": family, "kind": kind, "key_map": key_map,
         "config": config, "preprocess": pre,
-        "source": {"class": f"{cls.__module__}.{cls.__qualname__}", "arguments": arguments,
+        "source": {"class": f"{cls.__module__}.{cls.__qualname__}", "arguments": arguments, **(source or {}),
                    "packages": _packages(family),
                    "tool": TOOL},
     }
@@ -1022,15 +1093,16 @@ def write_atomically(tensors, metadata, path):
         raise
 
 
-def export(model, family, path, preprocess=None, *, arguments=None, dtype=None):
+def export(model, family, path, preprocess=None, *, arguments=None, dtype=None, source=None):
     """Writes `model` (an nn.Module of `family`, or None to infer it from the class) to `path` as a vit3d
     safetensors file; returns the description written. preprocess: overrides of the family's defaults;
-    dtype: None (keep) or one of float32, float16, bfloat16, float64 (a name or a torch dtype)."""
+    dtype: None (keep) or one of float32, float16, bfloat16, float64 (a name or a torch dtype); source:
+    provenance recorded under "source" besides the class, the arguments and the package versions."""
     if isinstance(dtype, str):
         if dtype not in DTYPES:
             raise ExportError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
         dtype = DTYPES[dtype]
-    description = describe(model, family, preprocess, arguments)
+    description = describe(model, family, preprocess, arguments, source)
     metadata = {"format": "pt", METADATA_KEY: json.dumps(description, sort_keys=False)}
     write_atomically(tensors_of(model, dtype), metadata, path)
     return description
@@ -1080,16 +1152,27 @@ def parse_args(argv):
                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     built = p.add_argument_group("the model, one of")
     source = built.add_mutually_exclusive_group(required=True)
+    source.add_argument("--timm-model", metavar="NAME", help="a timm model by its registry name: timm.create_model(NAME, "
+                        "pretrained=False, **TIMM_ARGS); NAME.tag (vit_base_patch16_224.augreg2_in21k_ft_in1k) "
+                        "takes the preprocessing timm records for those weights")
+    source.add_argument("--torchvision-model", metavar="NAME", help="a torchvision model by name: "
+                        "torchvision.models.get_model(NAME, weights=None, **TORCHVISION_ARGS)")
     source.add_argument("--config", metavar="JSON", help="the keyword arguments of the --family's constructor: a JSON "
-                        "object, or a file holding one")
+                        "object, or a file holding one (examples below)")
     source.add_argument("--python", metavar="MODULE:FUNCTION", help="a function returning the nn.Module to export")
     source.add_argument("--model-file", metavar="FILE", help="a whole pickled model (torch.save(model)). Unpickling "
                         "runs code the file names: only for files you trust")
     built.add_argument("--family", help=f"one of: {_known_families()} (with --python or --model-file, inferred from "
                        "the model's class)")
+    built.add_argument("--timm-args", metavar="JSON", help="keyword arguments for timm.create_model, e.g. "
+                       "'{\"num_classes\": 10}' for a fine-tuned checkpoint")
+    built.add_argument("--torchvision-args", metavar="JSON", help="keyword arguments for get_model, e.g. "
+                       "'{\"image_size\": 384}'")
     weights = p.add_argument_group("the weights")
     weights.add_argument("--state-dict", metavar="FILE", help="the checkpoint: .pth/.pt (torch.save, read with "
                          "weights_only=True) or .safetensors")
+    weights.add_argument("--random-weights", action="store_true", help="no checkpoint: export the model's random "
+                         "initialisation (seeded, so the same command writes the same file), to try the pipeline")
     weights.add_argument("--checkpoint-key", metavar="KEY", help="the entry of a training checkpoint holding the "
                          "state_dict (default: 'state_dict', 'model' or 'model_state_dict', else the only one); "
                          "without --state-dict, the entry of --model-file holding the model")
@@ -1106,8 +1189,23 @@ def parse_args(argv):
     out.add_argument("--dtype", choices=sorted(DTYPES), help="convert the tensors (default: keep their dtype)")
     p.add_argument("--debug", action="store_true", help="on an error, show the Python traceback too")
     args = p.parse_args(argv)
-    if args.config and not (args.family and args.state_dict):
-        p.error("--config needs --family and --state-dict")
+    by_name = {"--timm-model": (args.timm_model, "timm"), "--torchvision-model": (args.torchvision_model, "torchvision")}
+    for option, (name, family) in by_name.items():
+        if name and args.family not in (None, family):
+            p.error(f"{option} builds a {family} model; --family {args.family} contradicts it")
+        if getattr(args, f"{family}_args") and not name:
+            p.error(f"--{family}-args applies to {option}, which is not given")
+    if args.config and not args.family:
+        p.error("--config needs --family (the family whose constructor takes these arguments)")
+    built = next((option for option in ("--config", "--timm-model", "--torchvision-model")
+                  if getattr(args, option[2:].replace("-", "_"))), None)
+    if args.random_weights and not built:
+        p.error("--random-weights applies to --config, --timm-model and --torchvision-model")
+    if args.random_weights and args.state_dict:
+        p.error("--random-weights and --state-dict exclude each other")
+    if built and not (args.state_dict or args.random_weights):
+        p.error(f"{built} needs the checkpoint: --state-dict FILE (or --random-weights to export the random "
+                "initialisation)")
     if (args.strip_prefix or args.trust_pickle) and not args.state_dict:
         p.error("--strip-prefix and --trust-pickle apply to --state-dict, which is not given")
     if args.checkpoint_key and not (args.state_dict or args.model_file):
@@ -1116,15 +1214,23 @@ def parse_args(argv):
 
 
 def build_model(args):
-    """(model, family, constructor arguments or None) from the command line's model options."""
+    """(model, family, its arguments or None, provenance) from the command line's model options."""
     if args.python:
         model = model_from_python(args.python)
-        return model, args.family or infer_family(model), None
+        return model, args.family or infer_family(model), None, {}
     if args.model_file:
         model = model_from_file(args.model_file, None if args.state_dict else args.checkpoint_key)
-        return model, args.family or infer_family(model), None
+        return model, args.family or infer_family(model), None, {}
+    if args.timm_model:
+        arguments = _load_json(args.timm_args, "--timm-args") or {}
+        return timm_model(args.timm_model, arguments), "timm", arguments, {
+            "built_by": f"timm.create_model({args.timm_model!r}, pretrained=False, **arguments)"}
+    if args.torchvision_model:
+        arguments = _load_json(args.torchvision_args, "--torchvision-args") or {}
+        return torchvision_model(args.torchvision_model, arguments), "torchvision", arguments, {
+            "built_by": f"torchvision.models.get_model({args.torchvision_model!r}, weights=None, **arguments)"}
     arguments = _load_json(args.config, "--config")
-    return build_reference(args.family, arguments), args.family, arguments
+    return build_reference(args.family, arguments), args.family, arguments, {}
 
 
 def main(argv=None):
@@ -1133,7 +1239,11 @@ def main(argv=None):
         preprocess = _load_json(args.preprocess, "--preprocess")
         if preprocess is not None and not isinstance(preprocess, dict):
             raise ExportError("--preprocess: expected a JSON object")
-        model, family, arguments = build_model(args)
+        if args.random_weights:
+            torch.manual_seed(0)  # the initialisation draws from torch's generator: the same file every time
+        model, family, arguments, source = build_model(args)
+        if args.random_weights:
+            source["weights"] = "random initialisation (--random-weights, torch.manual_seed(0))"
         if args.state_dict:
             checkpoint = read_state_dict(args.state_dict, trust_pickle=args.trust_pickle,
                                          checkpoint_key=args.checkpoint_key)
@@ -1141,7 +1251,8 @@ def main(argv=None):
             # The model takes the checkpoint's precision (a float64 state_dict must not pass through float32).
             model = model.to(DTYPES[args.dtype] if args.dtype else common_dtype(state) or torch.float32)
             fit_state_dict(family, model, state, checkpoint_keys=checkpoint, stripped=args.strip_prefix)
-        description = export(model, family, args.output, preprocess, arguments=arguments, dtype=args.dtype)
+        description = export(model, family, args.output, preprocess, arguments=arguments, dtype=args.dtype,
+                             source=source)
     except ExportError as e:
         if args.debug:
             raise
@@ -1153,6 +1264,8 @@ def main(argv=None):
         print(f"export_weights.py: error: {_exception_name(e)}: {_one_line(e) or '(no message)'} "
               "(--debug shows the traceback)", file=sys.stderr)
         return 1
+    if args.random_weights:
+        note("--random-weights: the file holds the model's random initialisation, not trained weights")
     c = description["config"]
     print(f"wrote {args.output}: {description['family']} {description['kind']}, input "
           f"[{c['channels']}, {', '.join(map(str, c['input_size']))}], {len(model.state_dict())} tensors")

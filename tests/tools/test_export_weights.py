@@ -270,6 +270,73 @@ class CommandLine(unittest.TestCase):
         self.assert_error(self.run_exporter("--strip-prefix", "encoder.", config=TV, state=self.tmp / "ema.pth"),
                           "--strip-prefix 'encoder.': no key of the state_dict starts with it")
 
+    def description(self):
+        from safetensors import safe_open
+        with safe_open(str(self.output), "pt") as f:
+            return json.loads(f.metadata()["vit3d.model"])
+
+    def test_timm_model_by_name_takes_its_pretrained_cfg(self):
+        import timm
+        model = timm.create_model("deit_tiny_patch16_224", pretrained=False, num_classes=7)
+        torch.save(model.state_dict(), self.tmp / "deit.pth")
+        result = self.run_exporter("--timm-model", "deit_tiny_patch16_224", "--timm-args", '{"num_classes": 7}',
+                                   "--state-dict", str(self.tmp / "deit.pth"), family=None)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stderr, "")
+        self.assert_tensors_equal(self.exported_tensors(), model.state_dict())
+        description = self.description()
+        self.assertEqual((description["family"], description["config"]["num_classes"]), ("timm", 7))
+        # deit's pretrained_cfg has ImageNet's mean and std, where timm's ViT default is 0.5
+        pre = description["preprocess"]
+        self.assertEqual((pre["mean"], pre["std"]), ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]))
+        self.assertEqual((pre["resize_size"], pre["interpolation"]), (248, "bicubic"))  # crop_pct 0.9
+        self.assertEqual(description["source"]["built_by"],
+                         "timm.create_model('deit_tiny_patch16_224', pretrained=False, **arguments)")
+
+    def test_unknown_timm_model_lists_close_matches(self):
+        self.assert_error(self.run_exporter("--timm-model", "vit_smal_patch16_224", "--random-weights", family=None),
+                          "--timm-model 'vit_smal_patch16_224': timm", "has no such model",
+                          "close matches: vit_small_patch16_224,")
+        self.assert_error(self.run_exporter("--timm-model", "vit_tiny_patch16_224.in1k", "--random-weights",
+                                            family=None), "no pretrained tag 'in1k'", "augreg_in21k")
+
+    def test_timm_model_vit3d_cannot_reproduce_is_refused(self):
+        self.assert_error(self.run_exporter("--timm-model", "deit_tiny_distilled_patch16_224", "--random-weights",
+                                            family=None),
+                          "timm.models.deit.VisionTransformerDistilled is not something vit3d can reproduce",
+                          "supported: timm.models.vision_transformer.VisionTransformer itself")
+
+    def test_model_by_name_needs_a_checkpoint_or_random_weights(self):
+        self.assert_error(self.run_exporter("--timm-model", "vit_tiny_patch16_224", family=None),
+                          "--timm-model needs the checkpoint: --state-dict FILE (or --random-weights")
+        self.assert_error(self.run_exporter("--timm-model", "vit_tiny_patch16_224", "--random-weights",
+                                            "--timm-args", '{"pretrained": true}', family=None),
+                          "'pretrained' is set by the exporter")
+
+    def test_random_weights_are_named_and_reproducible(self):
+        command = ("--timm-model", "vit_tiny_patch16_224", "--timm-args", '{"depth": 1}', "--random-weights")
+        result = self.run_exporter(*command, family=None)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("note: --random-weights: the file holds the model's random initialisation", result.stderr)
+        self.assertIn("random initialisation", self.description()["source"]["weights"])
+        first = self.exported_tensors()
+        self.assertEqual(self.run_exporter(*command, family=None).returncode, 0)
+        self.assert_tensors_equal(self.exported_tensors(), first)
+
+    def test_torchvision_model_by_name(self):
+        import torchvision
+        model = torchvision.models.get_model("vit_b_16", weights=None)
+        torch.save(model.state_dict(), self.tmp / "vit_b_16.pth")
+        result = self.run_exporter("--torchvision-model", "vit_b_16", "--state-dict", str(self.tmp / "vit_b_16.pth"),
+                                   family=None)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("torchvision vit2d, input [3, 224, 224]", result.stdout)
+        self.assert_tensors_equal(self.exported_tensors(), model.state_dict())
+        self.assertEqual(self.description()["preprocess"]["resize_size"], 256)
+        self.output.unlink()
+        self.assert_error(self.run_exporter("--torchvision-model", "vit_b16", "--random-weights", family=None),
+                          "--torchvision-model 'vit_b16'", "close matches: vit_b_16")
+
     def test_usage_error_is_one_line(self):
         self.assert_error(self.run_exporter("--state-dict", str(self.state)), "--help for the usage")
 
