@@ -575,6 +575,37 @@ FAMILIES = {
 }
 
 
+# One --config per family, shown in --help and built and exported by tests/tools/test_export_weights.py:
+# (what it builds, the constructor's keyword arguments).
+CONFIG_EXAMPLES = {
+    "torchvision": ("torchvision.models.VisionTransformer: ViT-B/16, as --torchvision-model vit_b_16",
+                    {"image_size": 224, "patch_size": 16, "num_layers": 12, "num_heads": 12, "hidden_dim": 768,
+                     "mlp_dim": 3072}),
+    "timm": ("timm's VisionTransformer: ViT-S/16, as --timm-model vit_small_patch16_224",
+             {"img_size": 224, "patch_size": 16, "embed_dim": 384, "depth": 12, "num_heads": 6}),
+    "vit_pytorch": ("vit_pytorch.ViT, as in vit-pytorch's README",
+                    {"image_size": 256, "patch_size": 32, "num_classes": 1000, "dim": 1024, "depth": 6, "heads": 16,
+                     "mlp_dim": 2048}),
+    "vit_pytorch_simple": ("vit_pytorch.SimpleViT, as in vit-pytorch's README",
+                           {"image_size": 256, "patch_size": 32, "num_classes": 1000, "dim": 1024, "depth": 6,
+                            "heads": 16, "mlp_dim": 2048}),
+    "vit_pytorch_3d": ("vit_pytorch.vit_3d.ViT on 16 frames of 128 x 128, input [B, 3, 16, 128, 128]",
+                       {"image_size": 128, "frames": 16, "image_patch_size": 16, "frame_patch_size": 2,
+                        "num_classes": 1000, "dim": 1024, "depth": 6, "heads": 8, "mlp_dim": 2048}),
+    "vit_pytorch_simple_3d": ("vit_pytorch.simple_vit_3d.SimpleViT on 16 frames of 128 x 128",
+                              {"image_size": 128, "frames": 16, "image_patch_size": 16, "frame_patch_size": 2,
+                               "num_classes": 1000, "dim": 1024, "depth": 6, "heads": 16, "mlp_dim": 2048}),
+    "monai": ("monai.networks.nets.ViT, UNETR's encoder on a 96^3 volume (a head: add \"classification\": true, "
+              "\"num_classes\": N)",
+              {"in_channels": 1, "img_size": [96, 96, 96], "patch_size": [16, 16, 16]}),
+    "reg2rg": ("the RadFM / Reg2RG image encoder, as those models configure it",
+               {"image_size": 512, "frames": 512, "image_patch_size": 32, "frame_patch_size": 4, "dim": 768,
+                "depth": 12, "heads": 8, "mlp_dim": 2048}),
+    "ct_encoder": ("the anatomy-aware CT encoder on 64 slices of 512 x 512",
+                   {"input_size": [64, 512, 512], "patch": [4, 16, 16], "dim": 768, "depth": 12, "heads": 12}),
+}
+
+
 def _monai_size(args):
     spatial = int(args.get("spatial_dims", 3))
     size = args["img_size"]
@@ -1140,6 +1171,44 @@ def model_from_python(spec):
     return model.eval()
 
 
+def _epilog():
+    configs = "\n".join(f"  --family {family}: {what}\n    --config '{json.dumps(arguments)}'"
+                        for family, (what, arguments) in CONFIG_EXAMPLES.items())
+    return f"""\
+examples:
+  # torchvision by name; the checkpoint from torch.save(model.state_dict(), "vit_b_16.pth")
+  export_weights.py --torchvision-model vit_b_16 --state-dict vit_b_16.pth --output vit_b_16.safetensors
+  # timm by its registry name; mean, std, crop and interpolation from the model's pretrained_cfg
+  export_weights.py --timm-model vit_small_patch16_224 --state-dict vit_s16.pth --output vit_s16.safetensors
+  # a timm ViT-B/16 fine-tuned to 10 classes under DataParallel (every key starts with "module.")
+  export_weights.py --timm-model vit_base_patch16_224 --timm-args '{{"num_classes": 10}}' \\
+      --state-dict ckpt.pth --strip-prefix module. --output vit_b16_ft.safetensors
+  # MONAI's 3D ViT from its constructor's arguments
+  export_weights.py --family monai --state-dict vit.pth --output vit.safetensors \\
+      --config '{json.dumps(CONFIG_EXAMPLES["monai"][1])}'
+  # the pipeline tried without a checkpoint
+  export_weights.py --timm-model vit_small_patch16_224 --random-weights --output random.safetensors
+
+--config, per family: the keyword arguments of its constructor as a JSON object (or a file holding one).
+Each of these builds the model named; change what yours differs in:
+{configs}
+
+checkpoints (--state-dict):
+  torch.load(weights_only=True) reads them, which runs no code from the file; .safetensors files too.
+  A training checkpoint keeping the state_dict under "state_dict", "model" or "model_state_dict" (or
+  under its only entry holding tensors) is unwrapped, with a note naming the entry; --checkpoint-key
+  names another (state_dict_ema, teacher, ...).
+  Keys with a prefix ("module." of DataParallel/DDP, "_orig_mod." of torch.compile, "model." of
+  Lightning): when the keys under it are the model's, the error names it; --strip-prefix reads them.
+  A whole pickled model (torch.save(model)), or a checkpoint holding other Python objects, is refused,
+  saying what it holds: unpickling it would run code the file names. For a file you trust,
+  --model-file exports a whole model as it is (no --config needed) and --trust-pickle reads such a
+  checkpoint; otherwise save model.state_dict() and give that.
+
+Errors are one line on stderr, exit code 1 (2 for a bad command line); --debug adds the traceback.
+"""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with a usage error on one line like every other error (the usage is behind --help)."""
 
@@ -1149,8 +1218,8 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv):
     p = _Parser(prog="export_weights.py", description=__doc__.split("\n\n")[0],
-                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    built = p.add_argument_group("the model, one of")
+                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_epilog())
+    built = p.add_argument_group("the model: one of --timm-model, --torchvision-model, --config, --python, --model-file")
     source = built.add_mutually_exclusive_group(required=True)
     source.add_argument("--timm-model", metavar="NAME", help="a timm model by its registry name: timm.create_model(NAME, "
                         "pretrained=False, **TIMM_ARGS); NAME.tag (vit_base_patch16_224.augreg2_in21k_ft_in1k) "

@@ -4,7 +4,8 @@ Python, so these run by hand or from tests/fixtures/make_roundtrip_fixtures.py:
 
     VENV/bin/python tests/tools/test_export_weights.py        (VENV from tests/fixtures/make_venv.sh)
 
-Needs torch, safetensors, torchvision and timm.
+Needs the reference packages of tests/fixtures/requirements.txt (torch, safetensors, torchvision, timm,
+vit-pytorch, monai): the --config example of every family is built with its own package.
 """
 import json
 import os
@@ -22,6 +23,36 @@ sys.path.insert(0, str(ROOT / "tools"))
 import export_weights  # noqa: E402
 
 TV = dict(image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=5)
+
+
+class ConfigExamples(unittest.TestCase):
+    """The --config example of every family, as --help shows it, builds that family's model and exports."""
+
+    def test_every_family_has_an_example_in_the_help(self):
+        self.assertEqual(set(export_weights.CONFIG_EXAMPLES), set(export_weights.FAMILIES))
+        result = subprocess.run([sys.executable, str(EXPORTER), "--help"], capture_output=True, text=True)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        for family, (_what, arguments) in export_weights.CONFIG_EXAMPLES.items():
+            self.assertIn(f"--family {family}: ", result.stdout)
+            self.assertIn(f"--config '{json.dumps(arguments)}'", result.stdout)
+
+    def test_every_example_builds_and_exports(self):
+        import contextlib
+        import io
+        from safetensors.torch import load_file
+        with tempfile.TemporaryDirectory() as tmp:
+            for family, (_what, arguments) in export_weights.CONFIG_EXAMPLES.items():
+                with self.subTest(family=family):
+                    output = pathlib.Path(tmp) / f"{family}.safetensors"
+                    stdout, stderr = io.StringIO(), io.StringIO()
+                    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                        code = export_weights.main(["--family", family, "--config", json.dumps(arguments),
+                                                    "--random-weights", "--output", str(output)])
+                    self.assertEqual(code, 0, stderr.getvalue())
+                    self.assertIn(f"wrote {output}: {family} ", stdout.getvalue())
+                    model = export_weights.build_reference(family, json.loads(json.dumps(arguments)))
+                    model.load_state_dict(load_file(str(output)), strict=True)
+                    output.unlink()
 
 
 class CommandLine(unittest.TestCase):
