@@ -293,6 +293,13 @@ def describe_timm(model, hints):
     pre = dict(preprocess_none("BCHW", size), channel_order="RGB", rescale=1 / 255,
                mean=[float(v) for v in cfg.get("mean", INCEPTION_MEAN)], std=[float(v) for v in cfg.get("std", INCEPTION_STD)],
                resize_size=int(math.floor(size[0] / crop_pct)), interpolation=str(cfg.get("interpolation", "bicubic")))
+    crop_mode = cfg.get("crop_mode") or "center"
+    if crop_mode == "squash" and crop_pct == 1.0:
+        pre["resize_size"] = None  # timm resizes both sides to the input size: vit3d's resize without resize_size
+    elif crop_mode != "center":
+        note(f"timm: the model's pretrained_cfg has crop_mode={crop_mode!r} with crop_pct={crop_pct}, which vit3d's "
+             f"preprocessing cannot express; the file records a resize of the shorter side to {pre['resize_size']} "
+             "and a center crop, the same as timm's for square images only")
     return "vit2d", "timm", config, pre
 
 

@@ -324,6 +324,20 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(description["source"]["built_by"],
                          "timm.create_model('deit_tiny_patch16_224', pretrained=False, **arguments)")
 
+    def test_timm_squash_crop_resizes_straight_to_the_input(self):
+        overlay = {"depth": 1, "pretrained_cfg_overlay": {"crop_mode": "squash", "crop_pct": 1.0}}
+        result = self.run_exporter("--timm-model", "vit_tiny_patch16_224", "--timm-args", json.dumps(overlay),
+                                   "--random-weights", family=None)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIsNone(self.description()["preprocess"]["resize_size"])
+        overlay["pretrained_cfg_overlay"]["crop_pct"] = 0.95
+        result = self.run_exporter("--timm-model", "vit_tiny_patch16_224", "--timm-args", json.dumps(overlay),
+                                   "--random-weights", family=None)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("crop_mode='squash' with crop_pct=0.95, which vit3d's preprocessing cannot express",
+                      result.stderr)
+        self.assertEqual(self.description()["preprocess"]["resize_size"], 235)
+
     def test_unknown_timm_model_lists_close_matches(self):
         self.assert_error(self.run_exporter("--timm-model", "vit_smal_patch16_224", "--random-weights", family=None),
                           "--timm-model 'vit_smal_patch16_224': timm", "has no such model",
