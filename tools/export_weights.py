@@ -2,7 +2,8 @@
 """Export a PyTorch ViT checkpoint to a self-describing safetensors file that vit3d loads in one call.
 
     python3 tools/export_weights.py --torchvision-model vit_b_16 --state-dict vit_b_16.pth --output vit_b_16.safetensors
-    python3 tools/export_weights.py --timm-model vit_small_patch16_224 --state-dict vit_s16.pth --output vit_s16.safetensors
+    python3 tools/export_weights.py --timm-model vit_small_patch16_224 --state-dict vit_s16.pth \\
+        --output vit_s16.safetensors
     python3 tools/export_weights.py --family monai --state-dict vit.pth --output vit.safetensors \\
         --config '{"in_channels": 1, "img_size": [96, 96, 96], "patch_size": [16, 16, 16]}'
     python3 tools/export_weights.py --python mypackage.models:build_model --output model.safetensors
@@ -83,8 +84,8 @@ def _one_line(text) -> str:
     return " ".join(str(text).split())
 
 
-def _exception_name(e) -> str:
-    cls = type(e)
+def _type_name(obj) -> str:
+    cls = type(obj)
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
@@ -715,7 +716,8 @@ def timm_model(name, arguments=None):
     architecture, _, tag = name.partition(".")
     if not timm.is_model(architecture):
         raise ExportError(f"--timm-model {name!r}: timm {timm.__version__} has no such model; "
-                          f"{_close_names(architecture, timm.list_models())} (timm.list_models('*vit*') lists its ViTs)")
+                          f"{_close_names(architecture, timm.list_models())} "
+                          "(timm.list_models('*vit*') lists its ViTs)")
     if tag:
         tags = [n.partition(".")[2] for n in timm.list_pretrained(f"{architecture}.*")]
         if tag not in tags:
@@ -725,7 +727,7 @@ def timm_model(name, arguments=None):
         model = timm.create_model(name, pretrained=False, **kwargs)
     except Exception as e:
         raise ExportError(f"--timm-model {name}: timm.create_model(pretrained=False"
-                          f"{', **--timm-args' if kwargs else ''}) failed: {_exception_name(e)}: {_one_line(e)}") from None
+                          f"{', **--timm-args' if kwargs else ''}) failed: {_type_name(e)}: {_one_line(e)}") from None
     return model.eval()
 
 
@@ -745,7 +747,7 @@ def torchvision_model(name, arguments=None):
         model = torchvision.models.get_model(name, weights=None, **kwargs)
     except Exception as e:
         raise ExportError(f"--torchvision-model {name}: torchvision.models.get_model(weights=None"
-                          f"{', **--torchvision-args' if kwargs else ''}) failed: {_exception_name(e)}: "
+                          f"{', **--torchvision-args' if kwargs else ''}) failed: {_type_name(e)}: "
                           f"{_one_line(e)}") from None
     return model.eval()
 
@@ -773,7 +775,7 @@ def _what_it_is(obj):
             if not (isinstance(k, str) and torch.is_tensor(v)):
                 return f"a {type(obj).__name__} whose entry {k!r} is a {type(v).__qualname__}"
         return f"an empty {type(obj).__name__}"
-    return f"a {_exception_name(obj)}"
+    return f"a {_type_name(obj)}"
 
 
 def _is_torchscript(path):
@@ -826,8 +828,9 @@ def _unwrap(obj, where, key, holds, what):
         if holding:
             raise ExportError(f"{where}: a checkpoint whose entries {', '.join(map(repr, holding))} each hold a "
                               f"{what}: choose one with --checkpoint-key")
-        raise ExportError(f"{where}: expected a {what}, got a {type(obj).__name__} of entries "
-                          f"{', '.join(map(repr, list(obj)[:8]))}{' ...' if len(obj) > 8 else ''}, none of them a {what}")
+        entries = ", ".join(map(repr, list(obj)[:8])) + (" ..." if len(obj) > 8 else "")
+        raise ExportError(f"{where}: expected a {what}, got a {type(obj).__name__} of entries {entries}, none of them "
+                          f"a {what}")
     others = [k for k in holding if k != chosen]
     note(f"{where}: a training checkpoint; using the {what} under its {chosen!r} entry"
          + (f" ({', '.join(map(repr, others))} {'holds' if len(others) == 1 else 'hold'} one too: --checkpoint-key "
@@ -868,7 +871,7 @@ def read_checkpoint(path, trust_pickle=False):
             raise ExportError(f"{where}: cannot unpickle it: {_one_line(e)}") from None
         raise ExportError(_refusal(path, e)) from None
     except (ImportError, AttributeError) as e:  # trusted pickles only: a class the file names is not importable
-        raise ExportError(f"{where}: cannot unpickle it: {_exception_name(e)}: {_one_line(e)} (the classes it "
+        raise ExportError(f"{where}: cannot unpickle it: {_type_name(e)}: {_one_line(e)} (the classes it "
                           "names must be importable: run from the folder holding their module)") from None
     except Exception as e:
         raise ExportError(f"{where}: cannot read it: {_one_line(e)}") from None
@@ -945,10 +948,10 @@ def model_from_file(path, checkpoint_key=None):
     try:
         obj = _torch_load(path, trust_pickle=True)
     except (ImportError, AttributeError) as e:
-        raise ExportError(f"{where}: cannot unpickle it: {_exception_name(e)}: {_one_line(e)} (the model's class "
+        raise ExportError(f"{where}: cannot unpickle it: {_type_name(e)}: {_one_line(e)} (the model's class "
                           "must be importable: run from the folder holding its module)") from None
     except Exception as e:
-        raise ExportError(f"{where}: cannot read it: {_exception_name(e)}: {_one_line(e)}") from None
+        raise ExportError(f"{where}: cannot read it: {_type_name(e)}: {_one_line(e)}") from None
     entries = obj.values() if isinstance(obj, Mapping) else ()
     if checkpoint_key is None and (_is_state_dict(obj) or (any(map(_is_state_dict, entries))
                                                              and not any(isinstance(v, nn.Module) for v in entries))):
@@ -1226,10 +1229,12 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv):
     p = _Parser(prog="export_weights.py", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_epilog())
-    built = p.add_argument_group("the model: one of --timm-model, --torchvision-model, --config, --python, --model-file")
-    source = built.add_mutually_exclusive_group(required=True)
-    source.add_argument("--timm-model", metavar="NAME", help="a timm model by its registry name: timm.create_model(NAME, "
-                        "pretrained=False, **TIMM_ARGS); NAME.tag (vit_base_patch16_224.augreg2_in21k_ft_in1k) "
+    model = p.add_argument_group("the model: one of --timm-model, --torchvision-model, --config, --python, "
+                                 "--model-file")
+    source = model.add_mutually_exclusive_group(required=True)
+    source.add_argument("--timm-model", metavar="NAME", help="a timm model by its registry name: "
+                        "timm.create_model(NAME, pretrained=False, **TIMM_ARGS); NAME.tag "
+                        "(vit_base_patch16_224.augreg2_in21k_ft_in1k) "
                         "takes the preprocessing timm records for those weights")
     source.add_argument("--torchvision-model", metavar="NAME", help="a torchvision model by name: "
                         "torchvision.models.get_model(NAME, weights=None, **TORCHVISION_ARGS)")
@@ -1238,11 +1243,11 @@ def parse_args(argv):
     source.add_argument("--python", metavar="MODULE:FUNCTION", help="a function returning the nn.Module to export")
     source.add_argument("--model-file", metavar="FILE", help="a whole pickled model (torch.save(model)). Unpickling "
                         "runs code the file names: only for files you trust")
-    built.add_argument("--family", help=f"one of: {_known_families()} (with --python or --model-file, inferred from "
+    model.add_argument("--family", help=f"one of: {_known_families()} (with --python or --model-file, inferred from "
                        "the model's class)")
-    built.add_argument("--timm-args", metavar="JSON", help="keyword arguments for timm.create_model, e.g. "
+    model.add_argument("--timm-args", metavar="JSON", help="keyword arguments for timm.create_model, e.g. "
                        "'{\"num_classes\": 10}' for a fine-tuned checkpoint")
-    built.add_argument("--torchvision-args", metavar="JSON", help="keyword arguments for get_model, e.g. "
+    model.add_argument("--torchvision-args", metavar="JSON", help="keyword arguments for get_model, e.g. "
                        "'{\"image_size\": 384}'")
     weights = p.add_argument_group("the weights")
     weights.add_argument("--state-dict", metavar="FILE", help="the checkpoint: .pth/.pt (torch.save, read with "
@@ -1265,7 +1270,8 @@ def parse_args(argv):
     out.add_argument("--dtype", choices=sorted(DTYPES), help="convert the tensors (default: keep their dtype)")
     p.add_argument("--debug", action="store_true", help="on an error, show the Python traceback too")
     args = p.parse_args(argv)
-    by_name = {"--timm-model": (args.timm_model, "timm"), "--torchvision-model": (args.torchvision_model, "torchvision")}
+    by_name = {"--timm-model": (args.timm_model, "timm"),
+               "--torchvision-model": (args.torchvision_model, "torchvision")}
     for option, (name, family) in by_name.items():
         if name and args.family not in (None, family):
             p.error(f"{option} builds a {family} model; --family {args.family} contradicts it")
@@ -1337,7 +1343,7 @@ def main(argv=None):
     except Exception as e:  # a failure in the user's or a package's code: still one line, unless --debug
         if args.debug:
             raise
-        print(f"export_weights.py: error: {_exception_name(e)}: {_one_line(e) or '(no message)'} "
+        print(f"export_weights.py: error: {_type_name(e)}: {_one_line(e) or '(no message)'} "
               "(--debug shows the traceback)", file=sys.stderr)
         return 1
     if args.random_weights:

@@ -78,7 +78,8 @@ class CommandLine(unittest.TestCase):
 
     def assert_error(self, result, *fragments):
         self.assertNotEqual(result.returncode, 0, result.stdout)
-        lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("export_weights.py: note: ")]
+        lines = [line for line in result.stderr.strip().splitlines()
+                 if not line.startswith("export_weights.py: note: ")]
         self.assertEqual(len(lines), 1, result.stderr)  # one clear line (after any notes), no traceback
         self.assertTrue(lines[0].startswith("export_weights.py: error: "), lines[0])
         for fragment in fragments:
@@ -285,7 +286,8 @@ class CommandLine(unittest.TestCase):
         lightning["criterion.weight"] = torch.ones(5)
         torch.save({"state_dict": lightning, "epoch": 4}, self.tmp / "lightning.ckpt")
         self.assert_error(self.run_exporter(config=TV, state=self.tmp / "lightning.ckpt"),
-                          '20 of the 21 keys start with "model."', "the other one, 'criterion.weight', would be left out",
+                          '20 of the 21 keys start with "model."',
+                          "the other one, 'criterion.weight', would be left out",
                           "add --strip-prefix model.")
         result = self.run_exporter("--strip-prefix", "model.", config=TV, state=self.tmp / "lightning.ckpt")
         self.assertEqual(result.returncode, 0, result.stderr)
