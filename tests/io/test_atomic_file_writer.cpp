@@ -41,6 +41,21 @@ TEST(AtomicFileWriter, CommitReplacesTheDestination) {
                 ThrowsMessage<io_error>(HasSubstr("test: write after commit or after a failed write")));
 }
 
+// close() puts every byte in the temporary file and leaves the destination alone; commit() then renames.
+TEST(AtomicFileWriter, CloseWritesEveryByteBeforeTheRename) {
+    const std::string path = TempPath("closed.bin");
+    test::WriteBytes(path, Bytes("old"));
+    AtomicFileWriter file(path, "test: ");
+    file.write("new", 3);
+    file.close();
+    EXPECT_EQ(ReadBytes(file.temporary_path()), Bytes("new"));
+    EXPECT_EQ(ReadBytes(path), Bytes("old"));
+    EXPECT_THAT([&] { file.close(); }, ThrowsMessage<io_error>(HasSubstr("test: close after close")));
+    file.commit();
+    EXPECT_EQ(ReadBytes(path), Bytes("new"));
+    EXPECT_TRUE(TemporaryFilesFor(path).empty());
+}
+
 TEST(AtomicFileWriter, AnUncommittedWriteLeavesTheOldFileAndNoTemporary) {
     const std::string path = TempPath("kept.bin");
     test::WriteBytes(path, Bytes("old"));

@@ -3,7 +3,9 @@
 // to the destination (same directory, hence same file system, so that the final rename is atomic), and
 // commit() renames it onto the destination once every byte has been written and the file closed. Until
 // then the destination is untouched: an old file of that name stays as it was. If commit() is not reached
-// (an exception, a full disk) the destructor removes the temporary file.
+// (an exception, a full disk) the destructor removes the temporary file. close() may come first, to learn
+// of every write error before the rename: a caller that must write something else before the destination
+// appears (a record of what the file holds) does that between close() and commit().
 //
 // What this does not give: durability across a power failure (there is no fsync; a crash of the process or
 // an exception is what it protects against), and the old file's permissions (the new file is created with
@@ -70,10 +72,11 @@ class AtomicFileWriter {
         written_ += size;
     }
 
-    // Closes the temporary file and renames it onto the destination. Throws io_error (and removes the
-    // temporary file) if closing or renaming fails.
-    void commit() {
-        if (file_ == nullptr) throw io_error(where_ + "commit after commit or after a failed write");
+    // Flushes and closes the temporary file, so that the only step commit() has left is the rename. Throws
+    // io_error (and removes the temporary file) if the bytes cannot all be written.
+    void close() {
+        if (file_ == nullptr)
+            throw io_error(where_ + "close after close, after commit or after a failed write");
         std::FILE* file = std::exchange(file_, nullptr);
         const bool flushed = std::fflush(file) == 0 && !std::ferror(file);
         const int flush_error = errno;
@@ -84,6 +87,13 @@ class AtomicFileWriter {
                            " bytes failed: " + std::generic_category().message(error) + "; " +
                            detail::quoted_path(path_) + " was left unchanged");
         }
+    }
+
+    // Closes the temporary file (unless close() did) and renames it onto the destination. Throws io_error
+    // (and removes the temporary file) if closing or renaming fails.
+    void commit() {
+        if (file_ != nullptr) close();
+        if (temporary_.empty()) throw io_error(where_ + "commit after commit or after a failed write");
         std::error_code ec;
         std::filesystem::rename(temporary_, path_, ec);
         if (ec) {
