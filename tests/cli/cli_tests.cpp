@@ -460,12 +460,6 @@ void expect_failed_file(const Result& r, const std::string& input, const std::st
     EXPECT_THAT(r.err, HasSubstr("1 of 1 input(s) failed"));
 }
 
-TEST_F(Cli, MissingFile) {
-    const Result r = infer({"-w", timm, "-i", path("absent.npy"), "-o", path("o.npy")});
-    expect_failed_file(r, path("absent.npy"), "no such file");
-    EXPECT_FALSE(fs::exists(path("o.npy")));
-}
-
 TEST_F(Cli, WrongDtype) {
     io::write_npy(path("i64.npy"), Tensor<std::int64_t>({3, 32, 32}));
     expect_failed_file(
@@ -530,6 +524,27 @@ TEST_F(Cli, ModelAndInputMismatch) {
 }
 
 // --- bad arguments: one line, exit code 2, nothing written -----------------------------------------------
+
+// A file named on the command line or in a list that does not exist is a mistyped command, refused before
+// anything runs, like a folder or a glob that gives no file; the other inputs are not run either.
+TEST_F(Cli, MissingNamedInputsAreABadCommandLine) {
+    write_inputs(path("in"), {"a"});
+    const Result named = infer({"-w", timm, "-i", path("in/a.npy"), path("absent.npy"), "-o", path("out")});
+    expect_one_line_error(named, 2, "--input \"" + path("absent.npy") + "\": no such file");
+    EXPECT_FALSE(fs::exists(path("out")));
+    EXPECT_FALSE(fs::exists(path("absent.npy")));
+
+    const Result one = infer({"-w", timm, "-i", path("absent.npy"), "-o", path("o.npy")});
+    expect_one_line_error(one, 2, "--input \"" + path("absent.npy") + "\": no such file");
+    EXPECT_FALSE(fs::exists(path("o.npy")));
+
+    write_text(path("list.txt"), "# inputs\n" + path("in/a.npy") + "\n" + path("gone.npy") + "\n");
+    const Result listed = infer({"-w", timm, "--input-list", path("list.txt"), "-o", path("out")});
+    expect_one_line_error(
+        listed, 2,
+        "input list \"" + path("list.txt") + "\" line 3: \"" + path("gone.npy") + "\": no such file");
+    EXPECT_FALSE(fs::exists(path("out")));
+}
 
 TEST_F(Cli, BadOptionValues) {
     io::write_npy(path("x.npy"), Tensor<float>({3, 32, 32}));

@@ -2,8 +2,10 @@
 // From what --input and --input-list name to the sorted list of input files, their output names, and this
 // shard's share of them.
 //
-// An --input value is a file (kept even if missing or of an unknown type: it is reported as a failed input
-// when its turn comes), a folder (its files of a known type, hidden ones and sub-folders left out unless
+// An --input value is a file (one that does not exist is refused up front, as a folder or a glob that gives
+// no file is: a mistyped name is a bad command line; one of an unknown type, or that cannot be read, is
+// reported as a failed input when its turn comes), a folder (its files of a known type, hidden ones and
+// sub-folders left out unless
 // --recursive), a glob (quoted, so that the shell leaves it alone; expanded with glob(3)), or @LIST: a file
 // of such values, one a line, blank lines and lines starting with # skipped. The union is sorted by path and
 // duplicates dropped, so that every run, and every shard of a run, sees the same list.
@@ -114,8 +116,9 @@ inline void add_glob(const std::string& pattern, bool recursive, std::vector<std
     }
 }
 
-inline void add_value(const std::string& value, bool recursive, bool from_list, std::vector<std::string>& out,
-                      bool& several);
+// `origin` names where `value` came from in messages: empty for the command line, else the list's line.
+inline void add_value(const std::string& value, bool recursive, const std::string& origin,
+                      std::vector<std::string>& out, bool& several);
 
 inline void add_list(const std::string& list, bool recursive, std::vector<std::string>& out, bool& several) {
     std::ifstream in(list);
@@ -125,24 +128,27 @@ inline void add_list(const std::string& list, bool recursive, std::vector<std::s
                           (fs::exists(list, ec) ? "permission denied or not a file" : "no such file"));
     }
     std::size_t entries = 0;
+    std::size_t number = 0;
     for (std::string line; std::getline(in, line);) {
+        ++number;
         while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
         std::size_t start = 0;
         while (start < line.size() && std::isspace(static_cast<unsigned char>(line[start]))) ++start;
         line.erase(0, start);
         if (line.empty() || line[0] == '#') continue;
-        add_value(line, recursive, true, out, several);
+        add_value(line, recursive, "input list " + quote(list) + " line " + std::to_string(number), out,
+                  several);
         ++entries;
     }
     if (entries == 0) throw usage_error("input list " + quote(list) + " names no input");
     several = true;
 }
 
-inline void add_value(const std::string& value, bool recursive, bool from_list, std::vector<std::string>& out,
-                      bool& several) {
+inline void add_value(const std::string& value, bool recursive, const std::string& origin,
+                      std::vector<std::string>& out, bool& several) {
     if (value.empty()) throw usage_error("--input: expected a path, got an empty string");
     std::error_code ec;
-    if (!from_list && value[0] == '@') {
+    if (origin.empty() && value[0] == '@') {
         add_list(value.substr(1), recursive, out, several);
     } else if (fs::is_directory(value, ec)) {
         add_folder(value, recursive, out);
@@ -151,6 +157,11 @@ inline void add_value(const std::string& value, bool recursive, bool from_list, 
         add_glob(value, recursive, out);
         several = true;
     } else {
+        // Only "not there" is refused here; a path the system cannot look at (permissions) is read in its
+        // turn, and fails with the system's reason.
+        if (fs::status(value, ec).type() == fs::file_type::not_found)
+            throw usage_error((origin.empty() ? "--input " : origin + ": ") + quote(value) +
+                              ": no such file");
         out.push_back(value);
     }
 }
@@ -161,7 +172,7 @@ inline InputListing list_inputs(const Options& o) {
     InputListing listing;
     std::vector<std::string> files;
     for (const std::string& value : o.inputs)
-        detail::add_value(value, o.recursive, false, files, listing.several);
+        detail::add_value(value, o.recursive, "", files, listing.several);
     for (const std::string& list : o.input_lists) detail::add_list(list, o.recursive, files, listing.several);
     for (std::string& f : files) f = fs::path(f).lexically_normal().string();
     std::sort(files.begin(), files.end());

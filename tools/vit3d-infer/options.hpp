@@ -74,8 +74,8 @@ inline const char* conventions_text() {
 Outputs: one .npy per input file, [B, ...] with B the file's samples (1 for an image, a volume or a
   single-sample .npy). With one input file --output is the file; otherwise --output is a folder and each
   output is <stem>.npy (a.nii.gz -> a.npy). Existing outputs are skipped unless --overwrite.
-Exit codes: 0 all done, 1 some inputs failed (the others were written), 2 bad arguments or the run could
-  not start, 130 interrupted.)";
+Exit codes: 0 all done, 1 some inputs failed (the others were written), 2 bad arguments (an input file
+  that does not exist too) or the run could not start, 130 interrupted.)";
 }
 
 inline std::vector<std::string> output_kind_names() {
