@@ -202,6 +202,14 @@ TEST_F(Cli, NiftiOfAnotherSizeIsResampledTrilinearly) {
                  io::resample_trilinear(v.data.unsqueeze(0), {8, 16, 16}).unsqueeze(0));
 }
 
+// One random [3, 32, 32] float32 sample per stem, as <folder>/<stem>.npy (the timm fixture's input).
+void write_inputs(const fs::path& folder, const std::vector<std::string>& stems) {
+    fs::create_directories(folder);
+    std::uint64_t seed = 100;
+    for (const std::string& s : stems)
+        io::write_npy((folder / (s + ".npy")).string(), Tensor<float>::randn({3, 32, 32}, ++seed));
+}
+
 // --- outputs ----------------------------------------------------------------------------------------------
 
 TEST_F(Cli, EachOutputKindHasItsShape) {
@@ -240,14 +248,37 @@ TEST_F(Cli, AnOutputTheModelCannotGiveIsOneLineSayingWhy) {
     EXPECT_FALSE(fs::exists(path("o.npy")));
 }
 
-// --- many inputs ------------------------------------------------------------------------------------------
+// With one input, --output is the file when it ends in .npy, a folder when it is one or ends in /, and is
+// refused otherwise (a file "y.npy" or a folder "y/" are both plausible readings of "y"). With several,
+// a name ending in .npy is refused as a folder.
+TEST_F(Cli, OutputNameForOneInputEndsInNpyOrIsAFolder) {
+    io::write_npy(path("x.npy"), Tensor<float>::randn({3, 32, 32}, 8));
+    expect_one_line_error(
+        infer({"-w", timm, "-i", path("x.npy"), "-o", path("y")}), 2,
+        "--output \"" + path("y") +
+            "\": with one input, expected the output file (a name ending in .npy) or a folder "
+            "(one that exists, or a name ending in /), e.g. \"" +
+            path("y.npy") + "\" or \"" + path("y/") + "\"");
+    EXPECT_EQ(names_in(dir_), std::vector<std::string>{"x.npy"});
 
-void write_inputs(const fs::path& folder, const std::vector<std::string>& stems) {
-    fs::create_directories(folder);
-    std::uint64_t seed = 100;
-    for (const std::string& s : stems)
-        io::write_npy((folder / (s + ".npy")).string(), Tensor<float>::randn({3, 32, 32}, ++seed));
+    ASSERT_EQ(infer({"-w", timm, "-i", path("x.npy"), "-o", path("file.NPY")}).code, 0);
+    EXPECT_EQ(read(path("file.NPY")).shape(), (vit3d::Shape{1, 5}));
+    ASSERT_EQ(infer({"-w", timm, "-i", path("x.npy"), "-o", path("new/")}).code, 0);
+    EXPECT_EQ(names_in(path("new")), std::vector<std::string>{"x.npy"});
+    fs::create_directories(path("there"));
+    ASSERT_EQ(infer({"-w", timm, "-i", path("x.npy"), "-o", path("there")}).code, 0);
+    EXPECT_EQ(names_in(path("there")), std::vector<std::string>{"x.npy"});
+
+    write_inputs(path("in"), {"a", "b"});
+    expect_one_line_error(
+        infer({"-w", timm, "-i", path("in"), "-o", path("all.npy")}), 2,
+        "--output \"" + path("all.npy") +
+            "\": with several inputs --output is a folder, and a name ending in .npy names a "
+            "file; choose a folder name");
+    EXPECT_FALSE(fs::exists(path("all.npy")));
 }
+
+// --- many inputs ------------------------------------------------------------------------------------------
 
 TEST_F(Cli, FolderInputTakesItsKnownFilesAndSkipsHiddenOnes) {
     write_inputs(path("in"), {"a", "c", ".hidden"});

@@ -225,17 +225,30 @@ class Run {
 std::vector<std::string> output_paths(const Options& o, const InputListing& listing) {
     std::error_code ec;
     std::vector<std::string> outputs;
+    const bool folder = fs::is_directory(o.output, ec) || o.output.back() == '/';
+    const bool npy_file = !folder && ends_with(lowercase(o.output), ".npy");
     if (listing.several) {
         if (fs::exists(o.output, ec) && !fs::is_directory(o.output, ec))
             throw usage_error("--output " + quote(o.output) +
                               ": with several inputs --output is a folder, and this is a file");
+        if (npy_file)
+            throw usage_error("--output " + quote(o.output) +
+                              ": with several inputs --output is a folder, and a name ending in .npy names a "
+                              "file; choose a folder name");
         check_unique_stems(listing.files, o.output);
         for (const std::string& f : listing.files)
             outputs.push_back((fs::path(o.output) / (stem_of(f) + ".npy")).string());
+    } else if (folder) {
+        outputs.push_back((fs::path(o.output) / (stem_of(listing.files[0]) + ".npy")).string());
+    } else if (npy_file) {
+        outputs.push_back(o.output);
     } else {
-        const bool folder = fs::is_directory(o.output, ec) || o.output.back() == '/';
-        outputs.push_back(folder ? (fs::path(o.output) / (stem_of(listing.files[0]) + ".npy")).string()
-                                 : o.output);
+        // Either reading (the file <name>.npy, or a folder to create) is plausible; a guess would put the
+        // output where the user's next command does not look.
+        throw usage_error("--output " + quote(o.output) +
+                          ": with one input, expected the output file (a name ending in .npy) or a folder "
+                          "(one that exists, or a name ending in /), e.g. " +
+                          quote(o.output + ".npy") + " or " + quote(o.output + "/"));
     }
     for (std::size_t i = 0; i < outputs.size(); ++i)
         if (fs::exists(listing.files[i], ec) && fs::equivalent(listing.files[i], outputs[i], ec))

@@ -72,8 +72,9 @@ inline const char* conventions_text() {
                 D = z). Then resampled (trilinear) to the input size.
   Value steps (images, volumes): rescale, resize, window, then (x - mean) / std per channel.
 Outputs: one .npy per input file, [B, ...] with B the file's samples (1 for an image, a volume or a
-  single-sample .npy). With one input file --output is the file; otherwise --output is a folder and each
-  output is <stem>.npy (a.nii.gz -> a.npy). Existing outputs are skipped unless --overwrite.
+  single-sample .npy). With one input file --output is the file if it ends in .npy, a folder if it is one
+  or ends in /, and refused otherwise; with several it is a folder and each output is <stem>.npy
+  (a.nii.gz -> a.npy). Existing outputs are skipped unless --overwrite.
 Exit codes: 0 all done, 1 some inputs failed (the others were written), 2 bad arguments (an input file
   that does not exist too) or the run could not start, 130 interrupted.)";
 }
@@ -93,7 +94,7 @@ inline void add_options(CLI::App& app, Options& o) {
         ->required();
     app.add_option("-i,--input", o.inputs, "input file, folder, glob (quoted) or @LIST; repeatable");
     app.add_option("--input-list", o.input_lists, "file of inputs, one a line (# comments); repeatable");
-    app.add_option("-o,--output", o.output, "output .npy (one input) or folder (several)")->required();
+    app.add_option("-o,--output", o.output, "output file ending in .npy (one input), or folder")->required();
     app.add_option("-k,--output-kind", o.output_kind,
                    "logits | pooled | tokens | token_grid | cls_attention (default: logits if the model "
                    "has a head, else pooled, else tokens)");
