@@ -1,6 +1,7 @@
 #pragma once
 // Runs the built vit3d-infer (VIT3D_INFER_PATH, from $<TARGET_FILE:vit3d-infer>) and captures its exit code,
-// stdout and stderr; and gives each test a fresh scratch folder.
+// stdout and stderr; gives each test a fresh scratch folder; and the checks and inputs several test files
+// use.
 
 #include <fcntl.h>
 #include <poll.h>
@@ -8,7 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -16,7 +19,10 @@
 #include <string>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "vit3d/io/npy.hpp"
 
 extern char** environ;
 
@@ -118,6 +124,34 @@ inline void write_text(const fs::path& p, const std::string& text) {
 inline std::vector<std::string> names_in(const fs::path& folder) {
     std::vector<std::string> names;
     for (const auto& e : fs::directory_iterator(folder)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+// A one-line error: stderr is that line alone.
+inline void expect_one_line_error(const Result& r, int code, const std::string& text) {
+    EXPECT_EQ(r.code, code) << r.err;
+    EXPECT_EQ(line_count(r.err), 1u) << r.err;
+    EXPECT_THAT(r.err, ::testing::StartsWith("vit3d-infer: error: "));
+    EXPECT_THAT(r.err, ::testing::HasSubstr(text));
+}
+
+// One random [3, 32, 32] float32 sample per stem, as <folder>/<stem>.npy (the timm fixture's input).
+inline void write_inputs(const fs::path& folder, const std::vector<std::string>& stems) {
+    fs::create_directories(folder);
+    std::uint64_t seed = 100;
+    for (const std::string& s : stems)
+        vit3d::io::write_npy((folder / (s + ".npy")).string(),
+                             vit3d::Tensor<float>::randn({3, 32, 32}, ++seed));
+}
+
+// What a run leaves in its output folder for these outputs: each output and its record, sorted.
+inline std::vector<std::string> with_records(const std::vector<std::string>& outputs) {
+    std::vector<std::string> names;
+    for (const std::string& o : outputs) {
+        names.push_back(o);
+        names.push_back(o + ".vit3d.json");
+    }
     std::sort(names.begin(), names.end());
     return names;
 }

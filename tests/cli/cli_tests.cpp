@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <set>
 #include <string>
@@ -50,14 +51,6 @@ io::Volume<float> index_volume(Index nz, Index ny, Index nx) {
             for (Index i = 0; i < nx; ++i)
                 v.data(k, j, i) = static_cast<float>(10000 * k + 100 * j + i) / 1e4f;
     return v;
-}
-
-// A one-line error: stderr is that line alone.
-void expect_one_line_error(const Result& r, int code, const std::string& text) {
-    EXPECT_EQ(r.code, code) << r.err;
-    EXPECT_EQ(line_count(r.err), 1u) << r.err;
-    EXPECT_THAT(r.err, StartsWith("vit3d-infer: error: "));
-    EXPECT_THAT(r.err, HasSubstr(text));
 }
 
 class Cli : public CliTest {};
@@ -202,14 +195,6 @@ TEST_F(Cli, NiftiOfAnotherSizeIsResampledTrilinearly) {
                  io::resample_trilinear(v.data.unsqueeze(0), {8, 16, 16}).unsqueeze(0));
 }
 
-// One random [3, 32, 32] float32 sample per stem, as <folder>/<stem>.npy (the timm fixture's input).
-void write_inputs(const fs::path& folder, const std::vector<std::string>& stems) {
-    fs::create_directories(folder);
-    std::uint64_t seed = 100;
-    for (const std::string& s : stems)
-        io::write_npy((folder / (s + ".npy")).string(), Tensor<float>::randn({3, 32, 32}, ++seed));
-}
-
 // --- outputs ----------------------------------------------------------------------------------------------
 
 TEST_F(Cli, EachOutputKindHasItsShape) {
@@ -264,10 +249,10 @@ TEST_F(Cli, OutputNameForOneInputEndsInNpyOrIsAFolder) {
     ASSERT_EQ(infer({"-w", timm, "-i", path("x.npy"), "-o", path("file.NPY")}).code, 0);
     EXPECT_EQ(read(path("file.NPY")).shape(), (vit3d::Shape{1, 5}));
     ASSERT_EQ(infer({"-w", timm, "-i", path("x.npy"), "-o", path("new/")}).code, 0);
-    EXPECT_EQ(names_in(path("new")), std::vector<std::string>{"x.npy"});
+    EXPECT_EQ(names_in(path("new")), with_records({"x.npy"}));
     fs::create_directories(path("there"));
     ASSERT_EQ(infer({"-w", timm, "-i", path("x.npy"), "-o", path("there")}).code, 0);
-    EXPECT_EQ(names_in(path("there")), std::vector<std::string>{"x.npy"});
+    EXPECT_EQ(names_in(path("there")), with_records({"x.npy"}));
 
     write_inputs(path("in"), {"a", "b"});
     expect_one_line_error(
@@ -286,7 +271,7 @@ TEST_F(Cli, FolderInputTakesItsKnownFilesAndSkipsHiddenOnes) {
     write_text(path("in/notes.txt"), "not an input");
     const Result r = infer({"-w", timm, "-i", path("in"), "-o", path("out")});
     ASSERT_EQ(r.code, 0) << r.err;
-    EXPECT_EQ(names_in(path("out")), (std::vector<std::string>{"a.npy", "b.npy", "c.npy"}));
+    EXPECT_EQ(names_in(path("out")), with_records({"a.npy", "b.npy", "c.npy"}));
     EXPECT_THAT(r.out, HasSubstr("3 done, 0 skipped (output exists), 0 failed"));
 }
 
@@ -295,7 +280,7 @@ TEST_F(Cli, GlobInputExpandsThePattern) {
     io::write_png(path("in/c.png"), Tensor<std::uint8_t>::full({3, 10, 12}, 9));
     const Result r = infer({"-w", timm, "-i", path("in") + "/*.npy", "-o", path("out")});
     ASSERT_EQ(r.code, 0) << r.err;
-    EXPECT_EQ(names_in(path("out")), (std::vector<std::string>{"a.npy", "b.npy"}));
+    EXPECT_EQ(names_in(path("out")), with_records({"a.npy", "b.npy"}));
     expect_one_line_error(infer({"-w", timm, "-i", path("in") + "/*.nii", "-o", path("out2")}), 2,
                           "no file matches the pattern");
 }
@@ -307,7 +292,7 @@ TEST_F(Cli, ListFilesAndRepeatedInputs) {
     const Result r = infer({"-w", timm, "-i", "@" + path("list.txt"), "--input-list", path("more.txt"), "-i",
                             path("in/d.npy"), "-o", path("out")});
     ASSERT_EQ(r.code, 0) << r.err;
-    EXPECT_EQ(names_in(path("out")), (std::vector<std::string>{"a.npy", "b.npy", "c.npy", "d.npy"}));
+    EXPECT_EQ(names_in(path("out")), with_records({"a.npy", "b.npy", "c.npy", "d.npy"}));
     expect_one_line_error(infer({"-w", timm, "-i", "@" + path("absent.txt"), "-o", path("out")}), 2,
                           "cannot read it: no such file");
 }
@@ -325,15 +310,17 @@ TEST_F(Cli, EqualStemsAreRefusedNamingBoth) {
 
 // --- resume, shards, atomicity ----------------------------------------------------------------------------
 
+// A rerun skips the outputs it wrote and computes the missing ones; --overwrite computes them all again.
+// (cli_records.cpp: the existing outputs that stop a run instead.)
 TEST_F(Cli, ExistingOutputsAreSkippedUnlessOverwrite) {
     write_inputs(path("in"), {"a", "b"});
-    fs::create_directories(path("out"));
-    write_text(path("out/b.npy"), "left by an earlier run");
+    ASSERT_EQ(infer({"-w", timm, "-i", path("in/b.npy"), "-o", path("out/")}).code, 0);
+    const std::string b_bytes = read_text(path("out/b.npy"));
     const Result first = infer({"-w", timm, "-i", path("in"), "-o", path("out")});
     ASSERT_EQ(first.code, 0) << first.err;
     EXPECT_THAT(first.out, HasSubstr("1 done, 1 skipped (output exists), 0 failed"));
     EXPECT_THAT(first.err, HasSubstr("skipping 1 input(s) whose output exists"));
-    EXPECT_EQ(read_text(path("out/b.npy")), "left by an earlier run");
+    EXPECT_EQ(read_text(path("out/b.npy")), b_bytes);
     EXPECT_EQ(read(path("out/a.npy")).shape(), (vit3d::Shape{1, 5}));
 
     const Result again = infer({"-w", timm, "-i", path("in"), "-o", path("out"), "--json"});
@@ -381,7 +368,7 @@ TEST_F(Cli, ShardsAreDisjointAndCoverEveryInput) {
     }
     EXPECT_EQ(total, stems.size());
     EXPECT_EQ(seen.size(), stems.size());
-    EXPECT_EQ(names_in(path("out")).size(), stems.size());
+    EXPECT_EQ(names_in(path("out")).size(), 2 * stems.size());  // each output and its record
 }
 
 // A bad file in the middle: the others are written, it is reported and has no output; the exit code is 1.
@@ -393,7 +380,7 @@ TEST_F(Cli, ABadFileIsReportedAndSkipped) {
     EXPECT_THAT(r.err, HasSubstr("vit3d-infer: " + path("in/b.npy") + ": failed: "));
     EXPECT_THAT(r.err, HasSubstr("1 of 3 input(s) failed (2 done, 0 skipped as existing)"));
     EXPECT_THAT(r.out, HasSubstr("2 done, 0 skipped (output exists), 1 failed"));
-    EXPECT_EQ(names_in(path("out")), (std::vector<std::string>{"a.npy", "c.npy"}));
+    EXPECT_EQ(names_in(path("out")), with_records({"a.npy", "c.npy"}));
 }
 
 // A write that fails mid-way (the file size limit, SIGXFSZ ignored so that write() fails with EFBIG) leaves
@@ -477,8 +464,8 @@ TEST_F(Cli, TextReportSaysWhatItDid) {
 TEST_F(Cli, HelpStatesTheConventions) {
     const Result r = infer({"--help"});
     EXPECT_EQ(r.code, 0);
-    for (const char* text :
-         {"--output-kind", "--shard", "[C, x, y, z]", "BCHWD", "[B, C, spatial...]", "Exit codes"})
+    for (const char* text : {"--output-kind", "--shard", "[C, x, y, z]", "BCHWD", "[B, C, spatial...]",
+                             "Exit codes", "<output>.vit3d.json"})
         EXPECT_THAT(r.out, HasSubstr(text));
 }
 

@@ -6,8 +6,9 @@
 //
 // Every error is one line on stderr and a non-zero exit: 2 for a bad command line or a run that cannot
 // start, 1 when some inputs failed (the others are written), 130 when interrupted. Outputs are written
-// through a temporary file and renamed when complete, so a killed run leaves no partial output, and a rerun
-// skips what exists.
+// through a temporary file and renamed when complete, so a killed run leaves no partial output. Each output
+// has a record of what wrote it (output_record.hpp); a rerun skips the outputs whose record names its
+// model, kind, preprocessing and input, and stops before computing at any other existing output.
 
 #include <csignal>
 #include <cstdio>
@@ -21,8 +22,10 @@
 #include "input_listing.hpp"
 #include "input_reading.hpp"
 #include "options.hpp"
+#include "output_record.hpp"
 #include "progress.hpp"
 #include "report.hpp"
+#include "sha256.hpp"
 #include "vit3d/core/config.hpp"
 #include "vit3d/io/load_model.hpp"
 #include "vit3d/io/model_description_json.hpp"
@@ -110,16 +113,18 @@ ModelFacts facts_of(const io::LoadedModel<float>& model) {
 struct Pending {
     std::size_t file;  // index into the report's files
     Tensor<float> batch;
+    FileDigest input;  // of the file as read, for the output's record
 };
 
 class Run {
   public:
     Run(const Options& options, const io::LoadedModel<float>& model, io::ModelOutput output,
-        const Pipeline& pipeline, RunReport& report, Progress& progress)
+        const Pipeline& pipeline, const RunIdentity& identity, RunReport& report, Progress& progress)
         : o_(options),
           model_(model),
           output_(output),
           pipeline_(pipeline),
+          identity_(identity),
           report_(report),
           progress_(progress) {}
 
@@ -131,10 +136,14 @@ class Run {
             f.read_shape = in.read_shape;
             f.read_dtype = in.read_dtype;
             f.input_shape = in.batch.shape();
+            const auto hash_start = Clock::now();
+            FileDigest input = sha256_of_file(f.input);
+            report_.hash_seconds += seconds_since(hash_start);
+            f.input_sha256 = input.sha256;
             if (!o_.save_input.empty())
                 io::write_npy((fs::path(o_.save_input) / (stem_of(f.input) + ".npy")).string(), in.batch);
             pending_samples_ += in.batch.dim(0);
-            pending_.push_back({index, std::move(in.batch)});
+            pending_.push_back({index, std::move(in.batch), std::move(input)});
         } catch (const std::exception& e) {
             f.read_seconds = seconds_since(start);
             report_.read_seconds += f.read_seconds;
@@ -185,7 +194,8 @@ class Run {
             const auto write_start = Clock::now();
             try {
                 const Tensor<float> y = group.size() == 1 ? std::move(out) : out.narrow(0, first, n);
-                io::write_npy(f.output, y);
+                f.output_sha256 = write_output_and_record(f.output, y, identity_, f.input, p.input).sha256;
+                f.record = record_path(f.output);
                 f.output_shape = y.shape();
                 f.status = FileStatus::done;
             } catch (const std::exception& e) {
@@ -215,6 +225,7 @@ class Run {
     const io::LoadedModel<float>& model_;
     io::ModelOutput output_;
     const Pipeline& pipeline_;
+    const RunIdentity& identity_;
     RunReport& report_;
     Progress& progress_;
     std::vector<Pending> pending_;
@@ -301,35 +312,57 @@ int run(const Options& o) {
     report.preprocess = vit3d::detail::preprocessing_json(pipeline.preprocess);
     report.preprocess["npy_values"] = pipeline.npy_values;
 
+    RunIdentity identity;
+    identity.weights_path = absolute_path(o.weights);
+    identity.output_kind = report.output_kind;
+    identity.preprocess = report.preprocess;
+    const auto hash_start = Clock::now();
+    try {
+        identity.weights = sha256_of_file(o.weights);
+    } catch (const std::exception& e) {
+        throw usage_error(std::string("cannot read the weights file: ") + e.what());
+    }
+    report.model.bytes = identity.weights.bytes;
+    report.model.sha256 = identity.weights.sha256;
+
+    // Every existing output is checked before anything is computed, so that a run that must stop stops
+    // at once, having written nothing.
+    std::vector<std::size_t> to_do;
+    for (std::size_t i : selected) {
+        FileResult f;
+        f.input = listing.files[i];
+        f.output = all_outputs[i];
+        const std::optional<OutputProvenance> kept =
+            o.overwrite ? std::nullopt : existing_output(f.output, f.input, identity);
+        if (kept) {
+            f.status = FileStatus::skipped;
+            f.error = "output exists, written by this model, kind, preprocessing and input";
+            f.input_sha256 = kept->input_sha256;
+            f.output_sha256 = kept->output_sha256;
+            f.record = record_path(f.output);
+        } else {
+            to_do.push_back(report.files.size());
+        }
+        report.files.push_back(std::move(f));
+    }
+    report.hash_seconds = seconds_since(hash_start);
+
     if (listing.several)
         make_folder(o.output, "--output");
     else
         make_folder(fs::path(all_outputs[0]).parent_path().string(), "--output");
     make_folder(o.save_input, "--save-input");
 
-    std::vector<std::size_t> to_do;
-    for (std::size_t i : selected) {
-        FileResult f;
-        f.input = listing.files[i];
-        f.output = all_outputs[i];
-        std::error_code ec;
-        if (!o.overwrite && fs::exists(f.output, ec)) {
-            f.status = FileStatus::skipped;
-            f.error = "output exists (--overwrite rewrites it)";
-        } else {
-            to_do.push_back(report.files.size());
-        }
-        report.files.push_back(std::move(f));
-    }
     Progress progress(to_do.size(), o.quiet);
     if (const std::size_t skipped = report.files.size() - to_do.size(); skipped > 0)
         progress.note("skipping " + std::to_string(skipped) +
-                      " input(s) whose output exists (--overwrite rewrites " +
+                      " input(s) whose output exists, written by this model, kind, preprocessing and input "
+                      "(--overwrite rewrites " +
                       (skipped == 1 ? "it" : "them") + ")");
 
     std::signal(SIGINT, on_interrupt);
     std::signal(SIGTERM, on_interrupt);
-    Run runner(o, model, output, pipeline, report, progress);
+    Run runner(o, model, output, pipeline, identity, report, progress);
     for (std::size_t index : to_do) {
         if (interrupt_requested) break;
         runner.file(index);

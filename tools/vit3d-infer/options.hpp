@@ -74,7 +74,11 @@ inline const char* conventions_text() {
 Outputs: one .npy per input file, [B, ...] with B the file's samples (1 for an image, a volume or a
   single-sample .npy). With one input file --output is the file if it ends in .npy, a folder if it is one
   or ends in /, and refused otherwise; with several it is a folder and each output is <stem>.npy
-  (a.nii.gz -> a.npy). Existing outputs are skipped unless --overwrite.
+  (a.nii.gz -> a.npy). Next to each output, <output>.vit3d.json records what wrote it: the weights file's
+  SHA-256, the output kind, the preprocessing in force and the input's SHA-256.
+Existing outputs: skipped when their record names this run's weights, kind, preprocessing and input;
+  any other existing output (another model, kind, preprocessing or input, no record, changed since it
+  was written) stops the run before it computes anything (exit code 2). --overwrite rewrites them all.
 Exit codes: 0 all done, 1 some inputs failed (the others were written), 2 bad arguments (an input file
   that does not exist too) or the run could not start, 130 interrupted.)";
 }
@@ -101,7 +105,9 @@ inline void add_options(CLI::App& app, Options& o) {
     app.add_option("-t,--threads", o.threads, "threads (default: OMP_NUM_THREADS or every core)");
     app.add_option("-b,--batch-size", o.batch_size, "samples per forward pass (default 1)");
     app.add_option("--shard", o.shard_text, "K/N: only the sorted inputs with index % N == K (0 <= K < N)");
-    app.add_flag("--overwrite", o.overwrite, "rewrite outputs that exist (default: skip them)");
+    app.add_flag("--overwrite", o.overwrite,
+                 "rewrite outputs that exist (default: skip those this model, kind, preprocessing and input "
+                 "wrote, and stop at any other)");
     app.add_flag("-r,--recursive", o.recursive, "descend into sub-folders of input folders");
     app.add_flag("-q,--quiet", o.quiet, "print only errors");
     app.add_flag("--json", o.json, "print one JSON object with the run's facts on stdout");

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -40,6 +41,9 @@ struct FileResult {
     std::string read_dtype;
     vit3d::Shape input_shape;   // what forward() got for this file, [B, C, spatial...]
     vit3d::Shape output_shape;  // what was written
+    std::string input_sha256;   // of the input file, when it was read (done) or checked (skipped)
+    std::string output_sha256;  // of the output file written (done) or kept (skipped)
+    std::string record;         // the output's record (done, skipped)
     double read_seconds = 0, forward_seconds = 0, write_seconds = 0;
 };
 
@@ -50,6 +54,8 @@ struct ModelFacts {
     vit3d::Shape grid;         // patches along each spatial axis
     vit3d::Index patches = 0, tokens = 0;
     std::vector<std::string> outputs;
+    std::uint64_t bytes = 0;  // of the weights file
+    std::string sha256;       // of the weights file, as sha256sum prints it
 };
 
 struct RunReport {
@@ -61,7 +67,9 @@ struct RunReport {
     vit3d::Index batch_size = 1;
     int threads = 1;
     std::vector<FileResult> files;
-    double load_seconds = 0, read_seconds = 0, forward_seconds = 0, write_seconds = 0, total_seconds = 0;
+    // hash: the weights file's SHA-256, and the existing outputs' and the inputs' checked or recorded
+    double load_seconds = 0, hash_seconds = 0, read_seconds = 0, forward_seconds = 0, write_seconds = 0,
+           total_seconds = 0;
     bool interrupted = false;
 
     std::size_t count(FileStatus s) const {
@@ -83,6 +91,10 @@ inline nlohmann::json shape_json(const vit3d::Shape& s) {
     return nlohmann::json(std::vector<vit3d::Index>(s));
 }
 
+inline nlohmann::json text_or_null(const std::string& s) {
+    return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s);
+}
+
 inline nlohmann::ordered_json report_json(const RunReport& r, int exit_code) {
     nlohmann::ordered_json j;
     j["tool"] = "vit3d-infer";
@@ -96,7 +108,9 @@ inline nlohmann::ordered_json report_json(const RunReport& r, int exit_code) {
                   {"grid", shape_json(r.model.grid)},
                   {"patches", r.model.patches},
                   {"tokens", r.model.tokens},
-                  {"outputs", r.model.outputs}};
+                  {"outputs", r.model.outputs},
+                  {"bytes", r.model.bytes},
+                  {"sha256", r.model.sha256}};
     j["output_kind"] = r.output_kind;
     j["preprocess"] = r.preprocess;
     j["batch_size"] = r.batch_size;
@@ -109,11 +123,8 @@ inline nlohmann::ordered_json report_json(const RunReport& r, int exit_code) {
                     {"failed", r.count(FileStatus::failed)},
                     {"not_run", r.count(FileStatus::not_run)},
                     {"interrupted", r.interrupted}};
-    j["seconds"] = {{"load", r.load_seconds},
-                    {"read", r.read_seconds},
-                    {"forward", r.forward_seconds},
-                    {"write", r.write_seconds},
-                    {"total", r.total_seconds}};
+    j["seconds"] = {{"load", r.load_seconds},       {"hash", r.hash_seconds},   {"read", r.read_seconds},
+                    {"forward", r.forward_seconds}, {"write", r.write_seconds}, {"total", r.total_seconds}};
     j["peak_memory_bytes"] = peak_memory_bytes();
     nlohmann::ordered_json files = nlohmann::ordered_json::array();
     for (const FileResult& f : r.files) {
@@ -126,6 +137,9 @@ inline nlohmann::ordered_json report_json(const RunReport& r, int exit_code) {
         e["read_dtype"] = f.read_dtype.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.read_dtype);
         e["input_shape"] = f.input_shape.empty() ? nlohmann::json(nullptr) : shape_json(f.input_shape);
         e["output_shape"] = f.output_shape.empty() ? nlohmann::json(nullptr) : shape_json(f.output_shape);
+        e["record"] = text_or_null(f.record);
+        e["input_sha256"] = text_or_null(f.input_sha256);
+        e["output_sha256"] = text_or_null(f.output_sha256);
         e["seconds"] = {{"read", f.read_seconds}, {"forward", f.forward_seconds}, {"write", f.write_seconds}};
         files.push_back(std::move(e));
     }
@@ -152,6 +166,8 @@ inline void print_report_text(const RunReport& r, std::FILE* out) {
                  vit3d::shape_to_string(m.input_shape).c_str(), m.layout.c_str(),
                  static_cast<long long>(m.tokens), grid.c_str(),
                  m.tokens > m.patches ? " + class token" : "");
+    std::fprintf(out, "weights: sha256 %s, %s bytes\n", m.sha256.c_str(),
+                 thousands(static_cast<long long>(m.bytes)).c_str());
     std::fprintf(out, "output:  %s, batch size %lld, %d thread(s)\n", r.output_kind.c_str(),
                  static_cast<long long>(r.batch_size), r.threads);
     // The first few files; a long run's every file is in its progress lines and in --json.
@@ -172,9 +188,11 @@ inline void print_report_text(const RunReport& r, std::FILE* out) {
                  r.files.size(), r.inputs_listed, shard.c_str(), r.count(FileStatus::done),
                  r.count(FileStatus::skipped), r.count(FileStatus::failed),
                  r.interrupted ? ", interrupted" : "");
-    std::fprintf(out,
-                 "time:    load %.3f s, read+preprocess %.3f s, forward %.3f s, write %.3f s, total %.3f s\n",
-                 r.load_seconds, r.read_seconds, r.forward_seconds, r.write_seconds, r.total_seconds);
+    std::fprintf(
+        out,
+        "time:    load %.3f s, hash %.3f s, read+preprocess %.3f s, forward %.3f s, write %.3f s, total "
+        "%.3f s\n",
+        r.load_seconds, r.hash_seconds, r.read_seconds, r.forward_seconds, r.write_seconds, r.total_seconds);
     std::fprintf(out, "memory:  peak %.1f MiB (VmHWM)\n",
                  static_cast<double>(peak_memory_bytes()) / (1024.0 * 1024.0));
 }
