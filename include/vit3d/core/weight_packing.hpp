@@ -1,15 +1,20 @@
 #pragma once
 // Whether linear layers keep their weights packed for the GEMM kernel between calls.
 //
-// The GEMM reads its weight operand in panels laid out for its register block. `cached` (the default)
-// packs a layer's whole weight at its second forward with the weight unchanged (the first call packs panels
-// as it goes, as a weight used once gains nothing from a pack) and reuses the pack until the weight is
-// written: every non-const access to the weight tensor clears its write stamp (tensor/tensor.hpp), which
-// drops the pack. This costs one more copy of each weight in memory and saves the repacking on every call
-// (~6% of a ViT-B/16 forward at one image). `off` packs panels inside every call, as needed, and keeps
-// nothing. `verified` is `cached` plus a comparison of the pack with the weights at every call: for
-// programs that keep a pointer into a weight and write through it after a forward, which write tracking
-// cannot see; a mismatch throws stale_weights_error.
+// The GEMM reads its weight operand in panels laid out for its register block. `cached` (the default) keeps
+// a layer's whole weight packed once made, and reuses the pack until the weight is written: every non-const
+// access to the weight tensor clears its write stamp (tensor/tensor.hpp), which drops the pack. A pack is
+// made where it pays, and never in the middle of a series of calls, so that no call is slower than the first:
+//   - io::load_model packs a model's layers as it loads it, when the model's input gives fewer than
+//     detail::packed_weight_max_rows tokens (nn::pack_weights packs any module's layers on request);
+//   - otherwise a layer packs its weight at its first forward (after a write) with fewer rows than that;
+//   - a forward with more rows and no pack packs the weight inside the call, into a temporary buffer: at that
+//     size this costs under 1% of the product, and it keeps no second copy of the weight in memory.
+// A kept pack costs one more copy of the weight in memory and saves the repacking on every call (5-7% of a
+// ViT-B/16 forward at one image). `off` packs panels inside every call, as needed, and keeps nothing.
+// `verified` is `cached` plus a comparison of the pack with the weights at every call: for programs that keep
+// a pointer into a weight and write through it after a forward, which write tracking cannot see; a mismatch
+// throws stale_weights_error.
 //
 // The environment variable VIT3D_WEIGHT_PACKING (off, cached, verified) sets it at first use;
 // set_weight_packing from code. A change applies from the next call on.

@@ -1,11 +1,13 @@
 #pragma once
 // nn.Linear: y = x W^T + b over the last axis, with W stored [out, in] as in PyTorch. The weight is packed
-// for the GEMM kernel at the second forward and the pack kept until the weight is written; see
-// core/weight_packing.hpp for when a write is seen, and how to turn packing off.
+// for the GEMM kernel once (at load, on request with nn::pack_weights, or at the first forward) and the pack
+// kept until the weight is written; see core/weight_packing.hpp for when, when a write is seen, and how to
+// turn packing off.
 
 #include <algorithm>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "vit3d/core/error.hpp"
@@ -57,12 +59,20 @@ struct Linear {
                               std::to_string(in_features()) + "], got " + shape_to_string(x.shape()));
         if (x.size() == 0)
             return affine(x, weight.data(), out_features(), in_features(), bias ? &*bias : nullptr);
-        const auto packed = packed_weight_.get(weight, detail::active_isa(), "vit3d::nn::Linear::forward");
+        const Index rows = x.size() / in_features();
+        const auto packed =
+            packed_weight_.get(weight, detail::active_isa(), rows, "vit3d::nn::Linear::forward");
         return affine(x, weight.data(), out_features(), in_features(), bias ? &*bias : nullptr, packed.get());
     }
 
+    // Packs the weight for the GEMM now, so that no forward has to (nothing when packing is off).
+    void pack_weight() const {
+        check();
+        packed_weight_.pack(weight, detail::active_isa(), "vit3d::nn::Linear::pack_weight");
+    }
+
     // Bytes of the packed copy of the weight this layer keeps between calls (core/weight_packing.hpp); 0
-    // before the second forward, after the weight was written, or with packing off.
+    // before it was packed, after the weight was written, or with packing off.
     Index packed_weight_bytes() const { return packed_weight_.bytes(); }
 
     VIT3D_VISIT_PARAMETERS_WITH(visit)
@@ -70,11 +80,12 @@ struct Linear {
   private:
     template <class Self, class F>
     static void visit(Self& self, F& f, const std::string& prefix) {
+        if constexpr (std::is_base_of_v<LinearLayerVisitor, std::remove_cv_t<F>>) f.layer(self);
         f(join_name(prefix, "weight"), self.weight);
         if (self.bias) f(join_name(prefix, "bias"), *self.bias);
     }
 
-    // The weight packed for the GEMM at the second forward, dropped when the weight is written.
+    // The weight packed for the GEMM, dropped when the weight is written.
     detail::WeightPackCache<T> packed_weight_;
 
     void check() const {
@@ -84,6 +95,45 @@ struct Linear {
                               (bias ? shape_to_string(bias->shape()) : std::string("none")));
     }
 };
+
+}  // namespace vit3d::nn
+
+namespace vit3d::detail {
+
+// The visitors behind nn::pack_weights and nn::packed_weight_bytes.
+struct WeightPacker : nn::LinearLayerVisitor {
+    bool pack = true;  // false: only count
+    Index bytes = 0;
+    template <class T>
+    void layer(const nn::Linear<T>& linear) {
+        if (pack) linear.pack_weight();
+        bytes += linear.packed_weight_bytes();
+    }
+    template <class T>
+    void operator()(const std::string&, const Tensor<T>&) {}
+};
+
+}  // namespace vit3d::detail
+
+namespace vit3d::nn {
+
+// Packs the weight of every Linear layer of `module` for the GEMM now (core/weight_packing.hpp), so that no
+// forward has to; returns the bytes the packs hold (0 with packing off).
+template <class Module>
+Index pack_weights(const Module& module) {
+    detail::WeightPacker packer;
+    module.visit_parameters(packer);
+    return packer.bytes;
+}
+
+// Bytes of the packed weights the Linear layers of `module` keep.
+template <class Module>
+Index packed_weight_bytes(const Module& module) {
+    detail::WeightPacker counter;
+    counter.pack = false;
+    module.visit_parameters(counter);
+    return counter.bytes;
+}
 
 }  // namespace vit3d::nn
 

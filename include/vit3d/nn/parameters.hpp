@@ -23,6 +23,10 @@ namespace vit3d::nn {
         visit_fn(*this, f, prefix);                                      \
     }
 
+// A parameter visitor that derives from this is also shown every Linear layer, as f.layer(linear), before
+// the layer's tensors (nn::pack_weights is one).
+struct LinearLayerVisitor {};
+
 // "prefix.name", or "name" at the top level.
 inline std::string join_name(const std::string& prefix, const std::string& name) {
     return prefix.empty() ? name : prefix + "." + name;

@@ -26,6 +26,7 @@
 #include "vit3d/io/safetensors.hpp"
 #include "vit3d/io/state_dict.hpp"
 #include "vit3d/models/ct_encoder.hpp"
+#include "vit3d/nn/linear.hpp"
 #include "vit3d/nn/parameters.hpp"
 
 namespace vit3d::detail {
@@ -58,7 +59,10 @@ template <class T>
 class CTEncoderInstance final : public io::ModelInstance<T> {
   public:
     using Model = models::CTEncoder<T>;
-    explicit CTEncoderInstance(Model model) : model_(std::move(model)) {}
+    // As VisionTransformerInstance: packs the linear layers' weights when that pays, after the move.
+    explicit CTEncoderInstance(Model model) : model_(std::move(model)) {
+        if (1 + model_.config.num_patches() < packed_weight_max_rows) nn::pack_weights(model_);
+    }
 
     std::vector<io::ModelOutput> outputs() const override {
         std::vector<io::ModelOutput> out{io::ModelOutput::pooled, io::ModelOutput::tokens,

@@ -23,6 +23,7 @@
 #include "vit3d/io/safetensors.hpp"
 #include "vit3d/io/state_dict.hpp"
 #include "vit3d/models/vision_transformer.hpp"
+#include "vit3d/nn/linear.hpp"
 #include "vit3d/nn/parameters.hpp"
 
 namespace vit3d::detail {
@@ -73,7 +74,12 @@ template <class T, std::size_t N>
 class VisionTransformerInstance final : public io::ModelInstance<T> {
   public:
     using Model = models::VisionTransformer<T, N>;
-    explicit VisionTransformerInstance(Model model) : model_(std::move(model)) {}
+    // Packs the linear layers' weights when the model's products have few enough rows for a kept pack to
+    // pay (core/weight_packing.hpp), so that no forward packs: after the move, which leaves packs behind.
+    explicit VisionTransformerInstance(Model model) : model_(std::move(model)) {
+        if (model_.prefix_tokens() + model_.config.num_patches() < packed_weight_max_rows)
+            nn::pack_weights(model_);
+    }
 
     std::vector<io::ModelOutput> outputs() const override {
         const auto& c = model_.config;
