@@ -1,14 +1,15 @@
-"""Speed records: one JSON file per run of bench/rounds.py or bench/compare_peers.py, in bench/results/.
+"""Speed records: one JSON file per run of bench/rounds.py, bench/compare_peers.py or bench/compile_time.py,
+in bench/results/.
 
 A record holds what a run measured together with what is needed to trust and trace it: the vit3d commit, the
-machine, the build, and the FMA peak measured in the same run. bench/make_performance_page.py turns the
-records into docs/performance.md. Standard library only, so that the check of that page runs under a bare
-python3.
+machine, the build, and for the kernels' speed the FMA peak measured in the same run.
+bench/make_performance_page.py turns the records into docs/performance.md. Standard library only, so that
+the check of that page runs under a bare python3.
 
 Schema "vit3d.bench/1", a JSON object:
 
   schema         "vit3d.bench/1"
-  tool           "rounds.py peak", "rounds.py ab" or "compare_peers.py"
+  tool           "rounds.py peak", "rounds.py ab", "compare_peers.py" or "compile_time.py"
   command        the command line, a list of strings
   created_utc    when the run ended, "YYYY-MM-DDTHH:MM:SSZ"
   quick          true for a smoke run (--quick): short timings, never tabulated
@@ -16,23 +17,31 @@ Schema "vit3d.bench/1", a JSON object:
                  tree (build B's in an A/B)
   machine        cpu: {model_name, vendor, family, model, stepping (int or null), flags (the vector and
                        matrix ones, and "hypervisor" on a virtual machine), logical_cpus, cores, caches}
-                 isa_supported: the best level vit3d's kernels have on this CPU ("avx512", "avx2", "generic")
+                 isa_supported: the best level vit3d's kernels have on this CPU ("avx512", "avx2", "generic";
+                       compile_time.py, which runs no kernel, reads it from the CPU's flags)
                  fma_peak: {level: stats} the FMA peak of one core in GFLOP/s (bench_gemm's fma_peak for the
-                       CPU's best level, fma_peak_avx2 for "avx2"), measured during the run
+                       CPU's best level, fma_peak_avx2 for "avx2"), measured during the run; {} for
+                       compile_time.py, which measures the compiler
                  load_average: [1, 5, 15 minutes] when the run started (a busy machine shows here)
   build          dir, source_dir, commit, dirty, compiler (path), compiler_id, compiler_version, build_type,
                  cxx_flags (CMAKE_CXX_FLAGS and those of the build type), options (VIT3D_BENCH_NATIVE: adds
                  -march=native; VIT3D_USE_BLAS; VIT3D_USE_OPENMP), all read from the build's CMakeCache.txt
   baseline_build (rounds.py ab) the same for build A
   settings       threads (every thread count measured), rounds, isa_cap (the VIT3D_ISA cap or null), and
-                 what else the tool was given
+                 what else the tool was given. compile_time.py: threads [1], repetitions, opt_level (the
+                 optimisation flag the compiler got, "-O2"), opt_override (--opt, or null: the build type's),
+                 flags (the compile command's flags but the include directories), compile_command (the
+                 command every case ran, <source> and <output> standing for its files; a case's label
+                 names the flags it adds)
   environment    (compare_peers.py) the peers' versions and settings
   cases          a list; each entry is one implementation measured on one case at one thread count:
-     id            the case: a Google Benchmark name without its threads ("gemm/vit3d_packed/qkv/M:197") or
-                   compare_peers.py's case ("attention/B:1/N:1024")
-     group         the table it belongs to ("gemm", "attention", "models", ...)
-     impl          "vit3d", a variant of it ("vit3d-naive"), or the peer ("torch-sdpa", "onnxruntime", ...)
-     label         what exactly ran (a benchmark name, a peer's call)
+     id            the case: a Google Benchmark name without its threads ("gemm/vit3d_packed/qkv/M:197"),
+                   compare_peers.py's case ("attention/B:1/N:1024"), or compile_time.py's translation unit
+                   ("load_model_forward", "src/vit3d_float.cpp")
+     group         the table it belongs to ("gemm", "attention", "models", ...; "compile" for compile_time.py)
+     impl          "vit3d", a variant of it ("vit3d-naive"), the peer ("torch-sdpa", "onnxruntime", ...), or
+                   the compiler and its version ("g++ 12.2.0")
+     label         what exactly ran (a benchmark name, a peer's call, the source file and the flags added)
      build         (rounds.py ab) "A" or "B"
      threads       int
      isa           the level vit3d's kernels ran (read from the bench's context), or the cap a peer ran
@@ -40,10 +49,13 @@ Schema "vit3d.bench/1", a JSON object:
      unit          of samples, median, min and max: "GFLOP/s", "ms", "ms per image", ...
      better        "higher", "lower", or null when unknown
      samples       one value per round, in the order measured (a round's value: the mean over a Google
-                   Benchmark run's iterations, or the median of a Python peer's timed calls)
+                   Benchmark run's iterations, the median of a Python peer's timed calls, or the wall
+                   seconds of one compiler run; compile_time.py's unit is "s", better "lower")
      median, min, max, repetitions   of the samples (repetitions = how many)
      calls         timed calls (iterations) behind the samples, in all
-     peak_rss_bytes  the highest peak resident memory of its processes, where measured
+     peak_rss_bytes  the highest peak resident memory of its processes, where measured (compile_time.py: of
+                   the compiler's processes, driver, compiler proper and assembler, over the repetitions;
+                   always there)
      note          instead of samples: why there are none ("skipped (...)", "failed: ...")
      share_of_peak {value, min, max}: the rate over threads x the FMA peak of its level in the same round
                    (value: median over rounds), where the unit is GFLOP/s
@@ -68,7 +80,8 @@ import tempfile
 from pathlib import Path
 
 SCHEMA = "vit3d.bench/1"
-TOOLS = ("rounds.py peak", "rounds.py ab", "compare_peers.py")
+TOOLS = ("rounds.py peak", "rounds.py ab", "compare_peers.py", "compile_time.py")
+COMPILE_TIME = "compile_time.py"  # measures the compiler, not the kernels: no FMA peak
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 
@@ -157,6 +170,14 @@ def cpu_facts() -> dict:
         "cores": len(cores) or os.cpu_count() or 1,
         "caches": caches,
     }
+
+
+def isa_of_flags(flags: list[str]) -> str:
+    """The best level vit3d's kernels have on a CPU with these /proc/cpuinfo flags, by core/cpu.hpp's rule,
+    for a record whose run executed no kernel to ask."""
+    if not {"avx2", "fma"} <= set(flags):
+        return "generic"
+    return "avx512" if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(flags) else "avx2"
 
 
 def machine_facts(isa_supported: str, fma_peak: dict, load_average: list[float]) -> dict:
@@ -267,6 +288,15 @@ def _check_build(where: str, build, problems: list[str]) -> None:
         problems.append(f"{where}.dirty: expected true or false")
 
 
+def _check_compile_case(where: str, case: dict, problems: list[str]) -> None:
+    """A compile_time.py case: seconds, lower is better, and the compiler's peak memory beside them."""
+    if (case.get("group"), case.get("unit"), case.get("better")) != ("compile", "s", "lower"):
+        problems.append(f"{where}: a compile time has group 'compile', unit 's' and better 'lower'")
+    rss = case.get("peak_rss_bytes")
+    if "samples" in case and (not isinstance(rss, int) or isinstance(rss, bool) or rss < 1):
+        problems.append(f"{where}.peak_rss_bytes: expected a positive integer, the compiler's peak memory")
+
+
 def validate(record) -> list[str]:
     """Every way record departs from the schema (an empty list: it follows it)."""
     problems: list[str] = []
@@ -312,7 +342,9 @@ def validate(record) -> list[str]:
     if not isinstance(machine.get("isa_supported"), str):
         problems.append("machine.isa_supported: expected a string")
     peaks = machine.get("fma_peak")
-    if not isinstance(peaks, dict) or not peaks:
+    if record.get("tool") == COMPILE_TIME and peaks == {}:
+        pass  # a compiler's run has no kernel to set against the peak
+    elif not isinstance(peaks, dict) or not peaks:
         problems.append("machine.fma_peak: the FMA peak measured in the run is missing")
     else:
         for level, peak in peaks.items():
@@ -329,6 +361,12 @@ def validate(record) -> list[str]:
     threads = settings.get("threads") if isinstance(settings, dict) else None
     if not isinstance(threads, list) or not threads or not all(isinstance(t, int) and t >= 1 for t in threads):
         problems.append("settings.threads: expected a non-empty list of positive integers")
+    if record.get("tool") == COMPILE_TIME:
+        opt_level = settings.get("opt_level") if isinstance(settings, dict) else None
+        if not isinstance(opt_level, str) or not re.match(r"^-O", opt_level):
+            problems.append(f"settings.opt_level: expected the optimisation flag (\"-O2\"), got {opt_level!r}")
+        if not isinstance(settings, dict) or not isinstance(settings.get("flags"), str):
+            problems.append("settings.flags: expected the compile command's flags, a string")
 
     cases = record.get("cases")
     if not isinstance(cases, list) or not cases:
@@ -368,6 +406,8 @@ def validate(record) -> list[str]:
             _check_spread(f"{where}.vs_best_peer", case["vs_best_peer"], problems, extra=("peer",))
         if "vs_baseline" in case:
             _check_spread(f"{where}.vs_baseline", case["vs_baseline"], problems)
+        if record.get("tool") == COMPILE_TIME:
+            _check_compile_case(where, case, problems)
     if not measured:
         problems.append("cases: no case has samples")
     return problems

@@ -30,6 +30,7 @@ import rounds  # noqa: E402
 
 PEAK_FIXTURE = "2000-01-01-synthetic-test-cpu-f6m1-peak.json"
 PEERS_FIXTURE = "2000-01-01-synthetic-test-cpu-f6m1-peers.json"
+COMPILE_FIXTURE = "2000-01-01-synthetic-test-cpu-f6m1-compile-time.json"
 
 
 def fixture(name: str) -> dict:
@@ -44,8 +45,34 @@ class Validate(unittest.TestCase):
             records.check(record)
 
     def test_the_fixtures_follow_the_schema(self):
-        for name in (PEAK_FIXTURE, PEERS_FIXTURE):
+        for name in (PEAK_FIXTURE, PEERS_FIXTURE, COMPILE_FIXTURE):
             self.assertEqual(records.validate(fixture(name)), [], name)
+
+    def test_only_a_compile_time_record_goes_without_an_fma_peak(self):
+        self.assertEqual(fixture(COMPILE_FIXTURE)["machine"]["fma_peak"], {})
+        for name in (PEAK_FIXTURE, PEERS_FIXTURE):
+            record = fixture(name)
+            record["machine"]["fma_peak"] = {}
+            self.assert_problem(record, "FMA peak")
+        record = fixture(COMPILE_FIXTURE)
+        del record["machine"]["fma_peak"]
+        self.assert_problem(record, "FMA peak")
+
+    def test_compile_time_problems_are_reported(self):
+        for mutate, fragment in [
+            (lambda r: r["cases"][0].update(unit="ms"), "unit 's'"),
+            (lambda r: r["cases"][0].update(group="models"), "group 'compile'"),
+            (lambda r: r["cases"][0].update(better="higher"), "better 'lower'"),
+            (lambda r: r["cases"][1].pop("peak_rss_bytes"), "peak_rss_bytes"),
+            (lambda r: r["cases"][1].update(peak_rss_bytes=0), "peak_rss_bytes"),
+            (lambda r: r["cases"][1].update(peak_rss_bytes=1.5e8), "peak_rss_bytes"),
+            (lambda r: r["settings"].pop("opt_level"), "settings.opt_level"),
+            (lambda r: r["settings"].update(opt_level="O2"), "settings.opt_level"),
+            (lambda r: r["settings"].pop("flags"), "settings.flags"),
+        ]:
+            broken = fixture(COMPILE_FIXTURE)
+            mutate(broken)
+            self.assert_problem(broken, fragment)
 
     def test_record_level_problems_are_reported(self):
         record = fixture(PEERS_FIXTURE)
