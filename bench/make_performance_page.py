@@ -6,10 +6,12 @@
 
 For each machine (CPU model) and instruction-set level the kernels ran, and each build, two tables: vit3d's
 kernels against the FMA peak (records of rounds.py peak) and vit3d against its peers (records of
-compare_peers.py). A row comes from the newest record that measured its case at its thread count there, and
-names that record; the list of records at the end gives each one's file, vit3d commit and date. Smoke runs
-(--quick) and A/B runs are listed but not tabulated. The page holds nothing but what the records hold (no
-time of writing), so the same records always give the same page.
+compare_peers.py); and for each machine, compiler, build type and compile flags, the compile times
+(records of compile_time.py) and whether they meet their targets. A row comes from the newest record that
+measured its case at its thread count there, and names that record; the list of records at the end gives
+each one's file, vit3d commit and date. Smoke runs (--quick) and A/B runs are listed but not tabulated.
+The page holds nothing but what the records hold (no time of writing), so the same records always give the
+same page.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ import records
 PAGE = records.REPO_ROOT / "docs" / "performance.md"
 COMMAND = "python3 bench/make_performance_page.py"
 ISA_ORDER = {"avx512": 0, "avx2": 1, "generic": 2}
-PEAK, PEERS = "rounds.py peak", "compare_peers.py"
+PEAK, PEERS, COMPILE = "rounds.py peak", "compare_peers.py", records.COMPILE_TIME
+# compile_time.py's targets, set for a 2-core AMD Zen 3: case -> (median seconds below, peak memory in MB
+# below or None, the optimisation flag they hold at or None for any).
+COMPILE_TARGETS = {"load_model_forward": (15.0, 500.0, "-O2"), "umbrella": (5.0, None, None)}
 
 
 @dataclass
@@ -87,6 +92,32 @@ def ratio(spread: dict) -> str:
     return text
 
 
+def megabytes(entry: dict) -> float:
+    return entry["peak_rss_bytes"] / 1e6
+
+
+def compile_target(entry: dict, opt_level: str) -> str:
+    """Whether a compile time meets its target (median seconds, peak memory); "–" where none applies."""
+    target = COMPILE_TARGETS.get(entry["id"])
+    if target is None or "median" not in entry or target[2] not in (None, opt_level):
+        return "–"
+    seconds, memory, _ = target
+    missed = []
+    if entry["median"] >= seconds:
+        missed.append(f"{number(entry['median'])} s")
+    if memory is not None and megabytes(entry) >= memory:
+        missed.append(f"{megabytes(entry):,.0f} MB")
+    if missed:
+        return "no: " + ", ".join(missed)
+    return f"yes (< {seconds:g} s" + (f", < {memory:g} MB)" if memory is not None else ")")
+
+
+def targets_text() -> str:
+    return "; ".join(f"`{case}` under {seconds:g} s" + (f" and {memory:g} MB" if memory is not None else "")
+                     + (f" at `{opt}`" if opt else " at any optimisation level")
+                     for case, (seconds, memory, opt) in COMPILE_TARGETS.items())
+
+
 def cell(entry: dict | None) -> str:
     if entry is None:
         return "–"
@@ -100,6 +131,14 @@ def table(header: list[str], rows: list[list[str]], right: int) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows)]
 
 
+def compile_build_name(record: dict) -> str:
+    """The compiler, build type and the flags a compile_time.py record compiled with (an --opt replaces the
+    build type's level, so the build's own flags would not say)."""
+    build, flags = record["build"], record["settings"]["flags"]
+    return (f"{build['compiler_id']} {build['compiler_version']}, {build['build_type'] or 'no build type'}, "
+            + (f"`{flags}`" if flags.strip() else "no flags"))
+
+
 class Page:
     def __init__(self, by_file: dict[str, dict]):
         # Oldest first, so that a newer record's rows replace an older one's.
@@ -109,9 +148,21 @@ class Page:
         self.groups: dict[str, int] = {}  # group -> order of first appearance
         # (machine, isa, build, tool) -> (group, id, threads) -> Row
         self.sections: dict[tuple, dict[tuple, Row]] = {}
+        # compile_time.py: (machine, opt level, compiler, build type and flags) -> case id -> Row
+        self.compile_sections: dict[tuple, dict[str, Row]] = {}
+        self.compile_cases: dict[str, int] = {}  # case id -> order of first appearance
         for name in self.order:
             record = by_file[name]
-            if record["quick"] or record["tool"] not in (PEAK, PEERS):
+            if record["quick"]:
+                continue
+            if record["tool"] == COMPILE:
+                section = self.compile_sections.setdefault(
+                    (machine_key(record), record["settings"]["opt_level"], compile_build_name(record)), {})
+                for entry in record["cases"]:
+                    self.compile_cases.setdefault(entry["id"], len(self.compile_cases))
+                    section[entry["id"]] = Row(self.keys[name], entry["group"], entry["id"], 1, [entry])
+                continue
+            if record["tool"] not in (PEAK, PEERS):
                 continue
             for isa, row in self.rows_of(name, record):
                 section = (machine_key(record), isa, build_name(record["build"]), record["tool"])
@@ -137,10 +188,11 @@ class Page:
         record = self.records[name]
         if record["quick"]:
             return "smoke run (--quick): not tabulated"
-        if record["tool"] not in (PEAK, PEERS):
+        if record["tool"] not in (PEAK, PEERS, COMPILE):
             return "A/B of two builds: not tabulated"
         key = self.keys[name]
-        shown = any(row.key == key for rows in self.sections.values() for row in rows.values())
+        shown = any(row.key == key for sections in (self.sections, self.compile_sections)
+                    for rows in sections.values() for row in rows.values())
         return "tabulated" if shown else "superseded by newer records"
 
     def render(self) -> str:
@@ -165,20 +217,32 @@ class Page:
             "  level and build; its last column names the record, listed under \"Records\" with its file, vit3d",
             "  commit and date.",
         ]
-        if not self.sections:
+        if self.compile_sections:
+            lines += [
+                "- Compile time (`bench/compile_time.py`, cases in `bench/README.md`): the wall seconds of one",
+                "  compiler run on one file with the flags a CMake consumer of vit3d::io gets (median over the",
+                "  repetitions, and range), and the peak memory of the compiler's processes in MB (10⁶ bytes).",
+                f"  Targets, set for a 2-core AMD Zen 3: {targets_text()}.",
+                "  The column \"target\" holds the median and the peak memory against them.",
+            ]
+        if not self.sections and not self.compile_sections:
             lines += ["", "No records are tabulated yet."]
         machines: dict[tuple, list[tuple]] = {}
-        for section in self.sections:
+        for section in [*self.sections, *self.compile_sections]:
             machines.setdefault(section[0], []).append(section)
         for machine in sorted(machines, key=lambda m: [str(part) for part in m]):
             lines += self.render_machine(machine, machines[machine])
         lines += self.render_records()
         return "\n".join(lines) + "\n"
 
+    def rows_of_section(self, section: tuple) -> dict:
+        return self.sections[section] if section in self.sections else self.compile_sections[section]
+
     def render_machine(self, machine: tuple, sections: list[tuple]) -> list[str]:
         model_name, vendor, family, model, stepping = machine
         # The CPU's description from its newest tabulated record.
-        newest = max((row.key for s in sections for row in self.sections[s].values()), key=lambda k: int(k[1:]))
+        newest = max((row.key for s in sections for row in self.rows_of_section(s).values()),
+                     key=lambda k: int(k[1:]))
         facts = next(self.records[n] for n, k in self.keys.items() if k == newest)["machine"]
         cpu = facts["cpu"]
         identity = ", ".join(f"{name} {value}" for name, value in
@@ -188,7 +252,8 @@ class Page:
                  f"{vendor}; {cpu['cores']} cores, {cpu['logical_cpus']} logical CPUs"
                  + (f"; {caches}" if caches else "") + f"; vit3d's best level here: {facts['isa_supported']}.",
                  f"Flags: {' '.join(cpu['flags']) or 'none listed'}."]
-        for isa, build in sorted({(s[1], s[2]) for s in sections}, key=lambda ib: (ISA_ORDER.get(ib[0], 9), ib)):
+        speed = [s for s in sections if s in self.sections]
+        for isa, build in sorted({(s[1], s[2]) for s in speed}, key=lambda ib: (ISA_ORDER.get(ib[0], 9), ib)):
             lines += ["", f"### {isa} kernels; {build}"]
             if ISA_ORDER.get(isa, 9) > ISA_ORDER.get(facts["isa_supported"], 9):
                 lines += ["", f"Below this CPU's best level: vit3d capped through `VIT3D_ISA`, and in the peers' "
@@ -198,6 +263,9 @@ class Page:
                 if rows:
                     lines += ["", f"#### {title}"]
                     lines += self.render_peak(rows) if tool == PEAK else self.render_peers(rows)
+        for section in sorted(s for s in sections if s in self.compile_sections):
+            lines += ["", f"### Compile time; {section[2]}"]
+            lines += self.render_compile(self.compile_sections[section], section[1])
         return lines
 
     def sorted_rows(self, rows: dict[tuple, Row]) -> list[Row]:
@@ -241,6 +309,15 @@ class Page:
             lines += table(header + ["record"], body, right=len(header) - 1)
         return lines
 
+    def render_compile(self, rows: dict[str, Row], opt_level: str) -> list[str]:
+        body = []
+        for row in sorted(rows.values(), key=lambda r: self.compile_cases[r.id]):
+            entry = row.entries[0]
+            measured = "median" in entry
+            body.append([f"`{row.id}`", with_range(entry) if measured else entry["note"].replace("|", "/"),
+                         f"{megabytes(entry):,.0f}" if measured else "–", compile_target(entry, opt_level), row.key])
+        return [""] + table(["case", "seconds", "peak memory, MB", "target", "record"], body, right=3)
+
     def render_records(self) -> list[str]:
         lines = ["", "## Records", ""]
         if not self.order:
@@ -250,6 +327,7 @@ class Page:
             record = self.records[name]
             commit = record["vit3d"]["commit"][:12] + (" (modified)" if record["vit3d"]["dirty"] else "")
             peaks = "; ".join(f"{level} {with_range(stats)}" for level, stats in record["machine"]["fma_peak"].items())
+            peaks = peaks or "–"  # compile_time.py measures none
             date = record["created_utc"].replace("T", " ").removesuffix("Z")
             body.append([self.keys[name], f"`{name}`", record["tool"], f"`{commit}`", date, peaks, self.status(name)])
         return lines + table(["", "file (bench/results/)", "tool", "vit3d commit", "date (UTC)",

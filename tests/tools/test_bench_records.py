@@ -191,6 +191,7 @@ class Page(unittest.TestCase):
         self.assertIn("models, ms per image, lower is better:", page)
         self.assertIn(f"| R1 | `{PEAK_FIXTURE}` | rounds.py peak | `0123456789ab` | 2000-01-01 10:00:00 |", page)
         self.assertIn(f"| R2 | `{PEERS_FIXTURE}` | compare_peers.py | `0123456789ab` | 2000-01-01 11:00:00 |", page)
+        self.assertNotIn("Compile time", page)
 
     def test_the_newest_record_of_a_case_wins(self):
         newer = fixture(PEERS_FIXTURE)
@@ -234,6 +235,51 @@ class Page(unittest.TestCase):
         self.assertIn("### avx2 kernels; GNU 12.2.0", page)
         self.assertIn("Below this CPU's best level", page)
         self.assertLess(page.index("### avx512 kernels"), page.index("### avx2 kernels"))
+
+    def test_compile_times_get_a_table_with_their_targets(self):
+        shutil.copy(FIXTURES / COMPILE_FIXTURE, self.results / COMPILE_FIXTURE)
+        page = make_performance_page.render(self.results)
+        self.assertIn("Targets, set for a 2-core AMD Zen 3: `load_model_forward` under 15 s and 500 MB at `-O2`; "
+                      "`umbrella` under 5 s at any optimisation level.", page)
+        # Its own section on the machine of the other records, after their tables, named by the flags used.
+        section = "### Compile time; GNU 12.2.0, Release, `-O2 -DNDEBUG -fPIC -fopenmp`"
+        self.assertIn(section, page)
+        self.assertLess(page.index("### avx512 kernels"), page.index(section))
+        self.assertEqual(page.count("## Synthetic Test CPU"), 1)
+        self.assertIn("| case | seconds | peak memory, MB | target | record |", page)
+        rows = [line for line in page.splitlines() if line.startswith("| `") and line.endswith("| R3 |")]
+        self.assertEqual(rows, [
+            "| `load_model_forward` | 1.25 (1.00–1.50) | 215 | yes (< 15 s, < 500 MB) | R3 |",
+            "| `umbrella` | 0.75 (0.7–0.8) | 180 | yes (< 5 s) | R3 |",
+            "| `load_model_forward_header_only` | 28.0 (27.0–30.0) | 1,100 | – | R3 |",
+            "| `src/vit3d_io.cpp` | 41.0 (40.0–42.0) | 1,235 | – | R3 |",
+        ])
+        self.assertIn(f"| R3 | `{COMPILE_FIXTURE}` | compile_time.py | `0123456789ab` | 2000-01-01 12:00:00 | – "
+                      "| tabulated |", page)
+
+    def test_compile_targets_missed_and_other_optimisation_levels(self):
+        shutil.copy(FIXTURES / COMPILE_FIXTURE, self.results / COMPILE_FIXTURE)
+        # A newer -O2 run whose load_model_forward misses both targets: it replaces that row only.
+        missed = fixture(COMPILE_FIXTURE)
+        missed["created_utc"] = "2000-01-02T00:00:00Z"
+        missed["cases"] = [missed["cases"][0]]
+        missed["cases"][0].update(records.stats([20.0, 21.0, 19.0]), peak_rss_bytes=600_000_000)
+        self.add("2000-01-02-compile-time-o2.json", missed)
+        # An -O3 run: a section of its own, where load_model_forward's target (-O2) does not apply.
+        o3 = fixture(COMPILE_FIXTURE)
+        o3["created_utc"] = "2000-01-03T00:00:00Z"
+        o3["settings"].update(opt_level="-O3", opt_override=None, flags="-O3 -DNDEBUG -fPIC -fopenmp")
+        o3["cases"][1].update(records.stats([6.0]))
+        self.add("2000-01-03-compile-time-o3.json", o3)
+        page = make_performance_page.render(self.results)
+        o2_section = page.index("### Compile time; GNU 12.2.0, Release, `-O2 -DNDEBUG -fPIC -fopenmp`")
+        o3_section = page.index("### Compile time; GNU 12.2.0, Release, `-O3 -DNDEBUG -fPIC -fopenmp`")
+        self.assertLess(o2_section, o3_section)
+        o2, o3 = page[o2_section:o3_section], page[o3_section:]
+        self.assertIn("| `load_model_forward` | 20.0 (19.0–21.0) | 600 | no: 20.0 s, 600 MB | R4 |", o2)
+        self.assertIn("| `umbrella` | 0.75 (0.7–0.8) | 180 | yes (< 5 s) | R3 |", o2)
+        self.assertIn("| `load_model_forward` | 1.25 (1.00–1.50) | 215 | – | R5 |", o3)
+        self.assertIn("| `umbrella` | 6.00 | 180 | no: 6.00 s | R5 |", o3)
 
     def test_without_records_the_page_says_so(self):
         page = make_performance_page.render(self.results / "empty")
