@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Tests of the speed records (bench/records.py), the page made from them (bench/make_performance_page.py)
-and the records bench/rounds.py and bench/compare_peers.py build; and that docs/performance.md is what the
-committed records in bench/results/ give. Standard library only (ctest runs it as bench_records):
+and the records bench/rounds.py, bench/compare_peers.py and bench/compile_time.py build; and that
+docs/performance.md is what the committed records in bench/results/ give. Standard library only (ctest
+runs it as bench_records):
 
     python3 tests/tools/test_bench_records.py
 
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "bench_records"
 sys.path.insert(0, str(ROOT / "bench"))
 import compare_peers  # noqa: E402
+import compile_time  # noqa: E402
 import make_performance_page  # noqa: E402
 import records  # noqa: E402
 import rounds  # noqa: E402
@@ -299,29 +301,35 @@ class Page(unittest.TestCase):
             self.assertEqual(make_performance_page.main(arguments + ["--check"]), 1)
 
 
+def make_synthetic_build(test: unittest.TestCase) -> None:
+    """A throwaway source tree (a git repository of one commit, test.commit) and a build directory of it
+    (test.build) whose CMakeCache.txt says a GNU 12.2.0 RelWithDebInfo build; test.dir holds both."""
+    test.dir = tempfile.TemporaryDirectory()
+    tmp = Path(test.dir.name)
+    source, test.build = tmp / "source", tmp / "build"
+    source.mkdir()
+    git = ["git", "-C", str(source), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(source)], check=True)
+    (source / "file").write_text("x")
+    subprocess.run(git + ["add", "file"], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "m"], check=True)
+    test.commit = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    (test.build / "CMakeFiles" / "3.25.1").mkdir(parents=True)
+    (test.build / "CMakeCache.txt").write_text(
+        f"CMAKE_HOME_DIRECTORY:INTERNAL={source}\nCMAKE_CXX_COMPILER:FILEPATH=/usr/bin/c++\n"
+        "CMAKE_BUILD_TYPE:STRING=RelWithDebInfo\nCMAKE_CXX_FLAGS:STRING=\n"
+        "CMAKE_CXX_FLAGS_RELWITHDEBINFO:STRING=-O2 -g -DNDEBUG\nVIT3D_BENCH_NATIVE:BOOL=OFF\n")
+    (test.build / "CMakeFiles" / "3.25.1" / "CMakeCXXCompiler.cmake").write_text(
+        'set(CMAKE_CXX_COMPILER_ID "GNU")\nset(CMAKE_CXX_COMPILER_VERSION "12.2.0")\n')
+
+
 @unittest.skipUnless(shutil.which("git"), "needs git, to give the synthetic build a commit")
 class Tools(unittest.TestCase):
     """The records rounds.py and compare_peers.py build, from synthetic results, in a throwaway source tree
     and build directory."""
 
     def setUp(self):
-        self.dir = tempfile.TemporaryDirectory()
-        tmp = Path(self.dir.name)
-        source, self.build = tmp / "source", tmp / "build"
-        source.mkdir()
-        git = ["git", "-C", str(source), "-c", "user.name=t", "-c", "user.email=t@t"]
-        subprocess.run(["git", "init", "-q", str(source)], check=True)
-        (source / "file").write_text("x")
-        subprocess.run(git + ["add", "file"], check=True)
-        subprocess.run(git + ["commit", "-q", "-m", "m"], check=True)
-        self.commit = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-        (self.build / "CMakeFiles" / "3.25.1").mkdir(parents=True)
-        (self.build / "CMakeCache.txt").write_text(
-            f"CMAKE_HOME_DIRECTORY:INTERNAL={source}\nCMAKE_CXX_COMPILER:FILEPATH=/usr/bin/c++\n"
-            "CMAKE_BUILD_TYPE:STRING=RelWithDebInfo\nCMAKE_CXX_FLAGS:STRING=\n"
-            "CMAKE_CXX_FLAGS_RELWITHDEBINFO:STRING=-O2 -g -DNDEBUG\nVIT3D_BENCH_NATIVE:BOOL=OFF\n")
-        (self.build / "CMakeFiles" / "3.25.1" / "CMakeCXXCompiler.cmake").write_text(
-            'set(CMAKE_CXX_COMPILER_ID "GNU")\nset(CMAKE_CXX_COMPILER_VERSION "12.2.0")\n')
+        make_synthetic_build(self)
 
     def tearDown(self):
         self.dir.cleanup()
@@ -416,6 +424,95 @@ class Tools(unittest.TestCase):
         self.assertAlmostEqual(vit3d["vs_best_peer"]["max"], 180.0 / 150.0)
         self.assertEqual(by_impl["torch-sdpa-math"]["note"], "skipped (N×N scores 12.9 GB)")
         self.assertEqual(record["build"]["commit"], self.commit)
+
+
+@unittest.skipUnless(shutil.which("git"), "needs git, to give the synthetic build a commit")
+class CompileTime(unittest.TestCase):
+    """compile_time.py on the synthetic build, with a stand-in compiler that logs how it was called."""
+
+    def setUp(self):
+        make_synthetic_build(self)
+        tmp = Path(self.dir.name)
+        self.source = tmp / "source"
+        for _, source, _ in compile_time.CASES:
+            (self.source / source).parent.mkdir(parents=True, exist_ok=True)
+            (self.source / source).write_text("int main() {}\n")
+        self.calls, self.fail_marker = tmp / "calls.jsonl", tmp / "fail"
+        compiler = tmp / "fake-c++"
+        compiler.write_text(
+            f"#!{sys.executable}\n"
+            "import json, os, sys\n"
+            "args = sys.argv[1:]\n"
+            f"with open({str(self.calls)!r}, 'a') as log:\n"
+            "    log.write(json.dumps({'cwd': os.getcwd(), 'args': args}) + '\\n')\n"
+            f"if '-DVIT3D_HEADER_ONLY' in args and os.path.exists({str(self.fail_marker)!r}):\n"
+            "    sys.exit('error: out of memory')\n"
+            "open(args[args.index('-o') + 1], 'w').write('object')\n")
+        compiler.chmod(0o755)
+        reference = self.source / "src" / "vit3d_io.cpp"
+        (self.build / "compile_commands.json").write_text(json.dumps([{
+            "directory": str(self.build), "file": str(reference),
+            "command": f"{compiler} -I{self.source}/include -isystem /usr/include/eigen3 -O3 "
+                       f"-DNDEBUG -fPIC -MD -MT x.o -MF x.o.d -o CMakeFiles/x.dir/src/vit3d_io.cpp.o -c {reference}",
+        }]))
+        self.results = tmp / "results"
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def run_tool(self, *extra: str) -> None:
+        argv = ["--build", str(self.build), "--build-type", "RelWithDebInfo", "--results-dir", str(self.results),
+                *extra]
+        with redirect_stderr(io.StringIO()), unittest.mock.patch("sys.stdout", io.StringIO()):
+            compile_time.main(argv)
+
+    def test_every_case_compiles_with_the_consumers_command_in_turn(self):
+        self.run_tool("--opt", "2", "--repetitions", "2")
+        [path] = self.results.iterdir()
+        record = records.load(path)
+        self.assertEqual((record["tool"], record["vit3d"]["commit"]), ("compile_time.py", self.commit))
+        self.assertEqual(record["machine"]["fma_peak"], {})
+        self.assertEqual(record["settings"]["opt_level"], "-O2")
+        self.assertEqual(record["settings"]["flags"], "-O2 -DNDEBUG -fPIC")
+        ids = [case_id for case_id, _, _ in compile_time.CASES]
+        self.assertEqual([c["id"] for c in record["cases"]], ids)
+        for case in record["cases"]:
+            self.assertEqual((case["impl"], case["unit"], case["repetitions"]), ("g++ 12.2.0", "s", 2))
+            self.assertGreater(case["peak_rss_bytes"], 0)
+        calls = [json.loads(line) for line in self.calls.read_text().splitlines()]
+        # Round after round of every case, in the build directory, -O2 in place of -O3, no dependency files.
+        self.assertEqual([Path(c["args"][c["args"].index("-c") + 1]) for c in calls],
+                         [self.source / source for _ in range(2) for _, source, _ in compile_time.CASES])
+        for call in calls:
+            self.assertEqual(call["cwd"], str(self.build))
+            self.assertIn("-O2", call["args"])
+            self.assertFalse({"-O3", "-MD", "-MF", "-MT"} & set(call["args"]), call["args"])
+        header_only = [c for c in calls if "-DVIT3D_HEADER_ONLY" in c["args"]]
+        self.assertEqual(len(header_only), 2)
+
+    def test_a_failed_compile_stops_the_run_without_a_record(self):
+        self.fail_marker.write_text("")
+        with self.assertRaisesRegex(compile_time.CompileTimeError, "(?s)load_model_forward_header_only.*out of memory"):
+            self.run_tool("--quick")
+        self.assertFalse(self.results.exists())
+
+    def test_a_build_of_another_type_is_not_reconfigured(self):
+        with self.assertRaisesRegex(compile_time.CompileTimeError, "CMAKE_BUILD_TYPE='RelWithDebInfo'"):
+            self.run_tool("--build-type", "Release")
+        self.assertFalse(self.calls.exists())
+
+    def test_peak_memory_covers_the_compilers_children(self):
+        # A parent of ~10 MB whose child holds 100 MiB, as the g++ driver and its cc1plus.
+        child = "data = b'x' * (100 * 2**20)"
+        parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}], check=True)"
+        seconds, rss, code = compile_time.run_measured([sys.executable, "-c", parent], Path(self.dir.name),
+                                                       Path(self.dir.name) / "log")
+        self.assertEqual(code, 0)
+        self.assertGreater(seconds, 0)
+        self.assertGreaterEqual(rss, 100 * 2**20)
+        _, _, code = compile_time.run_measured([sys.executable, "-c", "raise SystemExit(3)"], Path(self.dir.name),
+                                               Path(self.dir.name) / "log")
+        self.assertEqual(code, 3)
 
 
 class CommittedPage(unittest.TestCase):
