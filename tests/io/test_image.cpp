@@ -18,6 +18,7 @@
 #include <vit3d.hpp>
 #include <vit3d/io/npy.hpp>
 
+#include "support/enum_tables.hpp"
 #include "support/io_testing.hpp"
 #include "support/tensor_testing.hpp"
 
@@ -151,6 +152,8 @@ TEST(Image, RefusesMissingEmptyAndUndecodableFilesWithTheReason) {
         ThrowsMessage<io_error>(HasSubstr("vit3d::io::decode_image(\"x.png\"): expected channels as_stored, "
                                           "gray, gray_alpha, rgb or rgba, got ImageChannels(7)")));
 }
+
+TEST(Image, EveryChannelChoiceHasAName) { test::expect_complete_enum_table<ImageChannels, 8>(); }
 
 TEST(Image, RefusesTheFormatsItDoesNotCompile) {
     // TGA and GIF (and PSD, HDR, PIC) decoders are left out of the build: see vit3d/io/image.hpp.

@@ -12,11 +12,13 @@
 #include <limits>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 #include <vit3d.hpp>
 #include <vit3d/io/nifti.hpp>
 #include <vit3d/io/npy.hpp>
 
+#include "support/enum_tables.hpp"
 #include "support/io_testing.hpp"
 #include "support/tensor_testing.hpp"
 
@@ -143,6 +145,20 @@ TEST(Nifti, AffinesMatchNibabel) {
     const Volume<float> bare = read_nifti<float>(Nifti("no_transform.nii"));
     EXPECT_EQ(bare.affine_source, AffineSource::pixdim);
     EXPECT_EQ(bare.affine, (Affine{{{0.5, 0, 0, 0}, {0, 0.75, 0, 0}, {0, 0, 2.0, 0}, {0, 0, 0, 1}}}));
+}
+
+// NIfTI's datatype codes are small powers of two and multiples of 256: scanned are 0 to 63 and the multiples
+// of 64 up to 4096.
+template <int... I>
+constexpr auto datatype_code_candidates(std::integer_sequence<int, I...>) {
+    return std::integer_sequence<int, (I < 64 ? I : (I - 63) * 64)...>{};
+}
+
+TEST(Nifti, EveryDatatypeHasAName) {
+    test::expect_complete_enum_table<NiftiDataType>(
+        datatype_code_candidates(std::make_integer_sequence<int, 128>()));
+    EXPECT_STREQ(nifti_datatype_name(static_cast<NiftiDataType>(1)), "binary");
+    EXPECT_STREQ(nifti_datatype_name(static_cast<NiftiDataType>(3)), "unknown");
 }
 
 TEST(Nifti, ReadsEveryDatatypeAsNibabelDoes) {

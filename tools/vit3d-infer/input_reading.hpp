@@ -15,10 +15,12 @@
 
 #include "input_listing.hpp"
 #include "options.hpp"
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/io/loaded_model.hpp"
 #include "vit3d/io/model_input.hpp"
 #include "vit3d/io/nifti.hpp"
 #include "vit3d/io/npy.hpp"
+#include "vit3d/io/resample.hpp"
 
 namespace vit3d_infer {
 
@@ -94,10 +96,10 @@ inline Pipeline make_pipeline(const io::LoadedModel<float>& model, const Options
             pre.resize_size = *o.resize_size;
     }
     if (!o.interpolation.empty()) pre.interpolation = o.interpolation;
-    if (pre.interpolation && *pre.interpolation != "bilinear" && *pre.interpolation != "bicubic")
+    if (pre.interpolation && !vit3d::enum_from_name<io::ResizeFilter>(*pre.interpolation))
         throw usage_error("the weights file asks for " + *pre.interpolation +
-                          " interpolation, which vit3d-infer does not do; choose --interpolation bilinear or "
-                          "bicubic");
+                          " interpolation, which vit3d-infer does not do; choose --interpolation " +
+                          vit3d::enum_name_list<io::ResizeFilter>("", ", ", " or "));
     if (!o.channel_order.empty()) pre.channel_order = o.channel_order;
     return p;
 }

@@ -16,6 +16,7 @@
 #include <exception>
 #include <filesystem>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@
 #include "report.hpp"
 #include "sha256.hpp"
 #include "vit3d/core/config.hpp"
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/io/load_model.hpp"
 #include "vit3d/io/model_description_json.hpp"
 #include "vit3d/io/npy.hpp"
@@ -57,10 +59,7 @@ std::string one_line(std::string s) {
 }
 
 io::ModelOutput output_named(const std::string& name) {
-    using io::ModelOutput;
-    for (ModelOutput o : {ModelOutput::logits, ModelOutput::pooled, ModelOutput::tokens,
-                          ModelOutput::token_grid, ModelOutput::cls_attention})
-        if (name == io::output_name(o)) return o;
+    if (const std::optional<io::ModelOutput> o = vit3d::enum_from_name<io::ModelOutput>(name)) return *o;
     throw usage_error("--output-kind: unknown output " + quote(name));
 }
 

@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "vit3d/core/config.hpp"
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/io/loaded_model.hpp"
+#include "vit3d/io/resample.hpp"
 
 namespace vit3d_infer {
 
@@ -83,15 +85,6 @@ Exit codes: 0 all done, 1 some inputs failed (the others were written), 2 bad ar
   that does not exist too) or the run could not start, 130 interrupted.)";
 }
 
-inline std::vector<std::string> output_kind_names() {
-    using vit3d::io::ModelOutput;
-    std::vector<std::string> names;
-    for (ModelOutput o : {ModelOutput::logits, ModelOutput::pooled, ModelOutput::tokens,
-                          ModelOutput::token_grid, ModelOutput::cls_attention})
-        names.emplace_back(vit3d::io::output_name(o));
-    return names;
-}
-
 inline void add_options(CLI::App& app, Options& o) {
     app.add_option("-w,--weights", o.weights,
                    "weights file with vit3d's model metadata (tools/export_weights.py)")
@@ -156,17 +149,10 @@ inline void check_options(Options& o) {
         throw usage_error("--threads: expected a positive integer, got " + std::to_string(*o.threads));
     if (o.batch_size < 1)
         throw usage_error("--batch-size: expected a positive integer, got " + std::to_string(o.batch_size));
-    if (!o.output_kind.empty()) {
-        std::string listing;
-        bool known = false;
-        for (const std::string& name : output_kind_names()) {
-            known = known || name == o.output_kind;
-            listing += (listing.empty() ? "" : ", ") + name;
-        }
-        if (!known)
-            throw usage_error("--output-kind: expected one of " + listing + ", got \"" + o.output_kind +
-                              "\"");
-    }
+    if (!o.output_kind.empty() && !vit3d::enum_from_name<vit3d::io::ModelOutput>(o.output_kind))
+        throw usage_error("--output-kind: expected one of " +
+                          vit3d::enum_name_list<vit3d::io::ModelOutput>("") + ", got \"" + o.output_kind +
+                          "\"");
     if (!o.shard_text.empty()) o.shard = parse_shard(o.shard_text);
     if (!o.window.empty()) {
         if (o.window.size() != 2 || !(o.window[0] < o.window[1]) || !std::isfinite(o.window[0]) ||
@@ -188,8 +174,10 @@ inline void check_options(Options& o) {
     if (o.resize_size && *o.resize_size < 0)
         throw usage_error("--resize-size: expected a non-negative integer, got " +
                           std::to_string(*o.resize_size));
-    if (!o.interpolation.empty() && o.interpolation != "bilinear" && o.interpolation != "bicubic")
-        throw usage_error("--interpolation: expected bilinear or bicubic, got \"" + o.interpolation + "\"");
+    if (!o.interpolation.empty() && !vit3d::enum_from_name<vit3d::io::ResizeFilter>(o.interpolation))
+        throw usage_error("--interpolation: expected " +
+                          vit3d::enum_name_list<vit3d::io::ResizeFilter>("", ", ", " or ") + ", got \"" +
+                          o.interpolation + "\"");
     if (!o.channel_order.empty() && o.channel_order != "RGB" && o.channel_order != "BGR" &&
         o.channel_order != "L")
         throw usage_error("--channel-order: expected RGB, BGR or L, got \"" + o.channel_order + "\"");

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/shape.hpp"
 #include "vit3d/version.hpp"
 
@@ -18,19 +19,14 @@ namespace vit3d_infer {
 
 enum class FileStatus { not_run, done, skipped, failed };  // not_run: interrupted before its turn
 
-inline const char* status_name(FileStatus s) {
-    switch (s) {
-        case FileStatus::not_run:
-            return "not_run";
-        case FileStatus::done:
-            return "done";
-        case FileStatus::skipped:
-            return "skipped";
-        case FileStatus::failed:
-            return "failed";
-    }
-    return "?";
+constexpr auto enum_names(FileStatus) {
+    return vit3d::enum_table<FileStatus>({{FileStatus::not_run, "not_run"},
+                                          {FileStatus::done, "done"},
+                                          {FileStatus::skipped, "skipped"},
+                                          {FileStatus::failed, "failed"}});
 }
+
+inline const char* status_name(FileStatus s) { return vit3d::enum_name(s); }
 
 struct FileResult {
     std::string input;

@@ -13,8 +13,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <optional>
 #include <stdexcept>
 #include <string>
+
+#include "vit3d/core/enum_names.hpp"
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(VIT3D_NO_ISA_DISPATCH)
@@ -40,24 +43,17 @@ namespace vit3d {
 // Ordered: a level includes the ones below it.
 enum class Isa { generic = 0, avx2 = 1, avx512 = 2 };
 
-inline const char* isa_name(Isa isa) {
-    switch (isa) {
-        case Isa::avx2:
-            return "avx2";
-        case Isa::avx512:
-            return "avx512";
-        default:
-            return "generic";
-    }
+constexpr auto enum_names(Isa) {
+    return enum_table<Isa>({{Isa::generic, "generic"}, {Isa::avx2, "avx2"}, {Isa::avx512, "avx512"}});
 }
+
+inline const char* isa_name(Isa isa) { return enum_name(isa); }
 
 // "generic", "avx2" or "avx512" (as isa_name writes them); anything else throws std::invalid_argument.
 inline Isa parse_isa(const std::string& text, const char* op = "vit3d::parse_isa") {
-    if (text == "generic") return Isa::generic;
-    if (text == "avx2") return Isa::avx2;
-    if (text == "avx512") return Isa::avx512;
-    throw std::invalid_argument(
-        std::string(op) + ": expected an instruction-set level generic, avx2 or avx512, got '" + text + "'");
+    if (const std::optional<Isa> isa = enum_from_name<Isa>(text)) return *isa;
+    throw std::invalid_argument(std::string(op) + ": expected an instruction-set level " +
+                                enum_name_list<Isa>("", ", ", " or ") + ", got '" + text + "'");
 }
 
 struct CpuInfo {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "vit3d/core/config.hpp"
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 
 namespace vit3d {
@@ -72,17 +73,12 @@ struct ParsedPattern {
     Expression left, right;
 };
 
-inline const char* operation_name(Operation op) {
-    switch (op) {
-        case Operation::rearrange:
-            return "rearrange";
-        case Operation::reduce:
-            return "reduce";
-        case Operation::repeat:
-            return "repeat";
-    }
-    return "?";
+constexpr auto enum_names(Operation) {
+    return enum_table<Operation>(
+        {{Operation::rearrange, "rearrange"}, {Operation::reduce, "reduce"}, {Operation::repeat, "repeat"}});
 }
+
+inline const char* operation_name(Operation op) { return enum_name(op); }
 
 // "vit3d::rearrange("b c h w -> b (h w) c")": the prefix of every message about a pattern.
 inline std::string pattern_context(Operation op, const std::string& pattern) {

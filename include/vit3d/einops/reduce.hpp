@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/einops/pattern.hpp"
 #include "vit3d/einops/recipe.hpp"
 #include "vit3d/tensor/ops.hpp"
@@ -26,21 +27,15 @@ namespace vit3d {
 
 enum class Reduction { sum, mean, min, max, prod };
 
-inline const char* reduction_name(Reduction r) {
-    switch (r) {
-        case Reduction::sum:
-            return "sum";
-        case Reduction::mean:
-            return "mean";
-        case Reduction::min:
-            return "min";
-        case Reduction::max:
-            return "max";
-        case Reduction::prod:
-            return "prod";
-    }
-    return "?";
+constexpr auto enum_names(Reduction) {
+    return enum_table<Reduction>({{Reduction::sum, "sum"},
+                                  {Reduction::mean, "mean"},
+                                  {Reduction::min, "min"},
+                                  {Reduction::max, "max"},
+                                  {Reduction::prod, "prod"}});
 }
+
+inline const char* reduction_name(Reduction r) { return enum_name(r); }
 
 }  // namespace vit3d
 

@@ -47,6 +47,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
 #include "vit3d/io/atomic_file_writer.hpp"
@@ -109,6 +110,14 @@ enum class ImageChannels {
     rgb = 3,
     rgba = 4,
 };
+
+constexpr auto enum_names(ImageChannels) {
+    return enum_table<ImageChannels>({{ImageChannels::as_stored, "as_stored"},
+                                      {ImageChannels::gray, "gray"},
+                                      {ImageChannels::gray_alpha, "gray_alpha"},
+                                      {ImageChannels::rgb, "rgb"},
+                                      {ImageChannels::rgba, "rgba"}});
+}
 
 // What an image file holds, before any conversion.
 struct ImageInfo {
@@ -412,10 +421,9 @@ Tensor<T> decode_image_at(const std::uint8_t* bytes, std::size_t size, io::Image
                   "vit3d::io::read_image reads into float, double (values in [0, 1]), std::uint8_t or "
                   "std::uint16_t");
     const int wanted_code = static_cast<int>(channels);
-    if (wanted_code < 0 || wanted_code > 4)
-        throw io_error(where +
-                       "expected channels as_stored, gray, gray_alpha, rgb or rgba, got ImageChannels(" +
-                       std::to_string(wanted_code) + ")");
+    if (enum_name(channels, nullptr) == nullptr)
+        throw io_error(where + "expected channels " + enum_name_list<io::ImageChannels>("", ", ", " or ") +
+                       ", got ImageChannels(" + std::to_string(wanted_code) + ")");
     const io::ImageInfo info = stb_image_info(bytes, size, where);
     std::vector<std::uint8_t> padded;
     if (bmp_with_full_palette(bytes, size, padded, where) || png_for_stb(bytes, size, padded, where)) {

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
 #include "vit3d/io/model_description.hpp"
@@ -29,21 +30,15 @@ enum class ModelOutput {
                     // block (softmax weights; models with a class token and at least one block)
 };
 
-inline const char* output_name(ModelOutput output) {
-    switch (output) {
-        case ModelOutput::logits:
-            return "logits";
-        case ModelOutput::pooled:
-            return "pooled";
-        case ModelOutput::tokens:
-            return "tokens";
-        case ModelOutput::token_grid:
-            return "token_grid";
-        case ModelOutput::cls_attention:
-            return "cls_attention";
-    }
-    return "?";
+constexpr auto enum_names(ModelOutput) {
+    return enum_table<ModelOutput>({{ModelOutput::logits, "logits"},
+                                    {ModelOutput::pooled, "pooled"},
+                                    {ModelOutput::tokens, "tokens"},
+                                    {ModelOutput::token_grid, "token_grid"},
+                                    {ModelOutput::cls_attention, "cls_attention"}});
 }
+
+inline const char* output_name(ModelOutput output) { return enum_name(output); }
 
 // A loaded model of one kind. Implementations live in model_kinds/.
 template <class T>

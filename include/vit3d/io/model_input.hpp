@@ -29,10 +29,12 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
 #include "vit3d/io/image.hpp"
@@ -91,12 +93,12 @@ inline void check_input_shape(const std::string& where, const Shape& input_shape
 }
 
 inline io::ResizeFilter image_resize_filter(const std::string& where, const io::Preprocessing& p) {
-    if (!p.interpolation || *p.interpolation == "bilinear") return io::ResizeFilter::bilinear;
-    if (*p.interpolation == "bicubic") return io::ResizeFilter::bicubic;
-    throw config_error(where +
-                       "preprocess.interpolation: expected bilinear or bicubic (what vit3d resizes "
-                       "images with), got " +
-                       quoted_path(*p.interpolation));
+    if (!p.interpolation) return io::ResizeFilter::bilinear;
+    if (const std::optional<io::ResizeFilter> filter = enum_from_name<io::ResizeFilter>(*p.interpolation))
+        return *filter;
+    throw config_error(where + "preprocess.interpolation: expected " +
+                       enum_name_list<io::ResizeFilter>("", ", ", " or ") +
+                       " (what vit3d resizes images with), got " + quoted_path(*p.interpolation));
 }
 
 // The channels to decode an image with, for a model of `channels` channels and the description's order.

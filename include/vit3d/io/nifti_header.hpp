@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
 #include "vit3d/io/byte_order.hpp"
@@ -52,43 +53,28 @@ enum class NiftiDataType : int {
     rgba32 = 2304,
 };
 
+constexpr auto enum_names(NiftiDataType) {
+    return enum_table<NiftiDataType>({{NiftiDataType::uint8, "uint8"},
+                                      {NiftiDataType::int16, "int16"},
+                                      {NiftiDataType::int32, "int32"},
+                                      {NiftiDataType::float32, "float32"},
+                                      {NiftiDataType::complex64, "complex64"},
+                                      {NiftiDataType::float64, "float64"},
+                                      {NiftiDataType::rgb24, "rgb24"},
+                                      {NiftiDataType::int8, "int8"},
+                                      {NiftiDataType::uint16, "uint16"},
+                                      {NiftiDataType::uint32, "uint32"},
+                                      {NiftiDataType::int64, "int64"},
+                                      {NiftiDataType::uint64, "uint64"},
+                                      {NiftiDataType::float128, "float128"},
+                                      {NiftiDataType::complex128, "complex128"},
+                                      {NiftiDataType::complex256, "complex256"},
+                                      {NiftiDataType::rgba32, "rgba32"}});
+}
+
 // "uint8", "int16", ...; "binary" for code 1, "unknown" for codes NIfTI does not define.
 inline const char* nifti_datatype_name(NiftiDataType type) {
-    switch (type) {
-        case NiftiDataType::uint8:
-            return "uint8";
-        case NiftiDataType::int16:
-            return "int16";
-        case NiftiDataType::int32:
-            return "int32";
-        case NiftiDataType::float32:
-            return "float32";
-        case NiftiDataType::complex64:
-            return "complex64";
-        case NiftiDataType::float64:
-            return "float64";
-        case NiftiDataType::rgb24:
-            return "rgb24";
-        case NiftiDataType::int8:
-            return "int8";
-        case NiftiDataType::uint16:
-            return "uint16";
-        case NiftiDataType::uint32:
-            return "uint32";
-        case NiftiDataType::int64:
-            return "int64";
-        case NiftiDataType::uint64:
-            return "uint64";
-        case NiftiDataType::float128:
-            return "float128";
-        case NiftiDataType::complex128:
-            return "complex128";
-        case NiftiDataType::complex256:
-            return "complex256";
-        case NiftiDataType::rgba32:
-            return "rgba32";
-    }
-    return static_cast<int>(type) == 1 ? "binary" : "unknown";
+    return enum_name(type, static_cast<int>(type) == 1 ? "binary" : "unknown");
 }
 
 // The units of xyzt_units (nifti1.h NIFTI_UNITS_*): spatial ones in the low 3 bits, temporal ones above.

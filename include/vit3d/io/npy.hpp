@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
 #include "vit3d/io/atomic_file_writer.hpp"
@@ -54,36 +55,23 @@ enum class NpyDType {
     float64
 };
 
-// NumPy's name of the type: "bool", "int8", ..., "float64".
-inline const char* npy_dtype_name(NpyDType dtype) {
-    switch (dtype) {
-        case NpyDType::boolean:
-            return "bool";
-        case NpyDType::int8:
-            return "int8";
-        case NpyDType::uint8:
-            return "uint8";
-        case NpyDType::int16:
-            return "int16";
-        case NpyDType::uint16:
-            return "uint16";
-        case NpyDType::int32:
-            return "int32";
-        case NpyDType::uint32:
-            return "uint32";
-        case NpyDType::int64:
-            return "int64";
-        case NpyDType::uint64:
-            return "uint64";
-        case NpyDType::float16:
-            return "float16";
-        case NpyDType::float32:
-            return "float32";
-        case NpyDType::float64:
-            return "float64";
-    }
-    return "?";
+// NumPy's names of the types: "bool", "int8", ..., "float64".
+constexpr auto enum_names(NpyDType) {
+    return enum_table<NpyDType>({{NpyDType::boolean, "bool"},
+                                 {NpyDType::int8, "int8"},
+                                 {NpyDType::uint8, "uint8"},
+                                 {NpyDType::int16, "int16"},
+                                 {NpyDType::uint16, "uint16"},
+                                 {NpyDType::int32, "int32"},
+                                 {NpyDType::uint32, "uint32"},
+                                 {NpyDType::int64, "int64"},
+                                 {NpyDType::uint64, "uint64"},
+                                 {NpyDType::float16, "float16"},
+                                 {NpyDType::float32, "float32"},
+                                 {NpyDType::float64, "float64"}});
 }
+
+inline const char* npy_dtype_name(NpyDType dtype) { return enum_name(dtype); }
 
 // Bytes per element.
 inline std::size_t npy_dtype_size(NpyDType dtype) {

@@ -29,6 +29,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
 #include "vit3d/tensor/tensor.hpp"
@@ -45,6 +46,12 @@ struct ResampleTap {
 namespace vit3d::io {
 
 enum class ResizeFilter { bilinear, bicubic };
+
+// The names a model description's preprocess.interpolation gives them.
+constexpr auto enum_names(ResizeFilter) {
+    return enum_table<ResizeFilter>(
+        {{ResizeFilter::bilinear, "bilinear"}, {ResizeFilter::bicubic, "bicubic"}});
+}
 
 enum class NearestMode {
     nearest_exact,  // F.interpolate(mode="nearest-exact"): floor((o + 0.5) * in / out)

@@ -27,6 +27,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <system_error>
@@ -35,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
 #include "vit3d/io/atomic_file_writer.hpp"
@@ -49,19 +51,12 @@ namespace vit3d::io {
 enum class DType { F16, BF16, F32, F64 };
 
 // "F16", "BF16", "F32", "F64": the names used in safetensors headers.
-inline const char* dtype_name(DType dtype) {
-    switch (dtype) {
-        case DType::F16:
-            return "F16";
-        case DType::BF16:
-            return "BF16";
-        case DType::F32:
-            return "F32";
-        case DType::F64:
-            return "F64";
-    }
-    return "?";
+constexpr auto enum_names(DType) {
+    return enum_table<DType>(
+        {{DType::F16, "F16"}, {DType::BF16, "BF16"}, {DType::F32, "F32"}, {DType::F64, "F64"}});
 }
+
+inline const char* dtype_name(DType dtype) { return enum_name(dtype); }
 
 // Bytes per element.
 inline std::size_t dtype_size(DType dtype) {
@@ -610,8 +605,7 @@ class Safetensors {
         if (!value.is_string())
             throw io_error(at + "dtype: expected a string such as \"F32\", got " + detail::brief_json(value));
         const std::string& name = value.get_ref<const std::string&>();
-        for (DType d : {DType::F16, DType::BF16, DType::F32, DType::F64})
-            if (name == dtype_name(d)) return d;
+        if (const std::optional<DType> dtype = enum_from_name<DType>(name)) return *dtype;
         // Valid safetensors dtypes (up to format version 0.5) that have no use for a float model's weights.
         static const char* const unsupported[] = {
             "BOOL", "U8",  "I8",      "I16",     "U16",     "I32",     "U32",     "I64",

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/instances.hpp"
 #include "vit3d/einops/reduce.hpp"
@@ -24,6 +25,16 @@ namespace vit3d::models {
 
 enum class Pooling { cls, mean, none };
 enum class PosEmbedKind { learned, factorized3d, sincos, none };
+
+constexpr auto enum_names(Pooling) {
+    return enum_table<Pooling>({{Pooling::cls, "cls"}, {Pooling::mean, "mean"}, {Pooling::none, "none"}});
+}
+constexpr auto enum_names(PosEmbedKind) {
+    return enum_table<PosEmbedKind>({{PosEmbedKind::learned, "learned"},
+                                     {PosEmbedKind::factorized3d, "factorized3d"},
+                                     {PosEmbedKind::sincos, "sincos"},
+                                     {PosEmbedKind::none, "none"}});
+}
 
 template <std::size_t SpatialDims>
 struct VisionTransformerConfig {

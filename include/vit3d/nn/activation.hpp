@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "vit3d/core/cpu.hpp"
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/instances.hpp"
 #include "vit3d/detail/gelu_kernel.hpp"
 #include "vit3d/detail/threading.hpp"
@@ -17,21 +18,15 @@ namespace vit3d::nn {
 
 enum class Activation { gelu, gelu_tanh, relu, tanh, identity };
 
-inline const char* activation_name(Activation a) {
-    switch (a) {
-        case Activation::gelu:
-            return "gelu";
-        case Activation::gelu_tanh:
-            return "gelu_tanh";
-        case Activation::relu:
-            return "relu";
-        case Activation::tanh:
-            return "tanh";
-        case Activation::identity:
-            return "identity";
-    }
-    return "?";
+constexpr auto enum_names(Activation) {
+    return enum_table<Activation>({{Activation::gelu, "gelu"},
+                                   {Activation::gelu_tanh, "gelu_tanh"},
+                                   {Activation::relu, "relu"},
+                                   {Activation::tanh, "tanh"},
+                                   {Activation::identity, "identity"}});
 }
+
+inline const char* activation_name(Activation a) { return enum_name(a); }
 
 // 0.5 x (1 + erf(x / sqrt(2))), evaluated in double and rounded once.
 template <class T>

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/instances.hpp"
 #include "vit3d/nn/attention.hpp"
@@ -20,6 +21,10 @@
 namespace vit3d::nn {
 
 enum class NormPlacement { pre, post };
+
+constexpr auto enum_names(NormPlacement) {
+    return enum_table<NormPlacement>({{NormPlacement::pre, "pre"}, {NormPlacement::post, "post"}});
+}
 
 struct EncoderBlockConfig {
     Index dim = 768;

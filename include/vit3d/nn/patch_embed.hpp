@@ -22,6 +22,7 @@
 #include <string>
 #include <utility>
 
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/instances.hpp"
 #include "vit3d/einops/rearrange.hpp"
@@ -33,6 +34,15 @@ namespace vit3d::nn {
 
 enum class PatchProjection { conv, unfold };
 enum class FeatureOrder { spatial_then_channel, channel_then_spatial };
+
+constexpr auto enum_names(PatchProjection) {
+    return enum_table<PatchProjection>(
+        {{PatchProjection::conv, "conv"}, {PatchProjection::unfold, "unfold"}});
+}
+constexpr auto enum_names(FeatureOrder) {
+    return enum_table<FeatureOrder>({{FeatureOrder::spatial_then_channel, "spatial_then_channel"},
+                                     {FeatureOrder::channel_then_spatial, "channel_then_spatial"}});
+}
 
 // The shape of a PatchEmbed. Field order suits designated initialisers (C++20):
 //     PatchEmbedConfig<3>{.in_channels = 1, .dim = 768, .patch = {4, 16, 16}}

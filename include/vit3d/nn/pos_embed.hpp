@@ -14,6 +14,7 @@
 #include <cmath>
 #include <string>
 
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/instances.hpp"
 #include "vit3d/nn/parameters.hpp"
@@ -123,6 +124,11 @@ struct FactorizedPosEmbed3d {
 //                  (posemb_sincos_2d / posemb_sincos_3d). Blocks 2D: [sin a1 | cos a1 | sin a0 | cos a0];
 //                  3D: [sin a2 | cos a2 | sin a1 | cos a1 | sin a0 | cos a0].
 enum class SinCosVariant { mae_monai, vit_pytorch };
+
+constexpr auto enum_names(SinCosVariant) {
+    return enum_table<SinCosVariant>(
+        {{SinCosVariant::mae_monai, "mae_monai"}, {SinCosVariant::vit_pytorch, "vit_pytorch"}});
+}
 
 // The table [1, prod(grid), D] for a 2D or 3D grid, computed in double and rounded once to T.
 template <class T, std::size_t Axes>

@@ -160,7 +160,6 @@ namespace vit3d::io {
 
 // The JSON object of a configuration, as the "config" of a description of kind ct_encoder.
 inline nlohmann::json ct_encoder_config_json(const models::CTEncoderConfig& c) {
-    using detail::enum_name;
     nlohmann::json j;
     j["input_size"] = std::vector<Index>(c.input_size.begin(), c.input_size.end());
     j["patch_size"] = std::vector<Index>(c.patch_size.begin(), c.patch_size.end());

@@ -190,7 +190,6 @@ namespace vit3d::io {
 // The JSON object of a configuration, as the "config" of a description of kind vit2d / vit3d.
 template <std::size_t N>
 nlohmann::json vision_transformer_config_json(const models::VisionTransformerConfig<N>& c) {
-    using detail::enum_name;
     nlohmann::json j;
     j["input_size"] = std::vector<Index>(c.input_size.begin(), c.input_size.end());
     j["patch_size"] = std::vector<Index>(c.patch_size.begin(), c.patch_size.end());
