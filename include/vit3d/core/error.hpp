@@ -1,9 +1,12 @@
 #pragma once
 // The exception types vit3d throws. Messages follow "<operation>: expected <what>, got <what>" and print
-// whole shapes, so that a user can tell from the message alone which call was wrong and how.
+// whole shapes, so that a user can tell from the message alone which call was wrong and how; message()
+// (core/message.hpp) writes them from their parts.
 
 #include <stdexcept>
 #include <string>
+
+#include "vit3d/core/message.hpp"
 
 namespace vit3d {
 

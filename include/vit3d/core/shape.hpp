@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <limits>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -14,13 +13,8 @@ namespace vit3d {
 
 using Shape = std::vector<Index>;
 
-inline std::string shape_to_string(const Shape& shape) {
-    std::ostringstream out;
-    out << '[';
-    for (std::size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-    out << ']';
-    return out.str();
-}
+// "[1, 3, 224, 224]", as message() writes a shape.
+inline std::string shape_to_string(const Shape& shape) { return message(shape); }
 
 // Number of elements; throws when a length is negative or the product overflows Index.
 inline Index shape_numel(const Shape& shape, const char* op = "vit3d::Shape") {

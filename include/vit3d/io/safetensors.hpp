@@ -87,11 +87,6 @@ namespace vit3d::detail {
 // The reference implementation refuses longer headers (MAX_HEADER_SIZE), and so do we, in both directions.
 inline constexpr std::uint64_t max_header_size = 100'000'000;
 
-// A string as a JSON string literal: quoted, escaped, invalid UTF-8 replaced. For messages.
-inline std::string quoted(const std::string& s) {
-    return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
 // A JSON value as text for a message, shortened when long.
 inline std::string json_text(const nlohmann::json& value) {
     std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
