@@ -18,6 +18,7 @@
 #include <string>
 
 #include "vit3d/core/enum_names.hpp"
+#include "vit3d/core/message.hpp"
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(VIT3D_NO_ISA_DISPATCH)
@@ -52,8 +53,8 @@ inline const char* isa_name(Isa isa) { return enum_name(isa); }
 // "generic", "avx2" or "avx512" (as isa_name writes them); anything else throws std::invalid_argument.
 inline Isa parse_isa(const std::string& text, const char* op = "vit3d::parse_isa") {
     if (const std::optional<Isa> isa = enum_from_name<Isa>(text)) return *isa;
-    throw std::invalid_argument(std::string(op) + ": expected an instruction-set level " +
-                                enum_name_list<Isa>("", ", ", " or ") + ", got '" + text + "'");
+    throw std::invalid_argument(message(op, ": expected an instruction-set level ",
+                                        enum_name_list<Isa>("", ", ", " or "), ", got '", text, "'"));
 }
 
 struct CpuInfo {

@@ -20,6 +20,7 @@
 #include <string>
 
 #include "vit3d/core/env_setting.hpp"
+#include "vit3d/core/message.hpp"
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -34,7 +35,7 @@ inline constexpr std::size_t huge_page_advice_bytes = std::size_t(4) << 20;
 inline bool parse_huge_pages(const std::string& text, const char* op = "vit3d::parse_huge_pages") {
     if (text == "on") return true;
     if (text == "off") return false;
-    throw std::invalid_argument(std::string(op) + ": expected on or off, got '" + text + "'");
+    throw std::invalid_argument(message(op, ": expected on or off, got '", text, "'"));
 }
 
 }  // namespace vit3d

@@ -20,11 +20,9 @@ inline std::string shape_to_string(const Shape& shape) { return message(shape); 
 inline Index shape_numel(const Shape& shape, const char* op = "vit3d::Shape") {
     Index n = 1;
     for (Index len : shape) {
-        if (len < 0)
-            throw shape_error(std::string(op) + ": negative length in shape " + shape_to_string(shape));
+        if (len < 0) throw shape_error(message(op, ": negative length in shape ", shape));
         if (len != 0 && n > std::numeric_limits<Index>::max() / len)
-            throw shape_error(std::string(op) + ": shape " + shape_to_string(shape) +
-                              " has too many elements");
+            throw shape_error(message(op, ": shape ", shape, " has too many elements"));
         n *= len;
     }
     return n;
@@ -44,8 +42,7 @@ inline Shape row_major_strides(const Shape& shape) {
 // Maps a possibly negative axis (-1 = last) onto [0, rank); throws naming the operation otherwise.
 inline Index normalize_axis(Index axis, Index rank, const char* op) {
     if (axis < -rank || axis >= rank)
-        throw shape_error(std::string(op) + ": axis " + std::to_string(axis) + " is out of range for rank " +
-                          std::to_string(rank));
+        throw shape_error(message(op, ": axis ", axis, " is out of range for rank ", rank));
     return axis < 0 ? axis + rank : axis;
 }
 
@@ -58,9 +55,8 @@ inline Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
         const Index la = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
         const Index lb = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
         if (la != lb && la != 1 && lb != 1)
-            throw shape_error(std::string(op) + ": shapes " + shape_to_string(a) + " and " +
-                              shape_to_string(b) + " cannot be broadcast (axis " + std::to_string(i) + ": " +
-                              std::to_string(la) + " vs " + std::to_string(lb) + ")");
+            throw shape_error(message(op, ": shapes ", a, " and ", b, " cannot be broadcast (axis ", i, ": ",
+                                      la, " vs ", lb, ")"));
         out[i] = la == 1 ? lb : la;
     }
     return out;

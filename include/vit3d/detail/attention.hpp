@@ -7,6 +7,7 @@
 #include <string>
 
 #include "vit3d/core/config.hpp"
+#include "vit3d/core/message.hpp"
 #include "vit3d/detail/attention_problem.hpp"
 #include "vit3d/detail/fused_attention.hpp"
 #include "vit3d/detail/naive_attention.hpp"
@@ -20,9 +21,9 @@ void run_attention(const AttentionProblem<T>& problem, AttentionKernel kernel, T
                    const char* op) {
     problem.check(op);
     if (weights && kernel == AttentionKernel::fused)
-        throw std::invalid_argument(std::string(op) +
-                                    ": the fused kernel never forms the attention weights; ask for "
-                                    "AttentionKernel::naive or automatic to receive them");
+        throw std::invalid_argument(message(op,
+                                            ": the fused kernel never forms the attention weights; ask for "
+                                            "AttentionKernel::naive or automatic to receive them"));
     if (weights || kernel == AttentionKernel::naive)
         naive_attention(problem, weights, threads);
     else

@@ -106,36 +106,31 @@ struct AttentionProblem {
     void set_distance_bias(const DistanceBias<T>* d, const char* op) {
         distance_bias = d;
         if (!d) return;
-        const std::string where = std::string(op) + ": distance bias: ";
+        const std::string where = message(op, ": distance bias: ");
         if (d->heads != heads || d->distances < 0 || d->query_prefix < 0 || d->query_prefix > queries ||
             d->key_prefix < 0 || d->key_prefix > keys)
-            throw shape_error(where + "expected " + std::to_string(heads) +
-                              " heads and prefixes of at most " + std::to_string(queries) + " queries and " +
-                              std::to_string(keys) + " keys, got " + std::to_string(d->heads) +
-                              " heads, prefixes " + std::to_string(d->query_prefix) + " and " +
-                              std::to_string(d->key_prefix));
+            throw shape_error(message(where, "expected ", heads, " heads and prefixes of at most ", queries,
+                                      " queries and ", keys, " keys, got ", d->heads, " heads, prefixes ",
+                                      d->query_prefix, " and ", d->key_prefix));
         const Index nq = queries - d->query_prefix, nk = keys - d->key_prefix;
         if ((nq > 0 && !d->query_coords) || (nk > 0 && !d->key_coords) ||
             (nq > 0 && nk > 0 && heads > 0 && !d->by_distance))
-            throw shape_error(where + "expected coordinates for " + std::to_string(nq) + " queries and " +
-                              std::to_string(nk) + " keys and a table [heads, distances], got null pointers");
+            throw shape_error(message(where, "expected coordinates for ", nq, " queries and ", nk,
+                                      " keys and a table [heads, distances], got null pointers"));
         if (nq == 0 || nk == 0) return;
         const auto [q_lo, q_hi] = std::minmax_element(d->query_coords, d->query_coords + nq);
         const auto [k_lo, k_hi] = std::minmax_element(d->key_coords, d->key_coords + nk);
         const Index farthest = std::max(*q_hi - *k_lo, *k_hi - *q_lo);
         if (farthest >= d->distances)
-            throw shape_error(where + "coordinates lie up to " + std::to_string(farthest) +
-                              " apart, but the table holds distances 0 to " +
-                              std::to_string(d->distances - 1));
+            throw shape_error(message(where, "coordinates lie up to ", farthest,
+                                      " apart, but the table holds distances 0 to ", d->distances - 1));
     }
 
     void check(const char* op) const {
         if (batch < 0 || heads < 0 || queries < 0 || keys < 0 || head_dim <= 0 ||
             (batch * heads * queries > 0 && (!out || !q.data || (keys > 0 && (!k.data || !v.data)))))
-            throw shape_error(std::string(op) + ": incomplete attention problem: batch " +
-                              std::to_string(batch) + ", heads " + std::to_string(heads) + ", queries " +
-                              std::to_string(queries) + ", keys " + std::to_string(keys) + ", head_dim " +
-                              std::to_string(head_dim));
+            throw shape_error(message(op, ": incomplete attention problem: batch ", batch, ", heads ", heads,
+                                      ", queries ", queries, ", keys ", keys, ", head_dim ", head_dim));
     }
 
   private:
@@ -147,8 +142,8 @@ struct AttentionProblem {
             fits = len == 1 || len == scores[scores.size() - 1 - i];
         }
         if (!fits)
-            throw shape_error(std::string(op) + ": " + name + " of shape " + shape_to_string(shape) +
-                              " does not broadcast to the scores " + shape_to_string(scores));
+            throw shape_error(
+                message(op, ": ", name, " of shape ", shape, " does not broadcast to the scores ", scores));
         const Shape s = broadcast_strides(shape, scores);
         return {s[0], s[1], s[2], s[3]};
     }

@@ -82,7 +82,7 @@ inline const char* operation_name(Operation op) { return enum_name(op); }
 
 // "vit3d::rearrange("b c h w -> b (h w) c")": the prefix of every message about a pattern.
 inline std::string pattern_context(Operation op, const std::string& pattern) {
-    return std::string("vit3d::") + operation_name(op) + "(\"" + pattern + "\")";
+    return message("vit3d::", op, "(", detail::quoted(pattern), ")");
 }
 
 // Whether `name` is a valid axis name: an ASCII identifier not starting or ending with '_'.
@@ -111,7 +111,7 @@ class ExpressionParser {
         const std::size_t dots = static_cast<std::size_t>(std::count(side_.begin(), side_.end(), '.'));
         const std::size_t ellipses = count_ellipses();
         if (dots > 0 && (ellipses != 1 || dots != 3))
-            fail("dots may only appear as one ellipsis '...' per side, got \"" + trimmed() + "\"");
+            fail("dots may only appear as one ellipsis '...' per side, got ", detail::quoted(trimmed()));
         std::size_t i = 0;
         while (i < side_.size()) {
             const char c = side_[i];
@@ -135,7 +135,7 @@ class ExpressionParser {
                 add_term(side_.substr(i, end - i));
                 i = end;
             } else {
-                fail(std::string("unknown character '") + c + "'");
+                fail("unknown character '", c, "'");
             }
         }
         if (group_) fail("unbalanced parentheses: '(' is never closed");
@@ -143,7 +143,10 @@ class ExpressionParser {
     }
 
   private:
-    [[noreturn]] void fail(const std::string& what) const { throw pattern_error(context_ + ": " + what); }
+    template <class... Parts>
+    [[noreturn]] void fail(const Parts&... parts) const {
+        throw pattern_error(message(context_, ": ", parts...));
+    }
 
     std::size_t count_ellipses() const {
         std::size_t n = 0;
@@ -170,18 +173,17 @@ class ExpressionParser {
             return;
         }
         if (term.find('.') != std::string::npos)
-            fail("invalid axis '" + term + "': the ellipsis '...' must stand alone");
+            fail("invalid axis '", term, "': the ellipsis '...' must stand alone");
         if (std::all_of(term.begin(), term.end(),
                         [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
             add_number(term);
             return;
         }
         if (!einops::is_valid_axis_name(term))
-            fail("invalid axis name '" + term + "': " +
-                 (std::isdigit(static_cast<unsigned char>(term[0]))
-                      ? "names must not start with a digit"
-                      : "names must not start or end with '_'"));
-        if (out_.has_name(term)) fail("duplicate axis '" + term + "'");
+            fail("invalid axis name '", term, "': ",
+                 std::isdigit(static_cast<unsigned char>(term[0])) ? "names must not start with a digit"
+                                                                   : "names must not start or end with '_'");
+        if (out_.has_name(term)) fail("duplicate axis '", term, "'");
         out_.names.push_back(term);
         add_axis(einops::Axis{einops::Axis::Kind::named, term, 0});
     }
@@ -190,10 +192,10 @@ class ExpressionParser {
         Index value = 0;
         for (char c : term) {
             if (value > (std::numeric_limits<Index>::max() - 9) / 10)
-                fail("anonymous axis length " + term + " is too large");
+                fail("anonymous axis length ", term, " is too large");
             value = value * 10 + (c - '0');
         }
-        if (value == 0) fail("anonymous axis '" + term + "' must have a positive length");
+        if (value == 0) fail("anonymous axis '", term, "' must have a positive length");
         if (value == 1) {
             // A unit axis outside parentheses; inside them a factor 1 changes nothing.
             if (!group_) out_.groups.push_back(einops::Group{{}, false, term});
@@ -237,7 +239,7 @@ inline ParsedPattern parse_pattern(const std::string& pattern, Operation op) {
     const std::string context = pattern_context(op, pattern);
     const auto arrow = pattern.find("->");
     if (arrow == std::string::npos || pattern.find("->", arrow + 2) != std::string::npos)
-        throw pattern_error(context + ": expected exactly one '->' between input and output");
+        throw pattern_error(message(context, ": expected exactly one '->' between input and output"));
     const std::string left_text = pattern.substr(0, arrow), right_text = pattern.substr(arrow + 2);
 
     ParsedPattern parsed;
@@ -249,9 +251,10 @@ inline ParsedPattern parse_pattern(const std::string& pattern, Operation op) {
     const Expression& right = parsed.right;
 
     if (right.has_ellipsis && !left.has_ellipsis)
-        throw pattern_error(context + ": ellipsis '...' on the right side but not on the left");
+        throw pattern_error(message(context, ": ellipsis '...' on the right side but not on the left"));
     if (left.ellipsis_parenthesized)
-        throw pattern_error(context + ": ellipsis '...' inside parentheses is not allowed on the left side");
+        throw pattern_error(
+            message(context, ": ellipsis '...' inside parentheses is not allowed on the left side"));
 
     auto missing_from = [](const Expression& from, const Expression& in) {
         std::vector<std::string> missing;
@@ -273,15 +276,15 @@ inline ParsedPattern parse_pattern(const std::string& pattern, Operation op) {
             if (left.has_non_unit_anonymous || right.has_non_unit_anonymous) {
                 auto anon = anonymous_of(left);
                 for (auto& a : anonymous_of(right)) anon.push_back(a);
-                throw pattern_error(context +
-                                    ": anonymous axes other than 1 are not allowed in rearrange, got " +
-                                    detail::join_names(anon));
+                throw pattern_error(
+                    message(context, ": anonymous axes other than 1 are not allowed in rearrange, got ",
+                            detail::join_names(anon)));
             }
             auto only_left = missing_from(left, right), only_right = missing_from(right, left);
             if (!only_left.empty() || !only_right.empty()) {
                 for (auto& n : only_right) only_left.push_back(n);
-                throw pattern_error(context + ": axes must appear on both sides, but " +
-                                    detail::join_names(only_left) + " appear on one side only");
+                throw pattern_error(message(context, ": axes must appear on both sides, but ",
+                                            detail::join_names(only_left), " appear on one side only"));
             }
             break;
         }
@@ -289,16 +292,17 @@ inline ParsedPattern parse_pattern(const std::string& pattern, Operation op) {
             auto unexpected = missing_from(left, right);
             for (auto& a : anonymous_of(left)) unexpected.push_back(a);
             if (!unexpected.empty())
-                throw pattern_error(context + ": every input axis must appear in the output of repeat, but " +
-                                    detail::join_names(unexpected) + " do not");
+                throw pattern_error(message(context,
+                                            ": every input axis must appear in the output of repeat, but ",
+                                            detail::join_names(unexpected), " do not"));
             break;
         }
         case Operation::reduce: {
             auto unexpected = missing_from(right, left);
             for (auto& a : anonymous_of(right)) unexpected.push_back(a);
             if (!unexpected.empty())
-                throw pattern_error(context + ": the output of reduce may only keep input axes, but " +
-                                    detail::join_names(unexpected) + " are not on the left side");
+                throw pattern_error(message(context, ": the output of reduce may only keep input axes, but ",
+                                            detail::join_names(unexpected), " are not on the left side"));
             break;
         }
     }

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "vit3d/core/message.hpp"
 #include "vit3d/einops/pattern.hpp"
 #include "vit3d/einops/recipe.hpp"
 #include "vit3d/tensor/ops.hpp"
@@ -30,10 +31,10 @@ Tensor<T> apply_copy(const einops::ParsedPattern& pattern, const Tensor<T>& x, c
     Tensor<T> result;
     if (out) {
         if (out->shape() != recipe.output_shape)
-            throw shape_error(context + ": output tensor has shape " + shape_to_string(out->shape()) +
-                              ", expected " + shape_to_string(recipe.output_shape));
+            throw shape_error(message(context, ": output tensor has shape ", out->shape(), ", expected ",
+                                      recipe.output_shape));
         if (out->data() == x.data() && x.size() > 0)
-            throw shape_error(context + ": output tensor must not be the input tensor");
+            throw shape_error(message(context, ": output tensor must not be the input tensor"));
     } else {
         result = Tensor<T>::empty(recipe.output_shape);
         out = &result;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "vit3d/core/message.hpp"
 #include "vit3d/core/shape.hpp"
 #include "vit3d/einops/pattern.hpp"
 
@@ -42,16 +43,16 @@ class RecipeBuilder {
         for (std::size_t i = 0; i < lengths.size(); ++i) {
             const auto& [name, length] = lengths[i];
             if (!einops::is_valid_axis_name(name))
-                throw pattern_error(context + ": invalid axis name '" + name + "' in the axis lengths");
+                throw pattern_error(message(context, ": invalid axis name '", name, "' in the axis lengths"));
             if (!p.left.has_name(name) && !p.right.has_name(name))
-                throw pattern_error(context + ": axis '" + name +
-                                    "' is given a length but is not in the pattern");
+                throw pattern_error(
+                    message(context, ": axis '", name, "' is given a length but is not in the pattern"));
             for (std::size_t j = 0; j < i; ++j)
                 if (lengths[j].first == name)
-                    throw pattern_error(context + ": axis '" + name + "' is given a length twice");
+                    throw pattern_error(message(context, ": axis '", name, "' is given a length twice"));
             if (length < 0)
-                throw pattern_error(context + ": axis '" + name + "' is given the negative length " +
-                                    std::to_string(length));
+                throw pattern_error(
+                    message(context, ": axis '", name, "' is given the negative length ", length));
         }
     }
 
@@ -62,8 +63,9 @@ class RecipeBuilder {
         Index input_position = -1;
     };
 
-    [[noreturn]] void fail(const std::string& what) const {
-        throw pattern_error(context_ + ": " + what + " (input shape " + shape_to_string(input_shape_) + ")");
+    template <class... Parts>
+    [[noreturn]] void fail(const Parts&... parts) const {
+        throw pattern_error(message(context_, ": ", parts..., " (input shape ", input_shape_, ")"));
     }
 
     const Index* given_length(const std::string& name) const {
@@ -87,8 +89,7 @@ class RecipeBuilder {
         const Index rank = static_cast<Index>(input_shape_.size());
         const Index fixed = static_cast<Index>(p_.left.groups.size()) - (p_.left.has_ellipsis ? 1 : 0);
         if (p_.left.has_ellipsis ? rank < fixed : rank != fixed)
-            fail("expected an input of rank " + std::string(p_.left.has_ellipsis ? ">= " : "") +
-                 std::to_string(fixed) + ", got rank " + std::to_string(rank));
+            fail("expected an input of rank ", p_.left.has_ellipsis ? ">= " : "", fixed, ", got rank ", rank);
         const Index ellipsis_rank = rank - fixed;
         for (const einops::Group& g : p_.left.groups) {
             if (g.is_bare_ellipsis()) {
@@ -99,7 +100,7 @@ class RecipeBuilder {
                 }
                 continue;
             }
-            InputGroup in{{}, g.parenthesized ? g.text : "'" + g.text + "'"};
+            InputGroup in{{}, g.parenthesized ? g.text : message("'", g.text, "'")};
             for (const einops::Axis& a : g.axes) {
                 if (a.kind == einops::Axis::Kind::named) {
                     const Index* len = given_length(a.name);
@@ -117,8 +118,8 @@ class RecipeBuilder {
         std::string s;
         for (int m : members)
             if (elems_[static_cast<std::size_t>(m)].length >= 0)
-                s += (s.empty() ? "" : ", ") + elems_[static_cast<std::size_t>(m)].label + "=" +
-                     std::to_string(elems_[static_cast<std::size_t>(m)].length);
+                s += message(s.empty() ? "" : ", ", elems_[static_cast<std::size_t>(m)].label, "=",
+                             elems_[static_cast<std::size_t>(m)].length);
         return s;
     }
 
@@ -126,7 +127,7 @@ class RecipeBuilder {
         for (std::size_t i = 0; i < left_groups_.size(); ++i) {
             const InputGroup& g = left_groups_[i];
             const Index length = input_shape_[i];
-            const std::string where = "input axis " + std::to_string(i) + " " + g.text;
+            const std::string where = message("input axis ", i, " ", g.text);
             Index known = 1;
             std::vector<int> unknown;
             for (int m : g.members) {
@@ -140,23 +141,21 @@ class RecipeBuilder {
             if (unknown.size() > 1) {
                 std::vector<std::string> names;
                 for (int m : unknown) names.push_back(elems_[static_cast<std::size_t>(m)].label);
-                fail("cannot infer the lengths of " + join_names(names) + " in " + where +
+                fail("cannot infer the lengths of ", join_names(names), " in ", where,
                      ": give all but one of them");
             }
             if (unknown.empty()) {
                 if (length != known)
-                    fail(where + " has length " + std::to_string(length) + ", expected " +
-                         std::to_string(known) +
-                         (g.members.empty() ? "" : " (" + lengths_of(g.members) + ")"));
+                    fail(where, " has length ", length, ", expected ", known,
+                         g.members.empty() ? "" : message(" (", lengths_of(g.members), ")"));
                 continue;
             }
             if (known == 0)
-                fail("cannot infer the length of '" + elems_[static_cast<std::size_t>(unknown[0])].label +
-                     "' in " + where + " because the other lengths multiply to 0");
+                fail("cannot infer the length of '", elems_[static_cast<std::size_t>(unknown[0])].label,
+                     "' in ", where, " because the other lengths multiply to 0");
             if (length % known != 0)
-                fail(where + " has length " + std::to_string(length) + ", not divisible by " +
-                     lengths_of(g.members) +
-                     (g.members.size() > 2 ? " (product " + std::to_string(known) + ")" : ""));
+                fail(where, " has length ", length, ", not divisible by ", lengths_of(g.members),
+                     g.members.size() > 2 ? message(" (product ", known, ")") : "");
             elems_[static_cast<std::size_t>(unknown[0])].length = length / known;
         }
         for (const Elem& e : elems_) recipe_.input_axes.push_back(e.length);
@@ -188,7 +187,8 @@ class RecipeBuilder {
                 } else {
                     const Index* len = given_length(a.name);  // new axis of repeat
                     if (!len)
-                        fail("new axis '" + a.name + "' needs a length, e.g. {{\"" + a.name + "\", n}}");
+                        fail("new axis '", a.name, "' needs a length, e.g. {{", detail::quoted(a.name),
+                             ", n}}");
                     members.push_back(add_elem(a.name, *len, true));
                 }
                 for (int m : members) {

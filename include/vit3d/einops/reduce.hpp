@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "vit3d/core/enum_names.hpp"
+#include "vit3d/core/message.hpp"
 #include "vit3d/einops/pattern.hpp"
 #include "vit3d/einops/recipe.hpp"
 #include "vit3d/tensor/ops.hpp"
@@ -100,10 +101,9 @@ void accumulate(A* acc, const T* x, LoopNest nest, Combine combine) {
 template <class T>
 Tensor<T> apply_reduce(const einops::ParsedPattern& pattern, const Tensor<T>& x, Reduction reduction,
                        const AxisLengths& lengths) {
-    const std::string context =
-        std::string("vit3d::reduce(\"") + pattern.text + "\", " + reduction_name(reduction) + ")";
+    const std::string context = message("vit3d::reduce(", quoted(pattern.text), ", ", reduction, ")");
     if (reduction == Reduction::mean && !std::is_floating_point_v<T>)
-        throw pattern_error(context + ": mean needs a floating-point tensor");
+        throw pattern_error(message(context, ": mean needs a floating-point tensor"));
     const einops::Recipe recipe = einops::make_recipe(pattern, x.shape(), lengths, context);
 
     Tensor<T> out = Tensor<T>::empty(recipe.output_shape);
@@ -119,8 +119,8 @@ Tensor<T> apply_reduce(const einops::ParsedPattern& pattern, const Tensor<T>& x,
                                              static_cast<Index>(i)) == recipe.output_from.end())
             reduced *= recipe.input_axes[i];
     if (reduced == 0 && (reduction == Reduction::min || reduction == Reduction::max))
-        throw shape_error(context + ": cannot take the " + reduction_name(reduction) +
-                          " over zero elements (input shape " + shape_to_string(x.shape()) + ")");
+        throw shape_error(message(context, ": cannot take the ", reduction,
+                                  " over zero elements (input shape ", x.shape(), ")"));
 
     using A = Accumulator<T>;
     A identity = A(0);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "vit3d/core/message.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
 namespace vit3d {
@@ -13,7 +14,7 @@ namespace vit3d {
 template <class T>
 Tensor<T> concat(const std::vector<Tensor<T>>& parts, Index axis) {
     const char* op = "vit3d::concat";
-    if (parts.empty()) throw shape_error(std::string(op) + ": expected at least one tensor, got none");
+    if (parts.empty()) throw shape_error(message(op, ": expected at least one tensor, got none"));
     const Shape& first = parts.front().shape();
     axis = normalize_axis(axis, static_cast<Index>(first.size()), op);
     const auto ax = static_cast<std::size_t>(axis);
@@ -24,9 +25,8 @@ Tensor<T> concat(const std::vector<Tensor<T>>& parts, Index axis) {
         bool fits = s.size() == first.size();
         for (std::size_t i = 0; fits && i < s.size(); ++i) fits = i == ax || s[i] == first[i];
         if (!fits)
-            throw shape_error(std::string(op) + ": along axis " + std::to_string(axis) + " tensor " +
-                              std::to_string(p) + " has shape " + shape_to_string(s) + ", expected " +
-                              shape_to_string(first) + " except at that axis");
+            throw shape_error(message(op, ": along axis ", axis, " tensor ", p, " has shape ", s,
+                                      ", expected ", first, " except at that axis"));
         out_shape[ax] += s[ax];
     }
     Tensor<T> out = Tensor<T>::empty(out_shape);
@@ -45,15 +45,15 @@ Tensor<T> concat(const std::vector<Tensor<T>>& parts, Index axis) {
 template <class T>
 Tensor<T> stack(const std::vector<Tensor<T>>& parts, Index axis = 0) {
     const char* op = "vit3d::stack";
-    if (parts.empty()) throw shape_error(std::string(op) + ": expected at least one tensor, got none");
+    if (parts.empty()) throw shape_error(message(op, ": expected at least one tensor, got none"));
     const Shape& first = parts.front().shape();
     axis = normalize_axis(axis, static_cast<Index>(first.size()) + 1, op);
     std::vector<Tensor<T>> expanded;
     expanded.reserve(parts.size());
     for (std::size_t p = 0; p < parts.size(); ++p) {
         if (parts[p].shape() != first)
-            throw shape_error(std::string(op) + ": tensor " + std::to_string(p) + " has shape " +
-                              shape_to_string(parts[p].shape()) + ", expected " + shape_to_string(first));
+            throw shape_error(
+                message(op, ": tensor ", p, " has shape ", parts[p].shape(), ", expected ", first));
         expanded.push_back(parts[p].unsqueeze(axis));
     }
     return concat(expanded, axis);
@@ -107,8 +107,8 @@ template <class T, class F>
 Tensor<T>& broadcast_inplace(Tensor<T>& a, const Tensor<T>& b, F f, const char* op) {
     const Shape out_shape = broadcast_shapes(a.shape(), b.shape(), op);
     if (out_shape != a.shape())
-        throw shape_error(std::string(op) + ": result shape " + shape_to_string(out_shape) +
-                          " differs from the left operand's " + shape_to_string(a.shape()));
+        throw shape_error(
+            message(op, ": result shape ", out_shape, " differs from the left operand's ", a.shape()));
     // Written into a's own elements: a residual add costs no fresh tensor.
     T* pa = a.data();
     const T* pb = b.data();
@@ -249,8 +249,8 @@ template <class T>
 Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
     const char* op = "vit3d::matmul";
     if (a.rank() < 2 || b.rank() < 2 || a.dim(-1) != b.dim(-2))
-        throw shape_error(std::string(op) + ": expected [..., M, K] x [..., K, N], got " +
-                          shape_to_string(a.shape()) + " x " + shape_to_string(b.shape()));
+        throw shape_error(
+            message(op, ": expected [..., M, K] x [..., K, N], got ", a.shape(), " x ", b.shape()));
     const Shape batch_a(a.shape().begin(), a.shape().end() - 2),
         batch_b(b.shape().begin(), b.shape().end() - 2);
     Shape out_shape = broadcast_shapes(batch_a, batch_b, op);

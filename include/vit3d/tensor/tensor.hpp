@@ -62,15 +62,15 @@ class Tensor {
     // A tensor of the given shape holding a copy of `values` (row-major); the sizes must agree.
     Tensor(Shape shape, const std::vector<T>& values) : Tensor(empty(std::move(shape))) {
         if (static_cast<Index>(values.size()) != size())
-            throw shape_error("vit3d::Tensor: shape " + shape_to_string(shape_) + " needs " +
-                              std::to_string(size()) + " values, got " + std::to_string(values.size()));
+            throw shape_error(
+                message("vit3d::Tensor: shape ", shape_, " needs ", size(), " values, got ", values.size()));
         std::copy(values.begin(), values.end(), data());
     }
 
     // A tensor of the given shape holding a copy of size() values read from `values` (row-major).
     Tensor(Shape shape, const T* values) : Tensor(empty(std::move(shape))) {
         if (size() > 0 && values == nullptr)
-            throw shape_error("vit3d::Tensor: null data pointer for shape " + shape_to_string(shape_));
+            throw shape_error(message("vit3d::Tensor: null data pointer for shape ", shape_));
         if (size() > 0) std::memcpy(data(), values, static_cast<std::size_t>(size()) * sizeof(T));
     }
 
@@ -218,8 +218,8 @@ class Tensor {
     Tensor squeeze(Index axis) const {
         axis = normalize_axis(axis, rank(), "vit3d::Tensor::squeeze");
         if (shape_[static_cast<std::size_t>(axis)] != 1)
-            throw shape_error("vit3d::Tensor::squeeze: expected axis " + std::to_string(axis) +
-                              " of length 1, got shape " + shape_to_string(shape_));
+            throw shape_error(
+                message("vit3d::Tensor::squeeze: expected axis ", axis, " of length 1, got shape ", shape_));
         Shape s = shape_;
         s.erase(s.begin() + axis);
         return reshape(std::move(s));
@@ -229,16 +229,15 @@ class Tensor {
     Tensor permute(const std::vector<Index>& order) const {
         const char* op = "vit3d::Tensor::permute";
         if (static_cast<Index>(order.size()) != rank())
-            throw shape_error(std::string(op) + ": expected " + std::to_string(rank()) + " axes for shape " +
-                              shape_to_string(shape_) + ", got order " + shape_to_string(order));
+            throw shape_error(
+                message(op, ": expected ", rank(), " axes for shape ", shape_, ", got order ", order));
         std::vector<bool> seen(order.size(), false);
         detail::LoopNest nest;
         const Shape own_strides = strides();
         for (Index axis : order) {
             const Index a = normalize_axis(axis, rank(), op);
             if (seen[static_cast<std::size_t>(a)])
-                throw shape_error(std::string(op) + ": order " + shape_to_string(order) + " repeats axis " +
-                                  std::to_string(a));
+                throw shape_error(message(op, ": order ", order, " repeats axis ", a));
             seen[static_cast<std::size_t>(a)] = true;
             nest.dims.push_back(shape_[static_cast<std::size_t>(a)]);
             nest.src_strides.push_back(own_strides[static_cast<std::size_t>(a)]);
@@ -262,7 +261,7 @@ class Tensor {
     Tensor slice(Index axis, Index start, Index stop, Index step = 1) const {
         const char* op = "vit3d::Tensor::slice";
         axis = normalize_axis(axis, rank(), op);
-        if (step < 1) throw shape_error(std::string(op) + ": step must be >= 1, got " + std::to_string(step));
+        if (step < 1) throw shape_error(message(op, ": step must be >= 1, got ", step));
         const Index len = shape_[static_cast<std::size_t>(axis)];
         auto clamp = [len](Index i) { return std::clamp(i < 0 ? i + len : i, Index(0), len); };
         start = clamp(start);
@@ -276,9 +275,8 @@ class Tensor {
         axis = normalize_axis(axis, rank(), op);
         const Index len = shape_[static_cast<std::size_t>(axis)];
         if (start < 0 || length < 0 || start + length > len)
-            throw shape_error(std::string(op) + ": range [" + std::to_string(start) + ", " +
-                              std::to_string(start + length) + ") is outside axis " + std::to_string(axis) +
-                              " of shape " + shape_to_string(shape_));
+            throw shape_error(message(op, ": range [", start, ", ", start + length, ") is outside axis ",
+                                      axis, " of shape ", shape_));
         return strided_section(axis, start, length, 1);
     }
     // The sub-tensor at `index` along `axis`, with that axis removed (rank - 1). Negative index counts
@@ -288,8 +286,8 @@ class Tensor {
         axis = normalize_axis(axis, rank(), op);
         const Index len = shape_[static_cast<std::size_t>(axis)];
         if (index < -len || index >= len)
-            throw index_error(std::string(op) + ": index " + std::to_string(index) + " is outside axis " +
-                              std::to_string(axis) + " of shape " + shape_to_string(shape_));
+            throw index_error(
+                message(op, ": index ", index, " is outside axis ", axis, " of shape ", shape_));
         Tensor t = strided_section(axis, index < 0 ? index + len : index, 1, 1);
         t.shape_.erase(t.shape_.begin() + axis);
         return t;
@@ -323,8 +321,7 @@ class Tensor {
     // matrix(i) is the i-th of them in row-major order of the leading axes. Needs rank >= 2.
     Index num_matrices() const {
         if (rank() < 2)
-            throw shape_error("vit3d::Tensor::num_matrices: expected rank >= 2, got shape " +
-                              shape_to_string(shape_));
+            throw shape_error(message("vit3d::Tensor::num_matrices: expected rank >= 2, got shape ", shape_));
         return batch_count();
     }
     MatrixMap matrix(Index i) {
@@ -363,8 +360,8 @@ class Tensor {
             ++axis;
         }
         if (!ok)
-            throw index_error("vit3d::Tensor::at: index " + shape_to_string(Shape(index)) +
-                              " is outside shape " + shape_to_string(shape_));
+            throw index_error(
+                message("vit3d::Tensor::at: index ", Shape(index), " is outside shape ", shape_));
         return offset;
     }
 
@@ -374,27 +371,25 @@ class Tensor {
         for (std::size_t i = 0; i < target.size(); ++i) {
             if (target[i] == -1) {
                 if (inferred >= 0)
-                    throw shape_error(std::string(op) + ": only one length may be -1, got " +
-                                      shape_to_string(target));
+                    throw shape_error(message(op, ": only one length may be -1, got ", target));
                 inferred = static_cast<Index>(i);
             } else if (target[i] < 0) {
-                throw shape_error(std::string(op) + ": invalid length in " + shape_to_string(target));
+                throw shape_error(message(op, ": invalid length in ", target));
             } else {
                 if (target[i] != 0 && known > std::numeric_limits<Index>::max() / target[i])
-                    throw shape_error(std::string(op) + ": shape " + shape_to_string(target) +
-                                      " has too many elements");
+                    throw shape_error(message(op, ": shape ", target, " has too many elements"));
                 known *= target[i];
             }
         }
         if (inferred >= 0) {
             if (known == 0 || size() % known != 0)
-                throw shape_error(std::string(op) + ": cannot reshape " + shape_to_string(shape_) + " (" +
-                                  std::to_string(size()) + " elements) into " + shape_to_string(target));
+                throw shape_error(
+                    message(op, ": cannot reshape ", shape_, " (", size(), " elements) into ", target));
             target[static_cast<std::size_t>(inferred)] = size() / known;
         }
         if (shape_numel(target, op) != size())
-            throw shape_error(std::string(op) + ": cannot reshape " + shape_to_string(shape_) + " (" +
-                              std::to_string(size()) + " elements) into " + shape_to_string(target));
+            throw shape_error(
+                message(op, ": cannot reshape ", shape_, " (", size(), " elements) into ", target));
         return target;
     }
 
@@ -414,8 +409,7 @@ class Tensor {
 
     std::pair<Index, Index> matrix_extent(const char* op, Index min_rank) const {
         if (rank() < min_rank)
-            throw shape_error(std::string(op) + ": expected rank >= " + std::to_string(min_rank) +
-                              ", got shape " + shape_to_string(shape_));
+            throw shape_error(message(op, ": expected rank >= ", min_rank, ", got shape ", shape_));
         const Index cols = shape_.back();
         Index rows = 1;
         for (std::size_t i = 0; i + 1 < shape_.size(); ++i) rows *= shape_[i];
@@ -429,8 +423,8 @@ class Tensor {
     Index checked_matrix_index(Index i) const {
         const Index n = num_matrices();
         if (i < 0 || i >= n)
-            throw index_error("vit3d::Tensor::matrix: index " + std::to_string(i) + " is outside the " +
-                              std::to_string(n) + " matrices of shape " + shape_to_string(shape_));
+            throw index_error(message("vit3d::Tensor::matrix: index ", i, " is outside the ", n,
+                                      " matrices of shape ", shape_));
         return i;
     }
 
