@@ -113,20 +113,17 @@ struct CTEncoder {
         const char* op = "vit3d::models::CTEncoder";
         for (std::size_t a = 0; a < 3; ++a)
             if (c.input_size[a] <= 0 || c.patch_size[a] <= 0 || c.input_size[a] % c.patch_size[a] != 0)
-                throw config_error(std::string(op) + ": input size " +
-                                   shape_to_string(Shape(c.input_size.begin(), c.input_size.end())) +
-                                   " is not a positive multiple of the patch " +
-                                   shape_to_string(Shape(c.patch_size.begin(), c.patch_size.end())));
+                throw config_error(message(op, ": input size ", c.input_size,
+                                           " is not a positive multiple of the patch ", c.patch_size));
         if (c.pool != Pooling::cls && c.pool != Pooling::mean)
-            throw config_error(std::string(op) + ": the global feature pools by cls or mean, not none");
+            throw config_error(message(op, ": the global feature pools by cls or mean, not none"));
         if (c.pos_embed != PosEmbedKind::factorized3d && c.pos_embed != PosEmbedKind::sincos)
-            throw config_error(std::string(op) + ": positions are factorized3d or sincos");
+            throw config_error(message(op, ": positions are factorized3d or sincos"));
         if (c.pos_embed == PosEmbedKind::factorized3d && c.dim % 3 != 0)
-            throw config_error(std::string(op) + ": factorized 3D positions need dim divisible by 3, got " +
-                               std::to_string(c.dim));
+            throw config_error(message(op, ": factorized 3D positions need dim divisible by 3, got ", c.dim));
         if (c.depth < 0 || c.projection_dim < 0)
-            throw config_error(std::string(op) + ": expected depth >= 0 and projection_dim >= 0, got " +
-                               std::to_string(c.depth) + " and " + std::to_string(c.projection_dim));
+            throw config_error(message(op, ": expected depth >= 0 and projection_dim >= 0, got ", c.depth,
+                                       " and ", c.projection_dim));
         nn::PatchEmbedConfig<3> patch;
         patch.in_channels = c.channels;
         patch.dim = c.dim;
@@ -169,11 +166,9 @@ struct CTEncoder {
     CTEncoderState<T> embed(const Tensor<T>& volume, const Tensor<Label>* mask = nullptr) const {
         const auto grid = patch_embed.grid(volume.shape());
         if (grid != config.grid())
-            throw shape_error("vit3d::models::CTEncoder::forward: expected a volume [B, " +
-                              std::to_string(config.channels) + ", " + std::to_string(config.input_size[0]) +
-                              ", " + std::to_string(config.input_size[1]) + ", " +
-                              std::to_string(config.input_size[2]) + "], got " +
-                              shape_to_string(volume.shape()));
+            throw shape_error(message("vit3d::models::CTEncoder::forward: expected a volume [B, ",
+                                      config.channels, ", ", config.input_size[0], ", ", config.input_size[1],
+                                      ", ", config.input_size[2], "], got ", volume.shape()));
         CTEncoderState<T> state;
         if (mask) state.assignment = anatomy.assignment(*mask, volume.shape());  // checked before the work
         Tensor<T> patches = patch_embed.forward(volume);                         // [B, N, D]

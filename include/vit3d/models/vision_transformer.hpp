@@ -105,20 +105,17 @@ struct VisionTransformer {
         const char* op = "vit3d::models::VisionTransformer";
         for (std::size_t i = 0; i < SpatialDims; ++i)
             if (c.input_size[i] <= 0 || c.patch_size[i] <= 0 || c.input_size[i] % c.patch_size[i] != 0)
-                throw shape_error(std::string(op) + ": input size " + std::to_string(c.input_size[i]) +
-                                  " on axis " + std::to_string(i) +
-                                  " is not a positive multiple of the patch " + "size " +
-                                  std::to_string(c.patch_size[i]));
+                throw shape_error(message(op, ": input size ", c.input_size[i], " on axis ", i,
+                                          " is not a positive multiple of the patch size ", c.patch_size[i]));
         // Contradictions that forward() would otherwise meet later, or never report.
         if (c.pool == Pooling::cls && !c.class_token)
-            throw config_error(std::string(op) + ": cls pooling needs a class token (class_token = false)");
+            throw config_error(message(op, ": cls pooling needs a class token (class_token = false)"));
         if (c.pool == Pooling::none && (c.num_classes > 0 || c.head_norm))
-            throw config_error(std::string(op) + ": a head (num_classes = " + std::to_string(c.num_classes) +
-                               ", head_norm = " + (c.head_norm ? "true" : "false") +
-                               ") needs a pooled feature, but pooling is none");
+            throw config_error(message(op, ": a head (num_classes = ", c.num_classes, ", head_norm = ",
+                                       c.head_norm, ") needs a pooled feature, but pooling is none"));
         if (c.depth < 0 || c.num_classes < 0)
-            throw config_error(std::string(op) + ": expected depth >= 0 and num_classes >= 0, got " +
-                               std::to_string(c.depth) + " and " + std::to_string(c.num_classes));
+            throw config_error(message(op, ": expected depth >= 0 and num_classes >= 0, got ", c.depth,
+                                       " and ", c.num_classes));
         nn::PatchEmbedConfig<SpatialDims> patch;
         patch.in_channels = c.channels;
         patch.dim = c.dim;
@@ -140,13 +137,11 @@ struct VisionTransformer {
         if (c.pos_embed == PosEmbedKind::factorized3d) {
             if constexpr (SpatialDims == 3) {
                 if (c.dim % 3 != 0)
-                    throw shape_error(std::string(op) +
-                                      ": a factorized 3D position embedding needs dim divisible by 3, got " +
-                                      std::to_string(c.dim));
+                    throw shape_error(message(
+                        op, ": a factorized 3D position embedding needs dim divisible by 3, got ", c.dim));
                 factorized_pos_embed = nn::FactorizedPosEmbed3d<T>(c.dim / 3, c.grid());
             } else {
-                throw shape_error(std::string(op) +
-                                  ": a factorized 3D position embedding needs 3 spatial axes");
+                throw shape_error(message(op, ": a factorized 3D position embedding needs 3 spatial axes"));
             }
         }
         nn::EncoderBlockConfig block;
@@ -173,10 +168,9 @@ struct VisionTransformer {
                                        bool class_attention = false) const {
         const auto grid = patch_embed.grid(x.shape());
         if (grid != config.grid())
-            throw shape_error("vit3d::models::VisionTransformer::forward: expected spatial size " +
-                              shape_to_string(Shape(config.input_size.begin(), config.input_size.end())) +
-                              ", got input " + shape_to_string(x.shape()) +
-                              " (resample the position embedding for other sizes)");
+            throw shape_error(message("vit3d::models::VisionTransformer::forward: expected spatial size ",
+                                      config.input_size, ", got input ", x.shape(),
+                                      " (resample the position embedding for other sizes)"));
         Tensor<T> tokens = patch_embed.forward(x);
         const Index B = x.dim(0);
         const bool pos_first = !config.pos_embed_covers_class_token;
@@ -210,9 +204,8 @@ struct VisionTransformer {
         const auto g = config.grid();
         const Index N = config.num_patches();
         if (tokens.rank() != 3 || tokens.dim(1) != prefix_tokens() + N)
-            throw shape_error("vit3d::models::VisionTransformer::patch_grid: expected tokens [B, " +
-                              std::to_string(prefix_tokens() + N) + ", D], got " +
-                              shape_to_string(tokens.shape()));
+            throw shape_error(message("vit3d::models::VisionTransformer::patch_grid: expected tokens [B, ",
+                                      prefix_tokens() + N, ", D], got ", tokens.shape()));
         Shape shape{tokens.dim(0)};
         for (Index n : g) shape.push_back(n);
         shape.push_back(tokens.dim(2));

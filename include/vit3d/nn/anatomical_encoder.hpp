@@ -42,11 +42,9 @@ struct AnatomicalEncoder {
     AnatomicalEncoder() = default;
     explicit AnatomicalEncoder(const AnatomicalEncoderConfig& c) : patch(c.patch) {
         if (c.dim <= 0 || c.regions <= 0 || c.patch[0] <= 0 || c.patch[1] <= 0 || c.patch[2] <= 0)
-            throw shape_error(
-                "vit3d::nn::AnatomicalEncoder: expected dim > 0, regions > 0 and a positive patch, "
-                "got dim " +
-                std::to_string(c.dim) + ", " + std::to_string(c.regions) + " regions, patch " +
-                shape_to_string(Shape(c.patch.begin(), c.patch.end())));
+            throw shape_error(message(
+                "vit3d::nn::AnatomicalEncoder: expected dim > 0, regions > 0 and a positive patch, got dim ",
+                c.dim, ", ", c.regions, " regions, patch ", c.patch));
         region_embed = Tensor<T>(Shape{c.regions + 1, c.dim});
     }
 
@@ -68,14 +66,13 @@ struct AnatomicalEncoder {
                           mask.dim(0) == volume[0] && (!channel_axis || mask.dim(1) == 1) &&
                           mask.dim(-3) == volume[2] && mask.dim(-2) == volume[3] && mask.dim(-1) == volume[4];
         if (!fits)
-            throw shape_error(std::string(op) + ": expected a mask [B, 1, S0, S1, S2] of the volume's size " +
-                              shape_to_string(volume) + ", got " + shape_to_string(mask.shape()));
+            throw shape_error(message(op, ": expected a mask [B, 1, S0, S1, S2] of the volume's size ",
+                                      volume, ", got ", mask.shape()));
         std::array<Index, 3> grid{};
         for (std::size_t a = 0; a < 3; ++a) {
             if (volume[2 + a] % patch[a] != 0)
-                throw shape_error(std::string(op) + ": volume axis " + std::to_string(2 + a) + " of " +
-                                  shape_to_string(volume) + " is not divisible by the patch size " +
-                                  std::to_string(patch[a]));
+                throw shape_error(message(op, ": volume axis ", 2 + a, " of ", volume,
+                                          " is not divisible by the patch size ", patch[a]));
             grid[a] = volume[2 + a] / patch[a];
         }
         const Index B = volume[0], S1 = volume[3], S2 = volume[4], labels = regions() + 1;
@@ -107,10 +104,9 @@ struct AnatomicalEncoder {
         });
         for (Index at : bad_voxel)
             if (at >= 0)
-                throw shape_error(std::string(op) + ": expected labels 0.." + std::to_string(regions()) +
-                                  ", got " + std::to_string(static_cast<long long>(voxels[at])) +
-                                  " at flat voxel " + std::to_string(at) + " of the mask " +
-                                  shape_to_string(mask.shape()));
+                throw shape_error(message(op, ": expected labels 0..", regions(), ", got ",
+                                          static_cast<long long>(voxels[at]), " at flat voxel ", at,
+                                          " of the mask ", mask.shape()));
         Tensor<T> a = Tensor<T>::empty({B, N, labels});
         const double per_patch = static_cast<double>(patch[0] * patch[1] * patch[2]);
         for (std::size_t i = 0; i < counts.size(); ++i)
@@ -124,11 +120,10 @@ struct AnatomicalEncoder {
         if (region_embed.rank() != 2 || patches.rank() != 3 || patches.dim(2) != D ||
             assignment.rank() != 3 || assignment.dim(0) != patches.dim(0) ||
             assignment.dim(1) != patches.dim(1) || assignment.dim(2) != labels)
-            throw shape_error("vit3d::nn::AnatomicalEncoder::region_tokens: expected patches [B, N, " +
-                              std::to_string(D) + "] and an assignment [B, N, " + std::to_string(labels) +
-                              "], got patches " + shape_to_string(patches.shape()) + " and assignment " +
-                              shape_to_string(assignment.shape()) + " (region_embed " +
-                              shape_to_string(region_embed.shape()) + ")");
+            throw shape_error(message("vit3d::nn::AnatomicalEncoder::region_tokens: expected patches [B, N, ",
+                                      D, "] and an assignment [B, N, ", labels, "], got patches ",
+                                      patches.shape(), " and assignment ", assignment.shape(),
+                                      " (region_embed ", region_embed.shape(), ")"));
         const Index B = patches.dim(0), N = patches.dim(1);
         using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
         using Map = Eigen::Map<const Matrix>;

@@ -69,15 +69,12 @@ struct MultiHeadAttention {
         : heads(c.heads), head_dim(c.head_dim > 0 ? c.head_dim : (c.heads > 0 ? c.dim / c.heads : 0)) {
         const char* op = "vit3d::nn::MultiHeadAttention";
         if (c.dim <= 0 || c.heads <= 0 || c.head_dim < 0 || (c.head_dim == 0 && c.dim % c.heads != 0))
-            throw shape_error(std::string(op) +
-                              ": expected dim > 0 divisible by heads > 0 (or head_dim > 0), " + "got dim " +
-                              std::to_string(c.dim) + ", " + std::to_string(c.heads) + " heads, head_dim " +
-                              std::to_string(c.head_dim));
+            throw shape_error(message(op,
+                                      ": expected dim > 0 divisible by heads > 0 (or head_dim > 0), got dim ",
+                                      c.dim, ", ", c.heads, " heads, head_dim ", c.head_dim));
         if (!c.out_proj && inner_dim() != c.dim)
-            throw shape_error(std::string(op) +
-                              ": without an output projection heads * head_dim must equal " + "dim " +
-                              std::to_string(c.dim) + ", got " + std::to_string(c.heads) + " * " +
-                              std::to_string(head_dim));
+            throw shape_error(message(op, ": without an output projection heads * head_dim must equal dim ",
+                                      c.dim, ", got ", c.heads, " * ", head_dim));
         qkv = Linear<T>(c.dim, 3 * inner_dim(), c.qkv_bias);
         if (c.out_proj) proj = Linear<T>(inner_dim(), c.dim, c.proj_bias);
     }
@@ -92,13 +89,12 @@ struct MultiHeadAttention {
         check_parameters(op);
         const Index I = inner_dim(), D = dim();
         if (x.rank() != 3 || x.dim(2) != D)
-            throw shape_error(std::string(op) + ": expected x [B, N, " + std::to_string(D) + "], got " +
-                              shape_to_string(x.shape()));
+            throw shape_error(message(op, ": expected x [B, N, ", D, "], got ", x.shape()));
         const Index B = x.dim(0), Nq = x.dim(1);
         const Tensor<T>& kv_source = in.context ? *in.context : x;
         if (in.context && (kv_source.rank() != 3 || kv_source.dim(0) != B || kv_source.dim(2) != D))
-            throw shape_error(std::string(op) + ": expected context [" + std::to_string(B) + ", Nk, " +
-                              std::to_string(D) + "], got " + shape_to_string(kv_source.shape()));
+            throw shape_error(
+                message(op, ": expected context [", B, ", Nk, ", D, "], got ", kv_source.shape()));
         const Index Nk = kv_source.dim(1);
         AttentionProblem<T> problem;
         problem.batch = B, problem.heads = heads, problem.queries = Nq, problem.keys = Nk;
@@ -152,10 +148,9 @@ struct MultiHeadAttention {
         const Tensor<T>& kv_source = in.context ? *in.context : x;
         if (x.rank() != 3 || x.dim(2) != D || query < 0 || query >= x.dim(1) || kv_source.rank() != 3 ||
             kv_source.dim(0) != x.dim(0) || kv_source.dim(2) != D)
-            throw shape_error(std::string(op) + ": expected x [B, N, " + std::to_string(D) +
-                              "], a query in [0, N) " + "and a context [B, Nk, " + std::to_string(D) +
-                              "], got x " + shape_to_string(x.shape()) + ", query " + std::to_string(query) +
-                              ", context " + shape_to_string(kv_source.shape()));
+            throw shape_error(message(op, ": expected x [B, N, ", D,
+                                      "], a query in [0, N) and a context [B, Nk, ", D, "], got x ",
+                                      x.shape(), ", query ", query, ", context ", kv_source.shape()));
         const Index B = x.dim(0), Nq = x.dim(1), Nk = kv_source.dim(1);
         // The operands' strides for the whole problem, then the problem of row `query` alone.
         AttentionProblem<T> whole;
@@ -206,10 +201,9 @@ struct MultiHeadAttention {
         if (heads <= 0 || head_dim <= 0 || qkv.weight.rank() != 2 || qkv.out_features() != 3 * I ||
             (proj && (proj->in_features() != I || proj->out_features() != qkv.in_features())) ||
             (!proj && I != qkv.in_features()))
-            throw shape_error(std::string(op) + ": parameters do not fit " + std::to_string(heads) +
-                              " heads of " + std::to_string(head_dim) + ": qkv weight " +
-                              shape_to_string(qkv.weight.shape()) + ", proj weight " +
-                              (proj ? shape_to_string(proj->weight.shape()) : std::string("none")));
+            throw shape_error(message(op, ": parameters do not fit ", heads, " heads of ", head_dim,
+                                      ": qkv weight ", qkv.weight.shape(), ", proj weight ",
+                                      (proj ? shape_to_string(proj->weight.shape()) : std::string("none"))));
     }
 
     // x [B, N, D] projected by rows [first, first + count) of the fused weight (cross-attention).

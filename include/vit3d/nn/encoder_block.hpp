@@ -110,8 +110,7 @@ struct Encoder {
     // Each block is built in place rather than copied from a prototype: a copy would write every
     // parameter's zeros, while a freshly built block's zeros are untouched pages until a loader fills them.
     Encoder(Index depth, const EncoderBlockConfig& c, bool final_norm = true) {
-        if (depth < 0)
-            throw config_error("vit3d::nn::Encoder: expected depth >= 0, got " + std::to_string(depth));
+        if (depth < 0) throw config_error(message("vit3d::nn::Encoder: expected depth >= 0, got ", depth));
         blocks.reserve(static_cast<std::size_t>(depth));
         for (Index i = 0; i < depth; ++i) blocks.emplace_back(c);
         if (final_norm) norm = LayerNorm<T>(c.dim, c.eps);

@@ -32,10 +32,9 @@ struct LayerNorm {
     Tensor<T> forward(const Tensor<T>& x) const {
         const Index d = weight.size();
         if (bias.size() != d || x.rank() < 1 || x.dim(-1) != d)
-            throw shape_error("vit3d::nn::LayerNorm::forward: expected input [..., " + std::to_string(d) +
-                              "] and weight/bias [" + std::to_string(d) + "], got input " +
-                              shape_to_string(x.shape()) + ", weight " + shape_to_string(weight.shape()) +
-                              ", bias " + shape_to_string(bias.shape()));
+            throw shape_error(message("vit3d::nn::LayerNorm::forward: expected input [..., ", d,
+                                      "] and weight/bias [", d, "], got input ", x.shape(), ", weight ",
+                                      weight.shape(), ", bias ", bias.shape()));
         Tensor<T> y = Tensor<T>::empty(x.shape());
         const Index rows = d == 0 ? 0 : x.size() / d;
         const Index rows_per_thread = std::max<Index>(1, (Index(1) << 14) / std::max<Index>(d, 1));

@@ -82,14 +82,14 @@ struct PatchEmbed {
         Index patch_dim = c.in_channels;
         for (Index k : c.patch) sizes_ok = sizes_ok && k > 0, patch_dim *= k;
         if (!sizes_ok)
-            throw shape_error(std::string(op) + ": expected positive in_channels, dim and patch sizes, got " +
-                              std::to_string(c.in_channels) + ", " + std::to_string(c.dim) + " and patch " +
-                              shape_to_string(Shape(c.patch.begin(), c.patch.end())));
+            throw shape_error(message(op, ": expected positive in_channels, dim and patch sizes, got ",
+                                      c.in_channels, ", ", c.dim, " and patch ", c.patch));
         if (c.projection == PatchProjection::conv &&
             (c.norms || c.feature_order != FeatureOrder::spatial_then_channel))
-            throw shape_error(std::string(op) +
-                              ": LayerNorms and the feature order belong to the unfold projection; a conv "
-                              "projection orders its weight [D, C, k...] and has no LayerNorms");
+            throw shape_error(
+                message(op,
+                        ": LayerNorms and the feature order belong to the unfold projection; a conv "
+                        "projection orders its weight [D, C, k...] and has no LayerNorms"));
         Shape w{c.dim};
         if (c.projection == PatchProjection::conv) {
             w.push_back(c.in_channels);
@@ -127,14 +127,13 @@ struct PatchEmbed {
         const char* op = "vit3d::nn::PatchEmbed::forward";
         const Index C = in_channels();
         if (input.size() != SpatialDims + 2 || input[1] != C)
-            throw shape_error(std::string(op) + ": expected input [B, " + std::to_string(C) +
-                              expected_spatial() + "], got " + shape_to_string(input));
+            throw shape_error(message(op, ": expected input [B, ", C, expected_spatial(), "], got ", input));
         std::array<Index, SpatialDims> g{};
         for (std::size_t i = 0; i < SpatialDims; ++i) {
             if (patch[i] <= 0 || input[2 + i] % patch[i] != 0)
-                throw shape_error(std::string(op) + ": input axis " + std::to_string(2 + i) + " has length " +
-                                  std::to_string(input[2 + i]) + ", not divisible by the patch size " +
-                                  std::to_string(patch[i]) + " (input " + shape_to_string(input) + ")");
+                throw shape_error(message(op, ": input axis ", 2 + i, " has length ", input[2 + i],
+                                          ", not divisible by the patch size ", patch[i], " (input ", input,
+                                          ")"));
             g[i] = input[2 + i] / patch[i];
         }
         return g;
@@ -207,7 +206,7 @@ struct PatchEmbed {
 
     std::string expected_spatial() const {
         std::string s;
-        for (Index k : patch) s += ", k*" + std::to_string(k);
+        for (Index k : patch) s += message(", k*", k);
         return s;
     }
 
@@ -246,11 +245,9 @@ struct PatchEmbed {
         }
         if (ok && bias) ok = bias->rank() == 1 && bias->dim(0) == weight.dim(0);
         if (!ok)
-            throw shape_error(std::string(op) + ": parameters do not fit a " +
-                              (projection == PatchProjection::conv ? "conv" : "unfold") +
-                              " projection with patch" + expected_spatial() + ": weight " +
-                              shape_to_string(weight.shape()) + ", bias " +
-                              (bias ? shape_to_string(bias->shape()) : std::string("none")));
+            throw shape_error(message(op, ": parameters do not fit a ", projection, " projection with patch",
+                                      expected_spatial(), ": weight ", weight.shape(), ", bias ",
+                                      (bias ? shape_to_string(bias->shape()) : std::string("none"))));
     }
 };
 

@@ -34,9 +34,8 @@ struct LearnedPosEmbed {
                               (table.rank() == 2 && table.dim(0) == x.dim(1) && table.dim(1) == x.dim(2)));
         if (!fits)
             throw shape_error(
-                "vit3d::nn::LearnedPosEmbed::forward: expected tokens [B, N, D] matching the table " +
-                shape_to_string(table.shape()) + ", got " + shape_to_string(x.shape()) +
-                " (resample the table for other grid sizes)");
+                message("vit3d::nn::LearnedPosEmbed::forward: expected tokens [B, N, D] matching the table ",
+                        table.shape(), ", got ", x.shape(), " (resample the table for other grid sizes)"));
         return x + table;
     }
 
@@ -73,12 +72,11 @@ struct FactorizedPosEmbed3d {
         for (int a = 0; a < 3; ++a) {
             const Index n = tables[a]->dim(0);
             if (tables[a]->rank() != 2 || tables[a]->dim(1) != F)
-                throw shape_error(std::string(op) + ": expected three tables [n, " + std::to_string(F) +
-                                  "], got " + shape_to_string(tables[a]->shape()));
+                throw shape_error(
+                    message(op, ": expected three tables [n, ", F, "], got ", tables[a]->shape()));
             if (grid[a] < 1 || grid[a] > n)
-                throw shape_error(std::string(op) + ": grid axis " + std::to_string(a) + " has " +
-                                  std::to_string(grid[a]) + " patches, the table holds 1 to " +
-                                  std::to_string(n));
+                throw shape_error(
+                    message(op, ": grid axis ", a, " has ", grid[a], " patches, the table holds 1 to ", n));
             for (Index i = 0; i < grid[a]; ++i) rows[a].push_back((i + 1) * (n / grid[a]) - 1);
         }
         Tensor<T> pos = Tensor<T>::empty({1, grid[0] * grid[1] * grid[2], 3 * F});
@@ -97,9 +95,8 @@ struct FactorizedPosEmbed3d {
     Tensor<T> forward(const Tensor<T>& x, const std::array<Index, 3>& grid) const {
         const Tensor<T> pos = embedding(grid);
         if (x.rank() != 3 || x.dim(1) != pos.dim(1) || x.dim(2) != pos.dim(2))
-            throw shape_error("vit3d::nn::FactorizedPosEmbed3d::forward: expected tokens [B, " +
-                              std::to_string(pos.dim(1)) + ", " + std::to_string(pos.dim(2)) + "], got " +
-                              shape_to_string(x.shape()));
+            throw shape_error(message("vit3d::nn::FactorizedPosEmbed3d::forward: expected tokens [B, ",
+                                      pos.dim(1), ", ", pos.dim(2), "], got ", x.shape()));
         return x + pos;
     }
 
@@ -138,11 +135,10 @@ Tensor<T> sincos_position_embedding(const std::array<Index, Axes>& grid, Index d
     const char* op = "vit3d::nn::sincos_position_embedding";
     const Index K = dim / (2 * static_cast<Index>(Axes));
     if (variant == SinCosVariant::mae_monai && dim % (2 * static_cast<Index>(Axes)) != 0)
-        throw shape_error(std::string(op) + ": the MAE/MONAI table needs dim divisible by " +
-                          std::to_string(2 * Axes) + ", got " + std::to_string(dim));
+        throw shape_error(
+            message(op, ": the MAE/MONAI table needs dim divisible by ", 2 * Axes, ", got ", dim));
     if (K < 1 || (variant == SinCosVariant::vit_pytorch && K < 2))
-        throw shape_error(std::string(op) + ": dim " + std::to_string(dim) + " is too small for " +
-                          std::to_string(Axes) + " axes");
+        throw shape_error(message(op, ": dim ", dim, " is too small for ", Axes, " axes"));
     std::array<std::size_t, Axes> blocks{};  // which grid axis each block pair encodes
     if constexpr (Axes == 2) {
         blocks = {1, 0};

@@ -38,10 +38,10 @@ struct RegionAwareAttention {
         if (x.rank() != 3 || regions.rank() != 3 || assignment.rank() != 3 || prefix < 0 ||
             x.dim(0) != regions.dim(0) || assignment.dim(0) != x.dim(0) ||
             assignment.dim(1) != x.dim(1) - prefix || assignment.dim(2) != regions.dim(1))
-            throw shape_error(std::string(op) + ": expected x [B, " + std::to_string(prefix) +
-                              " + N, D], regions [B, R + 1, D] and an assignment [B, N, R + 1], got x " +
-                              shape_to_string(x.shape()) + ", regions " + shape_to_string(regions.shape()) +
-                              ", assignment " + shape_to_string(assignment.shape()));
+            throw shape_error(
+                message(op, ": expected x [B, ", prefix,
+                        " + N, D], regions [B, R + 1, D] and an assignment [B, N, R + 1], got x ", x.shape(),
+                        ", regions ", regions.shape(), ", assignment ", assignment.shape()));
         const Index B = x.dim(0), tokens = x.dim(1), N = tokens - prefix, labels = regions.dim(1);
         // log a as the attention bias [B, 1, prefix + N, R + 1]; prefix rows attend evenly (their output is
         // gated to 0 below, but the row must not be all -inf); the gate [B, prefix + N, 1].

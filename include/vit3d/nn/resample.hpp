@@ -103,18 +103,14 @@ Tensor<T> resample_pos_embed(const Tensor<T>& table, const std::array<Index, Axe
     Index old_count = 1, new_count = 1;
     for (std::size_t a = 0; a < Axes; ++a) {
         if (old_grid[a] < 1 || new_grid[a] < 1)
-            throw shape_error(std::string(op) + ": grid sizes must be positive, got " +
-                              shape_to_string(Shape(old_grid.begin(), old_grid.end())) + " -> " +
-                              shape_to_string(Shape(new_grid.begin(), new_grid.end())));
+            throw shape_error(message(op, ": grid sizes must be positive, got ", old_grid, " -> ", new_grid));
         old_count *= old_grid[a];
         new_count *= new_grid[a];
     }
     if (table.rank() != 3 || table.dim(0) != 1 || prefix_tokens < 0 ||
         table.dim(1) != prefix_tokens + old_count)
-        throw shape_error(std::string(op) + ": expected a table [1, " + std::to_string(prefix_tokens) +
-                          " + " + std::to_string(old_count) + ", D] for grid " +
-                          shape_to_string(Shape(old_grid.begin(), old_grid.end())) + ", got " +
-                          shape_to_string(table.shape()));
+        throw shape_error(message(op, ": expected a table [1, ", prefix_tokens, " + ", old_count,
+                                  ", D] for grid ", old_grid, ", got ", table.shape()));
     const Index D = table.dim(2);
     // Work in double on [g0, ..., g_{n-1}, D], one axis at a time.
     Shape shape(old_grid.begin(), old_grid.end());

@@ -50,10 +50,8 @@ AttentionProblem<T> bhnd_attention_problem(const Tensor<T>& q, const Tensor<T>& 
                                            Tensor<T>& out, const char* op) {
     if (q.rank() != 4 || k.rank() != 4 || v.shape() != k.shape() || k.dim(0) != q.dim(0) ||
         k.dim(1) != q.dim(1) || k.dim(3) != q.dim(3) || q.dim(3) == 0 || out.shape() != q.shape())
-        throw shape_error(std::string(op) +
-                          ": expected q [B, H, Nq, d] and k, v [B, H, Nk, d] with d > 0, got q " +
-                          shape_to_string(q.shape()) + ", k " + shape_to_string(k.shape()) + ", v " +
-                          shape_to_string(v.shape()));
+        throw shape_error(message(op, ": expected q [B, H, Nq, d] and k, v [B, H, Nk, d] with d > 0, got q ",
+                                  q.shape(), ", k ", k.shape(), ", v ", v.shape()));
     const Index B = q.dim(0), H = q.dim(1), Nq = q.dim(2), Nk = k.dim(2), d = q.dim(3);
     AttentionProblem<T> p;
     p.batch = B, p.heads = H, p.queries = Nq, p.keys = Nk, p.head_dim = d;

@@ -47,10 +47,9 @@ struct SliceAwareAttention {
         Index tokens = prefix;
         tokens += grid[0] * grid[1] * grid[2];
         if (x.rank() != 3 || x.dim(1) != tokens)
-            throw shape_error("vit3d::nn::SliceAwareAttention::forward: expected x [B, " +
-                              std::to_string(tokens) + ", D] for " + std::to_string(prefix) +
-                              " prefix tokens and grid " + shape_to_string(Shape(grid.begin(), grid.end())) +
-                              ", got " + shape_to_string(x.shape()));
+            throw shape_error(message("vit3d::nn::SliceAwareAttention::forward: expected x [B, ", tokens,
+                                      ", D] for ", prefix, " prefix tokens and grid ", grid, ", got ",
+                                      x.shape()));
         const SliceDistanceTables<T> tables = slice_bias.describe(grid, prefix);
         const DistanceBias<T> distance = tables.view();
         AttentionInputs<T> in;

@@ -66,11 +66,9 @@ struct SliceDistanceBias {
     // Zero parameters of the configured shape.
     explicit SliceDistanceBias(const SliceDistanceBiasConfig& c) : slice_axis(c.slice_axis) {
         if (c.heads <= 0 || c.levels <= 0 || c.slice_axis > 2)
-            throw shape_error(
-                "vit3d::nn::SliceDistanceBias: expected heads > 0, levels > 0 and a slice axis 0-2, "
-                "got " +
-                std::to_string(c.heads) + " heads, " + std::to_string(c.levels) + " levels, axis " +
-                std::to_string(c.slice_axis));
+            throw shape_error(message(
+                "vit3d::nn::SliceDistanceBias: expected heads > 0, levels > 0 and a slice axis 0-2, got ",
+                c.heads, " heads, ", c.levels, " levels, axis ", c.slice_axis));
         table = Tensor<T>(Shape{c.heads, c.levels});
         if (c.prefix_bias) {
             prefix_row = Tensor<T>(Shape{c.heads});
@@ -131,15 +129,14 @@ struct SliceDistanceBias {
              prefix_row->dim(0) == table.dim(0) && prefix_col->dim(0) == table.dim(0));
         if (table.rank() != 2 || table.dim(0) < 1 || table.dim(1) < 1 || slice_axis > 2 || prefix < 0 ||
             !prefix_ok || grid[0] < 1 || grid[1] < 1 || grid[2] < 1)
-            throw shape_error(
-                std::string(op) +
-                ": expected a table [heads, levels], prefix_row and prefix_col [heads] (both or "
-                "neither), slice axis 0-2, a grid of positive sizes and prefix >= 0, got table " +
-                shape_to_string(table.shape()) + ", prefix_row " +
-                (prefix_row ? shape_to_string(prefix_row->shape()) : std::string("none")) + ", prefix_col " +
-                (prefix_col ? shape_to_string(prefix_col->shape()) : std::string("none")) + ", axis " +
-                std::to_string(slice_axis) + ", grid " + shape_to_string(Shape(grid.begin(), grid.end())) +
-                ", prefix " + std::to_string(prefix));
+            throw shape_error(message(
+                op,
+                ": expected a table [heads, levels], prefix_row and prefix_col [heads] (both or neither), "
+                "slice axis 0-2, a grid of positive sizes and prefix >= 0, got table ",
+                table.shape(), ", prefix_row ",
+                (prefix_row ? shape_to_string(prefix_row->shape()) : std::string("none")), ", prefix_col ",
+                (prefix_col ? shape_to_string(prefix_col->shape()) : std::string("none")), ", axis ",
+                slice_axis, ", grid ", grid, ", prefix ", prefix));
     }
 
     // The slice coordinate of every token of the grid, tokens row-major.
