@@ -192,7 +192,7 @@ TEST(Nifti, ReadsEveryDatatypeAsNibabelDoes) {
                                                 "9223372036854775807]"))));
     EXPECT_THAT(
         [] { read_nifti<std::int8_t>(Nifti("dtype_float32.nii")); },
-        ThrowsMessage<io_error>(HasSubstr("voxel (i, j, k) = (0, 0, 0) is -3.40282347e+38 (float32), which "
+        ThrowsMessage<io_error>(HasSubstr("voxel (i, j, k) = (0, 0, 0) is -3.4028235e+38 (float32), which "
                                           "int8 cannot hold exactly")));
     EXPECT_THAT([] { read_nifti<std::uint8_t>(Nifti("index_f32_4d.nii.gz")); },
                 ThrowsMessage<io_error>(

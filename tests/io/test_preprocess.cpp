@@ -77,7 +77,7 @@ TEST(Preprocess, IntensityWindowClipsThenMapsOntoTheUnitInterval) {
     EXPECT_THAT([&] { intensity_window(hu, 5.0, 5.0); },
                 ThrowsMessage<std::invalid_argument>(
                     HasSubstr("vit3d::io::intensity_window: expected finite lo < hi, "
-                              "got [5.000000, 5.000000]")));
+                              "got [5, 5]")));
 }
 
 }  // namespace

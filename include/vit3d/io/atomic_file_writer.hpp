@@ -32,10 +32,10 @@ class AtomicFileWriter {
     AtomicFileWriter(std::string path, std::string where) : path_(std::move(path)), where_(std::move(where)) {
         const std::filesystem::path destination(path_);
         if (destination.filename().empty())
-            throw io_error(where_ + "expected a file name, got a path ending in a separator");
+            throw io_error(message(where_, "expected a file name, got a path ending in a separator"));
         std::error_code ec;
         if (std::filesystem::is_directory(destination, ec))
-            throw io_error(where_ + "cannot write the file: it is a directory");
+            throw io_error(message(where_, "cannot write the file: it is a directory"));
         // "wbx" (C11) fails if the name exists, so two writers never share a temporary file.
         std::uint64_t seed = random_seed();
         std::string candidate;
@@ -49,8 +49,9 @@ class AtomicFileWriter {
             if (file_ == nullptr && error != EEXIST) break;
         }
         if (file_ == nullptr)
-            throw io_error(where_ + "cannot create the temporary file " + detail::quoted_path(candidate) +
-                           ": " + std::generic_category().message(error));
+            throw io_error(message(where_, "cannot create the temporary file ",
+                                   detail::quoted_path(candidate), ": ",
+                                   std::generic_category().message(error)));
         temporary_ = std::move(candidate);
     }
 
@@ -61,13 +62,13 @@ class AtomicFileWriter {
 
     // Appends `size` bytes; throws io_error (and removes the temporary file) if they cannot be written.
     void write(const void* data, std::size_t size) {
-        if (file_ == nullptr) throw io_error(where_ + "write after commit or after a failed write");
+        if (file_ == nullptr) throw io_error(message(where_, "write after commit or after a failed write"));
         if (size > 0 && std::fwrite(data, 1, size, file_) != size) {
             const int error = errno;
             discard();
-            throw io_error(where_ + "writing " + std::to_string(size) +
-                           " bytes failed: " + std::generic_category().message(error) + "; " +
-                           detail::quoted_path(path_) + " was left unchanged");
+            throw io_error(message(where_, "writing ", size,
+                                   " bytes failed: ", std::generic_category().message(error), "; ",
+                                   detail::quoted_path(path_), " was left unchanged"));
         }
         written_ += size;
     }
@@ -76,16 +77,16 @@ class AtomicFileWriter {
     // io_error (and removes the temporary file) if the bytes cannot all be written.
     void close() {
         if (file_ == nullptr)
-            throw io_error(where_ + "close after close, after commit or after a failed write");
+            throw io_error(message(where_, "close after close, after commit or after a failed write"));
         std::FILE* file = std::exchange(file_, nullptr);
         const bool flushed = std::fflush(file) == 0 && !std::ferror(file);
         const int flush_error = errno;
         if (std::fclose(file) != 0 || !flushed) {
             const int error = flushed ? errno : flush_error;
             remove_temporary();
-            throw io_error(where_ + "writing " + std::to_string(written_) +
-                           " bytes failed: " + std::generic_category().message(error) + "; " +
-                           detail::quoted_path(path_) + " was left unchanged");
+            throw io_error(message(where_, "writing ", written_,
+                                   " bytes failed: ", std::generic_category().message(error), "; ",
+                                   detail::quoted_path(path_), " was left unchanged"));
         }
     }
 
@@ -93,13 +94,14 @@ class AtomicFileWriter {
     // (and removes the temporary file) if closing or renaming fails.
     void commit() {
         if (file_ != nullptr) close();
-        if (temporary_.empty()) throw io_error(where_ + "commit after commit or after a failed write");
+        if (temporary_.empty())
+            throw io_error(message(where_, "commit after commit or after a failed write"));
         std::error_code ec;
         std::filesystem::rename(temporary_, path_, ec);
         if (ec) {
             remove_temporary();
-            throw io_error(where_ + "cannot move the written file into place: " + ec.message() + "; " +
-                           detail::quoted_path(path_) + " was left unchanged");
+            throw io_error(message(where_, "cannot move the written file into place: ", ec.message(), "; ",
+                                   detail::quoted_path(path_), " was left unchanged"));
         }
         temporary_.clear();
     }

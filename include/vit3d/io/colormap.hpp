@@ -34,8 +34,7 @@ namespace vit3d::detail {
 
 inline void check_heat_shape(const char* op, const Tensor<float>& heat) {
     if (heat.rank() != 2 || heat.dim(0) < 1 || heat.dim(1) < 1)
-        throw shape_error(std::string(op) + ": expected a heat map [H, W] with H, W >= 1, got " +
-                          shape_to_string(heat.shape()));
+        throw shape_error(message(op, ": expected a heat map [H, W] with H, W >= 1, got ", heat.shape()));
 }
 
 // offset and scale with which value * scale + offset maps the heat map onto [0, 1] for this scaling.
@@ -115,13 +114,11 @@ inline Tensor<std::uint8_t> overlay_heatmap(const Tensor<float>& image, const Te
     if (!(gray && image.shape() == expected_hw) &&
         !(image.rank() == 3 && image.dim(0) == 3 && image.dim(1) == heat.dim(0) &&
           image.dim(2) == heat.dim(1)))
-        throw shape_error(std::string(op) +
-                          ": expected an image [H, W] or [3, H, W] of the heat map's size " +
-                          shape_to_string(heat.shape()) + ", got " + shape_to_string(image.shape()) +
-                          " (resize the heat map to the image first)");
+        throw shape_error(message(op, ": expected an image [H, W] or [3, H, W] of the heat map's size ",
+                                  heat.shape(), ", got ", image.shape(),
+                                  " (resize the heat map to the image first)"));
     if (!(alpha >= 0.0f && alpha <= 1.0f))
-        throw std::invalid_argument(std::string(op) + ": expected alpha in [0, 1], got " +
-                                    std::to_string(alpha));
+        throw std::invalid_argument(message(op, ": expected alpha in [0, 1], got ", alpha));
     float offset = 0.0f, scale = 1.0f;
     detail::heat_normalisation(heat, scaling, offset, scale);
     const Index plane = heat.size();

@@ -7,10 +7,10 @@
 
 #include <cmath>
 #include <limits>
-#include <sstream>
 #include <string>
 #include <type_traits>
 
+#include "vit3d/core/message.hpp"
 #include "vit3d/io/float16.hpp"
 
 namespace vit3d::detail {
@@ -75,21 +75,7 @@ constexpr bool is_readable_element_type_v = std::is_same_v<T, float> || std::is_
 // "[lo, hi]" of integer type T, for messages.
 template <class T>
 std::string integer_range_text() {
-    return "[" + std::to_string(+std::numeric_limits<T>::min()) + ", " +
-           std::to_string(+std::numeric_limits<T>::max()) + "]";
-}
-
-// A number for a message: integers as they are, floating point with enough digits to tell it apart.
-template <class V>
-std::string number_text(V v) {
-    if constexpr (std::is_integral_v<V>) {
-        return std::to_string(+v);
-    } else {
-        std::ostringstream out;
-        out.precision(std::numeric_limits<V>::max_digits10);
-        out << v;
-        return out.str();
-    }
+    return message("[", +std::numeric_limits<T>::min(), ", ", +std::numeric_limits<T>::max(), "]");
 }
 
 }  // namespace vit3d::detail

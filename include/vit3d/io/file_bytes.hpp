@@ -88,10 +88,10 @@ class StreamedFile final : public FileBytes {
   public:
     StreamedFile(const std::string& path, const std::string& where)
         : where_(where), in_(path, std::ios::binary) {
-        if (!in_) throw io_error(where + "cannot open the file for reading");
+        if (!in_) throw io_error(message(where, "cannot open the file for reading"));
         in_.seekg(0, std::ios::end);
         const std::streamoff end = in_.tellg();
-        if (!in_ || end < 0) throw io_error(where + "cannot determine the file's size");
+        if (!in_ || end < 0) throw io_error(message(where, "cannot determine the file's size"));
         size_ = static_cast<std::uint64_t>(end);
     }
     const std::uint8_t* address(std::uint64_t) const noexcept override { return nullptr; }
@@ -101,9 +101,8 @@ class StreamedFile final : public FileBytes {
         in_.seekg(static_cast<std::streamoff>(offset));
         in_.read(reinterpret_cast<char*>(dst), static_cast<std::streamsize>(n));
         if (static_cast<std::size_t>(in_.gcount()) != n)
-            throw io_error(where_ + "expected to read " + std::to_string(n) + " bytes at offset " +
-                           std::to_string(offset) + ", got " + std::to_string(in_.gcount()) +
-                           " (was the file truncated after it was opened?)");
+            throw io_error(message(where_, "expected to read ", n, " bytes at offset ", offset, ", got ",
+                                   in_.gcount(), " (was the file truncated after it was opened?)"));
     }
     const char* access_name() const noexcept override { return "read"; }
 
@@ -126,8 +125,8 @@ class MappedFile final : public FileBytes {
     static std::unique_ptr<MappedFile> open(const std::string& path, const std::string& where) {
         const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-            throw io_error(where +
-                           "cannot open the file for reading: " + std::generic_category().message(errno));
+            throw io_error(
+                message(where, "cannot open the file for reading: ", std::generic_category().message(errno)));
         struct stat st {};
         if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
             static_cast<std::uint64_t>(st.st_size) > std::numeric_limits<std::size_t>::max()) {

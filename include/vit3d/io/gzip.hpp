@@ -32,7 +32,7 @@ class GzipReader {
         if (!has_gzip_magic(bytes, size)) fail("expected the gzip magic bytes 1f 8b at the start");
         std::memset(&stream_, 0, sizeof stream_);
         if (inflateInit2(&stream_, 16 + MAX_WBITS) != Z_OK)  // 16 +: gzip wrapper only
-            throw io_error(where_ + "zlib could not start decompressing");
+            throw io_error(message(where_, "zlib could not start decompressing"));
         active_ = true;
     }
     GzipReader(const GzipReader&) = delete;
@@ -62,7 +62,10 @@ class GzipReader {
     std::uint64_t produced() const noexcept { return produced_; }
 
   private:
-    [[noreturn]] void fail(const std::string& what) const { throw io_error(where_ + "gzip: " + what); }
+    template <class... Parts>
+    [[noreturn]] void fail(const Parts&... parts) const {
+        throw io_error(message(where_, "gzip: ", parts...));
+    }
 
     std::size_t inflate_into(std::uint8_t* dst, std::size_t n) {
         std::size_t got = 0;
@@ -70,8 +73,8 @@ class GzipReader {
             if (stream_.avail_in == 0) {
                 const std::size_t remaining = size_ - consumed_;
                 if (remaining == 0)
-                    fail("the compressed data end before the end of the stream, after " +
-                         std::to_string(produced_) + " bytes (truncated file?)");
+                    fail("the compressed data end before the end of the stream, after ", produced_,
+                         " bytes (truncated file?)");
                 const auto feed =
                     static_cast<uInt>(std::min<std::size_t>(remaining, std::numeric_limits<uInt>::max()));
                 stream_.next_in = const_cast<Bytef*>(input_ + consumed_);
@@ -91,9 +94,8 @@ class GzipReader {
             } else if (rc == Z_BUF_ERROR && produced_now == 0 && stream_.avail_in != 0) {
                 fail("zlib made no progress (corrupt data)");
             } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
-                fail(std::string("corrupt compressed data: ") +
-                     (stream_.msg ? stream_.msg : "zlib error " + std::to_string(rc)) + ", after " +
-                     std::to_string(produced_) + " decompressed bytes");
+                fail("corrupt compressed data: ", stream_.msg ? stream_.msg : message("zlib error ", rc),
+                     ", after ", produced_, " decompressed bytes");
             }
         }
         return got;
@@ -108,8 +110,8 @@ class GzipReader {
             return;
         }
         if (!has_gzip_magic(input_ + at, size_ - at))
-            fail(std::to_string(size_ - at) + " bytes after the end of the gzip stream at byte " +
-                 std::to_string(at) + " are not another gzip member (trailing garbage)");
+            fail(size_ - at, " bytes after the end of the gzip stream at byte ", at,
+                 " are not another gzip member (trailing garbage)");
         if (inflateReset(&stream_) != Z_OK) fail("zlib could not start the next member");
     }
 
@@ -134,7 +136,7 @@ class GzipWriter {
         std::memset(&stream_, 0, sizeof stream_);
         if (deflateInit2(&stream_, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
                          Z_DEFAULT_STRATEGY) != Z_OK)
-            throw io_error(where_ + "zlib could not start compressing");
+            throw io_error(message(where_, "zlib could not start compressing"));
     }
     GzipWriter(const GzipWriter&) = delete;
     GzipWriter& operator=(const GzipWriter&) = delete;
@@ -159,7 +161,7 @@ class GzipWriter {
                 stream_.next_out = buffer_.data();
                 stream_.avail_out = static_cast<uInt>(buffer_.size());
                 if (deflate(&stream_, last ? flush : Z_NO_FLUSH) == Z_STREAM_ERROR)
-                    throw io_error(where_ + "gzip: zlib could not compress");
+                    throw io_error(message(where_, "gzip: zlib could not compress"));
                 sink_(buffer_.data(), buffer_.size() - stream_.avail_out);
             } while (stream_.avail_out == 0);
             if (last) return;

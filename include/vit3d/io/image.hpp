@@ -175,10 +175,9 @@ inline void check_jpeg_huffman_tables(const std::uint8_t* p, std::size_t size, c
                 unsigned codes = 0;
                 for (int i = 0; i < 16; ++i) codes += get8();
                 if (codes > 256)
-                    throw io_error(where +
-                                   "cannot decode the image: corrupt JPEG: a Huffman table (DHT at byte " +
-                                   std::to_string(segment) + ") declares " + std::to_string(codes) +
-                                   " codes, at most 256 exist");
+                    throw io_error(
+                        message(where, "cannot decode the image: corrupt JPEG: a Huffman table (DHT at byte ",
+                                segment, ") declares ", codes, " codes, at most 256 exist"));
                 skip(codes);
                 length -= 17 + static_cast<long>(codes);
             }
@@ -224,8 +223,8 @@ inline void check_pnm_header(const std::uint8_t* p, std::size_t size, const std:
         while (!eof() && c >= '0' && c <= '9') {
             value = value * 10 + (c - '0');
             if (value > INT_MAX)
-                throw io_error(where + "cannot decode the image: corrupt PNM header: the " + field +
-                               " has more digits than fit 31 bits");
+                throw io_error(message(where, "cannot decode the image: corrupt PNM header: the ", field,
+                                       " has more digits than fit 31 bits"));
             c = get8();
         }
     }
@@ -263,9 +262,9 @@ inline bool bmp_with_full_palette(const std::uint8_t* p, std::size_t size, std::
     const long long entry_bytes = header == 12 ? 3 : 4;
     const long long palette_bytes = static_cast<long long>(offset) - 14 - (header == 12 ? 24 : header);
     if (palette_bytes < 0)
-        throw io_error(where + "cannot decode the image: corrupt BMP: the pixels start at byte " +
-                       std::to_string(offset) + ", inside the " + std::to_string(14 + header) +
-                       "-byte header, where its palette should be");
+        throw io_error(message(where, "cannot decode the image: corrupt BMP: the pixels start at byte ",
+                               offset, ", inside the ", 14 + header,
+                               "-byte header, where its palette should be"));
     const long long entries = palette_bytes / entry_bytes;
     if (entries == 0 || entries >= 256) return false;  // stb refuses no palette and reads a full one
     const std::size_t palette_end = 14 + header + static_cast<std::size_t>(entries * entry_bytes);
@@ -300,10 +299,10 @@ inline bool png_for_stb(const std::uint8_t* p, std::size_t size, std::vector<std
         const std::size_t length = load_unsigned<std::uint32_t>(p + at, true);
         const std::string type(reinterpret_cast<const char*>(p + at + 4), 4);
         if (length > size - at - 12)  // stb would first allocate the declared length, up to 2 GB
-            throw io_error(where + "cannot decode the image: corrupt PNG: its " + type + " chunk at byte " +
-                           std::to_string(at) + " declares " + std::to_string(length) +
-                           " bytes of data, but the file holds " + std::to_string(size - at - 12) +
-                           " more (truncated file?)");
+            throw io_error(message(where, "cannot decode the image: corrupt PNG: its ", type,
+                                   " chunk at byte ", at, " declares ", length,
+                                   " bytes of data, but the file holds ", size - at - 12,
+                                   " more (truncated file?)"));
         const std::size_t end = at + 12 + length;
         if (type == "IDAT" && length == 0) {
             copy_up_to(at);
@@ -333,8 +332,8 @@ inline bool png_for_stb(const std::uint8_t* p, std::size_t size, std::vector<std
 
 inline int checked_stb_length(std::size_t size, const std::string& where) {
     if (size > static_cast<std::size_t>(INT_MAX))
-        throw io_error(where + "the file has " + std::to_string(size) +
-                       " bytes, more than stb_image decodes (2^31 - 1)");
+        throw io_error(
+            message(where, "the file has ", size, " bytes, more than stb_image decodes (2^31 - 1)"));
     return static_cast<int>(size);
 }
 
@@ -344,13 +343,13 @@ inline io::ImageInfo stb_image_info(const std::uint8_t* bytes, std::size_t size,
     check_pnm_header(bytes, size, where);
     int width = 0, height = 0, channels = 0;
     if (size == 0 || !stbi_info_from_memory(bytes, length, &width, &height, &channels))
-        throw io_error(where + "cannot decode the image: " +
-                       (size == 0 ? std::string("the file is empty") : std::string(stbi_failure_reason())) +
-                       " (expected " + stb_formats + ")");
+        throw io_error(message(
+            where, "cannot decode the image: ", size == 0 ? "the file is empty" : stbi_failure_reason(),
+            " (expected ", stb_formats, ")"));
     // stb accepts a PNM header with a zero size (found by fuzz_image); an image has pixels.
     if (width < 1 || height < 1)
-        throw io_error(where + "the image is " + std::to_string(width) + " x " + std::to_string(height) +
-                       " pixels, expected at least 1 x 1");
+        throw io_error(
+            message(where, "the image is ", width, " x ", height, " pixels, expected at least 1 x 1"));
     io::ImageInfo info;
     info.height = height;
     info.width = width;
@@ -422,8 +421,9 @@ Tensor<T> decode_image_at(const std::uint8_t* bytes, std::size_t size, io::Image
                   "std::uint16_t");
     const int wanted_code = static_cast<int>(channels);
     if (enum_name(channels, nullptr) == nullptr)
-        throw io_error(where + "expected channels " + enum_name_list<io::ImageChannels>("", ", ", " or ") +
-                       ", got ImageChannels(" + std::to_string(wanted_code) + ")");
+        throw io_error(message(where, "expected channels ",
+                               enum_name_list<io::ImageChannels>("", ", ", " or "), ", got ImageChannels(",
+                               wanted_code, ")"));
     const io::ImageInfo info = stb_image_info(bytes, size, where);
     std::vector<std::uint8_t> padded;
     if (bmp_with_full_palette(bytes, size, padded, where) || png_for_stb(bytes, size, padded, where)) {
@@ -438,14 +438,13 @@ Tensor<T> decode_image_at(const std::uint8_t* bytes, std::size_t size, io::Image
     else
         decoded.pixels = stbi_load_from_memory(bytes, length, &width, &height, &stored, 0);
     if (decoded.pixels == nullptr)
-        throw io_error(where + "cannot decode the image: " + stbi_failure_reason() + " (a " +
-                       std::to_string(info.width) + " x " + std::to_string(info.height) + " image with " +
-                       std::to_string(info.channels) + " channels; truncated or corrupt file?)");
+        throw io_error(message(where, "cannot decode the image: ", stbi_failure_reason(), " (a ", info.width,
+                               " x ", info.height, " image with ", info.channels,
+                               " channels; truncated or corrupt file?)"));
     if (width != info.width || height != info.height || stored != info.channels)
-        throw io_error(where + "stb_image decoded a " + std::to_string(width) + " x " +
-                       std::to_string(height) + " image with " + std::to_string(stored) +
-                       " channels, but its header says " + std::to_string(info.width) + " x " +
-                       std::to_string(info.height) + " with " + std::to_string(info.channels));
+        throw io_error(message(where, "stb_image decoded a ", width, " x ", height, " image with ", stored,
+                               " channels, but its header says ", info.width, " x ", info.height, " with ",
+                               info.channels));
     const int wanted = wanted_code == 0 ? stored : wanted_code;
     if (info.bits_per_channel == 16)
         return planar_image<T>(static_cast<const std::uint16_t*>(decoded.pixels), height, width, stored,
@@ -459,15 +458,14 @@ inline void check_png_shape(const Shape& shape, const std::string& where, int& c
     const bool ok = (shape.size() == 2 || (shape.size() == 3 && shape[0] >= 1 && shape[0] <= 4)) &&
                     shape[shape.size() - 2] >= 1 && shape.back() >= 1;
     if (!ok)
-        throw shape_error(where +
-                          "expected an image [C, H, W] with C = 1 (gray), 2 (gray + alpha), 3 (RGB) "
-                          "or 4 (RGBA), or [H, W], with H, W >= 1; got " +
-                          shape_to_string(shape));
+        throw shape_error(message(where,
+                                  "expected an image [C, H, W] with C = 1 (gray), 2 (gray + alpha), 3 (RGB) "
+                                  "or 4 (RGBA), or [H, W], with H, W >= 1; got ",
+                                  shape));
     channels = shape.size() == 3 ? static_cast<int>(shape[0]) : 1;
     const Index h = shape[shape.size() - 2], w = shape.back();
     if (h > INT_MAX || w > INT_MAX / channels)
-        throw shape_error(where + "image " + shape_to_string(shape) +
-                          " is larger than stb_image_write takes");
+        throw shape_error(message(where, "image ", shape, " is larger than stb_image_write takes"));
     height = static_cast<int>(h);
     width = static_cast<int>(w);
 }
@@ -492,10 +490,9 @@ std::vector<std::uint8_t> interleaved_8bit(const Tensor<T>& image, int channels,
                 byte = v;
             } else {
                 if (std::isnan(v))
-                    throw io_error(where + "element [" + std::to_string(c) + ", " +
-                                   std::to_string(p / image.dim(-1)) + ", " +
-                                   std::to_string(p % image.dim(-1)) + "] of image " +
-                                   shape_to_string(image.shape()) + " is NaN; expected values in [0, 1]");
+                    throw io_error(message(where, "element [", c, ", ", p / image.dim(-1), ", ",
+                                           p % image.dim(-1), "] of image ", image.shape(),
+                                           " is NaN; expected values in [0, 1]"));
                 byte = static_cast<std::uint8_t>(std::clamp(v * T(255) + T(0.5), T(0), T(255)));
             }
             out[static_cast<std::size_t>(p * channels + c)] = byte;
@@ -514,8 +511,7 @@ std::vector<std::uint8_t> encode_png_at(const Tensor<T>& image, const std::strin
     std::vector<std::uint8_t> png;
     if (!stbi_write_png_to_func(append_bytes, &png, width, height, channels, samples.data(),
                                 width * channels))
-        throw io_error(where + "stb_image_write could not encode the image " +
-                       shape_to_string(image.shape()));
+        throw io_error(message(where, "stb_image_write could not encode the image ", image.shape()));
     return png;
 }
 
@@ -527,12 +523,12 @@ namespace vit3d::io {
 inline ImageInfo image_info(const std::uint8_t* bytes, std::size_t size,
                             const std::string& source_name = "<memory>") {
     return detail::stb_image_info(bytes, size,
-                                  "vit3d::io::image_info(" + detail::quoted_path(source_name) + "): ");
+                                  message("vit3d::io::image_info(", detail::quoted_path(source_name), "): "));
 }
 
 // ... of the image file at `path` (reading the whole file).
 inline ImageInfo read_image_info(const std::string& path) {
-    const std::string where = "vit3d::io::read_image_info(" + detail::quoted_path(path) + "): ";
+    const std::string where = message("vit3d::io::read_image_info(", detail::quoted_path(path), "): ");
     const std::vector<std::uint8_t> bytes = detail::read_file_bytes(path, where);
     return detail::stb_image_info(bytes.data(), bytes.size(), where);
 }
@@ -542,8 +538,8 @@ template <class T>
 Tensor<T> decode_image(const std::uint8_t* bytes, std::size_t size,
                        ImageChannels channels = ImageChannels::as_stored,
                        const std::string& source_name = "<memory>") {
-    return detail::decode_image_at<T>(bytes, size, channels,
-                                      "vit3d::io::decode_image(" + detail::quoted_path(source_name) + "): ");
+    return detail::decode_image_at<T>(
+        bytes, size, channels, message("vit3d::io::decode_image(", detail::quoted_path(source_name), "): "));
 }
 
 // Reads the image file at `path` (PNG, JPEG, BMP or PNM) into [C, H, W]: read_image<float>("slice.png",
@@ -551,7 +547,7 @@ Tensor<T> decode_image(const std::uint8_t* bytes, std::size_t size,
 // Image.open(path).convert("RGB").
 template <class T>
 Tensor<T> read_image(const std::string& path, ImageChannels channels = ImageChannels::as_stored) {
-    const std::string where = "vit3d::io::read_image(" + detail::quoted_path(path) + "): ";
+    const std::string where = message("vit3d::io::read_image(", detail::quoted_path(path), "): ");
     const std::vector<std::uint8_t> bytes = detail::read_file_bytes(path, where);
     return detail::decode_image_at<T>(bytes.data(), bytes.size(), channels, where);
 }
@@ -566,7 +562,7 @@ std::vector<std::uint8_t> encode_png(const Tensor<T>& image) {
 // Writes encode_png(image) to `path`, through a temporary file that replaces `path` only when complete.
 template <class T>
 void write_png(const std::string& path, const Tensor<T>& image) {
-    const std::string where = "vit3d::io::write_png(" + detail::quoted_path(path) + "): ";
+    const std::string where = message("vit3d::io::write_png(", detail::quoted_path(path), "): ");
     const std::vector<std::uint8_t> png = detail::encode_png_at(image, where);
     AtomicFileWriter file(path, where);
     file.write(png.data(), png.size());

@@ -29,15 +29,15 @@ class JsonFields {
     JsonFields(const nlohmann::json& object, std::string where, std::string path)
         : object_(object), where_(std::move(where)), path_(std::move(path)) {
         if (!object_.is_object())
-            throw io_error(where_ + (path_.empty() ? std::string("the description") : path_) +
-                           ": expected a JSON object, got " + brief_json(object_));
+            throw io_error(message(where_, path_.empty() ? std::string("the description") : path_,
+                                   ": expected a JSON object, got ", brief_json(object_)));
     }
 
     // The raw value of a required field.
     const nlohmann::json& value(const std::string& key) {
         read_.insert(key);
         const auto it = object_.find(key);
-        if (it == object_.end()) throw io_error(where_ + "missing field " + quoted(name(key)));
+        if (it == object_.end()) throw io_error(message(where_, "missing field ", quoted(name(key))));
         return *it;
     }
     bool is_null(const std::string& key) { return value(key).is_null(); }
@@ -55,7 +55,7 @@ class JsonFields {
             if (s == a) return s;
             listing += (listing.empty() ? "" : ", ") + quoted(a);
         }
-        throw io_error(where_ + name(key) + ": expected one of " + listing + ", got " + quoted(s));
+        throw io_error(message(where_, name(key), ": expected one of ", listing, ", got ", quoted(s)));
     }
     bool boolean(const std::string& key) {
         const nlohmann::json& v = value(key);
@@ -81,8 +81,8 @@ class JsonFields {
     // An array of `count` integers >= min (count 0: any length).
     std::vector<Index> integers(const std::string& key, std::size_t count, Index min) {
         const nlohmann::json& v = value(key);
-        const std::string expected = "an array of " + (count ? std::to_string(count) + " " : std::string()) +
-                                     (min >= 1 ? "positive integers" : "integers");
+        const std::string expected = message("an array of ", count ? message(count, " ") : std::string(),
+                                             min >= 1 ? "positive integers" : "integers");
         if (!v.is_array() || (count && v.size() != count)) fail(key, expected, v);
         std::vector<Index> out;
         for (const nlohmann::json& item : v) {
@@ -94,7 +94,7 @@ class JsonFields {
     }
     std::vector<double> numbers(const std::string& key, std::size_t count) {
         const nlohmann::json& v = value(key);
-        const std::string expected = "an array of " + std::to_string(count) + " numbers";
+        const std::string expected = message("an array of ", count, " numbers");
         if (!v.is_array() || v.size() != count) fail(key, expected, v);
         std::vector<double> out;
         for (const nlohmann::json& item : v) {
@@ -112,13 +112,13 @@ class JsonFields {
     void finish() const {
         for (const auto& item : object_.items())
             if (!read_.count(item.key()))
-                throw io_error(where_ + "unknown field " + quoted(name(item.key())) +
-                               " (written by a newer exporter? this vit3d reads format version 1)");
+                throw io_error(message(where_, "unknown field ", quoted(name(item.key())),
+                                       " (written by a newer exporter? this vit3d reads format version 1)"));
     }
 
     [[noreturn]] void fail(const std::string& key, const std::string& expected,
                            const nlohmann::json& got) const {
-        throw io_error(where_ + name(key) + ": expected " + expected + ", got " + brief_json(got));
+        throw io_error(message(where_, name(key), ": expected ", expected, ", got ", brief_json(got)));
     }
 
   private:

@@ -91,19 +91,18 @@ class LoadedModel {
         for (ModelOutput o : which)
             if (!gives(o)) {
                 std::string listing;
-                for (ModelOutput g : outputs_)
-                    listing += (listing.empty() ? "" : ", ") + std::string(output_name(g));
-                throw config_error("vit3d::io::LoadedModel::forward: this " + family() + " " + kind() +
-                                   " model gives no " + output_name(o) + " (" + why_not(o) + "); it gives " +
-                                   listing);
+                for (ModelOutput g : outputs_) listing += message(listing.empty() ? "" : ", ", g);
+                throw config_error(message("vit3d::io::LoadedModel::forward: this ", family(), " ", kind(),
+                                           " model gives no ", output_name(o), " (", why_not(o),
+                                           "); it gives ", listing));
             }
         const Shape& s = x.shape();
         const bool fits = s.size() == input_shape_.size() + 1 &&
                           std::equal(input_shape_.begin(), input_shape_.end(), s.begin() + 1);
         if (!fits) {
-            throw shape_error("vit3d::io::LoadedModel::forward: expected input [B, " +
-                              shape_to_string(input_shape_).substr(1) + " (layout " + preprocess().layout +
-                              "), got " + shape_to_string(s));
+            throw shape_error(message("vit3d::io::LoadedModel::forward: expected input [B, ",
+                                      shape_to_string(input_shape_).substr(1), " (layout ",
+                                      preprocess().layout, "), got ", s));
         }
         return instance_->forward(x, which);
     }

@@ -87,28 +87,28 @@ namespace vit3d::io {
 inline ModelDescription read_model_description(const Safetensors& file, const std::string& where) {
     const auto it = file.metadata().find(model_metadata_key);
     if (it == file.metadata().end())
-        throw io_error(where + "no \"" + std::string(model_metadata_key) +
-                       "\" entry in the file's metadata: not a file written by tools/export_weights.py or "
-                       "io::save_model (a plain state_dict loads with io::load_state_dict and a key map)");
-    const std::string at = where + "metadata \"" + model_metadata_key + "\": ";
+        throw io_error(
+            message(where, "no \"", model_metadata_key,
+                    "\" entry in the file's metadata: not a file written by tools/export_weights.py or "
+                    "io::save_model (a plain state_dict loads with io::load_state_dict and a key map)"));
+    const std::string at = message(where, "metadata \"", model_metadata_key, "\": ");
     nlohmann::json json;
     try {
         json = nlohmann::json::parse(it->second);
     } catch (const nlohmann::json::exception& e) {
-        throw io_error(at + "not valid JSON: " + e.what());
+        throw io_error(message(at, "not valid JSON: ", e.what()));
     }
     detail::JsonFields f(json, at, "");
     ModelDescription d;
     const std::string schema = f.string("schema");
     if (schema != model_schema_name)
-        throw io_error(at + "schema: expected \"" + std::string(model_schema_name) + "\", got " +
-                       detail::quoted(schema));
+        throw io_error(
+            message(at, "schema: expected \"", model_schema_name, "\", got ", detail::quoted(schema)));
     const Index version = f.integer("version");
     if (version != model_schema_version)
         throw io_error(
-            at + "version: this vit3d reads version " + std::to_string(model_schema_version) + ", got " +
-            std::to_string(version) +
-            (version > model_schema_version ? " (written by a newer exporter: update vit3d)" : ""));
+            message(at, "version: this vit3d reads version ", model_schema_version, ", got ", version,
+                    (version > model_schema_version ? " (written by a newer exporter: update vit3d)" : "")));
     d.family = f.string("family");
     bool known = false;
     std::string listing;
@@ -117,7 +117,8 @@ inline ModelDescription read_model_description(const Safetensors& file, const st
         listing += (listing.empty() ? "" : ", ") + family;
     }
     if (!known)
-        throw io_error(at + "family: unknown family " + detail::quoted(d.family) + "; known: " + listing);
+        throw io_error(
+            message(at, "family: unknown family ", detail::quoted(d.family), "; known: ", listing));
     d.kind = f.string("kind");
     d.key_map = f.string("key_map");
     const nlohmann::json& config = f.value("config");
@@ -126,9 +127,9 @@ inline ModelDescription read_model_description(const Safetensors& file, const st
     const auto channels_field = config.find("channels");
     if (channels_field == config.end() || !channels_field->is_number_integer() ||
         channels_field->get<Index>() < 1)
-        throw io_error(at + "config.channels: expected a positive integer, got " +
-                       (channels_field == config.end() ? std::string("nothing (missing field)")
-                                                       : detail::brief_json(*channels_field)));
+        throw io_error(message(at, "config.channels: expected a positive integer, got ",
+                               (channels_field == config.end() ? std::string("nothing (missing field)")
+                                                               : detail::brief_json(*channels_field))));
     const Index channels = channels_field->get<Index>();
     d.config = config.dump();
     d.preprocess = detail::parse_preprocessing(f, "preprocess", channels);
@@ -141,8 +142,9 @@ inline ModelDescription read_model_description(const Safetensors& file, const st
 inline nlohmann::json description_json_field(const std::string& text, const char* field) {
     nlohmann::json value = nlohmann::json::parse(text, nullptr, false);
     if (value.is_discarded() || !value.is_object())
-        throw io_error(std::string("vit3d::io::ModelDescription::") + field +
-                       ": expected the text of a JSON object, got " + detail::quoted(text.substr(0, 80)));
+        throw io_error(message("vit3d::io::ModelDescription::", field,
+                               ": expected the text of a JSON object, got ",
+                               detail::quoted(text.substr(0, 80))));
     return value;
 }
 

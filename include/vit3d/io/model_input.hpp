@@ -70,7 +70,7 @@ enum class NpyValues {
 namespace vit3d::detail {
 
 inline std::string spatial_text(const Shape& input_shape) {
-    return shape_to_string(Shape(input_shape.begin() + 1, input_shape.end()));
+    return message(Shape(input_shape.begin() + 1, input_shape.end()));
 }
 
 // input_shape [C, spatial...] agrees with p (a description and a model input shape that disagree are a
@@ -85,20 +85,19 @@ inline void check_input_shape(const std::string& where, const Shape& input_shape
             std::equal(p.input_size.begin(), p.input_size.end(), input_shape.begin() + 1, input_shape.end());
     for (std::size_t a = 1; fits && a < input_shape.size(); ++a) fits = input_shape[a] >= 1;
     if (!fits)
-        throw shape_error(where +
-                          "expected a model input shape [C, spatial...] of layout BCHW (2 spatial "
-                          "axes), BCDHW or BCHWD (3) that agrees with preprocess.input_size " +
-                          shape_to_string(Shape(p.input_size.begin(), p.input_size.end())) + ", got " +
-                          shape_to_string(input_shape) + " and layout \"" + p.layout + "\"");
+        throw shape_error(message(where,
+                                  "expected a model input shape [C, spatial...] of layout BCHW (2 spatial "
+                                  "axes), BCDHW or BCHWD (3) that agrees with preprocess.input_size ",
+                                  p.input_size, ", got ", input_shape, " and layout \"", p.layout, "\""));
 }
 
 inline io::ResizeFilter image_resize_filter(const std::string& where, const io::Preprocessing& p) {
     if (!p.interpolation) return io::ResizeFilter::bilinear;
     if (const std::optional<io::ResizeFilter> filter = enum_from_name<io::ResizeFilter>(*p.interpolation))
         return *filter;
-    throw config_error(where + "preprocess.interpolation: expected " +
-                       enum_name_list<io::ResizeFilter>("", ", ", " or ") +
-                       " (what vit3d resizes images with), got " + quoted_path(*p.interpolation));
+    throw config_error(message(where, "preprocess.interpolation: expected ",
+                               enum_name_list<io::ResizeFilter>("", ", ", " or "),
+                               " (what vit3d resizes images with), got ", quoted_path(*p.interpolation)));
 }
 
 // The channels to decode an image with, for a model of `channels` channels and the description's order.
@@ -115,20 +114,20 @@ inline io::ImageChannels image_channels_for(const std::string& where, Index chan
         given = 0;
     }
     if (given != channels)
-        throw shape_error(where + "the model takes " + std::to_string(channels) + " channel(s), but " +
-                          (p.channel_order
-                               ? "channel order " + *p.channel_order + " gives " + std::to_string(given)
-                               : std::string("an image gives 1 (gray), 2 (gray + alpha), 3 (RGB) "
-                                             "or 4 (RGBA)")));
+        throw shape_error(message(where, "the model takes ", channels, " channel(s), but ",
+                                  p.channel_order
+                                      ? message("channel order ", *p.channel_order, " gives ", given)
+                                      : std::string("an image gives 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 "
+                                                    "(RGBA)")));
     return wanted;
 }
 
 inline io::ImageInput image_input_at(const std::uint8_t* bytes, std::size_t size, const Shape& input_shape,
                                      const io::Preprocessing& p, const std::string& where) {
     if (p.layout != "BCHW")
-        throw shape_error(where +
-                          "an image feeds a 2D model (layout BCHW); this model takes volumes (layout " +
-                          p.layout + ", input " + shape_to_string(input_shape) + ")");
+        throw shape_error(
+            message(where, "an image feeds a 2D model (layout BCHW); this model takes volumes (layout ",
+                    p.layout, ", input ", input_shape, ")"));
     check_input_shape(where, input_shape, p);
     const io::ImageChannels channels = image_channels_for(where, input_shape[0], p);
     const io::ResizeFilter filter = image_resize_filter(where, p);
@@ -173,20 +172,19 @@ inline io::ImageInput image_input_at(const std::uint8_t* bytes, std::size_t size
 inline Tensor<float> volume_input_at(const io::Volume<float>& volume, const Shape& input_shape,
                                      const io::Preprocessing& p, const std::string& where) {
     if (p.layout != "BCDHW" && p.layout != "BCHWD")
-        throw shape_error(where +
-                          "a NIfTI volume feeds a 3D model (layout BCDHW or BCHWD); this model takes images "
-                          "(layout " +
-                          p.layout + ", input " + shape_to_string(input_shape) + ")");
+        throw shape_error(message(
+            where,
+            "a NIfTI volume feeds a 3D model (layout BCDHW or BCHWD); this model takes images (layout ",
+            p.layout, ", input ", input_shape, ")"));
     check_input_shape(where, input_shape, p);
     const Shape& read = volume.data.shape();
     if (read.size() != 3 && read.size() != 4)
-        throw shape_error(where + "expected a 3D volume [z, y, x] or a 4D one [t, z, y, x], got " +
-                          shape_to_string(read));
+        throw shape_error(
+            message(where, "expected a 3D volume [z, y, x] or a 4D one [t, z, y, x], got ", read));
     const Index channels = read.size() == 4 ? read[0] : 1;
     if (channels != input_shape[0])
-        throw shape_error(where + "the model takes " + std::to_string(input_shape[0]) +
-                          " channel(s); the volume " + shape_to_string(read) + " gives " +
-                          std::to_string(channels) + " (a 4D volume's t axis is the channel axis)");
+        throw shape_error(message(where, "the model takes ", input_shape[0], " channel(s); the volume ", read,
+                                  " gives ", channels, " (a 4D volume's t axis is the channel axis)"));
     Tensor<float> x = read.size() == 3 ? volume.data.unsqueeze(0) : volume.data;
     if (p.layout == "BCHWD") x = x.permute({0, 3, 2, 1});  // [C, z, y, x] -> [C, x, y, z]
     if (p.rescale) x = io::rescale(x, *p.rescale);
@@ -206,18 +204,17 @@ inline Tensor<float> npy_input_at(const std::uint8_t* bytes, std::size_t size, c
     const bool accepted = dt == D::float16 || dt == D::float32 || dt == D::float64 || dt == D::uint8 ||
                           dt == D::int8 || dt == D::uint16 || dt == D::int16;
     if (!accepted)
-        throw io_error(where + "unsupported .npy dtype " + io::npy_dtype_name(dt) +
-                       ": expected float16, float32, float64, uint8, int8, uint16 or int16 (values a float32 "
-                       "holds exactly)");
+        throw io_error(message(where, "unsupported .npy dtype ", io::npy_dtype_name(dt),
+                               ": expected float16, float32, float64, uint8, int8, uint16 or int16 (values a "
+                               "float32 holds exactly)"));
     const Shape& s = header.shape;
     const bool one = s == input_shape;
     const bool batch = s.size() == input_shape.size() + 1 && s[0] >= 1 &&
                        std::equal(input_shape.begin(), input_shape.end(), s.begin() + 1);
     if (!one && !batch)
-        throw shape_error(where + "shape " + shape_to_string(s) +
-                          " does not fit the model: expected one sample " + shape_to_string(input_shape) +
-                          " or a batch [B, " + shape_to_string(input_shape).substr(1) + " (layout " +
-                          p.layout + ")");
+        throw shape_error(message(where, "shape ", s, " does not fit the model: expected one sample ",
+                                  input_shape, " or a batch [B, ", shape_to_string(input_shape).substr(1),
+                                  " (layout ", p.layout, ")"));
     Tensor<float> x = parse_npy_at<float>(bytes, size, where);
     if (one) x = x.unsqueeze(0);
     if (values == io::NpyValues::preprocessed) x = io::apply_value_steps(std::move(x), p, 1);
@@ -225,7 +222,7 @@ inline Tensor<float> npy_input_at(const std::uint8_t* bytes, std::size_t size, c
 }
 
 inline std::string model_input_where(const char* op, const std::string& name) {
-    return std::string("vit3d::io::") + op + "(" + quoted_path(name) + "): ";
+    return message("vit3d::io::", op, "(", quoted_path(name), "): ");
 }
 
 }  // namespace vit3d::detail

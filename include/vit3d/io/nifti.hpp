@@ -112,7 +112,7 @@ inline std::string voxel_text(Index p, const io::NiftiHeader& h) {
     const int axes = h.dim[0] >= 4 ? 4 : 3;
     for (int a = 1; a <= axes; ++a) {
         const Index len = static_cast<Index>(h.dim[static_cast<std::size_t>(a)]);
-        out += (a > 1 ? ", " : "") + std::to_string(p % len);
+        out += message(a > 1 ? ", " : "", p % len);
         p /= len;
     }
     return out + ")";
@@ -128,23 +128,22 @@ void decode_nifti_voxels(const std::uint8_t* src, T* dst, const io::NiftiHeader&
             const double x = h.scl_slope * static_cast<double>(v) + h.scl_inter;
             if constexpr (std::is_integral_v<T>) {
                 if (!holds_exactly<T>(x))
-                    throw io_error(
-                        where + "voxel (i, j, k" + (h.dim[0] >= 4 ? ", t" : "") + ") = " + voxel_text(p, h) +
-                        " is " + number_text(x) + " after scaling (stored " + number_text(v) +
-                        " x scl_slope " + number_text(h.scl_slope) + " + scl_inter " +
-                        number_text(h.scl_inter) + "), which " + element_type_name<T>() +
-                        " cannot hold exactly; expected integers in " + integer_range_text<T>() +
-                        " (read as float or double, or with NiftiScaling::raw for the stored values)");
+                    throw io_error(message(
+                        where, "voxel (i, j, k", (h.dim[0] >= 4 ? ", t" : ""), ") = ", voxel_text(p, h),
+                        " is ", x, " after scaling (stored ", v, " x scl_slope ", h.scl_slope,
+                        " + scl_inter ", h.scl_inter, "), which ", element_type_name<T>(),
+                        " cannot hold exactly; expected integers in ", integer_range_text<T>(),
+                        " (read as float or double, or with NiftiScaling::raw for the stored values)"));
             }
             dst[p] = convert_number<T>(x);
         } else {
             if constexpr (std::is_integral_v<T>) {
                 if (!holds_exactly<T>(v))
-                    throw io_error(
-                        where + "voxel (i, j, k" + (h.dim[0] >= 4 ? ", t" : "") + ") = " + voxel_text(p, h) +
-                        " is " + number_text(v) + " (" + io::nifti_datatype_name(h.datatype) + "), which " +
-                        element_type_name<T>() + " cannot hold exactly; expected integers in " +
-                        integer_range_text<T>() + " (read the file as float or double to keep every value)");
+                    throw io_error(message(
+                        where, "voxel (i, j, k", (h.dim[0] >= 4 ? ", t" : ""), ") = ", voxel_text(p, h),
+                        " is ", v, " (", io::nifti_datatype_name(h.datatype), "), which ",
+                        element_type_name<T>(), " cannot hold exactly; expected integers in ",
+                        integer_range_text<T>(), " (read the file as float or double to keep every value)"));
             }
             dst[p] = convert_number<T>(v);
         }
@@ -177,7 +176,7 @@ void decode_nifti_data(const std::uint8_t* src, T* dst, const io::NiftiHeader& h
         case NiftiDataType::float64:
             return decode_nifti_voxels<T, double>(src, dst, h, scale, where);
         default:  // parse_nifti_header refuses the others
-            throw io_error(where + "internal error: datatype " + io::nifti_datatype_name(h.datatype));
+            throw io_error(message(where, "internal error: datatype ", io::nifti_datatype_name(h.datatype)));
     }
 }
 
@@ -186,8 +185,8 @@ inline std::uint64_t nifti_file_size(const io::NiftiHeader& h, const std::string
     const auto offset = static_cast<std::uint64_t>(h.vox_offset);
     const std::uint64_t data = static_cast<std::uint64_t>(h.voxel_count()) * h.voxel_bytes();
     if (data > std::numeric_limits<std::uint64_t>::max() - offset)
-        throw io_error(where + "vox_offset " + std::to_string(offset) + " and " + std::to_string(data) +
-                       " bytes of data exceed 2^64 bytes");
+        throw io_error(
+            message(where, "vox_offset ", offset, " and ", data, " bytes of data exceed 2^64 bytes"));
     return offset + data;
 }
 
@@ -200,15 +199,14 @@ io::Volume<T> nifti_volume(const std::uint8_t* bytes, std::size_t size, io::Nift
                   "vit3d::io::read_nifti reads into float, double or a fixed-width integer type");
     const io::NiftiHeader h = parse_nifti_header(bytes, size, where);
     const std::uint64_t expected = nifti_file_size(h, where);
-    std::string layout = "dim [";
-    for (std::int64_t i = 1; i <= h.dim[0]; ++i) layout += (i > 1 ? ", " : "") + std::to_string(h.dim[i]);
-    layout += std::string("] of ") + io::nifti_datatype_name(h.datatype) + " from vox_offset " +
-              std::to_string(h.vox_offset) + " need a " + what + " of " + std::to_string(expected) + " bytes";
-    if (size < expected)
-        throw io_error(where + layout + ", got " + std::to_string(size) + " (truncated file?)");
+    const std::vector<std::int64_t> lengths(h.dim.begin() + 1, h.dim.begin() + 1 + h.dim[0]);
+    const std::string layout =
+        message("dim ", lengths, " of ", io::nifti_datatype_name(h.datatype), " from vox_offset ",
+                h.vox_offset, " need a ", what, " of ", expected, " bytes");
+    if (size < expected) throw io_error(message(where, layout, ", got ", size, " (truncated file?)"));
     if (size > expected)
-        throw io_error(where + layout + ", got " + std::to_string(size - expected) +
-                       " bytes more after the data (trailing data)");
+        throw io_error(
+            message(where, layout, ", got ", size - expected, " bytes more after the data (trailing data)"));
 
     io::Volume<T> v;
     v.data = Tensor<T>::empty(h.tensor_shape());
@@ -280,12 +278,11 @@ template <class T>
 io::NiftiHeader nifti_header_for(const io::Volume<T>& v, const std::string& where) {
     const Shape& shape = v.data.shape();
     if (shape.size() != 3 && shape.size() != 4)
-        throw shape_error(where + "expected data [nz, ny, nx] or [nt, nz, ny, nx], got " +
-                          shape_to_string(shape));
+        throw shape_error(message(where, "expected data [nz, ny, nx] or [nt, nz, ny, nx], got ", shape));
     for (const Index len : shape)
         if (len < 1)
-            throw shape_error(where + "expected every length >= 1 (NIfTI has no empty axes), got " +
-                              shape_to_string(shape));
+            throw shape_error(
+                message(where, "expected every length >= 1 (NIfTI has no empty axes), got ", shape));
     io::NiftiHeader h;
     // NIfTI-1 stores dims and intent_code in 16 bits and the geometry as floats; NIfTI-2 when they do not
     // fit.
@@ -306,12 +303,12 @@ io::NiftiHeader nifti_header_for(const io::Volume<T>& v, const std::string& wher
     for (std::size_t a = 0; a < shape.size(); ++a) h.dim[shape.size() - a] = shape[a];  // reversed: x first
     for (std::size_t a = 0; a < 3; ++a)
         if (!std::isfinite(v.spacing[a]) || v.spacing[a] < 0.0)
-            throw io_error(where + "spacing [z, y, x] = " + nifti_array_text(v.spacing.data(), 3) +
-                           " must hold finite sizes >= 0");
+            throw io_error(message(where, "spacing [z, y, x] = ", nifti_array_text(v.spacing.data(), 3),
+                                   " must hold finite sizes >= 0"));
     h.pixdim = {1.0, v.spacing[2], v.spacing[1], v.spacing[0],
                 1.0, 1.0,          1.0,          1.0};  // unused ones 1, as nibabel
     if (shape.size() == 4) {
-        if (!std::isfinite(v.time_step)) throw io_error(where + "time_step is " + number_text(v.time_step));
+        if (!std::isfinite(v.time_step)) throw io_error(message(where, "time_step is ", v.time_step));
         h.pixdim[4] = v.time_step;
     }
     h.scl_slope = 1.0;
@@ -319,31 +316,29 @@ io::NiftiHeader nifti_header_for(const io::Volume<T>& v, const std::string& wher
     h.xyzt_units = static_cast<int>(v.spatial_unit) | static_cast<int>(v.time_unit);
     if ((h.xyzt_units & ~0x3f) != 0 || (static_cast<int>(v.spatial_unit) & ~0x07) != 0 ||
         (static_cast<int>(v.time_unit) & ~0x38) != 0)
-        throw io_error(where +
-                       "expected a spatial unit (meter, mm, micron) and a time unit (sec, msec, usec, hz, "
-                       "ppm, rads), got codes " +
-                       std::to_string(static_cast<int>(v.spatial_unit)) + " and " +
-                       std::to_string(static_cast<int>(v.time_unit)));
+        throw io_error(message(where,
+                               "expected a spatial unit (meter, mm, micron) and a time unit (sec, msec, "
+                               "usec, hz, ppm, rads), got codes ",
+                               static_cast<int>(v.spatial_unit), " and ", static_cast<int>(v.time_unit)));
     h.intent_code = v.intent_code;
     if (v.intent_name.size() > 16)
-        throw io_error(where + "intent_name has " + std::to_string(v.intent_name.size()) +
-                       " characters, at most 16 fit the header");
+        throw io_error(message(where, "intent_name has ", v.intent_name.size(),
+                               " characters, at most 16 fit the header"));
     if (v.description.size() > 80)
-        throw io_error(where + "description has " + std::to_string(v.description.size()) +
-                       " characters, at most 80 fit the header's descrip");
+        throw io_error(message(where, "description has ", v.description.size(),
+                               " characters, at most 80 fit the header's descrip"));
     h.intent_name = v.intent_name;
     h.descrip = v.description;
 
     for (const auto& [name, code] : std::initializer_list<std::pair<const char*, int>>{
              {"sform_code", v.sform_code}, {"qform_code", v.qform_code}})
         if (code < 0 || code > 5)
-            throw io_error(where + name + " is " + std::to_string(code) +
-                           ", expected a NIfTI transform code 0 to 5");
+            throw io_error(message(where, name, " is ", code, ", expected a NIfTI transform code 0 to 5"));
     h.sform_code = v.sform_code;
     h.qform_code = v.qform_code;
     for (const auto& row : v.affine)
         for (const double x : row)
-            if (!std::isfinite(x)) throw io_error(where + "the affine has a non-finite entry");
+            if (!std::isfinite(x)) throw io_error(message(where, "the affine has a non-finite entry"));
     if (v.sform_code > 0)
         for (std::size_t r = 0; r < 3; ++r) h.srow[r] = v.affine[r];
     if (v.qform_code > 0) {
@@ -351,36 +346,36 @@ io::NiftiHeader nifti_header_for(const io::Volume<T>& v, const std::string& wher
         // nibabel writes it); alone, it must hold it exactly.
         const QformFit fit = set_nifti_qform(h, v.affine);
         if (fit == QformFit::singular)
-            throw io_error(
-                where + "qform_code is " + std::to_string(v.qform_code) +
-                ", but the affine is singular (a zero column, or columns too close to parallel for a "
-                "rotation), which no qform can hold; set qform_code 0");
+            throw io_error(message(where, "qform_code is ", v.qform_code,
+                                   ", but the affine is singular (a zero column, or columns too close to "
+                                   "parallel for a rotation), which no qform can hold; set qform_code 0"));
         if (v.sform_code == 0 && fit == QformFit::sheared)
             throw io_error(
-                where + "qform_code is " + std::to_string(v.qform_code) +
-                " and sform_code 0, but the affine's columns are not orthogonal (a shear), which a qform "
-                "cannot hold; set sform_code (e.g. 2, aligned) to keep the affine");
+                message(where, "qform_code is ", v.qform_code,
+                        " and sform_code 0, but the affine's columns are not orthogonal (a shear), which a "
+                        "qform cannot hold; set sform_code (e.g. 2, aligned) to keep the affine"));
         for (std::size_t j = 0; j < 3 && v.sform_code == 0; ++j) {
             const double norm = std::sqrt(v.affine[0][j] * v.affine[0][j] + v.affine[1][j] * v.affine[1][j] +
                                           v.affine[2][j] * v.affine[2][j]);
             if (std::abs(norm - h.pixdim[j + 1]) > 1e-4 * std::max(1.0, norm))
-                throw io_error(where + "the affine's column " + std::to_string(j) + " has length " +
-                               number_text(norm) + " but the voxel size is " + number_text(h.pixdim[j + 1]) +
-                               " (spacing [z, y, x] = " + nifti_array_text(v.spacing.data(), 3) +
-                               "); a qform without an sform needs them equal");
+                throw io_error(message(where, "the affine's column ", j, " has length ", norm,
+                                       " but the voxel size is ", h.pixdim[j + 1],
+                                       " (spacing [z, y, x] = ", nifti_array_text(v.spacing.data(), 3),
+                                       "); a qform without an sform needs them equal"));
         }
     }
     if (v.sform_code == 0 && v.qform_code == 0 && v.affine != nifti_pixdim_affine(h))
-        throw io_error(where +
-                       "sform_code and qform_code are 0, so the file would hold no affine, but the affine "
-                       "is not diag(voxel sizes); set sform_code (e.g. 2, aligned) to keep it");
+        throw io_error(
+            message(where,
+                    "sform_code and qform_code are 0, so the file would hold no affine, but the affine is "
+                    "not diag(voxel sizes); set sform_code (e.g. 2, aligned) to keep it"));
     // What vit3d writes it must be able to read: the header is checked as the reader checks it, so that a
     // gap in the checks above becomes an error here rather than an unreadable file.
     const std::vector<std::uint8_t> encoded = encode_nifti_header(h);
     try {
         (void)parse_nifti_header(encoded.data(), encoded.size(), "");
     } catch (const io_error& e) {
-        throw io_error(where + "internal error, the header would not read back: " + e.what());
+        throw io_error(message(where, "internal error, the header would not read back: ", e.what()));
     }
     return h;
 }
@@ -410,12 +405,12 @@ namespace vit3d::io {
 inline NiftiHeader parse_nifti_header(const std::uint8_t* bytes, std::size_t size,
                                       const std::string& source_name = "<memory>") {
     return detail::nifti_header_of(
-        bytes, size, "vit3d::io::parse_nifti_header(" + detail::quoted_path(source_name) + "): ");
+        bytes, size, message("vit3d::io::parse_nifti_header(", detail::quoted_path(source_name), "): "));
 }
 
 // The header of the .nii or .nii.gz file at `path`.
 inline NiftiHeader read_nifti_header(const std::string& path) {
-    const std::string where = "vit3d::io::read_nifti_header(" + detail::quoted_path(path) + "): ";
+    const std::string where = message("vit3d::io::read_nifti_header(", detail::quoted_path(path), "): ");
     const std::vector<std::uint8_t> bytes = detail::read_file_bytes(path, where);
     return detail::nifti_header_of(bytes.data(), bytes.size(), where);
 }
@@ -427,7 +422,7 @@ template <class T>
 Volume<T> parse_nifti(const std::uint8_t* bytes, std::size_t size,
                       const std::string& source_name = "<memory>",
                       NiftiScaling scaling = NiftiScaling::apply) {
-    const std::string where = "vit3d::io::parse_nifti(" + detail::quoted_path(source_name) + "): ";
+    const std::string where = message("vit3d::io::parse_nifti(", detail::quoted_path(source_name), "): ");
     if (!detail::has_gzip_magic(bytes, size))
         return detail::nifti_volume<T>(bytes, size, scaling, where, "file");
     const std::vector<std::uint8_t> raw = detail::gunzip_nifti(bytes, size, where);
@@ -437,7 +432,7 @@ Volume<T> parse_nifti(const std::uint8_t* bytes, std::size_t size,
 // Reads the .nii or .nii.gz file at `path` as parse_nifti() does.
 template <class T>
 Volume<T> read_nifti(const std::string& path, NiftiScaling scaling = NiftiScaling::apply) {
-    const std::string where = "vit3d::io::read_nifti(" + detail::quoted_path(path) + "): ";
+    const std::string where = message("vit3d::io::read_nifti(", detail::quoted_path(path), "): ");
     const std::vector<std::uint8_t> bytes = detail::read_file_bytes(path, where);
     if (!detail::has_gzip_magic(bytes.data(), bytes.size()))
         return detail::nifti_volume<T>(bytes.data(), bytes.size(), scaling, where, "file");
@@ -466,10 +461,10 @@ std::vector<std::uint8_t> serialize_nifti(const Volume<T>& volume, bool gzip = f
 // `path` only when complete.
 template <class T>
 void write_nifti(const std::string& path, const Volume<T>& volume) {
-    const std::string where = "vit3d::io::write_nifti(" + detail::quoted_path(path) + "): ";
+    const std::string where = message("vit3d::io::write_nifti(", detail::quoted_path(path), "): ");
     const bool gzip = detail::is_gzip_path(path);
     if (!gzip && (path.size() < 4 || path.compare(path.size() - 4, 4, ".nii") != 0))
-        throw io_error(where + "expected a file name ending in .nii or .nii.gz");
+        throw io_error(message(where, "expected a file name ending in .nii or .nii.gz"));
     const NiftiHeader h = detail::nifti_header_for(volume, where);
     AtomicFileWriter file(path, where);
     const auto to_file = [&file](const std::uint8_t* p, std::size_t n) { file.write(p, n); };

@@ -300,7 +300,7 @@ inline int nifti_readable_bytes(io::NiftiDataType type) {
 inline std::size_t nifti_header_size(const std::uint8_t* bytes, std::size_t size, bool& big_endian,
                                      const std::string& where) {
     if (size < 4)
-        throw io_error(where + "expected at least 348 bytes (a NIfTI-1 header), got " + std::to_string(size));
+        throw io_error(message(where, "expected at least 348 bytes (a NIfTI-1 header), got ", size));
     for (const bool be : {false, true}) {
         const std::uint32_t sizeof_hdr = load_unsigned<std::uint32_t>(bytes, be);
         if (sizeof_hdr == nifti1_header_size || sizeof_hdr == nifti2_header_size) {
@@ -308,16 +308,15 @@ inline std::size_t nifti_header_size(const std::uint8_t* bytes, std::size_t size
             return sizeof_hdr;
         }
     }
-    throw io_error(where + "expected sizeof_hdr 348 (NIfTI-1) or 540 (NIfTI-2) in either byte order, got " +
-                   std::to_string(load_unsigned<std::uint32_t>(bytes, false)) + " (little-endian) / " +
-                   std::to_string(load_unsigned<std::uint32_t>(bytes, true)) +
-                   " (big-endian): not a NIfTI file");
+    throw io_error(message(where,
+                           "expected sizeof_hdr 348 (NIfTI-1) or 540 (NIfTI-2) in either byte order, got ",
+                           load_unsigned<std::uint32_t>(bytes, false), " (little-endian) / ",
+                           load_unsigned<std::uint32_t>(bytes, true), " (big-endian): not a NIfTI file"));
 }
 
+// "[a, b, ...]" of n numbers, for messages.
 inline std::string nifti_array_text(const double* v, std::size_t n) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < n; ++i) out += (i ? ", " : "") + number_text(v[i]);
-    return out + "]";
+    return message(std::vector<double>(v, v + n));
 }
 
 // Parses and validates the header at the start of `bytes` (at least 348 or 540 bytes, as sizeof_hdr says).
@@ -328,33 +327,33 @@ inline io::NiftiHeader parse_nifti_header(const std::uint8_t* bytes, std::size_t
     h.version = header_size == nifti1_header_size ? 1 : 2;
     const std::string version = h.version == 1 ? "NIfTI-1" : "NIfTI-2";
     if (size < header_size)
-        throw io_error(where + "sizeof_hdr says a " + version + " header of " + std::to_string(header_size) +
-                       " bytes, but the file has only " + std::to_string(size) + " (truncated file?)");
+        throw io_error(message(where, "sizeof_hdr says a ", version, " header of ", header_size,
+                               " bytes, but the file has only ", size, " (truncated file?)"));
     // Decoding only reads; the codec takes a mutable pointer because encoding writes.
     std::vector<std::uint8_t> copy(bytes, bytes + header_size);
     NiftiFieldCodec codec(copy.data(), h.big_endian, false);
     if (h.version == 1) {
         const char* magic = reinterpret_cast<const char*>(bytes + 344);
         if (std::memcmp(magic, "ni1\0", 4) == 0)
-            throw io_error(where +
-                           "magic \"ni1\" marks a two-file NIfTI-1 header (.hdr with an .img); vit3d reads "
-                           "single-file .nii and .nii.gz, expected magic \"n+1\"");
+            throw io_error(message(where,
+                                   "magic \"ni1\" marks a two-file NIfTI-1 header (.hdr with an .img); vit3d "
+                                   "reads single-file .nii and .nii.gz, expected magic \"n+1\""));
         if (std::memcmp(magic, nifti1_magic, 4) != 0)
-            throw io_error(where + "expected the NIfTI-1 magic \"n+1\\x00\" at byte 344, got " +
-                           quoted_path(std::string(magic, 4)) + " (an ANALYZE 7.5 header?)");
+            throw io_error(message(where, "expected the NIfTI-1 magic \"n+1\\x00\" at byte 344, got ",
+                                   quoted_path(std::string(magic, 4)), " (an ANALYZE 7.5 header?)"));
         nifti1_fields(codec, h);
     } else {
         const char* magic = reinterpret_cast<const char*>(bytes + 4);
         if (std::memcmp(magic, "ni2\0", 4) == 0)
-            throw io_error(where +
-                           "magic \"ni2\" marks a two-file NIfTI-2 header (.hdr with an .img); vit3d reads "
-                           "single-file .nii and .nii.gz, expected magic \"n+2\"");
+            throw io_error(message(where,
+                                   "magic \"ni2\" marks a two-file NIfTI-2 header (.hdr with an .img); vit3d "
+                                   "reads single-file .nii and .nii.gz, expected magic \"n+2\""));
         if (std::memcmp(magic, nifti2_magic, 8) != 0)
-            throw io_error(where + "expected the NIfTI-2 magic \"n+2\\x00\\r\\n\\x1a\\n\" at byte 4, got " +
-                           quoted_path(std::string(magic, 8)) +
-                           (std::memcmp(magic, nifti2_magic, 4) == 0
-                                ? " (line endings changed by a text-mode copy?)"
-                                : ""));
+            throw io_error(message(
+                where, "expected the NIfTI-2 magic \"n+2\\x00\\r\\n\\x1a\\n\" at byte 4, got ",
+                quoted_path(std::string(magic, 8)),
+                (std::memcmp(magic, nifti2_magic, 4) == 0 ? " (line endings changed by a text-mode copy?)"
+                                                          : "")));
         nifti2_fields(codec, h);
     }
     h.has_extensions = size > header_size && bytes[header_size] != 0;
@@ -362,104 +361,98 @@ inline io::NiftiHeader parse_nifti_header(const std::uint8_t* bytes, std::size_t
     const int voxel_bytes = nifti_readable_bytes(h.datatype);
     const int code = static_cast<int>(h.datatype);
     if (voxel_bytes == 0)
-        throw io_error(
-            where + "datatype " + std::to_string(code) + " (" + io::nifti_datatype_name(h.datatype) +
-            ") is not supported; expected a real scalar type: uint8, int8, int16, uint16, int32, uint32, "
-            "int64, uint64, float32 or float64");
+        throw io_error(message(where, "datatype ", code, " (", io::nifti_datatype_name(h.datatype),
+                               ") is not supported; expected a real scalar type: uint8, int8, int16, uint16, "
+                               "int32, uint32, int64, uint64, float32 or float64"));
     if (h.bitpix != 8 * voxel_bytes)
-        throw io_error(where + "bitpix is " + std::to_string(h.bitpix) + ", but datatype " +
-                       io::nifti_datatype_name(h.datatype) + " has " + std::to_string(8 * voxel_bytes) +
-                       " bits per voxel");
+        throw io_error(message(where, "bitpix is ", h.bitpix, ", but datatype ",
+                               io::nifti_datatype_name(h.datatype), " has ", 8 * voxel_bytes,
+                               " bits per voxel"));
 
-    std::string dims = "[";
-    for (std::size_t i = 0; i < 8; ++i) dims += (i ? ", " : "") + std::to_string(h.dim[i]);
-    dims += "]";
+    const std::string dims = message(h.dim);
     if (h.dim[0] < 1 || h.dim[0] > 7)
-        throw io_error(where + "dim[0] (the number of dimensions) is " + std::to_string(h.dim[0]) +
-                       ", expected 1 to 7 (dim = " + dims + ")");
+        throw io_error(message(where, "dim[0] (the number of dimensions) is ", h.dim[0],
+                               ", expected 1 to 7 (dim = ", dims, ")"));
     for (std::int64_t i = 1; i <= h.dim[0]; ++i)
         if (h.dim[static_cast<std::size_t>(i)] < 1)
-            throw io_error(where + "dim[" + std::to_string(i) + "] is " +
-                           std::to_string(h.dim[static_cast<std::size_t>(i)]) +
-                           ", expected a length >= 1 (dim = " + dims + ")");
+            throw io_error(message(where, "dim[", i, "] is ", h.dim[static_cast<std::size_t>(i)],
+                                   ", expected a length >= 1 (dim = ", dims, ")"));
     for (std::int64_t i = 5; i <= h.dim[0]; ++i)
         if (h.dim[static_cast<std::size_t>(i)] != 1)
-            throw io_error(where + "dim = " + dims + " has " + std::to_string(h.dim[0]) +
-                           " dimensions with dim[" + std::to_string(i) +
-                           "] > 1; vit3d reads 3D volumes and 4D series only");
+            throw io_error(message(where, "dim = ", dims, " has ", h.dim[0], " dimensions with dim[", i,
+                                   "] > 1; vit3d reads 3D volumes and 4D series only"));
     for (std::int64_t i = h.dim[0] + 1; i <= 7; ++i) h.dim[static_cast<std::size_t>(i)] = 1;  // unused
     Index voxels = 1;
     for (std::size_t i = 1; i <= 4; ++i) {
         const std::int64_t len = h.dim[i];
         if (len > std::numeric_limits<Index>::max() / voxels)
-            throw io_error(where + "dim = " + dims + " has more voxels than vit3d can index");
+            throw io_error(message(where, "dim = ", dims, " has more voxels than vit3d can index"));
         voxels *= static_cast<Index>(len);
     }
     if (static_cast<std::uint64_t>(voxels) > std::numeric_limits<std::uint64_t>::max() / 8)
-        throw io_error(where + "dim = " + dims + " needs more than 2^64 bytes");
+        throw io_error(message(where, "dim = ", dims, " needs more than 2^64 bytes"));
 
     const std::int64_t min_offset = static_cast<std::int64_t>(header_size) + 4;
     if (h.version == 1) {
         double stored = 0.0;
         NiftiFieldCodec(copy.data(), h.big_endian, false).number<float>(108, stored);
         if (!(stored >= static_cast<double>(min_offset)) || stored != std::floor(stored) || h.vox_offset < 0)
-            throw io_error(where + "vox_offset is " + number_text(stored) +
-                           ", expected a whole number >= 352 (the "
-                           "data follow the 348-byte header and a 4-byte extender)");
+            throw io_error(message(where, "vox_offset is ", stored,
+                                   ", expected a whole number >= 352 (the data follow the 348-byte header "
+                                   "and a 4-byte extender)"));
     } else if (h.vox_offset < min_offset) {
-        throw io_error(where + "vox_offset is " + std::to_string(h.vox_offset) +
-                       ", expected >= 544 (the data follow the 540-byte header and a 4-byte extender)");
+        throw io_error(
+            message(where, "vox_offset is ", h.vox_offset,
+                    ", expected >= 544 (the data follow the 540-byte header and a 4-byte extender)"));
     }
 
     for (std::size_t i = 1; i <= 3; ++i)
         if (!std::isfinite(h.pixdim[i]) || h.pixdim[i] < 0.0)
-            throw io_error(
-                where + "pixdim[" + std::to_string(i) + "] (a voxel size) is " + number_text(h.pixdim[i]) +
-                ", expected a finite size >= 0 (an axis' direction belongs in the qform's qfac or the "
-                "sform); pixdim = " +
-                nifti_array_text(h.pixdim.data(), 8));
+            throw io_error(message(where, "pixdim[", i, "] (a voxel size) is ", h.pixdim[i],
+                                   ", expected a finite size >= 0 (an axis' direction belongs in the qform's "
+                                   "qfac or the sform); pixdim = ",
+                                   nifti_array_text(h.pixdim.data(), 8)));
     if (h.dim[0] >= 4 && !std::isfinite(h.pixdim[4]))
-        throw io_error(where + "pixdim[4] (the time step) is " + number_text(h.pixdim[4]) +
-                       ", expected a number");
+        throw io_error(message(where, "pixdim[4] (the time step) is ", h.pixdim[4], ", expected a number"));
 
     if (std::isfinite(h.scl_slope) && h.scl_slope != 0.0 && !std::isfinite(h.scl_inter))
-        throw io_error(where + "scl_slope is " + number_text(h.scl_slope) + " but scl_inter is " +
-                       number_text(h.scl_inter) + "; expected a finite intercept with a valid slope");
+        throw io_error(message(where, "scl_slope is ", h.scl_slope, " but scl_inter is ", h.scl_inter,
+                               "; expected a finite intercept with a valid slope"));
 
     for (const auto& [name, value] : std::initializer_list<std::pair<const char*, int>>{
              {"qform_code", h.qform_code}, {"sform_code", h.sform_code}})
         if (value < 0 || value > 5)
-            throw io_error(
-                where + name + " is " + std::to_string(value) +
-                ", expected a NIfTI transform code 0 to 5 (unknown, scanner, aligned, Talairach, MNI 152, "
-                "other template)");
+            throw io_error(message(where, name, " is ", value,
+                                   ", expected a NIfTI transform code 0 to 5 (unknown, scanner, aligned, "
+                                   "Talairach, MNI 152, other template)"));
     if (h.sform_code > 0)
         for (const auto& row : h.srow)
             for (const double v : row)
                 if (!std::isfinite(v))
-                    throw io_error(
-                        where + "sform_code is " + std::to_string(h.sform_code) + " but the sform has " +
-                        "a non-finite entry: srow_x/y/z = " + nifti_array_text(h.srow[0].data(), 4) + " " +
-                        nifti_array_text(h.srow[1].data(), 4) + " " + nifti_array_text(h.srow[2].data(), 4));
+                    throw io_error(message(where, "sform_code is ", h.sform_code,
+                                           " but the sform has a non-finite entry: srow_x/y/z = ",
+                                           nifti_array_text(h.srow[0].data(), 4), " ",
+                                           nifti_array_text(h.srow[1].data(), 4), " ",
+                                           nifti_array_text(h.srow[2].data(), 4)));
     if (h.qform_code > 0) {
         const double q[6] = {h.quatern_b, h.quatern_c, h.quatern_d, h.qoffset_x, h.qoffset_y, h.qoffset_z};
         for (const double v : q)
             if (!std::isfinite(v))
-                throw io_error(where + "qform_code is " + std::to_string(h.qform_code) +
-                               " but the quaternion and offsets (b, c, d, x, y, z) = " +
-                               nifti_array_text(q, 6) + " are not all finite");
+                throw io_error(message(where, "qform_code is ", h.qform_code,
+                                       " but the quaternion and offsets (b, c, d, x, y, z) = ",
+                                       nifti_array_text(q, 6), " are not all finite"));
         const double w2 =
             1.0 - (h.quatern_b * h.quatern_b + h.quatern_c * h.quatern_c + h.quatern_d * h.quatern_d);
         // nibabel's quaternion_threshold: 3 epsilons of the header's float type.
         const double epsilon =
             h.version == 1 ? std::numeric_limits<float>::epsilon() : std::numeric_limits<double>::epsilon();
         if (w2 < -3.0 * epsilon)
-            throw io_error(where + "quatern_b, c, d = " + nifti_array_text(q, 3) +
-                           " have b^2 + c^2 + d^2 = " + number_text(1.0 - w2) +
-                           " > 1: not the vector part of a unit quaternion");
+            throw io_error(message(where, "quatern_b, c, d = ", nifti_array_text(q, 3),
+                                   " have b^2 + c^2 + d^2 = ", 1.0 - w2,
+                                   " > 1: not the vector part of a unit quaternion"));
         if (h.pixdim[0] != 0.0 && h.pixdim[0] != 1.0 && h.pixdim[0] != -1.0)
-            throw io_error(where + "pixdim[0] (qfac, the qform's handedness) is " + number_text(h.pixdim[0]) +
-                           ", expected -1 or 1 (or 0, read as 1)");
+            throw io_error(message(where, "pixdim[0] (qfac, the qform's handedness) is ", h.pixdim[0],
+                                   ", expected -1 or 1 (or 0, read as 1)"));
     }
     return h;
 }

@@ -141,8 +141,9 @@ class NpyHeaderParser {
     // Fills dtype, big_endian and shape of `out`.
     void parse(io::NpyHeader& out) {
         if (size_ == 0 || text_[size_ - 1] != '\n')
-            fail("expected the header to end with '\\n', got " +
-                 (size_ == 0 ? std::string("an empty header") : "'" + char_text(text_[size_ - 1]) + "'"));
+            fail(
+                "expected the header to end with '\\n', got ",
+                size_ == 0 ? std::string("an empty header") : message("'", char_text(text_[size_ - 1]), "'"));
         skip_space();
         expect('{', "the header's dict literal to start with '{'");
         bool seen_descr = false, seen_fortran = false, seen_shape = false;
@@ -156,12 +157,12 @@ class NpyHeaderParser {
                          : key == "shape"         ? &seen_shape
                                                   : nullptr;
             if (seen == nullptr)
-                fail_at(key_at,
-                        "unknown key '" + key + "', expected only 'descr', 'fortran_order' and 'shape'");
-            if (*seen) fail_at(key_at, "duplicate key '" + key + "'");
+                fail_at(key_at, "unknown key '", key,
+                        "', expected only 'descr', 'fortran_order' and 'shape'");
+            if (*seen) fail_at(key_at, "duplicate key '", key, "'");
             *seen = true;
             skip_space();
-            expect(':', "':' after '" + key + "'");
+            expect(':', message("':' after '", key, "'"));
             skip_space();
             if (key == "descr") {
                 parse_descr(out);
@@ -179,7 +180,7 @@ class NpyHeaderParser {
                 ++pos_;
                 continue;
             }
-            if (peek() != '}') fail_here("',' or '}' after the value of '" + key + "'");
+            if (peek() != '}') fail_here(message("',' or '}' after the value of '", key, "'"));
         }
         ++pos_;  // '}'
         skip_space();
@@ -189,7 +190,7 @@ class NpyHeaderParser {
                               : !seen_shape   ? "shape"
                                               : nullptr;
         if (missing != nullptr)
-            fail(std::string("missing key '") + missing + "', expected 'descr', 'fortran_order' and 'shape'");
+            fail("missing key '", missing, "', expected 'descr', 'fortran_order' and 'shape'");
     }
 
   private:
@@ -221,14 +222,16 @@ class NpyHeaderParser {
                (n < size_ - pos_ ? " ..." : "");
     }
 
-    [[noreturn]] void fail(const std::string& message) const {
-        throw io_error(where_ + "header: " + message);
+    template <class... Parts>
+    [[noreturn]] void fail(const Parts&... parts) const {
+        throw io_error(message(where_, "header: ", parts...));
     }
-    [[noreturn]] void fail_at(std::size_t at, const std::string& message) const {
-        fail(message + " (at byte " + std::to_string(at) + " of the header)");
+    template <class... Parts>
+    [[noreturn]] void fail_at(std::size_t at, const Parts&... parts) const {
+        fail(parts..., " (at byte ", at, " of the header)");
     }
     [[noreturn]] void fail_here(const std::string& expected) const {
-        fail_at(pos_, "expected " + expected + ", got " + found());
+        fail_at(pos_, "expected ", expected, ", got ", found());
     }
 
     // A string literal in single or double quotes, without escapes (no valid key or descr needs one).
@@ -270,8 +273,8 @@ class NpyHeaderParser {
             if (v > (static_cast<std::uint64_t>(std::numeric_limits<Index>::max()) - digit) / 10) {
                 std::size_t end = pos_;
                 while (end < size_ && end - start < 40 && text_[end] >= '0' && text_[end] <= '9') ++end;
-                fail_at(start, "axis length " + std::string(text_ + start, text_ + end) +
-                                   " is larger than vit3d can index");
+                fail_at(start, "axis length ", std::string_view(text_ + start, end - start),
+                        " is larger than vit3d can index");
             }
             v = v * 10 + digit;
             ++pos_;
@@ -304,18 +307,15 @@ class NpyHeaderParser {
         }
         ++pos_;  // ')'
         if (shape.size() == 1 && !trailing_comma)
-            fail_at(start, "shape (" + std::to_string(shape[0]) +
-                               ") is an integer in parentheses, not a tuple; "
-                               "expected (" +
-                               std::to_string(shape[0]) + ",)");
+            fail_at(start, "shape (", shape[0], ") is an integer in parentheses, not a tuple; expected (",
+                    shape[0], ",)");
         return shape;
     }
 
     [[noreturn]] void unsupported_descr(std::size_t at, const std::string& descr, const char* why) const {
-        fail_at(at,
-                "dtype '" + descr + "' " + why +
-                    "; expected '|b1', '|i1', '|u1', '<i2', '<u2', '<i4', '<u4', '<i8', '<u8', '<f2', '<f4' "
-                    "or '<f8' ('>' for big-endian)");
+        fail_at(at, "dtype '", descr, "' ", why,
+                "; expected '|b1', '|i1', '|u1', '<i2', '<u2', '<i4', '<u4', '<i8', '<u8', '<f2', '<f4' or "
+                "'<f8' ('>' for big-endian)");
     }
 
     void parse_descr(io::NpyHeader& out) {
@@ -382,57 +382,52 @@ inline io::NpyHeader parse_npy_header(const std::uint8_t* prefix, std::size_t pr
                                       std::uint64_t file_size, const std::string& where) {
     io::NpyHeader h;
     if (file_size < npy_magic_size + 4 || prefix_size < npy_magic_size + 4)
-        throw io_error(where +
-                       "expected at least 10 bytes (magic, version and header length), got a file of " +
-                       std::to_string(file_size) + " bytes");
+        throw io_error(
+            message(where, "expected at least 10 bytes (magic, version and header length), got a file of ",
+                    file_size, " bytes"));
     if (std::memcmp(prefix, npy_magic, npy_magic_size) != 0)
-        throw io_error(where + "expected the .npy magic string \"\\x93NUMPY\", got " +
-                       printable_bytes(prefix, npy_magic_size) + " (not a .npy file)");
+        throw io_error(message(where, "expected the .npy magic string \"\\x93NUMPY\", got ",
+                               printable_bytes(prefix, npy_magic_size), " (not a .npy file)"));
     const int major = prefix[6], minor = prefix[7];
     if ((major != 1 && major != 2 && major != 3) || minor != 0)
-        throw io_error(where + "format version " + std::to_string(major) + "." + std::to_string(minor) +
-                       " is not supported, expected 1.0, 2.0 or 3.0");
+        throw io_error(message(where, "format version ", major, ".", minor,
+                               " is not supported, expected 1.0, 2.0 or 3.0"));
     h.major_version = major;
     const std::size_t length_bytes = major == 1 ? 2 : 4;
     const std::uint64_t header_start = npy_magic_size + 2 + length_bytes;
     if (file_size < header_start || prefix_size < header_start)
-        throw io_error(where + "expected at least " + std::to_string(header_start) + " bytes for a version " +
-                       std::to_string(major) + ".0 file, got a file of " + std::to_string(file_size) +
-                       " bytes");
+        throw io_error(message(where, "expected at least ", header_start, " bytes for a version ", major,
+                               ".0 file, got a file of ", file_size, " bytes"));
     const std::uint64_t header_length = length_bytes == 2 ? load_unsigned<std::uint16_t>(prefix + 8, false)
                                                           : load_unsigned<std::uint32_t>(prefix + 8, false);
     if (header_length > file_size - header_start)
-        throw io_error(where + "header length is " + std::to_string(header_length) + " bytes, but only " +
-                       std::to_string(file_size - header_start) + " bytes follow the " +
-                       std::to_string(header_start) + "-byte prefix in the file of " +
-                       std::to_string(file_size) + " bytes (truncated file?)");
+        throw io_error(message(where, "header length is ", header_length, " bytes, but only ",
+                               file_size - header_start, " bytes follow the ", header_start,
+                               "-byte prefix in the file of ", file_size, " bytes (truncated file?)"));
     h.data_offset = header_start + header_length;
     if (prefix_size < h.data_offset)
-        throw io_error(where + "internal error: " + std::to_string(prefix_size) +
-                       " bytes given for a header ending at byte " + std::to_string(h.data_offset));
+        throw io_error(message(where, "internal error: ", prefix_size,
+                               " bytes given for a header ending at byte ", h.data_offset));
     NpyHeaderParser(prefix + header_start, static_cast<std::size_t>(header_length), where).parse(h);
 
     Index n = 1;
     for (const Index len : h.shape) {
         if (len != 0 && n > std::numeric_limits<Index>::max() / len)
-            throw io_error(where + "shape " + shape_to_string(h.shape) +
-                           " has more elements than vit3d can index");
+            throw io_error(message(where, "shape ", h.shape, " has more elements than vit3d can index"));
         n *= len;
     }
     h.size = n;
     const std::uint64_t item = io::npy_dtype_size(h.dtype);
     const std::uint64_t available = file_size - h.data_offset;
-    const std::string layout = "shape " + shape_to_string(h.shape) + " of " + io::npy_dtype_name(h.dtype);
+    const std::string layout = message("shape ", h.shape, " of ", h.dtype);
     if (static_cast<std::uint64_t>(n) > std::numeric_limits<std::uint64_t>::max() / item)
-        throw io_error(where + layout + " needs more than 2^64 bytes");
+        throw io_error(message(where, layout, " needs more than 2^64 bytes"));
     if (h.data_bytes() > available)
-        throw io_error(where + layout + " needs " + std::to_string(h.data_bytes()) +
-                       " bytes of data, but the file has " + std::to_string(available) +
-                       " after the header (truncated file?)");
+        throw io_error(message(where, layout, " needs ", h.data_bytes(), " bytes of data, but the file has ",
+                               available, " after the header (truncated file?)"));
     if (h.data_bytes() < available)
-        throw io_error(where + layout + " needs " + std::to_string(h.data_bytes()) +
-                       " bytes of data, but the file has " + std::to_string(available - h.data_bytes()) +
-                       " more bytes after them (trailing data)");
+        throw io_error(message(where, layout, " needs ", h.data_bytes(), " bytes of data, but the file has ",
+                               available - h.data_bytes(), " more bytes after them (trailing data)"));
     return h;
 }
 
@@ -443,7 +438,7 @@ inline std::string index_text(Index i, const Shape& shape) {
         index[a] = i % shape[a];
         i /= shape[a];
     }
-    return shape_to_string(index);
+    return message(index);
 }
 
 // Stored numbers of type V at src -> T, checking exactness for integer T.
@@ -454,10 +449,10 @@ void convert_npy_elements(const std::uint8_t* src, bool big_endian, T* dst, cons
         const V v = load_number<V>(src + static_cast<std::size_t>(i) * sizeof(V), big_endian);
         if constexpr (std::is_integral_v<T>) {
             if (!holds_exactly<T>(v))
-                throw io_error(where + "element " + index_text(i, h.shape) + " is " + number_text(v) + " (" +
-                               io::npy_dtype_name(h.dtype) + "), which " + element_type_name<T>() +
-                               " cannot hold exactly; expected integers in " + integer_range_text<T>() +
-                               " (read the file as float or double to keep every value)");
+                throw io_error(message(where, "element ", index_text(i, h.shape), " is ", v, " (",
+                                       io::npy_dtype_name(h.dtype), "), which ", element_type_name<T>(),
+                                       " cannot hold exactly; expected integers in ", integer_range_text<T>(),
+                                       " (read the file as float or double to keep every value)"));
         }
         dst[i] = convert_number<T>(v);
     }
@@ -470,8 +465,8 @@ void decode_npy_elements(const std::uint8_t* src, T* dst, const io::NpyHeader& h
         case NpyDType::boolean:
             for (Index i = 0; i < h.size; ++i) {
                 if (src[i] > 1)
-                    throw io_error(where + "bool element " + index_text(i, h.shape) + " is the byte " +
-                                   std::to_string(src[i]) + ", expected 0 or 1");
+                    throw io_error(message(where, "bool element ", index_text(i, h.shape), " is the byte ",
+                                           src[i], ", expected 0 or 1"));
                 dst[i] = static_cast<T>(src[i]);
             }
             return;
@@ -496,11 +491,11 @@ void decode_npy_elements(const std::uint8_t* src, T* dst, const io::NpyHeader& h
                 const float v = io::f16_to_float(load_unsigned<std::uint16_t>(src + 2 * i, h.big_endian));
                 if constexpr (std::is_integral_v<T>) {
                     if (!holds_exactly<T>(v))
-                        throw io_error(where + "element " + index_text(i, h.shape) + " is " + number_text(v) +
-                                       " (float16), which " + element_type_name<T>() +
-                                       " cannot hold exactly; expected integers in " +
-                                       integer_range_text<T>() +
-                                       " (read the file as float or double to keep every value)");
+                        throw io_error(message(where, "element ", index_text(i, h.shape), " is ", v,
+                                               " (float16), which ", element_type_name<T>(),
+                                               " cannot hold exactly; expected integers in ",
+                                               integer_range_text<T>(),
+                                               " (read the file as float or double to keep every value)"));
                 }
                 dst[i] = static_cast<T>(v);
             }
@@ -579,7 +574,7 @@ namespace vit3d::io {
 inline NpyHeader parse_npy_header(const std::uint8_t* bytes, std::size_t size,
                                   const std::string& source_name = "<memory>") {
     return detail::parse_npy_header(
-        bytes, size, size, "vit3d::io::parse_npy_header(" + detail::quoted_path(source_name) + "): ");
+        bytes, size, size, message("vit3d::io::parse_npy_header(", detail::quoted_path(source_name), "): "));
 }
 
 // Parses and validates a whole .npy file held in memory and converts its elements to T: float or double
@@ -589,7 +584,7 @@ template <class T>
 Tensor<T> parse_npy(const std::uint8_t* bytes, std::size_t size,
                     const std::string& source_name = "<memory>") {
     return detail::parse_npy_at<T>(bytes, size,
-                                   "vit3d::io::parse_npy(" + detail::quoted_path(source_name) + "): ");
+                                   message("vit3d::io::parse_npy(", detail::quoted_path(source_name), "): "));
 }
 template <class T>
 Tensor<T> parse_npy(const std::vector<std::uint8_t>& bytes, const std::string& source_name = "<memory>") {
@@ -598,7 +593,7 @@ Tensor<T> parse_npy(const std::vector<std::uint8_t>& bytes, const std::string& s
 
 // The header of the .npy file at `path` (reading only the header, validated against the file's size).
 inline NpyHeader read_npy_header(const std::string& path) {
-    const std::string where = "vit3d::io::read_npy_header(" + detail::quoted_path(path) + "): ";
+    const std::string where = message("vit3d::io::read_npy_header(", detail::quoted_path(path), "): ");
     const std::uint64_t size = detail::regular_file_size(path, where);
     std::vector<std::uint8_t> prefix = detail::read_file_bytes(path, where, 12);
     std::uint64_t header_end = prefix.size();
@@ -614,7 +609,7 @@ inline NpyHeader read_npy_header(const std::string& path) {
 // Reads the .npy file at `path` as parse_npy() does.
 template <class T>
 Tensor<T> read_npy(const std::string& path) {
-    const std::string where = "vit3d::io::read_npy(" + detail::quoted_path(path) + "): ";
+    const std::string where = message("vit3d::io::read_npy(", detail::quoted_path(path), "): ");
     const std::vector<std::uint8_t> bytes = detail::read_file_bytes(path, where);
     return detail::parse_npy_at<T>(bytes.data(), bytes.size(), where);
 }
@@ -635,7 +630,7 @@ std::vector<std::uint8_t> serialize_npy(const Tensor<T>& tensor) {
 template <class T>
 void write_npy(const std::string& path, const Tensor<T>& tensor) {
     const std::string header = detail::npy_header_bytes<T>(tensor.shape());
-    AtomicFileWriter file(path, "vit3d::io::write_npy(" + detail::quoted_path(path) + "): ");
+    AtomicFileWriter file(path, message("vit3d::io::write_npy(", detail::quoted_path(path), "): "));
     file.write(header.data(), header.size());
     constexpr Index chunk = Index(1) << 16;
     std::vector<std::uint8_t> buffer;

@@ -83,9 +83,8 @@ template <class T>
 Tensor<T> center_crop(const Tensor<T>& image, Index height, Index width) {
     const char* op = "vit3d::io::center_crop";
     if (image.rank() < 2 || height < 1 || width < 1)
-        throw shape_error(std::string(op) + ": expected an image [..., H, W] and a crop size >= 1, got " +
-                          shape_to_string(image.shape()) + " and " + std::to_string(height) + " x " +
-                          std::to_string(width));
+        throw shape_error(message(op, ": expected an image [..., H, W] and a crop size >= 1, got ",
+                                  image.shape(), " and ", height, " x ", width));
     const Index h = image.dim(-2), w = image.dim(-1);
     // Offset of the crop's first row / column in the image; negative where the crop starts in the padding.
     const auto first = [](Index size, Index crop) {
@@ -123,15 +122,12 @@ Tensor<T> normalize(const Tensor<T>& x, const M& mean, const S& stddev, Index ch
     for (const auto& v : mean) m.push_back(static_cast<T>(v));
     for (const auto& v : stddev) s.push_back(static_cast<T>(v));
     if (static_cast<Index>(m.size()) != channels || static_cast<Index>(s.size()) != channels)
-        throw shape_error(std::string(op) + ": expected " + std::to_string(channels) +
-                          " means and standard deviations "
-                          "for axis " +
-                          std::to_string(axis) + " of " + shape_to_string(x.shape()) + ", got " +
-                          std::to_string(m.size()) + " and " + std::to_string(s.size()));
+        throw shape_error(message(op, ": expected ", channels, " means and standard deviations for axis ",
+                                  axis, " of ", x.shape(), ", got ", m.size(), " and ", s.size()));
     for (const T v : s)
         if (!(v != T(0)) || !std::isfinite(v))
             throw std::invalid_argument(
-                std::string(op) + ": expected finite nonzero standard deviations, got " + std::to_string(v));
+                message(op, ": expected finite nonzero standard deviations, got ", v));
     Index inner = 1;
     for (Index a = axis + 1; a < x.rank(); ++a) inner *= x.dim(a);
     Tensor<T> out = Tensor<T>::empty(x.shape());
@@ -156,8 +152,8 @@ Tensor<T> intensity_window(const Tensor<T>& x, double lo, double hi) {
     static_assert(std::is_floating_point_v<T>,
                   "vit3d::io::intensity_window works on float or double tensors");
     if (!(lo < hi) || !std::isfinite(lo) || !std::isfinite(hi))
-        throw std::invalid_argument("vit3d::io::intensity_window: expected finite lo < hi, got [" +
-                                    std::to_string(lo) + ", " + std::to_string(hi) + "]");
+        throw std::invalid_argument(
+            message("vit3d::io::intensity_window: expected finite lo < hi, got [", lo, ", ", hi, "]"));
     Tensor<T> out = Tensor<T>::empty(x.shape());
     const double width = hi - lo;
     for (Index i = 0; i < x.size(); ++i) {
@@ -185,11 +181,9 @@ Tensor<T> intensity_window(const Tensor<T>& x, const IntensityWindow& w) {
     const bool finite =
         std::isfinite(w.low) && std::isfinite(w.high) && std::isfinite(w.to[0]) && std::isfinite(w.to[1]);
     if (!(w.low < w.high) || !finite)
-        throw std::invalid_argument(
-            "vit3d::io::intensity_window: expected finite low < high and a finite "
-            "target range, got [" +
-            std::to_string(w.low) + ", " + std::to_string(w.high) + "] -> [" + std::to_string(w.to[0]) +
-            ", " + std::to_string(w.to[1]) + "]");
+        throw std::invalid_argument(message(
+            "vit3d::io::intensity_window: expected finite low < high and a finite target range, got [", w.low,
+            ", ", w.high, "] -> [", w.to[0], ", ", w.to[1], "]"));
     const double width = w.high - w.low, span = w.to[1] - w.to[0];
     Tensor<T> out = Tensor<T>::empty(x.shape());
     for (Index i = 0; i < x.size(); ++i) {
@@ -211,8 +205,7 @@ template <class T>
 Tensor<T> rescale(const Tensor<T>& x, double factor) {
     static_assert(std::is_floating_point_v<T>, "vit3d::io::rescale works on float or double tensors");
     if (!std::isfinite(factor))
-        throw std::invalid_argument("vit3d::io::rescale: expected a finite factor, got " +
-                                    std::to_string(factor));
+        throw std::invalid_argument(message("vit3d::io::rescale: expected a finite factor, got ", factor));
     Tensor<T> out = Tensor<T>::empty(x.shape());
     if (detail::is_to_tensor_rescale(factor)) {
         for (Index i = 0; i < x.size(); ++i) out.data()[i] = x.data()[i] / T(255);
@@ -252,10 +245,9 @@ Tensor<T> apply_value_steps(Tensor<T> x, const Preprocessing& p) {
     const auto spatial = static_cast<Index>(p.input_size.size());
     if (spatial == 0 || x.rank() < spatial + 1 || x.rank() > spatial + 2)
         throw shape_error(
-            "vit3d::io::apply_value_steps: expected [C, spatial...] or [B, C, spatial...] with " +
-            std::to_string(spatial) + " spatial axes (preprocess.input_size " +
-            shape_to_string(Shape(p.input_size.begin(), p.input_size.end())) + ", layout " + p.layout +
-            "), got " + shape_to_string(x.shape()));
+            message("vit3d::io::apply_value_steps: expected [C, spatial...] or [B, C, spatial...] with ",
+                    spatial, " spatial axes (preprocess.input_size ", p.input_size, ", layout ", p.layout,
+                    "), got ", x.shape()));
     const Index channel_axis = x.rank() - spatial - 1;
     return apply_value_steps(std::move(x), p, channel_axis);
 }

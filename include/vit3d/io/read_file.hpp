@@ -43,12 +43,12 @@ inline std::uint64_t regular_file_size(const std::string& path, const std::strin
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);
     if (ec || !std::filesystem::exists(status))
-        throw io_error(where + "cannot read the file: " +
-                       (ec ? ec.message() : std::string("No such file or directory")));
+        throw io_error(message(
+            where, "cannot read the file: ", (ec ? ec.message() : std::string("No such file or directory"))));
     if (std::filesystem::is_directory(status))
-        throw io_error(where + "cannot read the file: it is a directory");
+        throw io_error(message(where, "cannot read the file: it is a directory"));
     const std::uintmax_t size = std::filesystem::file_size(path, ec);
-    if (ec) throw io_error(where + "cannot read the file: " + ec.message());
+    if (ec) throw io_error(message(where, "cannot read the file: ", ec.message()));
     return static_cast<std::uint64_t>(size);
 }
 
@@ -60,14 +60,14 @@ inline std::vector<std::uint8_t> read_file_bytes(
     const std::uint64_t size = std::min(regular_file_size(path, where), max_bytes);
     if (size > static_cast<std::uint64_t>(std::numeric_limits<std::streamsize>::max()) ||
         size > std::vector<std::uint8_t>().max_size())
-        throw io_error(where + "the file has " + std::to_string(size) + " bytes, more than fit in memory");
+        throw io_error(message(where, "the file has ", size, " bytes, more than fit in memory"));
     std::ifstream in(path, std::ios::binary);
-    if (!in) throw io_error(where + "cannot open the file for reading");
+    if (!in) throw io_error(message(where, "cannot open the file for reading"));
     std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
     in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
     if (in.gcount() != static_cast<std::streamsize>(size))
-        throw io_error(where + "expected to read " + std::to_string(size) + " bytes, got " +
-                       std::to_string(in.gcount()) + " (was the file changed while being read?)");
+        throw io_error(message(where, "expected to read ", size, " bytes, got ", in.gcount(),
+                               " (was the file changed while being read?)"));
     return bytes;
 }
 

@@ -181,12 +181,11 @@ void check_resample_input(const char* op, const Tensor<T>& x, std::size_t spatia
     static_assert(std::is_floating_point_v<T>, "vit3d::io resampling interpolates float or double tensors");
     const char* layout = spatial == 2 ? "[..., H, W]" : "[..., D, H, W]";
     if (x.rank() < static_cast<Index>(spatial))
-        throw shape_error(std::string(op) + ": expected a tensor " + layout + ", got " +
-                          shape_to_string(x.shape()));
+        throw shape_error(message(op, ": expected a tensor ", layout, ", got ", x.shape()));
     for (std::size_t a = 0; a < spatial; ++a)
         if (size[a] < 1 || x.dim(static_cast<Index>(a) - static_cast<Index>(spatial)) < 1)
-            throw shape_error(std::string(op) + ": expected sizes >= 1, got " + shape_to_string(x.shape()) +
-                              " -> " + shape_to_string(Shape(size, size + spatial)));
+            throw shape_error(
+                message(op, ": expected sizes >= 1, got ", x.shape(), " -> ", Shape(size, size + spatial)));
 }
 
 // The source index of output index o for torch's nearest modes, in torch's float arithmetic
@@ -234,13 +233,12 @@ Tensor<T> resize_shorter_side(const Tensor<T>& image, Index size,
                               Index max_size = 0) {
     const char* op = "vit3d::io::resize_shorter_side";
     if (image.rank() < 2 || image.dim(-1) < 1 || image.dim(-2) < 1 || size < 1)
-        throw shape_error(std::string(op) + ": expected an image [..., H, W] and a size >= 1, got " +
-                          shape_to_string(image.shape()) + " and " + std::to_string(size));
+        throw shape_error(message(op, ": expected an image [..., H, W] and a size >= 1, got ", image.shape(),
+                                  " and ", size));
     const Index h = image.dim(-2), w = image.dim(-1);
     const Index shorter = std::min(h, w), longer = std::max(h, w);
     if (max_size > 0 && max_size <= size)
-        throw shape_error(std::string(op) + ": max_size " + std::to_string(max_size) +
-                          " must be larger than size " + std::to_string(size));
+        throw shape_error(message(op, ": max_size ", max_size, " must be larger than size ", size));
     Index new_short = size;
     auto new_long = static_cast<Index>(static_cast<double>(size * longer) / static_cast<double>(shorter));
     if (max_size > 0 && new_long > max_size) {
@@ -277,14 +275,11 @@ Tensor<T> resample_nearest(const Tensor<T>& labels, const std::array<Index, N>& 
     static_assert(N == 2 || N == 3, "vit3d::io::resample_nearest resamples the last 2 or 3 axes");
     const char* op = "vit3d::io::resample_nearest";
     if (labels.rank() < static_cast<Index>(N))
-        throw shape_error(std::string(op) + ": expected a tensor of rank >= " + std::to_string(N) + ", got " +
-                          shape_to_string(labels.shape()));
+        throw shape_error(message(op, ": expected a tensor of rank >= ", N, ", got ", labels.shape()));
     const auto rank = static_cast<std::size_t>(labels.rank());
     for (std::size_t a = 0; a < N; ++a)
         if (size[a] < 1 || labels.shape()[rank - N + a] < 1)
-            throw shape_error(std::string(op) + ": expected sizes >= 1, got " +
-                              shape_to_string(labels.shape()) + " -> " +
-                              shape_to_string(Shape(size.begin(), size.end())));
+            throw shape_error(message(op, ": expected sizes >= 1, got ", labels.shape(), " -> ", size));
     Shape out_shape = labels.shape();
     std::array<std::vector<Index>, N> source;
     Index inner_out = 1;

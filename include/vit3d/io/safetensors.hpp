@@ -219,19 +219,17 @@ class Safetensors {
   public:
     // Reads the whole file at `path` at once, then parses it as parse() does.
     static Safetensors read(const std::string& path) {
-        const std::string where = "vit3d::io::Safetensors(" + detail::quoted(path) + "): ";
+        const std::string where = message("vit3d::io::Safetensors(", detail::quoted(path), "): ");
         const std::uintmax_t size = regular_file_size(path, where);
         if (size > static_cast<std::uintmax_t>(std::numeric_limits<std::streamsize>::max()) ||
             size > std::vector<std::uint8_t>().max_size())
-            throw io_error(where + "the file has " + std::to_string(size) +
-                           " bytes, more than fit in memory");
+            throw io_error(message(where, "the file has ", size, " bytes, more than fit in memory"));
         std::ifstream in(path, std::ios::binary);
-        if (!in) throw io_error(where + "cannot open the file for reading");
+        if (!in) throw io_error(message(where, "cannot open the file for reading"));
         std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
         in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
         if (in.gcount() != static_cast<std::streamsize>(size))
-            throw io_error(where + "expected to read " + std::to_string(size) + " bytes, got " +
-                           std::to_string(in.gcount()));
+            throw io_error(message(where, "expected to read ", size, " bytes, got ", in.gcount()));
         return parse(std::move(bytes), path);
     }
 
@@ -239,7 +237,7 @@ class Safetensors {
     // strictly as parse() does); each tensor is read from the file when it is asked for. FileAccess::map
     // maps the file (the default; plain reads where mmap is unavailable), FileAccess::stream reads it.
     static Safetensors open(const std::string& path, FileAccess access = FileAccess::map) {
-        const std::string where = "vit3d::io::Safetensors(" + detail::quoted(path) + "): ";
+        const std::string where = message("vit3d::io::Safetensors(", detail::quoted(path), "): ");
         (void)regular_file_size(path, where);
         Safetensors file;
         file.source_ = path;
@@ -279,7 +277,7 @@ class Safetensors {
     const TensorInfo& info(const std::string& name) const {
         const auto it = tensors_.find(name);
         if (it == tensors_.end())
-            throw io_error(where() + "no tensor named " + detail::quoted(name) + "; " + listing());
+            throw io_error(message(where(), "no tensor named ", detail::quoted(name), "; ", listing()));
         return it->second;
     }
 
@@ -299,8 +297,8 @@ class Safetensors {
     Tensor<T> get(const std::string& name, const Shape& expected) const {
         const TensorInfo& ti = info(name);
         if (ti.shape != expected)
-            throw io_error(where() + "tensor " + detail::quoted(name) + " has shape " +
-                           shape_to_string(ti.shape) + ", expected " + shape_to_string(expected));
+            throw io_error(message(where(), "tensor ", detail::quoted(name), " has shape ", ti.shape,
+                                   ", expected ", expected));
         return get<T>(name);
     }
 
@@ -314,12 +312,11 @@ class Safetensors {
         const TensorInfo& ti = info(name);
         const Index numel = shape_numel(ti.shape);
         if (numel != count)
-            throw io_error(where() + "tensor " + detail::quoted(name) + " of shape " +
-                           shape_to_string(ti.shape) + " has " + std::to_string(numel) +
-                           " elements, expected " + std::to_string(count));
+            throw io_error(message(where(), "tensor ", detail::quoted(name), " of shape ", ti.shape, " has ",
+                                   numel, " elements, expected ", count));
         if (count > 0 && dst == nullptr)
-            throw io_error(where() + "tensor " + detail::quoted(name) + ": expected a destination for " +
-                           std::to_string(count) + " elements, got a null pointer");
+            throw io_error(message(where(), "tensor ", detail::quoted(name), ": expected a destination for ",
+                                   count, " elements, got a null pointer"));
         decode(name, ti, dst);
     }
 
@@ -328,8 +325,8 @@ class Safetensors {
     void get_into(const std::string& name, Tensor<T>& out) const {
         const TensorInfo& ti = info(name);
         if (ti.shape != out.shape())
-            throw io_error(where() + "tensor " + detail::quoted(name) + " has shape " +
-                           shape_to_string(ti.shape) + ", expected " + shape_to_string(out.shape()));
+            throw io_error(message(where(), "tensor ", detail::quoted(name), " has shape ", ti.shape,
+                                   ", expected ", out.shape()));
         get_into(name, out.data(), out.size());
     }
 
@@ -346,7 +343,7 @@ class Safetensors {
     static std::uintmax_t regular_file_size(const std::string& path, const std::string& where) {
         std::error_code ec;
         const std::uintmax_t size = std::filesystem::file_size(path, ec);  // fails on directories too
-        if (ec) throw io_error(where + "cannot read the file: " + ec.message());
+        if (ec) throw io_error(message(where, "cannot read the file: ", ec.message()));
         return size;
     }
 
@@ -380,28 +377,28 @@ class Safetensors {
         } catch (const io_error& e) {
             std::string reason = e.what();  // already prefixed with where(): name the tensor after it
             if (reason.compare(0, where().size(), where()) == 0) reason.erase(0, where().size());
-            throw io_error(tensor_where(name) + reason);
+            throw io_error(message(tensor_where(name), reason));
         }
     }
 
-    std::string where() const { return "vit3d::io::Safetensors(" + detail::quoted(source_) + "): "; }
+    std::string where() const { return message("vit3d::io::Safetensors(", detail::quoted(source_), "): "); }
     std::string tensor_where(const std::string& name) const {
-        return where() + "tensor " + detail::quoted(name) + ": ";
+        return message(where(), "tensor ", detail::quoted(name), ": ");
     }
 
     // "the file holds 3 tensors: "a", "b", "c"", the first few only.
     std::string listing() const {
         constexpr std::size_t shown = 8;
         if (tensors_.empty()) return "the file holds no tensors";
-        std::string out = "the file holds " + std::to_string(tensors_.size()) +
-                          (tensors_.size() == 1 ? " tensor: " : " tensors: ");
+        std::string out =
+            message("the file holds ", tensors_.size(), tensors_.size() == 1 ? " tensor: " : " tensors: ");
         std::size_t i = 0;
         for (const auto& entry : tensors_) {
             if (i == shown) {
-                out += ", ... (" + std::to_string(tensors_.size() - shown) + " more)";
+                out += message(", ... (", tensors_.size() - shown, " more)");
                 break;
             }
-            out += (i++ ? ", " : "") + detail::quoted(entry.first);
+            out += message(i++ ? ", " : "", detail::quoted(entry.first));
         }
         return out;
     }
@@ -409,21 +406,21 @@ class Safetensors {
     void parse_header() {
         const std::uint64_t file_size = bytes_->size();
         if (file_size < 8)
-            throw io_error(where() + "expected at least 8 bytes (the header length), got a file of " +
-                           std::to_string(file_size) + " bytes");
+            throw io_error(message(where(), "expected at least 8 bytes (the header length), got a file of ",
+                                   file_size, " bytes"));
         std::uint8_t length[8];
         bytes_->copy(0, 8, length);
         const std::uint64_t header_size = detail::load_le(length, 8);
         if (header_size == 0)
-            throw io_error(where() + "header length is 0, expected a JSON object of at least 2 bytes");
+            throw io_error(
+                message(where(), "header length is 0, expected a JSON object of at least 2 bytes"));
         if (header_size > detail::max_header_size)
-            throw io_error(where() + "header length is " + std::to_string(header_size) +
-                           " bytes, expected at most " + std::to_string(detail::max_header_size) +
-                           " (the reference implementation's limit)");
+            throw io_error(message(where(), "header length is ", header_size, " bytes, expected at most ",
+                                   detail::max_header_size, " (the reference implementation's limit)"));
         if (header_size > file_size - 8)
-            throw io_error(where() + "header length is " + std::to_string(header_size) + " bytes, but only " +
-                           std::to_string(file_size - 8) + " bytes follow the 8-byte length in the file of " +
-                           std::to_string(file_size) + " bytes");
+            throw io_error(message(where(), "header length is ", header_size, " bytes, but only ",
+                                   file_size - 8, " bytes follow the 8-byte length in the file of ",
+                                   file_size, " bytes"));
         data_start_ = 8 + header_size;
         const std::uint64_t data_size = file_size - 8 - header_size;
 
@@ -436,15 +433,16 @@ class Safetensors {
         }
         // nlohmann stops at a NUL byte as if the input ended there; JSON allows none anywhere.
         if (const void* nul = std::memchr(text, 0, static_cast<std::size_t>(header_size)))
-            throw io_error(where() + "malformed JSON header: NUL byte at header offset " +
-                           std::to_string(static_cast<const char*>(nul) - text));
+            throw io_error(message(where(), "malformed JSON header: NUL byte at header offset ",
+                                   static_cast<const char*>(nul) - text));
         const nlohmann::json header = parse_json(text, text + header_size);
         if (!header.is_object())
-            throw io_error(where() + "expected the JSON header to be an object, got " +
-                           detail::brief_json(header));
+            throw io_error(message(where(), "expected the JSON header to be an object, got ",
+                                   detail::brief_json(header)));
         // The reference implementation also rejects whitespace before the '{'.
         if (text[0] != '{')
-            throw io_error(where() + "expected the JSON header to start with '{', got whitespace before it");
+            throw io_error(
+                message(where(), "expected the JSON header to start with '{', got whitespace before it"));
 
         struct Extent {
             std::uint64_t begin, end;
@@ -470,28 +468,29 @@ class Safetensors {
         std::uint64_t covered = 0;
         const Extent* previous = nullptr;
         for (const Extent& e : extents) {
-            const std::string range = "[" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "]";
+            const std::string range = message("[", e.begin, ", ", e.end, "]");
             if (e.begin < covered)
-                throw io_error(tensor_where(*e.name) + "data_offsets " + range + " overlap tensor " +
-                               detail::quoted(*previous->name) + " at [" + std::to_string(previous->begin) +
-                               ", " + std::to_string(previous->end) + "]");
+                throw io_error(message(tensor_where(*e.name), "data_offsets ", range, " overlap tensor ",
+                                       detail::quoted(*previous->name), " at [", previous->begin, ", ",
+                                       previous->end, "]"));
             if (e.begin > covered)
-                throw io_error(tensor_where(*e.name) + "data_offsets " + range + " leave bytes [" +
-                               std::to_string(covered) + ", " + std::to_string(e.begin) +
-                               ") of the data section to no tensor (" +
-                               (previous ? "the previous tensor, " + detail::quoted(*previous->name) +
-                                               ", ends at " + std::to_string(covered)
-                                         : std::string("it is the first tensor")) +
-                               "); expected the tensors to tile the data section");
+                throw io_error(message(tensor_where(*e.name), "data_offsets ", range, " leave bytes [",
+                                       covered, ", ", e.begin, ") of the data section to no tensor (",
+                                       previous
+                                           ? message("the previous tensor, ", detail::quoted(*previous->name),
+                                                     ", ends at ", covered)
+                                           : std::string("it is the first tensor"),
+                                       "); expected the tensors to tile the data section"));
             covered = e.end;
             previous = &e;
         }
         if (covered != data_size)
-            throw io_error(where() + "the data section has " + std::to_string(data_size) + " bytes, but " +
-                           (previous ? "the tensors end at byte " + std::to_string(covered) +
-                                           " (last: " + detail::quoted(*previous->name) + ")"
-                                     : std::string("the header lists no tensors")) +
-                           "; expected the tensors to tile the data section (truncated or trailing data?)");
+            throw io_error(
+                message(where(), "the data section has ", data_size, " bytes, but ",
+                        previous ? message("the tensors end at byte ", covered,
+                                           " (last: ", detail::quoted(*previous->name), ")")
+                                 : std::string("the header lists no tensors"),
+                        "; expected the tensors to tile the data section (truncated or trailing data?)"));
     }
 
     nlohmann::json parse_json(const char* first, const char* last) const {
@@ -505,27 +504,27 @@ class Safetensors {
                 if (!open_objects.empty()) open_objects.pop_back();
             } else if (event == event_t::key && !open_objects.empty() && parsed.is_string()) {
                 if (!open_objects.back().insert(parsed.get<std::string>()).second)
-                    throw io_error(where() + "malformed JSON header: duplicate key " +
-                                   detail::quoted(parsed.get<std::string>()));
+                    throw io_error(message(where(), "malformed JSON header: duplicate key ",
+                                           detail::quoted(parsed.get<std::string>())));
             }
             return true;
         };
         try {
             return nlohmann::json::parse(first, last, reject_duplicates);
         } catch (const nlohmann::json::exception& e) {
-            throw io_error(where() + "malformed JSON header: " + e.what());
+            throw io_error(message(where(), "malformed JSON header: ", e.what()));
         }
     }
 
     void parse_metadata(const nlohmann::json& value) {
-        const std::string at = where() + "\"__metadata__\": ";
+        const std::string at = message(where(), "\"__metadata__\": ");
         if (!value.is_object())
-            throw io_error(at + "expected an object mapping strings to strings, got " +
-                           detail::brief_json(value));
+            throw io_error(message(at, "expected an object mapping strings to strings, got ",
+                                   detail::brief_json(value)));
         for (const auto& item : value.items()) {
             if (!item.value().is_string())
-                throw io_error(at + "expected a string for key " + detail::quoted(item.key()) + ", got " +
-                               detail::brief_json(item.value()));
+                throw io_error(message(at, "expected a string for key ", detail::quoted(item.key()), ", got ",
+                                       detail::brief_json(item.value())));
             metadata_.emplace(item.key(), item.value().get<std::string>());
         }
     }
@@ -535,15 +534,16 @@ class Safetensors {
         const std::string at = tensor_where(name);
         const char* const fields = "\"dtype\", \"shape\" and \"data_offsets\"";
         if (!entry.is_object())
-            throw io_error(at + "expected an object with " + fields + ", got " + detail::brief_json(entry));
+            throw io_error(
+                message(at, "expected an object with ", fields, ", got ", detail::brief_json(entry)));
         for (const auto& field : entry.items())
             if (field.key() != "dtype" && field.key() != "shape" && field.key() != "data_offsets")
-                throw io_error(at + "unknown field " + detail::quoted(field.key()) + ", expected only " +
-                               fields);
+                throw io_error(
+                    message(at, "unknown field ", detail::quoted(field.key()), ", expected only ", fields));
         const auto field = [&](const char* key) -> const nlohmann::json& {
             const auto it = entry.find(key);
             if (it == entry.end())
-                throw io_error(at + "missing field \"" + key + "\", expected an object with " + fields);
+                throw io_error(message(at, "missing field \"", key, "\", expected an object with ", fields));
             return *it;
         };
 
@@ -552,20 +552,20 @@ class Safetensors {
 
         const nlohmann::json& shape = field("shape");
         if (!shape.is_array())
-            throw io_error(at + "shape: expected an array of non-negative integers, got " +
-                           detail::brief_json(shape));
+            throw io_error(message(at, "shape: expected an array of non-negative integers, got ",
+                                   detail::brief_json(shape)));
         // Counted as shape_numel() counts (left to right, failing on overflow), so Tensor::empty accepts it.
         Index numel = 1;
         for (std::size_t i = 0; i < shape.size(); ++i) {
             std::uint64_t len = 0;
             if (!detail::json_to_u64(shape[i], len))
-                throw io_error(at + "shape: expected non-negative integers, got " +
-                               detail::brief_json(shape[i]) + " at position " + std::to_string(i) + " of " +
-                               detail::brief_json(shape));
+                throw io_error(message(at, "shape: expected non-negative integers, got ",
+                                       detail::brief_json(shape[i]), " at position ", i, " of ",
+                                       detail::brief_json(shape)));
             if (len > static_cast<std::uint64_t>(std::numeric_limits<Index>::max()) ||
                 (len != 0 && numel > std::numeric_limits<Index>::max() / static_cast<Index>(len)))
-                throw io_error(at + "shape " + detail::json_text(shape) +
-                               " has more elements than vit3d can index");
+                throw io_error(message(at, "shape ", detail::json_text(shape),
+                                       " has more elements than vit3d can index"));
             numel *= static_cast<Index>(len);
             info.shape.push_back(static_cast<Index>(len));
         }
@@ -573,32 +573,32 @@ class Safetensors {
         const nlohmann::json& offsets = field("data_offsets");
         if (!offsets.is_array() || offsets.size() != 2 || !detail::json_to_u64(offsets[0], info.begin) ||
             !detail::json_to_u64(offsets[1], info.end) || info.begin > info.end)
-            throw io_error(
-                at + "data_offsets: expected [begin, end], non-negative integers with begin <= end, got " +
-                detail::brief_json(offsets));
-        const std::string range = "[" + std::to_string(info.begin) + ", " + std::to_string(info.end) + "]";
+            throw io_error(message(
+                at, "data_offsets: expected [begin, end], non-negative integers with begin <= end, got ",
+                detail::brief_json(offsets)));
+        const std::string range = message("[", info.begin, ", ", info.end, "]");
 
         const std::uint64_t element_size = dtype_size(info.dtype);
         const std::uint64_t count = static_cast<std::uint64_t>(numel);
         if (count > std::numeric_limits<std::uint64_t>::max() / element_size ||
             count * element_size != info.end - info.begin)
-            throw io_error(at + "dtype " + dtype_name(info.dtype) + " and shape " +
-                           shape_to_string(info.shape) + " need " +
-                           (count > std::numeric_limits<std::uint64_t>::max() / element_size
-                                ? std::string("more than 2^64")
-                                : std::to_string(count * element_size)) +
-                           " bytes, got data_offsets " + range + " (" +
-                           std::to_string(info.end - info.begin) + " bytes)");
+            throw io_error(message(at, "dtype ", dtype_name(info.dtype), " and shape ", info.shape, " need ",
+                                   count > std::numeric_limits<std::uint64_t>::max() / element_size
+                                       ? std::string("more than 2^64")
+                                       : message(count * element_size),
+                                   " bytes, got data_offsets ", range, " (", info.end - info.begin,
+                                   " bytes)"));
         if (info.end > data_size)
-            throw io_error(at + "data_offsets " + range +
-                           " extend beyond the data section: expected end <= " + std::to_string(data_size) +
-                           ", got " + std::to_string(info.end) + " (truncated file?)");
+            throw io_error(message(at, "data_offsets ", range,
+                                   " extend beyond the data section: expected end <= ", data_size, ", got ",
+                                   info.end, " (truncated file?)"));
         return info;
     }
 
     static DType parse_dtype(const std::string& at, const nlohmann::json& value) {
         if (!value.is_string())
-            throw io_error(at + "dtype: expected a string such as \"F32\", got " + detail::brief_json(value));
+            throw io_error(
+                message(at, "dtype: expected a string such as \"F32\", got ", detail::brief_json(value)));
         const std::string& name = value.get_ref<const std::string&>();
         if (const std::optional<DType> dtype = enum_from_name<DType>(name)) return *dtype;
         // Valid safetensors dtypes (up to format version 0.5) that have no use for a float model's weights.
@@ -607,12 +607,11 @@ class Safetensors {
             "U64",  "C64", "F8_E5M2", "F8_E4M3", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4"};
         for (const char* u : unsupported)
             if (name == u)
-                throw io_error(
-                    at + "dtype " + name +
-                    " is a valid safetensors dtype, but not supported by vit3d: expected F16, BF16, "
-                    "F32 or F64");
-        throw io_error(at + "expected dtype F16, BF16, F32 or F64, got unknown dtype " +
-                       detail::quoted(name));
+                throw io_error(message(at, "dtype ", name,
+                                       " is a valid safetensors dtype, but not supported by vit3d: expected ",
+                                       enum_name_list<DType>("", ", ", " or ")));
+        throw io_error(message(at, "expected dtype ", enum_name_list<DType>("", ", ", " or "),
+                               ", got unknown dtype ", detail::quoted(name)));
     }
 
     std::string source_;
@@ -630,7 +629,7 @@ inline void check_utf8(const std::string& where, const std::string& what, const 
     try {
         (void)nlohmann::json(s).dump();
     } catch (const nlohmann::json::type_error&) {
-        throw io_error(where + what + " " + quoted(s) + " is not valid UTF-8");
+        throw io_error(message(where, what, " ", quoted(s), " is not valid UTF-8"));
     }
 }
 
@@ -640,9 +639,9 @@ template <class T>
 std::string safetensors_header(const std::map<std::string, const Tensor<T>*>& tensors,
                                const std::map<std::string, std::string>& metadata, io::DType as,
                                const std::string& where, std::uint64_t& data_size) {
-    if (as != io::DType::F16 && as != io::DType::BF16 && as != io::DType::F32 && as != io::DType::F64)
-        throw io_error(where + "expected dtype F16, BF16, F32 or F64, got DType(" +
-                       std::to_string(static_cast<int>(as)) + ")");
+    if (enum_name(as, nullptr) == nullptr)
+        throw io_error(message(where, "expected dtype ", enum_name_list<io::DType>("", ", ", " or "),
+                               ", got DType(", static_cast<int>(as), ")"));
     // ordered_json keeps the reference's order ("__metadata__" first, tensors by offset, then the fields
     // dtype, shape, data_offsets), so that the bytes are the reference's too. (With several metadata entries
     // the reference's order is that of a hash map; readers do not care.)
@@ -651,7 +650,7 @@ std::string safetensors_header(const std::map<std::string, const Tensor<T>*>& te
         nlohmann::ordered_json strings = nlohmann::ordered_json::object();
         for (const auto& [key, value] : metadata) {
             check_utf8(where, "metadata key", key);
-            check_utf8(where, "metadata value for " + quoted(key) + ",", value);
+            check_utf8(where, message("metadata value for ", quoted(key), ","), value);
             strings[key] = value;
         }
         header["__metadata__"] = std::move(strings);
@@ -660,13 +659,16 @@ std::string safetensors_header(const std::map<std::string, const Tensor<T>*>& te
     std::uint64_t offset = 0;
     for (const auto& [name, tensor] : tensors) {
         if (name == "__metadata__")
-            throw io_error(where + "expected tensor names other than \"__metadata__\", the metadata's key");
+            throw io_error(
+                message(where, "expected tensor names other than \"__metadata__\", the metadata's key"));
         if (tensor == nullptr)
-            throw io_error(where + "tensor " + quoted(name) + ": expected a tensor, got a null pointer");
+            throw io_error(
+                message(where, "tensor ", quoted(name), ": expected a tensor, got a null pointer"));
         check_utf8(where, "tensor name", name);
         const std::uint64_t count = static_cast<std::uint64_t>(tensor->size());
         if (count > (std::numeric_limits<std::uint64_t>::max() - offset) / element_size)
-            throw io_error(where + "tensor " + quoted(name) + ": the data section would exceed 2^64 bytes");
+            throw io_error(
+                message(where, "tensor ", quoted(name), ": the data section would exceed 2^64 bytes"));
         const std::uint64_t end = offset + count * element_size;
         nlohmann::ordered_json entry = nlohmann::ordered_json::object();
         entry["dtype"] = io::dtype_name(as);
@@ -678,9 +680,8 @@ std::string safetensors_header(const std::map<std::string, const Tensor<T>*>& te
     std::string text = header.dump();
     text.append((8 - text.size() % 8) % 8, ' ');  // the reference pads so that the data starts 8-byte aligned
     if (text.size() > max_header_size)
-        throw io_error(where + "the JSON header would have " + std::to_string(text.size()) +
-                       " bytes, expected at most " + std::to_string(max_header_size) +
-                       " (readers refuse more)");
+        throw io_error(message(where, "the JSON header would have ", text.size(), " bytes, expected at most ",
+                               max_header_size, " (readers refuse more)"));
     data_size = offset;
     return text;
 }
@@ -702,8 +703,8 @@ std::vector<std::uint8_t> serialize_safetensors(const std::map<std::string, cons
     const std::string header = detail::safetensors_header(tensors, metadata, as, where, data_size);
     const std::uint64_t prefix = 8 + header.size();
     if (data_size > std::vector<std::uint8_t>().max_size() - prefix)
-        throw io_error(where + "the file would have " + std::to_string(data_size) + " + " +
-                       std::to_string(prefix) + " bytes, more than a std::vector can hold");
+        throw io_error(message(where, "the file would have ", data_size, " + ", prefix,
+                               " bytes, more than a std::vector can hold"));
     std::vector<std::uint8_t> out(static_cast<std::size_t>(prefix + data_size));
     detail::store_le(out.data(), header.size(), 8);
     std::memcpy(out.data() + 8, header.data(), header.size());
@@ -724,7 +725,7 @@ void write_safetensors(const std::string& path, const std::map<std::string, cons
                        const std::map<std::string, std::string>& metadata = {}, DType as = DType::F32) {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                   "vit3d::io::write_safetensors writes float or double tensors");
-    const std::string where = "vit3d::io::write_safetensors(" + detail::quoted(path) + "): ";
+    const std::string where = message("vit3d::io::write_safetensors(", detail::quoted(path), "): ");
     std::uint64_t data_size = 0;
     const std::string header = detail::safetensors_header(tensors, metadata, as, where, data_size);
 

@@ -62,11 +62,11 @@ namespace vit3d::detail {
 template <class T, class Model>
 void save_described_model(const std::string& path, const Model& model, const io::Preprocessing& preprocess,
                           io::DType as) {
-    const std::string where = "vit3d::io::save_model(" + quoted(path) + "): ";
+    const std::string where = message("vit3d::io::save_model(", quoted(path), "): ");
     const std::vector<Index> size(model.config.input_size.begin(), model.config.input_size.end());
     if (preprocess.input_size != size)
-        throw io_error(where + "preprocess.input_size " + shape_to_string(preprocess.input_size) +
-                       " differs from the model's input size " + shape_to_string(size));
+        throw io_error(message(where, "preprocess.input_size ", preprocess.input_size,
+                               " differs from the model's input size ", size));
     std::map<std::string, const Tensor<T>*> tensors;
     model.visit_parameters([&](const std::string& name, const Tensor<T>& t) { tensors[name] = &t; });
     const std::map<std::string, std::string> metadata = {

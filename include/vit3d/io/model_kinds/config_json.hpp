@@ -19,8 +19,8 @@ template <class Enum>
 Enum read_enum(JsonFields& f, const std::string& key) {
     const std::string name = f.string(key);
     if (const std::optional<Enum> value = enum_from_name<Enum>(name)) return *value;
-    throw io_error(f.where() + f.child(key) + ": expected one of " + enum_name_list<Enum>() + ", got " +
-                   quoted(name));
+    throw io_error(message(f.where(), f.child(key), ": expected one of ", enum_name_list<Enum>(), ", got ",
+                           quoted(name)));
 }
 
 template <std::size_t N>

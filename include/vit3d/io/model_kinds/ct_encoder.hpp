@@ -130,26 +130,26 @@ template <class T>
 std::unique_ptr<io::ModelInstance<T>> load_ct_encoder(const io::ModelDescription& d,
                                                       const io::Safetensors& file, const io::KeyMap& keys,
                                                       const std::string& where) {
-    const std::string at = where + "metadata \"" + std::string(io::model_metadata_key) + "\": ";
+    const std::string at = message(where, "metadata \"", io::model_metadata_key, "\": ");
     const models::CTEncoderConfig config =
         ct_encoder_config(io::description_json_field(d.config, "config"), at);
     const std::vector<Index> size(config.input_size.begin(), config.input_size.end());
     if (d.preprocess.input_size != size)
-        throw io_error(at + "preprocess.input_size " + shape_to_string(d.preprocess.input_size) +
-                       " differs from config.input_size " + shape_to_string(size));
+        throw io_error(message(at, "preprocess.input_size ", d.preprocess.input_size,
+                               " differs from config.input_size ", size));
     if (d.preprocess.layout != "BCDHW")
-        throw io_error(at + "preprocess.layout " + quoted(d.preprocess.layout) +
-                       " does not fit a ct_encoder model (expected \"BCDHW\")");
+        throw io_error(message(at, "preprocess.layout ", quoted(d.preprocess.layout),
+                               " does not fit a ct_encoder model (expected \"BCDHW\")"));
     std::optional<models::CTEncoder<T>> model;
     try {
         model.emplace(config);
     } catch (const std::invalid_argument& e) {  // shape_error, config_error: a config vit3d refuses
-        throw io_error(at + "config: vit3d refuses this configuration: " + e.what());
+        throw io_error(message(at, "config: vit3d refuses this configuration: ", e.what()));
     }
     try {
         io::load_state_dict<T>(*model, file, keys);
     } catch (const io_error& e) {
-        throw io_error(where + e.what());
+        throw io_error(message(where, e.what()));
     }
     return std::make_unique<CTEncoderInstance<T>>(std::move(*model));
 }

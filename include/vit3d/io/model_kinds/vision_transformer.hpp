@@ -152,33 +152,32 @@ std::unique_ptr<io::ModelInstance<T>> load_vision_transformer(const io::ModelDes
                                                               const io::Safetensors& file,
                                                               const io::KeyMap& keys,
                                                               const std::string& where) {
-    const std::string at = where + "metadata \"" + std::string(io::model_metadata_key) + "\": ";
+    const std::string at = message(where, "metadata \"", io::model_metadata_key, "\": ");
     const models::VisionTransformerConfig<N> config =
         vision_transformer_config<N>(io::description_json_field(d.config, "config"), at);
     // The preprocessing must describe this model's input.
     const std::vector<Index> size(config.input_size.begin(), config.input_size.end());
     if (d.preprocess.input_size != size)
-        throw io_error(at + "preprocess.input_size " + shape_to_string(d.preprocess.input_size) +
-                       " differs from config.input_size " + shape_to_string(size));
+        throw io_error(message(at, "preprocess.input_size ", d.preprocess.input_size,
+                               " differs from config.input_size ", size));
     if ((N == 2) != (d.preprocess.layout == "BCHW"))
-        throw io_error(at + "preprocess.layout " + quoted(d.preprocess.layout) + " does not fit a " +
-                       vision_transformer_kind<N>() + " model (expected " +
-                       (N == 2 ? "\"BCHW\"" : "\"BCDHW\" or \"BCHWD\"") + ")");
+        throw io_error(message(at, "preprocess.layout ", quoted(d.preprocess.layout), " does not fit a ",
+                               vision_transformer_kind<N>(), " model (expected ",
+                               (N == 2 ? "\"BCHW\"" : "\"BCDHW\" or \"BCHWD\""), ")"));
     const std::size_t channels = static_cast<std::size_t>(config.channels);
     if ((d.preprocess.mean && d.preprocess.mean->size() != channels) ||
         (d.preprocess.std && d.preprocess.std->size() != channels))
-        throw io_error(at + "preprocess.mean / std: expected one value per channel (" +
-                       std::to_string(channels) + ")");
+        throw io_error(message(at, "preprocess.mean / std: expected one value per channel (", channels, ")"));
     std::optional<models::VisionTransformer<T, N>> model;
     try {
         model.emplace(config);
     } catch (const std::invalid_argument& e) {  // shape_error, config_error: a config vit3d refuses
-        throw io_error(at + "config: vit3d refuses this configuration: " + e.what());
+        throw io_error(message(at, "config: vit3d refuses this configuration: ", e.what()));
     }
     try {
         io::load_state_dict<T>(*model, file, keys);
     } catch (const io_error& e) {
-        throw io_error(where + e.what());
+        throw io_error(message(where, e.what()));
     }
     return std::make_unique<VisionTransformerInstance<T, N>>(std::move(*model));
 }
