@@ -22,9 +22,12 @@
 #include <vector>
 
 #include "options.hpp"
+#include "vit3d/core/message.hpp"
 #include "vit3d/io/read_file.hpp"
 
 namespace vit3d_infer {
+
+using vit3d::message;
 
 namespace fs = std::filesystem;
 
@@ -91,10 +94,10 @@ inline void add_folder(const std::string& folder, bool recursive, std::vector<st
     } else {
         for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) visit(*it);
     }
-    if (ec) throw usage_error("input folder " + quote(folder) + ": cannot list it: " + ec.message());
+    if (ec) throw usage_error(message("input folder ", quote(folder), ": cannot list it: ", ec.message()));
     if (found.empty())
-        throw usage_error("input folder " + quote(folder) + " holds no input file (" + known_extensions +
-                          ")" + (recursive ? "" : "; --recursive descends into its sub-folders"));
+        throw usage_error(message("input folder ", quote(folder), " holds no input file (", known_extensions,
+                                  ")", (recursive ? "" : "; --recursive descends into its sub-folders")));
     out.insert(out.end(), found.begin(), found.end());
 }
 
@@ -105,8 +108,9 @@ inline void add_glob(const std::string& pattern, bool recursive, std::vector<std
     for (std::size_t i = 0; rc == 0 && i < matches.gl_pathc; ++i) paths.emplace_back(matches.gl_pathv[i]);
     globfree(&matches);
     if (rc == GLOB_NOMATCH || (rc == 0 && paths.empty()))
-        throw usage_error("--input " + quote(pattern) + ": no file matches the pattern");
-    if (rc != 0) throw usage_error("--input " + quote(pattern) + ": cannot expand the pattern (glob failed)");
+        throw usage_error(message("--input ", quote(pattern), ": no file matches the pattern"));
+    if (rc != 0)
+        throw usage_error(message("--input ", quote(pattern), ": cannot expand the pattern (glob failed)"));
     for (const std::string& p : paths) {
         std::error_code ec;
         if (fs::is_directory(p, ec))
@@ -124,8 +128,9 @@ inline void add_list(const std::string& list, bool recursive, std::vector<std::s
     std::ifstream in(list);
     if (!in) {
         std::error_code ec;
-        throw usage_error("input list " + quote(list) + ": cannot read it: " +
-                          (fs::exists(list, ec) ? "permission denied or not a file" : "no such file"));
+        throw usage_error(
+            message("input list ", quote(list), ": cannot read it: ",
+                    (fs::exists(list, ec) ? "permission denied or not a file" : "no such file")));
     }
     std::size_t entries = 0;
     std::size_t number = 0;
@@ -136,11 +141,10 @@ inline void add_list(const std::string& list, bool recursive, std::vector<std::s
         while (start < line.size() && std::isspace(static_cast<unsigned char>(line[start]))) ++start;
         line.erase(0, start);
         if (line.empty() || line[0] == '#') continue;
-        add_value(line, recursive, "input list " + quote(list) + " line " + std::to_string(number), out,
-                  several);
+        add_value(line, recursive, message("input list ", quote(list), " line ", number), out, several);
         ++entries;
     }
-    if (entries == 0) throw usage_error("input list " + quote(list) + " names no input");
+    if (entries == 0) throw usage_error(message("input list ", quote(list), " names no input"));
     several = true;
 }
 
@@ -160,8 +164,8 @@ inline void add_value(const std::string& value, bool recursive, const std::strin
         // Only "not there" is refused here; a path the system cannot look at (permissions) is read in its
         // turn, and fails with the system's reason.
         if (fs::status(value, ec).type() == fs::file_type::not_found)
-            throw usage_error((origin.empty() ? "--input " : origin + ": ") + quote(value) +
-                              ": no such file");
+            throw usage_error(
+                message(origin.empty() ? "--input " : message(origin, ": "), quote(value), ": no such file"));
         out.push_back(value);
     }
 }
@@ -188,9 +192,9 @@ inline void check_unique_stems(const std::vector<std::string>& files, const std:
     for (const std::string& f : files) {
         const auto [it, inserted] = seen.emplace(stem_of(f), f);
         if (!inserted)
-            throw usage_error("inputs " + quote(it->second) + " and " + quote(f) + " would both write " +
-                              quote((fs::path(output_folder) / (it->first + ".npy")).string()) +
-                              "; rename one, or run them into different --output folders");
+            throw usage_error(message("inputs ", quote(it->second), " and ", quote(f), " would both write ",
+                                      quote((fs::path(output_folder) / (it->first + ".npy")).string()),
+                                      "; rename one, or run them into different --output folders"));
     }
 }
 

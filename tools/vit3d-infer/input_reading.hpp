@@ -6,7 +6,6 @@
 // overrides of the weights file's io::Preprocessing, the file's type from its name, what the report shows
 // of the file as read, and input_error (the file fails, the run goes on).
 
-#include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <stdexcept>
@@ -16,6 +15,7 @@
 #include "input_listing.hpp"
 #include "options.hpp"
 #include "vit3d/core/enum_names.hpp"
+#include "vit3d/core/message.hpp"
 #include "vit3d/io/loaded_model.hpp"
 #include "vit3d/io/model_input.hpp"
 #include "vit3d/io/nifti.hpp"
@@ -23,6 +23,8 @@
 #include "vit3d/io/resample.hpp"
 
 namespace vit3d_infer {
+
+using vit3d::message;
 
 using vit3d::Shape;
 using vit3d::Tensor;
@@ -48,11 +50,7 @@ struct Pipeline {
 
 inline std::string join_numbers(const std::vector<double>& v) {
     std::string s;
-    for (double x : v) {
-        char buffer[32];
-        std::snprintf(buffer, sizeof buffer, "%g", x);
-        s += (s.empty() ? "" : ",") + std::string(buffer);
-    }
+    for (double x : v) s += message(s.empty() ? "" : ",", x);
     return s;
 }
 
@@ -72,10 +70,9 @@ inline Pipeline make_pipeline(const io::LoadedModel<float>& model, const Options
     if (pre.std && !pre.mean) pre.mean = std::vector<double>(channels, 0.0);
     for (const auto* stat : {&pre.mean, &pre.std})
         if (*stat && (*stat)->size() != channels)
-            throw usage_error(std::string(stat == &pre.mean ? "--mean" : "--std") + ": expected " +
-                              std::to_string(channels) + " value(s), one per channel of the model's input " +
-                              vit3d::shape_to_string(p.input_shape) + ", got " +
-                              std::to_string((*stat)->size()) + " (" + join_numbers(**stat) + ")");
+            throw usage_error(message(stat == &pre.mean ? "--mean" : "--std", ": expected ", channels,
+                                      " value(s), one per channel of the model's input ", p.input_shape,
+                                      ", got ", (*stat)->size(), " (", join_numbers(**stat), ")"));
     if (!o.window.empty()) {
         io::IntensityWindow w = pre.intensity_window.value_or(io::IntensityWindow{});
         w.low = o.window[0];
@@ -97,9 +94,9 @@ inline Pipeline make_pipeline(const io::LoadedModel<float>& model, const Options
     }
     if (!o.interpolation.empty()) pre.interpolation = o.interpolation;
     if (pre.interpolation && !vit3d::enum_from_name<io::ResizeFilter>(*pre.interpolation))
-        throw usage_error("the weights file asks for " + *pre.interpolation +
-                          " interpolation, which vit3d-infer does not do; choose --interpolation " +
-                          vit3d::enum_name_list<io::ResizeFilter>("", ", ", " or "));
+        throw usage_error(message("the weights file asks for ", *pre.interpolation,
+                                  " interpolation, which vit3d-infer does not do; choose --interpolation ",
+                                  vit3d::enum_name_list<io::ResizeFilter>("", ", ", " or ")));
     if (!o.channel_order.empty()) pre.channel_order = o.channel_order;
     return p;
 }
@@ -146,7 +143,7 @@ inline ModelInput read_known_input(const std::string& path, InputFormat format, 
         case InputFormat::unknown:
             break;
     }
-    throw input_error(std::string("unknown input type: expected one of ") + known_extensions);
+    throw input_error(message("unknown input type: expected one of ", known_extensions));
 }
 
 }  // namespace detail

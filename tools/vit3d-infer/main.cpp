@@ -29,6 +29,7 @@
 #include "sha256.hpp"
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/enum_names.hpp"
+#include "vit3d/core/message.hpp"
 #include "vit3d/io/load_model.hpp"
 #include "vit3d/io/model_description_json.hpp"
 #include "vit3d/io/npy.hpp"
@@ -60,7 +61,7 @@ std::string one_line(std::string s) {
 
 io::ModelOutput output_named(const std::string& name) {
     if (const std::optional<io::ModelOutput> o = vit3d::enum_from_name<io::ModelOutput>(name)) return *o;
-    throw usage_error("--output-kind: unknown output " + quote(name));
+    throw usage_error(message("--output-kind: unknown output ", quote(name)));
 }
 
 io::ModelOutput choose_output(const io::LoadedModel<float>& model, const std::string& asked) {
@@ -73,10 +74,10 @@ io::ModelOutput choose_output(const io::LoadedModel<float>& model, const std::st
     const ModelOutput o = output_named(asked);
     if (!model.gives(o)) {
         std::string listing;
-        for (ModelOutput g : model.outputs())
-            listing += (listing.empty() ? "" : ", ") + std::string(io::output_name(g));
-        throw usage_error("--output-kind " + asked + ": this " + model.family() + " " + model.kind() +
-                          " model gives no " + asked + " (" + model.why_not(o) + "); it gives " + listing);
+        for (ModelOutput g : model.outputs()) listing += message(listing.empty() ? "" : ", ", g);
+        throw usage_error(message("--output-kind ", asked, ": this ", model.family(), " ", model.kind(),
+                                  " model gives no ", asked, " (", model.why_not(o), "); it gives ",
+                                  listing));
     }
     return o;
 }
@@ -207,9 +208,8 @@ class Run {
             f.write_seconds = seconds_since(write_start);
             report_.write_seconds += f.write_seconds;
             first += n;
-            progress_.done(f.input, "done " + vit3d::shape_to_string(f.read_shape) + " -> " +
-                                        vit3d::shape_to_string(f.input_shape) + " -> " + report_.output_kind +
-                                        " " + vit3d::shape_to_string(f.output_shape) + " " + f.output);
+            progress_.done(f.input, message("done ", f.read_shape, " -> ", f.input_shape, " -> ",
+                                            report_.output_kind, " ", f.output_shape, " ", f.output));
         }
     }
 
@@ -239,12 +239,12 @@ std::vector<std::string> output_paths(const Options& o, const InputListing& list
     const bool npy_file = !folder && ends_with(lowercase(o.output), ".npy");
     if (listing.several) {
         if (fs::exists(o.output, ec) && !fs::is_directory(o.output, ec))
-            throw usage_error("--output " + quote(o.output) +
-                              ": with several inputs --output is a folder, and this is a file");
+            throw usage_error(message("--output ", quote(o.output),
+                                      ": with several inputs --output is a folder, and this is a file"));
         if (npy_file)
-            throw usage_error("--output " + quote(o.output) +
-                              ": with several inputs --output is a folder, and a name ending in .npy names a "
-                              "file; choose a folder name");
+            throw usage_error(message("--output ", quote(o.output),
+                                      ": with several inputs --output is a folder, and a name ending in .npy "
+                                      "names a file; choose a folder name"));
         check_unique_stems(listing.files, o.output);
         for (const std::string& f : listing.files)
             outputs.push_back((fs::path(o.output) / (stem_of(f) + ".npy")).string());
@@ -255,16 +255,15 @@ std::vector<std::string> output_paths(const Options& o, const InputListing& list
     } else {
         // Either reading (the file <name>.npy, or a folder to create) is plausible; a guess would put the
         // output where the user's next command does not look.
-        throw usage_error("--output " + quote(o.output) +
-                          ": with one input, expected the output file (a name ending in .npy) or a folder "
-                          "(one that exists, or a name ending in /), e.g. " +
-                          quote(o.output + ".npy") + " or " + quote(o.output + "/"));
+        throw usage_error(message("--output ", quote(o.output),
+                                  ": with one input, expected the output file (a name ending in .npy) or a "
+                                  "folder (one that exists, or a name ending in /), e.g. ",
+                                  quote(o.output + ".npy"), " or ", quote(o.output + "/")));
     }
     for (std::size_t i = 0; i < outputs.size(); ++i)
         if (fs::exists(listing.files[i], ec) && fs::equivalent(listing.files[i], outputs[i], ec))
-            throw usage_error("the output of " + quote(listing.files[i]) +
-                              " would replace the input itself; choose "
-                              "another --output");
+            throw usage_error(message("the output of ", quote(listing.files[i]),
+                                      " would replace the input itself; choose another --output"));
     return outputs;
 }
 
@@ -273,8 +272,7 @@ void make_folder(const std::string& folder, const char* option) {
     if (folder.empty() || fs::is_directory(folder, ec)) return;
     fs::create_directories(folder, ec);
     if (ec)
-        throw usage_error(std::string(option) + " " + quote(folder) +
-                          ": cannot create the folder: " + ec.message());
+        throw usage_error(message(option, " ", quote(folder), ": cannot create the folder: ", ec.message()));
 }
 
 int run(const Options& o) {
@@ -300,7 +298,7 @@ int run(const Options& o) {
         try {
             return io::load_model<float>(o.weights);
         } catch (const std::exception& e) {
-            throw usage_error("cannot load the model: " + one_line(e.what()));
+            throw usage_error(message("cannot load the model: ", one_line(e.what())));
         }
     }();
     report.load_seconds = seconds_since(load_start);
@@ -319,7 +317,7 @@ int run(const Options& o) {
     try {
         identity.weights = sha256_of_file(o.weights);
     } catch (const std::exception& e) {
-        throw usage_error(std::string("cannot read the weights file: ") + e.what());
+        throw usage_error(message("cannot read the weights file: ", e.what()));
     }
     report.model.bytes = identity.weights.bytes;
     report.model.sha256 = identity.weights.sha256;
@@ -354,10 +352,10 @@ int run(const Options& o) {
 
     Progress progress(to_do.size(), o.quiet);
     if (const std::size_t skipped = report.files.size() - to_do.size(); skipped > 0)
-        progress.note("skipping " + std::to_string(skipped) +
-                      " input(s) whose output exists, written by this model, kind, preprocessing and input "
-                      "(--overwrite rewrites " +
-                      (skipped == 1 ? "it" : "them") + ")");
+        progress.note(message("skipping ", skipped,
+                              " input(s) whose output exists, written by this model, kind, preprocessing and "
+                              "input (--overwrite rewrites ",
+                              skipped == 1 ? "it" : "them", ")"));
 
     std::signal(SIGINT, on_interrupt);
     std::signal(SIGTERM, on_interrupt);
@@ -423,7 +421,7 @@ int main(int argc, char** argv) {
         } catch (const CLI::CallForVersion& e) {
             return app.exit(e);
         } catch (const CLI::ParseError& e) {
-            return fatal(std::string(e.what()) + " (see vit3d-infer --help)", json);
+            return fatal(message(e.what(), " (see vit3d-infer --help)"), json);
         }
         check_options(options);
         return run(options);

@@ -13,10 +13,13 @@
 
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/enum_names.hpp"
+#include "vit3d/core/message.hpp"
 #include "vit3d/io/loaded_model.hpp"
 #include "vit3d/io/resample.hpp"
 
 namespace vit3d_infer {
+
+using vit3d::message;
 
 using vit3d::Index;
 
@@ -136,7 +139,8 @@ inline Shard parse_shard(const std::string& text) {
     Shard s;
     if (slash == std::string::npos || !whole_number(text.substr(0, slash), s.index) ||
         !whole_number(text.substr(slash + 1), s.count) || s.count < 1 || s.index >= s.count)
-        throw usage_error("--shard: expected K/N with 0 <= K < N (e.g. 0/4 .. 3/4), got \"" + text + "\"");
+        throw usage_error(
+            message("--shard: expected K/N with 0 <= K < N (e.g. 0/4 .. 3/4), got \"", text, "\""));
     return s;
 }
 
@@ -146,41 +150,38 @@ inline void check_options(Options& o) {
         throw usage_error("no input: give --input or --input-list");
     if (o.output.empty()) throw usage_error("--output: expected a path, got an empty string");
     if (o.threads && *o.threads < 1)
-        throw usage_error("--threads: expected a positive integer, got " + std::to_string(*o.threads));
+        throw usage_error(message("--threads: expected a positive integer, got ", *o.threads));
     if (o.batch_size < 1)
-        throw usage_error("--batch-size: expected a positive integer, got " + std::to_string(o.batch_size));
+        throw usage_error(message("--batch-size: expected a positive integer, got ", o.batch_size));
     if (!o.output_kind.empty() && !vit3d::enum_from_name<vit3d::io::ModelOutput>(o.output_kind))
-        throw usage_error("--output-kind: expected one of " +
-                          vit3d::enum_name_list<vit3d::io::ModelOutput>("") + ", got \"" + o.output_kind +
-                          "\"");
+        throw usage_error(message("--output-kind: expected one of ",
+                                  vit3d::enum_name_list<vit3d::io::ModelOutput>(""), ", got \"",
+                                  o.output_kind, "\""));
     if (!o.shard_text.empty()) o.shard = parse_shard(o.shard_text);
     if (!o.window.empty()) {
         if (o.window.size() != 2 || !(o.window[0] < o.window[1]) || !std::isfinite(o.window[0]) ||
             !std::isfinite(o.window[1]))
-            throw usage_error("--window: expected LOW,HIGH with LOW < HIGH, got " +
-                              std::to_string(o.window.size()) + " value(s)" +
-                              (o.window.size() == 2
-                                   ? " " + std::to_string(o.window[0]) + "," + std::to_string(o.window[1])
-                                   : ""));
+            throw usage_error(
+                message("--window: expected LOW,HIGH with LOW < HIGH, got ", o.window.size(), " value(s)",
+                        o.window.size() == 2 ? message(" ", o.window[0], ",", o.window[1]) : std::string()));
         if (o.no_window) throw usage_error("--window and --no-window contradict each other");
     }
     for (double s : o.std)
         if (!(s > 0) || !std::isfinite(s))
-            throw usage_error("--std: expected positive numbers, got " + std::to_string(s));
+            throw usage_error(message("--std: expected positive numbers, got ", s));
     for (double m : o.mean)
         if (!std::isfinite(m)) throw usage_error("--mean: expected finite numbers");
     if (o.rescale && (!(*o.rescale != 0) || !std::isfinite(*o.rescale)))
-        throw usage_error("--rescale: expected a finite nonzero number, got " + std::to_string(*o.rescale));
+        throw usage_error(message("--rescale: expected a finite nonzero number, got ", *o.rescale));
     if (o.resize_size && *o.resize_size < 0)
-        throw usage_error("--resize-size: expected a non-negative integer, got " +
-                          std::to_string(*o.resize_size));
+        throw usage_error(message("--resize-size: expected a non-negative integer, got ", *o.resize_size));
     if (!o.interpolation.empty() && !vit3d::enum_from_name<vit3d::io::ResizeFilter>(o.interpolation))
-        throw usage_error("--interpolation: expected " +
-                          vit3d::enum_name_list<vit3d::io::ResizeFilter>("", ", ", " or ") + ", got \"" +
-                          o.interpolation + "\"");
+        throw usage_error(message("--interpolation: expected ",
+                                  vit3d::enum_name_list<vit3d::io::ResizeFilter>("", ", ", " or "),
+                                  ", got \"", o.interpolation, "\""));
     if (!o.channel_order.empty() && o.channel_order != "RGB" && o.channel_order != "BGR" &&
         o.channel_order != "L")
-        throw usage_error("--channel-order: expected RGB, BGR or L, got \"" + o.channel_order + "\"");
+        throw usage_error(message("--channel-order: expected RGB, BGR or L, got \"", o.channel_order, "\""));
 }
 
 }  // namespace vit3d_infer

@@ -31,6 +31,7 @@
 #include "input_listing.hpp"
 #include "options.hpp"
 #include "sha256.hpp"
+#include "vit3d/core/message.hpp"
 #include "vit3d/core/shape.hpp"
 #include "vit3d/io/atomic_file_writer.hpp"
 #include "vit3d/io/npy.hpp"
@@ -38,6 +39,8 @@
 #include "vit3d/version.hpp"
 
 namespace vit3d_infer {
+
+using vit3d::message;
 
 inline constexpr const char* record_name = "vit3d-infer output";
 inline constexpr int record_version = 1;
@@ -90,13 +93,13 @@ inline FileDigest write_output_and_record(const std::string& output, const vit3d
                                           const FileDigest& input_digest) {
     const std::vector<std::uint8_t> bytes = vit3d::io::serialize_npy(y);
     const FileDigest digest{bytes.size(), sha256_hex(bytes.data(), bytes.size())};
-    vit3d::io::AtomicFileWriter output_file(output, "output " + quote(output) + ": ");
+    vit3d::io::AtomicFileWriter output_file(output, message("output ", quote(output), ": "));
     output_file.write(bytes.data(), bytes.size());
     output_file.close();
 
     const std::string record = record_path(output);
     const std::string text = record_json(run, input, input_digest, output, digest, y.shape()).dump(2) + "\n";
-    vit3d::io::AtomicFileWriter record_file(record, "record " + quote(record) + ": ");
+    vit3d::io::AtomicFileWriter record_file(record, message("record ", quote(record), ": "));
     record_file.write(text.data(), text.size());
     record_file.commit();
     try {
@@ -123,14 +126,15 @@ inline const nlohmann::json& record_field(const nlohmann::json& record, const st
         const std::string key =
             dotted.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
         const auto it = at->is_object() ? at->find(key) : at->end();
-        if (!at->is_object() || it == at->end()) throw std::runtime_error("no field \"" + dotted + "\"");
+        if (!at->is_object() || it == at->end())
+            throw std::runtime_error(message("no field \"", dotted, "\""));
         at = &*it;
         if (dot == std::string::npos) break;
         start = dot + 1;
     }
     const bool fits = at->type() == type || (type == nlohmann::json::value_t::number_unsigned &&
                                              at->is_number_integer() && at->get<std::int64_t>() >= 0);
-    if (!fits) throw std::runtime_error("field \"" + dotted + "\" is " + at->dump());
+    if (!fits) throw std::runtime_error(message("field \"", dotted, "\" is ", at->dump()));
     return *at;
 }
 
@@ -145,29 +149,29 @@ inline constexpr std::uint64_t max_record_bytes = std::uint64_t(1) << 20;
 // The record of `output`, checked to be one this vit3d-infer reads; usage_error when it is missing or is not.
 inline nlohmann::json read_record(const std::string& output) {
     const std::string record = record_path(output);
-    const std::string rewrite = "; use --overwrite to rewrite " + quote(output);
+    const std::string rewrite = message("; use --overwrite to rewrite ", quote(output));
     std::error_code ec;
     if (!fs::exists(record, ec))
-        throw usage_error(quote(output) + " has no record of what wrote it (no " + quote(record) +
-                          "): written by hand, by another program or by a vit3d-infer from before records" +
-                          rewrite);
+        throw usage_error(message(
+            quote(output), " has no record of what wrote it (no ", quote(record),
+            "): written by hand, by another program or by a vit3d-infer from before records", rewrite));
     try {
         const std::vector<std::uint8_t> bytes = vit3d::detail::read_file_bytes(record, "", max_record_bytes);
         const nlohmann::json j = nlohmann::json::parse(bytes.begin(), bytes.end());
         if (record_string(j, "record") != record_name)
-            throw std::runtime_error("field \"record\" is " + j["record"].dump());
+            throw std::runtime_error(message("field \"record\" is ", j["record"].dump()));
         const auto version = record_field(j, "record_version", nlohmann::json::value_t::number_unsigned);
         if (version.get<std::uint64_t>() != record_version)
-            throw std::runtime_error("record_version " + version.dump() + "; this vit3d-infer reads " +
-                                     std::to_string(record_version));
+            throw std::runtime_error(
+                message("record_version ", version.dump(), "; this vit3d-infer reads ", record_version));
         for (const char* field : {"weights.sha256", "output_kind", "input.sha256", "output.sha256"})
             record_string(j, field);
         record_field(j, "output.bytes", nlohmann::json::value_t::number_unsigned);
         record_field(j, "preprocess", nlohmann::json::value_t::object);
         return j;
     } catch (const std::exception& e) {
-        throw usage_error(quote(record) + " is not a record this vit3d-infer reads (" + e.what() + ")" +
-                          rewrite);
+        throw usage_error(
+            message(quote(record), " is not a record this vit3d-infer reads (", e.what(), ")", rewrite));
     }
 }
 
@@ -180,7 +184,7 @@ inline std::string preprocessing_difference(const nlohmann::json& recorded, cons
     for (const std::string& key : keys) {
         const nlohmann::json a = recorded.contains(key) ? recorded[key] : nlohmann::json("(absent)");
         const nlohmann::json b = ours.contains(key) ? ours[key] : nlohmann::json("(absent)");
-        if (a != b) return key + " " + a.dump() + ", this run " + b.dump();
+        if (a != b) return message(key, " ", a.dump(), ", this run ", b.dump());
     }
     return "";
 }
@@ -198,7 +202,8 @@ inline std::optional<OutputProvenance> existing_output(const std::string& output
     if (status.type() == fs::file_type::not_found) return std::nullopt;
     const std::string rewrite = "; use --overwrite to rewrite it";
     if (!fs::is_regular_file(status))
-        throw usage_error(quote(output) + " exists and is not a file; remove it or choose another --output");
+        throw usage_error(
+            message(quote(output), " exists and is not a file; remove it or choose another --output"));
     const nlohmann::json record = detail::read_record(output);
 
     const std::uint64_t recorded_bytes = record["output"]["bytes"].get<std::uint64_t>();
@@ -207,38 +212,38 @@ inline std::optional<OutputProvenance> existing_output(const std::string& output
         try {
             return sha256_of_file(output);
         } catch (const std::exception& e) {
-            throw usage_error(quote(output) + ": cannot read it to check it against its record: " + e.what());
+            throw usage_error(
+                message(quote(output), ": cannot read it to check it against its record: ", e.what()));
         }
     }();
     if (actual.bytes != recorded_bytes || actual.sha256 != recorded_sha256)
-        throw usage_error(
-            quote(output) + " is not the file its record describes (" +
-            (actual.bytes != recorded_bytes
-                 ? std::to_string(actual.bytes) + " bytes, the record's " + std::to_string(recorded_bytes)
-                 : "sha256 " + detail::short_hash(actual.sha256) + ", the record's " +
-                       detail::short_hash(recorded_sha256)) +
-            "): changed since vit3d-infer wrote it, or a run with --overwrite stopped before "
-            "replacing it" +
-            rewrite);
+        throw usage_error(message(
+            quote(output), " is not the file its record describes (",
+            actual.bytes != recorded_bytes ? message(actual.bytes, " bytes, the record's ", recorded_bytes)
+                                           : message("sha256 ", detail::short_hash(actual.sha256),
+                                                     ", the record's ", detail::short_hash(recorded_sha256)),
+            "): changed since vit3d-infer wrote it, or a run with --overwrite stopped before replacing it",
+            rewrite));
 
     const std::string weights = record["weights"]["sha256"].get<std::string>();
     if (weights != run.weights.sha256) {
         const auto path = record["weights"].find("path");
-        const std::string recorded_path =
-            path != record["weights"].end() && path->is_string() ? " " + quote(path->get<std::string>()) : "";
-        throw usage_error(quote(output) + " was written by another model (weights sha256 " +
-                          detail::short_hash(weights) + recorded_path + ", this run " +
-                          detail::short_hash(run.weights.sha256) + " " + quote(run.weights_path) + ")" +
-                          rewrite);
+        const std::string recorded_path = path != record["weights"].end() && path->is_string()
+                                              ? message(" ", quote(path->get<std::string>()))
+                                              : "";
+        throw usage_error(message(quote(output), " was written by another model (weights sha256 ",
+                                  detail::short_hash(weights), recorded_path, ", this run ",
+                                  detail::short_hash(run.weights.sha256), " ", quote(run.weights_path), ")",
+                                  rewrite));
     }
     const std::string kind = record["output_kind"].get<std::string>();
     if (kind != run.output_kind)
-        throw usage_error(quote(output) + " holds another output kind (" + kind + ", this run " +
-                          run.output_kind + ")" + rewrite);
+        throw usage_error(message(quote(output), " holds another output kind (", kind, ", this run ",
+                                  run.output_kind, ")", rewrite));
     if (record["preprocess"] != run.preprocess)
-        throw usage_error(quote(output) + " was written with other preprocessing (" +
-                          detail::preprocessing_difference(record["preprocess"], run.preprocess) + ")" +
-                          rewrite);
+        throw usage_error(message(quote(output), " was written with other preprocessing (",
+                                  detail::preprocessing_difference(record["preprocess"], run.preprocess), ")",
+                                  rewrite));
 
     FileDigest input_digest;
     try {
@@ -250,12 +255,12 @@ inline std::optional<OutputProvenance> existing_output(const std::string& output
     if (input_digest.sha256 != recorded_input) {
         const auto path = record["input"].find("path");
         const std::string recorded_path = path != record["input"].end() && path->is_string()
-                                              ? " of " + quote(path->get<std::string>())
+                                              ? message(" of ", quote(path->get<std::string>()))
                                               : "";
-        throw usage_error(quote(output) + " was written from another input (sha256 " +
-                          detail::short_hash(recorded_input) + recorded_path + ", this run's " +
-                          quote(input) + " has sha256 " + detail::short_hash(input_digest.sha256) + ")" +
-                          rewrite);
+        throw usage_error(message(quote(output), " was written from another input (sha256 ",
+                                  detail::short_hash(recorded_input), recorded_path, ", this run's ",
+                                  quote(input), " has sha256 ", detail::short_hash(input_digest.sha256), ")",
+                                  rewrite));
     }
     return OutputProvenance{input_digest.sha256, actual.sha256};
 }

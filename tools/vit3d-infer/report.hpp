@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "vit3d/core/enum_names.hpp"
+#include "vit3d/core/message.hpp"
 #include "vit3d/core/shape.hpp"
 #include "vit3d/version.hpp"
 
@@ -156,7 +157,7 @@ inline std::string thousands(long long n) {
 inline void print_report_text(const RunReport& r, std::FILE* out) {
     const ModelFacts& m = r.model;
     std::string grid;
-    for (vit3d::Index g : m.grid) grid += (grid.empty() ? "" : "x") + std::to_string(g);
+    for (vit3d::Index g : m.grid) grid += vit3d::message(grid.empty() ? "" : "x", g);
     std::fprintf(out, "model:   %s: %s %s, %s parameters, input %s (layout %s), %lld tokens (%s patches%s)\n",
                  m.path.c_str(), m.family.c_str(), m.kind.c_str(), thousands(m.parameters).c_str(),
                  vit3d::shape_to_string(m.input_shape).c_str(), m.layout.c_str(),
@@ -178,8 +179,7 @@ inline void print_report_text(const RunReport& r, std::FILE* out) {
     }
     if (shown > listed) std::fprintf(out, "file:    ... and %zu more\n", shown - listed);
     std::string shard;
-    if (r.shard)
-        shard = " (shard " + std::to_string(r.shard->first) + "/" + std::to_string(r.shard->second) + ")";
+    if (r.shard) shard = vit3d::message(" (shard ", r.shard->first, "/", r.shard->second, ")");
     std::fprintf(out, "inputs:  %zu of %zu listed%s: %zu done, %zu skipped (output exists), %zu failed%s\n",
                  r.files.size(), r.inputs_listed, shard.c_str(), r.count(FileStatus::done),
                  r.count(FileStatus::skipped), r.count(FileStatus::failed),

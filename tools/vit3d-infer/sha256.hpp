@@ -15,9 +15,12 @@
 #include <system_error>
 #include <vector>
 
+#include "vit3d/core/message.hpp"
 #include "vit3d/io/read_file.hpp"
 
 namespace vit3d_infer {
+
+using vit3d::message;
 
 class Sha256 {
   public:
@@ -28,7 +31,7 @@ class Sha256 {
 
     void update(const void* data, std::size_t size) {
         if (size > 0 && EVP_DigestUpdate(context_.get(), data, size) != 1)
-            throw std::runtime_error("SHA-256: OpenSSL could not digest " + std::to_string(size) + " bytes");
+            throw std::runtime_error(message("SHA-256: OpenSSL could not digest ", size, " bytes"));
     }
 
     // The digest as 64 lowercase hex digits, as sha256sum prints it. Ends this digest.
@@ -65,8 +68,8 @@ struct FileDigest {
 // Throws std::runtime_error naming the file and the system's reason when it cannot be read.
 inline FileDigest sha256_of_file(const std::string& path) {
     const auto fail = [&](const char* what, int error) {
-        return std::runtime_error("SHA-256 of " + vit3d::detail::quoted_path(path) + ": " + what + ": " +
-                                  std::generic_category().message(error));
+        return std::runtime_error(message("SHA-256 of ", vit3d::detail::quoted_path(path), ": ", what, ": ",
+                                          std::generic_category().message(error)));
     };
     std::unique_ptr<std::FILE, decltype(&std::fclose)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
     if (!file) throw fail("cannot open it", errno);
