@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/fields.hpp"
 #include "vit3d/core/instances.hpp"
 #include "vit3d/einops/reduce.hpp"
 #include "vit3d/einops/repeat.hpp"
@@ -39,22 +40,58 @@
 
 namespace vit3d::models {
 
+// The fields' meanings are in list_fields, which the JSON of a weights file, docs/configs.md and the
+// configs of the parts (patch embedding, anatomical encoder, blocks) are made from.
 struct CTEncoderConfig {
-    std::array<Index, 3> input_size{64, 512, 512};  // D, H, W of the volume
+    std::array<Index, 3> input_size{64, 512, 512};
     std::array<Index, 3> patch_size{4, 16, 16};
     Index channels = 1;
     Index dim = 768;
     Index depth = 12;
     Index heads = 12;
-    Index mlp_dim = 3072;                                 // MLP ratio 4
-    Index slice_levels = 32;                              // learned slice distances 0..31 per head
-    Index regions = 20;                                   // mask labels 1..regions, 0 = background
-    PosEmbedKind pos_embed = PosEmbedKind::factorized3d;  // or sincos
+    Index mlp_dim = 3072;
+    Index slice_levels = 32;
+    Index regions = 20;
+    PosEmbedKind pos_embed = PosEmbedKind::factorized3d;
     nn::SinCosVariant sincos = nn::SinCosVariant::mae_monai;
-    Pooling pool = Pooling::cls;  // the global feature: cls or mean
+    Pooling pool = Pooling::cls;
     double eps = 1e-6;
     bool qkv_bias = true;
-    Index projection_dim = 0;  // > 0: a Linear head per granularity
+    Index projection_dim = 0;
+
+    template <class Self, class F>
+    static void list_fields(Self& c, F&& f) {
+        using Patch = nn::PatchEmbedConfig<3>;
+        using Anatomy = nn::AnatomicalEncoderConfig;
+        using Block = nn::HybridBlockConfig;
+        f(field("input_size", c.input_size, "D, H, W of the volume").positive());
+        f(field("patch_size", c.patch_size, "patch sizes along D, H, W")
+              .positive()
+              .into(&Patch::patch, &Anatomy::patch));
+        f(field("channels", c.channels, "input channels C").positive().into(&Patch::in_channels));
+        f(field("dim", c.dim, "token width D").positive().into(&Patch::dim, &Anatomy::dim, &Block::dim));
+        f(field("depth", c.depth, "hybrid blocks").non_negative());
+        f(field("heads", c.heads, "attention heads").positive().into(&Block::heads));
+        f(field("mlp_dim", c.mlp_dim, "hidden width of each block's MLP").positive().into(&Block::mlp_dim));
+        f(field("slice_levels", c.slice_levels,
+                "slice distances with a learned bias per head (0 .. levels - 1; farther ones share the last)")
+              .positive()
+              .into(&Block::levels));
+        f(field("regions", c.regions, "anatomical regions: mask labels 1 .. regions, 0 is background")
+              .positive()
+              .into(&Anatomy::regions));
+        f(field("pos_embed", c.pos_embed,
+                "positions: factorized3d or sincos (the constructor refuses the others)"));
+        f(field("sincos", c.sincos, "whose sin-cos table, with pos_embed sincos"));
+        f(field("pool", c.pool,
+                "the global feature: the class token (cls) or the mean of the patch tokens (mean); none is "
+                "refused"));
+        f(field("eps", c.eps, "epsilon of every LayerNorm").positive().into(&Block::eps));
+        f(field("qkv_bias", c.qkv_bias, "the q, k, v projections have a bias").into(&Block::qkv_bias));
+        f(field("projection_dim", c.projection_dim, "width of a Linear head per granularity; 0: no heads")
+              .non_negative());
+    }
+    VIT3D_VISIT_FIELDS_WITH(list_fields)
 
     std::array<Index, 3> grid() const {
         return {input_size[0] / patch_size[0], input_size[1] / patch_size[1], input_size[2] / patch_size[2]};
@@ -63,16 +100,7 @@ struct CTEncoderConfig {
         const auto g = grid();
         return g[0] * g[1] * g[2];
     }
-    nn::HybridBlockConfig block() const {
-        nn::HybridBlockConfig c;
-        c.dim = dim;
-        c.heads = heads;
-        c.mlp_dim = mlp_dim;
-        c.levels = slice_levels;
-        c.eps = eps;
-        c.qkv_bias = qkv_bias;
-        return c;
-    }
+    nn::HybridBlockConfig block() const { return sub_config<nn::HybridBlockConfig>(*this); }
 };
 
 template <class T>
@@ -124,21 +152,13 @@ struct CTEncoder {
         if (c.depth < 0 || c.projection_dim < 0)
             throw config_error(message(op, ": expected depth >= 0 and projection_dim >= 0, got ", c.depth,
                                        " and ", c.projection_dim));
-        nn::PatchEmbedConfig<3> patch;
-        patch.in_channels = c.channels;
-        patch.dim = c.dim;
-        patch.patch = c.patch_size;
-        patch_embed = nn::PatchEmbed3d<T>(patch);
+        patch_embed = nn::PatchEmbed3d<T>(sub_config<nn::PatchEmbedConfig<3>>(c));
         cls_token = Tensor<T>(Shape{1, 1, c.dim});
         if (c.pos_embed == PosEmbedKind::factorized3d)
             factorized_pos_embed = nn::FactorizedPosEmbed3d<T>(c.dim / 3, c.grid());
         else
             sincos_table = nn::sincos_position_embedding<T, 3>(c.grid(), c.dim, c.sincos);
-        nn::AnatomicalEncoderConfig anatomical;
-        anatomical.dim = c.dim;
-        anatomical.regions = c.regions;
-        anatomical.patch = c.patch_size;
-        anatomy = nn::AnatomicalEncoder<T>(anatomical);
+        anatomy = nn::AnatomicalEncoder<T>(sub_config<nn::AnatomicalEncoderConfig>(c));
         // Each block built in place: its zeroed parameters stay untouched pages until written (a copy of one
         // prototype block would write them all).
         blocks.reserve(static_cast<std::size_t>(c.depth));

@@ -14,6 +14,7 @@
 
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/fields.hpp"
 #include "vit3d/core/instances.hpp"
 #include "vit3d/einops/reduce.hpp"
 #include "vit3d/einops/repeat.hpp"
@@ -36,34 +37,83 @@ constexpr auto enum_names(PosEmbedKind) {
                                      {PosEmbedKind::none, "none"}});
 }
 
+// The fields' meanings are in list_fields, which the JSON of a weights file, docs/configs.md and the
+// configs of the patch embedding and the encoder blocks are made from.
 template <std::size_t SpatialDims>
 struct VisionTransformerConfig {
-    std::array<Index, SpatialDims> input_size{};  // spatial sizes, in input axis order
+    std::array<Index, SpatialDims> input_size{};
     std::array<Index, SpatialDims> patch_size{};
     Index channels = 3;
     Index dim = 768;
     Index depth = 12;
     Index heads = 12;
-    Index head_dim = 0;  // 0: dim / heads
+    Index head_dim = 0;
     Index mlp_dim = 3072;
-    Index num_classes = 1000;  // 0: no head
+    Index num_classes = 1000;
     bool class_token = true;
     Pooling pool = Pooling::cls;
-    bool mean_includes_class_token = false;  // vit-pytorch's vit_3d averages the class token too
+    bool mean_includes_class_token = false;
     PosEmbedKind pos_embed = PosEmbedKind::learned;
     nn::SinCosVariant sincos = nn::SinCosVariant::mae_monai;
-    bool pos_embed_covers_class_token = true;  // false: MONAI adds positions before prepending the token
+    bool pos_embed_covers_class_token = true;
     nn::PatchProjection projection = nn::PatchProjection::conv;
-    bool patch_norms = false;  // vit-pytorch's LayerNorm before and after the patch Linear
+    bool patch_norms = false;
     nn::NormPlacement norm_placement = nn::NormPlacement::pre;
     nn::Activation activation = nn::Activation::gelu;
     double eps = 1e-6;
     bool qkv_bias = true;
     bool proj_bias = true;
     bool final_norm = true;
-    bool head_norm =
-        false;  // LayerNorm between pooling and head (vit-pytorch's vit_3d mlp_head, timm fc_norm)
-    nn::Activation head_activation = nn::Activation::identity;  // MONAI's classification head ends in Tanh
+    bool head_norm = false;
+    nn::Activation head_activation = nn::Activation::identity;
+
+    template <class Self, class F>
+    static void list_fields(Self& c, F&& f) {
+        using Patch = nn::PatchEmbedConfig<SpatialDims>;
+        using Block = nn::EncoderBlockConfig;
+        f(field("input_size", c.input_size, "spatial sizes of the input, in its axis order").positive());
+        f(field("patch_size", c.patch_size, "patch sizes, in the input's axis order")
+              .positive()
+              .into(&Patch::patch));
+        f(field("channels", c.channels, "input channels C").positive().into(&Patch::in_channels));
+        f(field("dim", c.dim, "token width D").positive().into(&Patch::dim, &Block::dim));
+        f(field("depth", c.depth, "encoder blocks").non_negative());
+        f(field("heads", c.heads, "attention heads").positive().into(&Block::heads));
+        f(field("head_dim", c.head_dim, "width of an attention head; 0: dim / heads")
+              .non_negative()
+              .into(&Block::head_dim));
+        f(field("mlp_dim", c.mlp_dim, "hidden width of each block's MLP").positive().into(&Block::mlp_dim));
+        f(field("num_classes", c.num_classes, "outputs of the classification head; 0: no head")
+              .non_negative());
+        f(field("class_token", c.class_token, "a learned class token comes before the patch tokens"));
+        f(field("pool", c.pool, "the pooled feature: the class token, the mean of the tokens, or none"));
+        f(field("mean_includes_class_token", c.mean_includes_class_token,
+                "mean pooling averages the class token too (vit-pytorch's vit_3d)"));
+        f(field("pos_embed", c.pos_embed,
+                "positions: learned, factorized over 3 axes (Reg2RG), a fixed sin-cos table, or none"));
+        f(field("sincos", c.sincos, "whose sin-cos table, with pos_embed sincos"));
+        f(field("pos_embed_covers_class_token", c.pos_embed_covers_class_token,
+                "positions are added after the class token is prepended; false: before (MONAI)"));
+        f(field("projection", c.projection,
+                "the patch projection: a strided convolution, or unfold and Linear")
+              .into(&Patch::projection));
+        f(field("patch_norms", c.patch_norms, "LayerNorms before and after the patch Linear (vit-pytorch)")
+              .into(&Patch::norms));
+        f(field("norm_placement", c.norm_placement,
+                "each block's LayerNorms before (pre) or after (post) its branches")
+              .into(&Block::placement));
+        f(field("activation", c.activation, "activation of the blocks' MLPs").into(&Block::activation));
+        f(field("eps", c.eps, "epsilon of every LayerNorm").positive().into(&Patch::eps, &Block::eps));
+        f(field("qkv_bias", c.qkv_bias, "the q, k, v projection has a bias").into(&Block::qkv_bias));
+        f(field("proj_bias", c.proj_bias, "the attention's output projection has a bias")
+              .into(&Block::proj_bias));
+        f(field("final_norm", c.final_norm, "a LayerNorm after the last block"));
+        f(field("head_norm", c.head_norm,
+                "a LayerNorm between pooling and the head (vit-pytorch's vit_3d mlp_head, timm's fc_norm)"));
+        f(field("head_activation", c.head_activation,
+                "activation after the head (MONAI's classification head ends in tanh)"));
+    }
+    VIT3D_VISIT_FIELDS_WITH(list_fields)
 
     std::array<Index, SpatialDims> grid() const {
         std::array<Index, SpatialDims> g{};
@@ -116,14 +166,7 @@ struct VisionTransformer {
         if (c.depth < 0 || c.num_classes < 0)
             throw config_error(message(op, ": expected depth >= 0 and num_classes >= 0, got ", c.depth,
                                        " and ", c.num_classes));
-        nn::PatchEmbedConfig<SpatialDims> patch;
-        patch.in_channels = c.channels;
-        patch.dim = c.dim;
-        patch.patch = c.patch_size;
-        patch.projection = c.projection;
-        patch.norms = c.patch_norms;
-        patch.eps = c.eps;
-        patch_embed = nn::PatchEmbed<T, SpatialDims>(patch);
+        patch_embed = nn::PatchEmbed<T, SpatialDims>(sub_config<nn::PatchEmbedConfig<SpatialDims>>(c));
         if (c.class_token) cls_token = Tensor<T>(Shape{1, 1, c.dim});
         const Index prefix = c.class_token && c.pos_embed_covers_class_token ? 1 : 0;
         if (c.pos_embed == PosEmbedKind::learned)
@@ -144,17 +187,7 @@ struct VisionTransformer {
                 throw shape_error(message(op, ": a factorized 3D position embedding needs 3 spatial axes"));
             }
         }
-        nn::EncoderBlockConfig block;
-        block.dim = c.dim;
-        block.heads = c.heads;
-        block.head_dim = c.head_dim;
-        block.mlp_dim = c.mlp_dim;
-        block.qkv_bias = c.qkv_bias;
-        block.proj_bias = c.proj_bias;
-        block.eps = c.eps;
-        block.activation = c.activation;
-        block.placement = c.norm_placement;
-        encoder = nn::Encoder<T>(c.depth, block, c.final_norm);
+        encoder = nn::Encoder<T>(c.depth, sub_config<nn::EncoderBlockConfig>(c), c.final_norm);
         if (c.head_norm) head_norm = nn::LayerNorm<T>(c.dim, c.eps);
         if (c.num_classes > 0) head = nn::Linear<T>(c.dim, c.num_classes);
     }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/fields.hpp"
 #include "vit3d/core/instances.hpp"
 #include "vit3d/detail/threading.hpp"
 #include "vit3d/nn/parameters.hpp"
@@ -28,10 +29,20 @@
 
 namespace vit3d::nn {
 
+// The fields' meanings are in list_fields.
 struct AnatomicalEncoderConfig {
     Index dim = 768;
-    Index regions = 20;                     // labels 1..regions; 0 is background
-    std::array<Index, 3> patch{4, 16, 16};  // the patch embedding's, in the volume's axis order
+    Index regions = 20;
+    std::array<Index, 3> patch{4, 16, 16};
+
+    template <class Self, class F>
+    static void list_fields(Self& c, F&& f) {
+        f(field("dim", c.dim, "token width D").positive());
+        f(field("regions", c.regions, "mask labels 1 .. regions; 0 is background").positive());
+        f(field("patch", c.patch, "the patch embedding's patch sizes, in the volume's axis order")
+              .positive());
+    }
+    VIT3D_VISIT_FIELDS_WITH(list_fields)
 };
 
 template <class T>

@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/fields.hpp"
 #include "vit3d/core/instances.hpp"
 #include "vit3d/detail/gemm.hpp"
 #include "vit3d/nn/linear.hpp"
@@ -44,14 +45,31 @@ struct AttentionInputs {
 
 // The shape of a MultiHeadAttention. Field order suits designated initialisers:
 //     MultiHeadAttentionConfig{.dim = 384, .heads = 6, .qkv_bias = false}   (C++20; in C++17 set the fields)
+// The fields' meanings are in list_fields.
 struct MultiHeadAttentionConfig {
-    Index dim = 768;        // token width D (input and output)
-    Index heads = 12;       // attention heads
-    Index head_dim = 0;     // 0: dim / heads (dim must divide); vit-pytorch's dim_head sets it independently
-    bool qkv_bias = true;   // torchvision / timm: true; vit-pytorch, MONAI, Reg2RG: false
-    bool proj_bias = true;  // bias of the output projection
-    bool out_proj = true;   // false: no output projection, heads * head_dim must equal dim (vit-pytorch's
-                            // to_out = Identity when heads == 1 and dim_head == dim)
+    Index dim = 768;
+    Index heads = 12;
+    Index head_dim = 0;
+    bool qkv_bias = true;
+    bool proj_bias = true;
+    bool out_proj = true;
+
+    template <class Self, class F>
+    static void list_fields(Self& c, F&& f) {
+        f(field("dim", c.dim, "token width D, of the input and the output").positive());
+        f(field("heads", c.heads, "attention heads").positive());
+        f(field("head_dim", c.head_dim,
+                "width of a head; 0: dim / heads (dim must divide), vit-pytorch's dim_head sets it apart")
+              .non_negative());
+        f(field("qkv_bias", c.qkv_bias,
+                "the q, k, v projection has a bias (torchvision, timm; not vit-pytorch, "
+                "MONAI, Reg2RG)"));
+        f(field("proj_bias", c.proj_bias, "the output projection has a bias"));
+        f(field("out_proj", c.out_proj,
+                "an output projection; false: none, heads * head_dim must equal dim (vit-pytorch's "
+                "to_out = Identity)"));
+    }
+    VIT3D_VISIT_FIELDS_WITH(list_fields)
 };
 
 template <class T>

@@ -12,6 +12,7 @@
 
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/fields.hpp"
 #include "vit3d/core/instances.hpp"
 #include "vit3d/nn/attention.hpp"
 #include "vit3d/nn/layer_norm.hpp"
@@ -26,26 +27,37 @@ constexpr auto enum_names(NormPlacement) {
     return enum_table<NormPlacement>({{NormPlacement::pre, "pre"}, {NormPlacement::post, "post"}});
 }
 
+// The fields' meanings are in list_fields.
 struct EncoderBlockConfig {
     Index dim = 768;
     Index heads = 12;
     Index mlp_dim = 3072;
-    Index head_dim = 0;  // 0: dim / heads
+    Index head_dim = 0;
     bool qkv_bias = true;
     bool proj_bias = true;
     double eps = 1e-6;
     Activation activation = Activation::gelu;
     NormPlacement placement = NormPlacement::pre;
 
-    MultiHeadAttentionConfig attention() const {
-        MultiHeadAttentionConfig a;
-        a.dim = dim;
-        a.heads = heads;
-        a.head_dim = head_dim;
-        a.qkv_bias = qkv_bias;
-        a.proj_bias = proj_bias;
-        return a;
+    template <class Self, class F>
+    static void list_fields(Self& c, F&& f) {
+        using Attention = MultiHeadAttentionConfig;
+        f(field("dim", c.dim, "token width D").positive().into(&Attention::dim));
+        f(field("heads", c.heads, "attention heads").positive().into(&Attention::heads));
+        f(field("mlp_dim", c.mlp_dim, "hidden width of the MLP").positive());
+        f(field("head_dim", c.head_dim, "width of an attention head; 0: dim / heads")
+              .non_negative()
+              .into(&Attention::head_dim));
+        f(field("qkv_bias", c.qkv_bias, "the q, k, v projection has a bias").into(&Attention::qkv_bias));
+        f(field("proj_bias", c.proj_bias, "the attention's output projection has a bias")
+              .into(&Attention::proj_bias));
+        f(field("eps", c.eps, "epsilon of the LayerNorms").positive());
+        f(field("activation", c.activation, "activation of the MLP"));
+        f(field("placement", c.placement, "the LayerNorms before (pre) or after (post) the branches"));
     }
+    VIT3D_VISIT_FIELDS_WITH(list_fields)
+
+    MultiHeadAttentionConfig attention() const { return sub_config<MultiHeadAttentionConfig>(*this); }
 };
 
 template <class T>

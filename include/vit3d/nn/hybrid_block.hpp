@@ -9,6 +9,7 @@
 #include <array>
 #include <string>
 
+#include "vit3d/core/fields.hpp"
 #include "vit3d/core/instances.hpp"
 #include "vit3d/nn/layer_norm.hpp"
 #include "vit3d/nn/mlp.hpp"
@@ -19,24 +20,43 @@
 
 namespace vit3d::nn {
 
+// The fields' meanings are in list_fields.
 struct HybridBlockConfig {
     Index dim = 768;
     Index heads = 12;
     Index mlp_dim = 3072;
-    Index levels = 32;  // of the slice-distance bias
+    Index levels = 32;
     std::size_t slice_axis = 0;
     double eps = 1e-6;
     bool qkv_bias = true;
     Activation activation = Activation::gelu;
 
-    MultiHeadAttentionConfig attention() const {  // of both the slice- and the region-aware attention
-        MultiHeadAttentionConfig c;
-        c.dim = dim;
-        c.heads = heads;
-        c.qkv_bias = qkv_bias;
+    template <class Self, class F>
+    static void list_fields(Self& c, F&& f) {
+        using Attention = MultiHeadAttentionConfig;
+        using SliceAttention = SliceAwareAttentionConfig;
+        f(field("dim", c.dim, "token width D").positive().into(&Attention::dim));
+        f(field("heads", c.heads, "attention heads").positive().into(&Attention::heads));
+        f(field("mlp_dim", c.mlp_dim, "hidden width of the MLP").positive());
+        f(field("levels", c.levels, "slice distances with a learned bias per head")
+              .positive()
+              .into(&SliceAttention::levels));
+        f(field("slice_axis", c.slice_axis,
+                "the grid axis the slices are cut along (0: z of a (z, y, x) grid)")
+              .into(&SliceAttention::slice_axis));
+        f(field("eps", c.eps, "epsilon of the LayerNorms").positive());
+        f(field("qkv_bias", c.qkv_bias, "the q, k, v projections have a bias").into(&Attention::qkv_bias));
+        f(field("activation", c.activation, "activation of the MLP"));
+    }
+    VIT3D_VISIT_FIELDS_WITH(list_fields)
+
+    // Of both the slice- and the region-aware attention.
+    MultiHeadAttentionConfig attention() const { return sub_config<MultiHeadAttentionConfig>(*this); }
+    SliceAwareAttentionConfig slice_attention() const {
+        SliceAwareAttentionConfig c = sub_config<SliceAwareAttentionConfig>(*this);
+        c.attention = attention();
         return c;
     }
-    SliceAwareAttentionConfig slice_attention() const { return {attention(), levels, slice_axis}; }
 };
 
 template <class T>

@@ -24,6 +24,7 @@
 
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/fields.hpp"
 #include "vit3d/core/instances.hpp"
 #include "vit3d/einops/rearrange.hpp"
 #include "vit3d/nn/layer_norm.hpp"
@@ -46,16 +47,31 @@ constexpr auto enum_names(FeatureOrder) {
 
 // The shape of a PatchEmbed. Field order suits designated initialisers (C++20):
 //     PatchEmbedConfig<3>{.in_channels = 1, .dim = 768, .patch = {4, 16, 16}}
+// The fields' meanings are in list_fields.
 template <std::size_t SpatialDims>
 struct PatchEmbedConfig {
     Index in_channels = 3;
-    Index dim = 768;                         // token width D
-    std::array<Index, SpatialDims> patch{};  // patch size, in the input's axis order
+    Index dim = 768;
+    std::array<Index, SpatialDims> patch{};
     PatchProjection projection = PatchProjection::conv;
     bool bias = true;
-    bool norms = false;  // unfold only: vit-pytorch's LayerNorm(patch_dim) before and LayerNorm(D) after
-    FeatureOrder feature_order = FeatureOrder::spatial_then_channel;  // unfold only
-    double eps = 1e-5;                                                // of those LayerNorms
+    bool norms = false;
+    FeatureOrder feature_order = FeatureOrder::spatial_then_channel;
+    double eps = 1e-5;
+
+    template <class Self, class F>
+    static void list_fields(Self& c, F&& f) {
+        f(field("in_channels", c.in_channels, "input channels C").positive());
+        f(field("dim", c.dim, "token width D").positive());
+        f(field("patch", c.patch, "patch sizes, in the input's axis order").positive());
+        f(field("projection", c.projection, "a strided convolution, or unfold and Linear"));
+        f(field("bias", c.bias, "the projection has a bias"));
+        f(field("norms", c.norms,
+                "unfold only: vit-pytorch's LayerNorm(patch_dim) before and LayerNorm(D) after the Linear"));
+        f(field("feature_order", c.feature_order, "unfold only: the order of a patch's features"));
+        f(field("eps", c.eps, "epsilon of those LayerNorms").positive());
+    }
+    VIT3D_VISIT_FIELDS_WITH(list_fields)
 };
 
 template <class T, std::size_t SpatialDims>
