@@ -1,9 +1,9 @@
 #pragma once
 // The model kind "ct_encoder" (models::CTEncoder): its configuration as JSON (every field of
-// models::CTEncoderConfig, by the C++ field's name and enumerators' names) in both directions, and the
-// ModelInstance that load_model returns for it. Through the common interface the encoder runs without a
-// label mask (slice-aware only) and gives pooled (its global feature), tokens ([B, 1 + N, D], class token
-// first), token_grid and cls_attention; for the region outputs, which need a mask, take the model itself:
+// models::CTEncoderConfig's list, config_json.hpp) in both directions, and the ModelInstance that load_model
+// returns for it. Through the common interface the encoder runs without a label mask (slice-aware only) and
+// gives pooled (its global feature), tokens ([B, 1 + N, D], class token first), token_grid and
+// cls_attention; for the region outputs, which need a mask, take the model itself:
 //     model.get_if<models::CTEncoder<float>>()->forward(volume, mask)
 
 #include <nlohmann/json.hpp>
@@ -33,26 +33,7 @@ namespace vit3d::detail {
 
 // A CTEncoderConfig from its JSON object; every field required, no other allowed.
 inline models::CTEncoderConfig ct_encoder_config(const nlohmann::json& json, const std::string& where) {
-    JsonFields f(json, where, "config");
-    models::CTEncoderConfig c;
-    c.input_size = read_sizes<3>(f, "input_size");
-    c.patch_size = read_sizes<3>(f, "patch_size");
-    c.channels = f.integer("channels", 1);
-    c.dim = f.integer("dim", 1);
-    c.depth = f.integer("depth", 0);
-    c.heads = f.integer("heads", 1);
-    c.mlp_dim = f.integer("mlp_dim", 1);
-    c.slice_levels = f.integer("slice_levels", 1);
-    c.regions = f.integer("regions", 1);
-    c.pos_embed = read_enum<models::PosEmbedKind>(f, "pos_embed");
-    c.sincos = read_enum<nn::SinCosVariant>(f, "sincos");
-    c.pool = read_enum<models::Pooling>(f, "pool");
-    c.eps = f.number("eps");
-    if (!(c.eps > 0)) f.fail("eps", "a positive number", f.value("eps"));
-    c.qkv_bias = f.boolean("qkv_bias");
-    c.projection_dim = f.integer("projection_dim", 0);
-    f.finish();
-    return c;
+    return config_from_json<models::CTEncoderConfig>(json, where);
 }
 
 template <class T>
@@ -159,24 +140,6 @@ std::unique_ptr<io::ModelInstance<T>> load_ct_encoder(const io::ModelDescription
 namespace vit3d::io {
 
 // The JSON object of a configuration, as the "config" of a description of kind ct_encoder.
-inline nlohmann::json ct_encoder_config_json(const models::CTEncoderConfig& c) {
-    nlohmann::json j;
-    j["input_size"] = std::vector<Index>(c.input_size.begin(), c.input_size.end());
-    j["patch_size"] = std::vector<Index>(c.patch_size.begin(), c.patch_size.end());
-    j["channels"] = c.channels;
-    j["dim"] = c.dim;
-    j["depth"] = c.depth;
-    j["heads"] = c.heads;
-    j["mlp_dim"] = c.mlp_dim;
-    j["slice_levels"] = c.slice_levels;
-    j["regions"] = c.regions;
-    j["pos_embed"] = enum_name(c.pos_embed);
-    j["sincos"] = enum_name(c.sincos);
-    j["pool"] = enum_name(c.pool);
-    j["eps"] = c.eps;
-    j["qkv_bias"] = c.qkv_bias;
-    j["projection_dim"] = c.projection_dim;
-    return j;
-}
+inline nlohmann::json ct_encoder_config_json(const models::CTEncoderConfig& c) { return config_json(c); }
 
 }  // namespace vit3d::io

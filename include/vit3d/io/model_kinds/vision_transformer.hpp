@@ -1,7 +1,7 @@
 #pragma once
 // The model kinds "vit2d" (models::ViT) and "vit3d" (models::ViT3D): their configuration as JSON (every
-// field of models::VisionTransformerConfig, by the C++ field's name and enumerators' names) in both
-// directions, and the ModelInstance that load_model returns for them.
+// field of models::VisionTransformerConfig's list, config_json.hpp) in both directions, and the
+// ModelInstance that load_model returns for them.
 
 #include <nlohmann/json.hpp>
 
@@ -32,36 +32,7 @@ namespace vit3d::detail {
 template <std::size_t N>
 models::VisionTransformerConfig<N> vision_transformer_config(const nlohmann::json& json,
                                                              const std::string& where) {
-    JsonFields f(json, where, "config");
-    models::VisionTransformerConfig<N> c;
-    c.input_size = read_sizes<N>(f, "input_size");
-    c.patch_size = read_sizes<N>(f, "patch_size");
-    c.channels = f.integer("channels", 1);
-    c.dim = f.integer("dim", 1);
-    c.depth = f.integer("depth", 0);
-    c.heads = f.integer("heads", 1);
-    c.head_dim = f.integer("head_dim", 0);
-    c.mlp_dim = f.integer("mlp_dim", 1);
-    c.num_classes = f.integer("num_classes", 0);
-    c.class_token = f.boolean("class_token");
-    c.pool = read_enum<models::Pooling>(f, "pool");
-    c.mean_includes_class_token = f.boolean("mean_includes_class_token");
-    c.pos_embed = read_enum<models::PosEmbedKind>(f, "pos_embed");
-    c.sincos = read_enum<nn::SinCosVariant>(f, "sincos");
-    c.pos_embed_covers_class_token = f.boolean("pos_embed_covers_class_token");
-    c.projection = read_enum<nn::PatchProjection>(f, "projection");
-    c.patch_norms = f.boolean("patch_norms");
-    c.norm_placement = read_enum<nn::NormPlacement>(f, "norm_placement");
-    c.activation = read_enum<nn::Activation>(f, "activation");
-    c.eps = f.number("eps");
-    if (!(c.eps > 0)) f.fail("eps", "a positive number", f.value("eps"));
-    c.qkv_bias = f.boolean("qkv_bias");
-    c.proj_bias = f.boolean("proj_bias");
-    c.final_norm = f.boolean("final_norm");
-    c.head_norm = f.boolean("head_norm");
-    c.head_activation = read_enum<nn::Activation>(f, "head_activation");
-    f.finish();
-    return c;
+    return config_from_json<models::VisionTransformerConfig<N>>(json, where);
 }
 
 // The model kind's name for N spatial axes.
@@ -189,33 +160,7 @@ namespace vit3d::io {
 // The JSON object of a configuration, as the "config" of a description of kind vit2d / vit3d.
 template <std::size_t N>
 nlohmann::json vision_transformer_config_json(const models::VisionTransformerConfig<N>& c) {
-    nlohmann::json j;
-    j["input_size"] = std::vector<Index>(c.input_size.begin(), c.input_size.end());
-    j["patch_size"] = std::vector<Index>(c.patch_size.begin(), c.patch_size.end());
-    j["channels"] = c.channels;
-    j["dim"] = c.dim;
-    j["depth"] = c.depth;
-    j["heads"] = c.heads;
-    j["head_dim"] = c.head_dim;
-    j["mlp_dim"] = c.mlp_dim;
-    j["num_classes"] = c.num_classes;
-    j["class_token"] = c.class_token;
-    j["pool"] = enum_name(c.pool);
-    j["mean_includes_class_token"] = c.mean_includes_class_token;
-    j["pos_embed"] = enum_name(c.pos_embed);
-    j["sincos"] = enum_name(c.sincos);
-    j["pos_embed_covers_class_token"] = c.pos_embed_covers_class_token;
-    j["projection"] = enum_name(c.projection);
-    j["patch_norms"] = c.patch_norms;
-    j["norm_placement"] = enum_name(c.norm_placement);
-    j["activation"] = enum_name(c.activation);
-    j["eps"] = c.eps;
-    j["qkv_bias"] = c.qkv_bias;
-    j["proj_bias"] = c.proj_bias;
-    j["final_norm"] = c.final_norm;
-    j["head_norm"] = c.head_norm;
-    j["head_activation"] = enum_name(c.head_activation);
-    return j;
+    return config_json(c);
 }
 
 }  // namespace vit3d::io
