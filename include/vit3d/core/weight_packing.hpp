@@ -20,33 +20,32 @@
 // set_weight_packing from code. A change applies from the next call on.
 
 #include <atomic>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/env_setting.hpp"
+#include "vit3d/core/message.hpp"
 
 namespace vit3d {
 
 enum class WeightPacking { off = 0, cached = 1, verified = 2 };
 
-inline const char* weight_packing_name(WeightPacking mode) {
-    switch (mode) {
-        case WeightPacking::off:
-            return "off";
-        case WeightPacking::verified:
-            return "verified";
-        default:
-            return "cached";
-    }
+constexpr auto enum_names(WeightPacking) {
+    return enum_table<WeightPacking>({{WeightPacking::off, "off"},
+                                      {WeightPacking::cached, "cached"},
+                                      {WeightPacking::verified, "verified"}});
 }
+
+inline const char* weight_packing_name(WeightPacking mode) { return enum_name(mode); }
 
 // "off", "cached" or "verified"; anything else throws std::invalid_argument.
 inline WeightPacking parse_weight_packing(const std::string& text,
                                           const char* op = "vit3d::parse_weight_packing") {
-    if (text == "off") return WeightPacking::off;
-    if (text == "cached") return WeightPacking::cached;
-    if (text == "verified") return WeightPacking::verified;
-    throw std::invalid_argument(std::string(op) + ": expected off, cached or verified, got '" + text + "'");
+    if (const std::optional<WeightPacking> mode = enum_from_name<WeightPacking>(text)) return *mode;
+    throw std::invalid_argument(message(op, ": expected ", enum_name_list<WeightPacking>("", ", ", " or "),
+                                        ", got ", detail::quoted(text)));
 }
 
 }  // namespace vit3d

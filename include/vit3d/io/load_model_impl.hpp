@@ -21,23 +21,23 @@ template <class T>
 LoadedModel<T> load_model(const Safetensors& file) {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                   "vit3d::io::load_model loads float or double models");
-    const std::string where = "vit3d::io::load_model(" + detail::quoted(file.source_name()) + "): ";
-    const std::string at = where + "metadata \"" + std::string(model_metadata_key) + "\": ";
+    const std::string where = message("vit3d::io::load_model(", detail::quoted(file.source_name()), "): ");
+    const std::string at = message(where, "metadata ", detail::quoted(model_metadata_key), ": ");
     ModelDescription description = read_model_description(file, where);
     const KeyMap* keys = key_maps::find(description.key_map);
     if (!keys)
-        throw io_error(at + "key_map: unknown key map " + detail::quoted(description.key_map) +
-                       "; known: " + key_maps::names());
+        throw io_error(message(at, "key_map: unknown key map ", detail::quoted(description.key_map),
+                               "; known: ", key_maps::names()));
     std::string listing;
     for (const ModelKind<T>& kind : model_kinds<T>()) {
         if (description.kind == kind.name) {
             auto instance = kind.load(description, file, *keys, where);
             return LoadedModel<T>(std::move(description), std::move(instance), file.source_name());
         }
-        listing += (listing.empty() ? "" : ", ") + std::string(kind.name) + " (" + kind.model + ")";
+        listing += message(listing.empty() ? "" : ", ", kind.name, " (", kind.model, ")");
     }
-    throw io_error(at + "kind: unknown model kind " + detail::quoted(description.kind) +
-                   "; known: " + listing);
+    throw io_error(
+        message(at, "kind: unknown model kind ", detail::quoted(description.kind), "; known: ", listing));
 }
 
 template <class T>

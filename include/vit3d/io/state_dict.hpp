@@ -43,7 +43,8 @@ struct LoadReport {
 template <class T, class Module>
 LoadReport load_state_dict(Module& module, const Safetensors& file, const KeyMap& keys,
                            const std::string& file_prefix = "", bool strict = true) {
-    const std::string where = "vit3d::io::load_state_dict(" + detail::quoted(file.source_name()) + "): ";
+    const std::string where =
+        message("vit3d::io::load_state_dict(", detail::quoted(file.source_name()), "): ");
     LoadReport report;
     std::map<std::string, std::string> by_vit3d_name;  // vit3d name -> file key
     for (const std::string& key : file.names()) {
@@ -54,20 +55,19 @@ LoadReport load_state_dict(Module& module, const Safetensors& file, const KeyMap
             continue;
         }
         if (!by_vit3d_name.emplace(name, key).second)
-            throw io_error(where + "tensors " + detail::quoted(by_vit3d_name[name]) + " and " +
-                           detail::quoted(key) + " both map to " + detail::quoted(name));
+            throw io_error(message(where, "tensors ", detail::quoted(by_vit3d_name[name]), " and ",
+                                   detail::quoted(key), " both map to ", detail::quoted(name)));
     }
     module.visit_parameters([&](const std::string& name, Tensor<T>& parameter) {
         const auto it = by_vit3d_name.find(name);
         if (it == by_vit3d_name.end())
-            throw io_error(where + "missing tensor for parameter " + detail::quoted(name) + " of shape " +
-                           shape_to_string(parameter.shape()));
+            throw io_error(message(where, "missing tensor for parameter ", detail::quoted(name), " of shape ",
+                                   parameter.shape()));
         const Shape& stored = file.info(it->second).shape;
         if (stored != parameter.shape() &&
             detail::without_unit_axes(stored) != detail::without_unit_axes(parameter.shape()))
-            throw io_error(where + "tensor " + detail::quoted(it->second) + " has shape " +
-                           shape_to_string(stored) + ", parameter " + detail::quoted(name) + " expects " +
-                           shape_to_string(parameter.shape()));
+            throw io_error(message(where, "tensor ", detail::quoted(it->second), " has shape ", stored,
+                                   ", parameter ", detail::quoted(name), " expects ", parameter.shape()));
         // Straight into the parameter's own memory (same element count: equal up to unit axes), then
         // the file's pages of that tensor are dropped, so that a mapped file costs one tensor at a time.
         file.get_into(it->second, parameter.data(), parameter.size());
@@ -82,10 +82,10 @@ LoadReport load_state_dict(Module& module, const Safetensors& file, const KeyMap
         if (shape_numel(file.info(entry.second).shape) == 0) {
             report.skipped.push_back(entry.second);
         } else {
-            unused += (unused.empty() ? "" : ", ") + detail::quoted(entry.second);
+            unused += message(unused.empty() ? "" : ", ", detail::quoted(entry.second));
         }
     }
-    if (strict && !unused.empty()) throw io_error(where + "tensors not used by the model: " + unused);
+    if (strict && !unused.empty()) throw io_error(message(where, "tensors not used by the model: ", unused));
     return report;
 }
 

@@ -55,8 +55,8 @@ struct Linear {
     Tensor<T> forward(const Tensor<T>& x) const {
         check();
         if (x.rank() < 1 || x.dim(-1) != in_features())
-            throw shape_error("vit3d::nn::Linear::forward: expected input [..., " +
-                              std::to_string(in_features()) + "], got " + shape_to_string(x.shape()));
+            throw shape_error(message("vit3d::nn::Linear::forward: expected input [..., ", in_features(),
+                                      "], got ", x.shape()));
         if (x.size() == 0)
             return affine(x, weight.data(), out_features(), in_features(), bias ? &*bias : nullptr);
         const Index rows = x.size() / in_features();
@@ -90,9 +90,9 @@ struct Linear {
 
     void check() const {
         if (weight.rank() != 2 || (bias && (bias->rank() != 1 || bias->dim(0) != weight.dim(0))))
-            throw shape_error("vit3d::nn::Linear: expected weight [out, in] and bias [out], got weight " +
-                              shape_to_string(weight.shape()) + " and bias " +
-                              (bias ? shape_to_string(bias->shape()) : std::string("none")));
+            throw shape_error(
+                message("vit3d::nn::Linear: expected weight [out, in] and bias [out], got weight ",
+                        weight.shape(), " and bias ", bias ? message(bias->shape()) : "none"));
     }
 };
 

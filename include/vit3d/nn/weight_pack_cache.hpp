@@ -99,10 +99,10 @@ class WeightPackCache {
         const bool fits = pack_ && pack_->isa == isa && pack_->N == N && pack_->K == K;
         if (fits && mode == WeightPacking::verified && !pack_->matches(weight.data(), K))
             throw stale_weights_error(
-                std::string(op) +
-                ": the packed weights no longer match the weight tensor: it was written "
-                "through a pointer or map taken before the last forward (take it "
-                "again after a forward, or write through the tensor)");
+                message(op,
+                        ": the packed weights no longer match the weight tensor: it was "
+                        "written through a pointer or map taken before the last forward "
+                        "(take it again after a forward, or write through the tensor)"));
         if (!fits && make)
             pack_ = std::make_shared<const GemmWeights<T>>(
                 GemmWeights<T>::pack(weight.data(), K, N, K, isa, num_threads()));
