@@ -219,8 +219,8 @@ int run(const Options& o) {
                                     std::to_string(c.heads) + " heads");
     const double build_s = seconds_since(start);
 
-    // The volume on the model's grid: NIfTI data are [nz, ny, nx] = the model's [D, H, W] (see README,
-    // "Reading images, volumes and arrays"); intensities windowed to [0, 1] between their 1st and 99th
+    // The volume on the model's grid: NIfTI data are [nz, ny, nx] = the model's [D, H, W] (see
+    // docs/inputs.md, axis conventions); intensities windowed to [0, 1] between their 1st and 99th
     // percentiles (an MRI has no Hounsfield units to window by).
     auto stage = Clock::now();
     const auto file = io::read_nifti<float>(o.volume);

@@ -41,7 +41,7 @@ C++ models::CTEncoder).
 The tensors keep the family's own state_dict names: the file is still a valid checkpoint of the reference
 model (safetensors.torch.load_file + load_state_dict(strict=True)), and the renaming onto vit3d's names
 lives in one place, the C++ key maps (include/vit3d/io/key_maps/), which the parity tests check. The
-description is the JSON string under the "vit3d.model" key of the file's __metadata__ (schema in README.md,
+description is the JSON string under the "vit3d.model" key of the file's __metadata__ (schema in docs/weights.md,
 "Weights from PyTorch"); "format": "pt" is set as well, as Hugging Face's loaders expect.
 
 Needs torch and safetensors only, plus the family's own package (for its class). Works with torch 1.13

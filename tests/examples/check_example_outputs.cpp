@@ -1,7 +1,7 @@
 // Checks what the examples printed and wrote (run by run_example.cmake, after the example itself) against
-// an in-process computation written out here step by step from README's metadata schema with vit3d's
-// resizing and model API, not through vit3d/io/model_input.hpp, so that a mistake in the library's input
-// preparation (which the examples and vit3d-infer share) shows up as a mismatch.
+// an in-process computation written out here step by step from the metadata schema (docs/weights.md) with
+// vit3d's resizing and model API, not through vit3d/io/model_input.hpp, so that a mistake in the library's
+// input preparation (which the examples and vit3d-infer share) shows up as a mismatch.
 //
 //   check_example_outputs classify  MODEL IMAGE STDOUT K
 //   check_example_outputs volume    MODEL NIFTI NPY OUTPUT
@@ -64,8 +64,8 @@ void expect_close(const Tensor<float>& a, const Tensor<float>& b, double tol, co
                 worst);
 }
 
-// The description's value steps after resizing, written out from README's schema: the window (clip if
-// asked, [low, high] onto `to`), then (x - mean) / std per channel (axis 0 of [C, spatial...]).
+// The description's value steps after resizing, written out from the schema (docs/weights.md): the window
+// (clip if asked, [low, high] onto `to`), then (x - mean) / std per channel (axis 0 of [C, spatial...]).
 Tensor<float> window_and_normalize(Tensor<float> x, const io::Preprocessing& p) {
     if (p.intensity_window) {
         const auto& w = *p.intensity_window;

@@ -1,8 +1,8 @@
 // Tests for vit3d/io/model_input.hpp and the value steps of vit3d/io/preprocess.hpp: a model's input from an
 // image (against torchvision's transforms on a committed fixture,
 // tests/fixtures/make_model_input_samples.py), a NIfTI volume and a .npy array, each step and their order
-// checked against expectations computed here from README's schema, and the errors for inputs that do not fit
-// the model.
+// checked against expectations computed here from the metadata schema (docs/weights.md), and the errors for
+// inputs that do not fit the model.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -114,7 +114,8 @@ TEST(ModelInput, GrayImageIsTorchvisionsResizeToTheInputSize) {
 
 // --- images: each step ------------------------------------------------------------------------------------
 
-// Without a rescale the model gets the raw values 0..255 (README's schema), and the view is on [0, 1].
+// Without a rescale the model gets the raw values 0..255 (docs/weights.md's schema), and the view is on [0,
+// 1].
 TEST(ModelInput, ImageWithoutRescaleGivesRawValues) {
     const std::string path = test::TempPath("raw.png");
     const Tensor<std::uint8_t> image = WritePattern(path, 3, 8, 10);

@@ -1,5 +1,5 @@
 // vit3d-infer: runs a vit3d weights file (tools/export_weights.py) over .npy arrays, images and NIfTI
-// volumes, and writes one .npy per input. README's "vit3d-infer" section is the manual; --help the summary.
+// volumes, and writes one .npy per input. docs/vit3d-infer.md is the manual; --help the summary.
 //
 //   vit3d-infer --weights model.safetensors --input x.npy --output y.npy
 //   vit3d-infer -w model.safetensors -i scans/ -o features/ --output-kind pooled --shard 3/8

@@ -1,6 +1,6 @@
 #pragma once
 // What a run did, gathered as it goes, and printed at the end: as text on stdout, or with --json as one JSON
-// object (schema in README's "vit3d-infer" section). The same facts either way.
+// object (schema in docs/vit3d-infer.md). The same facts either way.
 
 #include <nlohmann/json.hpp>
 
