@@ -176,10 +176,15 @@ def ab(args) -> dict:
     entries = []
     for (name, isa, label), case in cases.items():
         entry = case.record()
-        if label == "B" and (name, isa, "A") in cases:
-            ratios = [y / x for x, y in zip(cases[(name, isa, "A")].values, case.values)]
+        # A build from before the benches named their level in the context has no level: it is the same
+        # bench run on the same machine, so it pairs by name.
+        base = cases.get((name, isa, "A")) or cases.get((name, None, "A"))
+        if label == "B" and base is None and isa is None:
+            base = next((c for (n, _, l), c in cases.items() if n == name and l == "A"), None)
+        if label == "B" and base is not None:
+            ratios = [y / x for x, y in zip(base.values, case.values)]
             entry["vs_baseline"] = records.spread(ratios)
-            print(f"| {name} | {statistics.median(cases[(name, isa, 'A')].values):.2f} | "
+            print(f"| {name} | {statistics.median(base.values):.2f} | "
                   f"{statistics.median(case.values):.2f} | {statistics.median(ratios):.3f} "
                   f"({min(ratios):.3f}–{max(ratios):.3f}) |")
         entries.append(entry)
