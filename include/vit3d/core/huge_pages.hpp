@@ -6,9 +6,9 @@
 // pages inside it. With 4 KiB pages, a GEMM at thousands of tokens touches hundreds of pages per block of
 // rows (every row of A and C its own page), and a Linear's packed weight is 7-9 MiB: on a Xeon VM whose
 // transparent_hugepage setting is "madvise", the advice made the ViT-B GEMMs at 1,576 and 4,097 rows 4-7%
-// faster and the 3D ViT at 4,097 tokens 2-4% (bench/README.md, "Findings"). Where the setting is "always" the advice
-// changes nothing, and where it is "never" the kernel ignores it. Only whole 2 MiB pages inside a buffer
-// are advised, so memory grows only where a large buffer is left partly untouched.
+// faster and the 3D ViT at 4,097 tokens 2-4% (bench/README.md, "Findings"). Where the setting is "always" the
+// advice changes nothing, and where it is "never" the kernel ignores it. Only whole 2 MiB pages inside a
+// buffer are advised, so memory grows only where a large buffer is left partly untouched.
 //
 // The environment variable VIT3D_HUGE_PAGES (on, off) sets it at first use; set_huge_pages from code. A
 // change applies to buffers allocated from then on.

@@ -1,8 +1,8 @@
 #pragma once
 // A model's input [B, C, spatial...] from an image, a NIfTI volume or a .npy array, prepared as the weights
-// file's io::Preprocessing says (docs/weights.md: "The metadata schema"; docs/inputs.md: "Model inputs from files"). vit3d-infer
-// and the examples both use these functions, so that a file gives the same input, and so the same outputs,
-// from C++ and from the command line. Needs vit3d::io, vit3d::image and vit3d::nifti.
+// file's io::Preprocessing says (docs/weights.md: "The metadata schema"; docs/inputs.md: "Model inputs from
+// files"). vit3d-infer and the examples both use these functions, so that a file gives the same input, and so
+// the same outputs, from C++ and from the command line. Needs vit3d::io, vit3d::image and vit3d::nifti.
 //
 // The steps, in the schema's order:
 //   images   decoded with the model's channels (channel_order, else 1 = gray, 2 = gray + alpha, 3 = RGB,

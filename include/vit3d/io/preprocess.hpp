@@ -7,9 +7,9 @@
 // vit3d/io/resample.hpp.
 //
 // Also io::Preprocessing, the description of what an input goes through that a weights file carries
-// (model_description_json.hpp reads and writes it; docs/weights.md: "The metadata schema"), and apply_value_steps, which
-// applies its value steps to a tensor. Whole inputs from image, NIfTI and .npy files, resized as well, are
-// made by vit3d/io/model_input.hpp.
+// (model_description_json.hpp reads and writes it; docs/weights.md: "The metadata schema"), and
+// apply_value_steps, which applies its value steps to a tensor. Whole inputs from image, NIfTI and .npy
+// files, resized as well, are made by vit3d/io/model_input.hpp.
 
 #include <algorithm>
 #include <array>
