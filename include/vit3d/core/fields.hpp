@@ -15,7 +15,9 @@
 // members as a target, so that no constructor copies fields by hand.
 //
 // Each field has its C++ name (also its JSON name), the member, a one-line meaning, the range of a number
-// (any, non-negative or positive: what the JSON reader accepts) and the members of sub-configs it sets.
+// (any, non-negative or positive: what the JSON reader accepts), the members of sub-configs it sets and
+// whether a weights file may leave it out (optional(): a field added after files were written, whose
+// default is what those files meant).
 
 #include <cstddef>
 #include <tuple>
@@ -34,14 +36,21 @@ struct Field {
     const char* meaning;
     FieldRange range = FieldRange::any;
     std::tuple<Targets...> targets;  // pointers to members of sub-configs that take this field's value
+    bool optional = false;           // a weights file may leave it out, meaning the default
 
     Field non_negative() const { return with_range(FieldRange::non_negative); }
     Field positive() const { return with_range(FieldRange::positive); }
+    // A field that files written before it existed leave out: absent, it keeps the struct's default.
+    Field may_be_absent() const {
+        Field f = *this;
+        f.optional = true;
+        return f;
+    }
 
     // This field also sets each member `target` (a pointer to member of a sub-config) in sub_config().
     template <class... More>
     Field<Value, Targets..., More...> into(More... more) const {
-        return {name, value, meaning, range, std::tuple_cat(targets, std::make_tuple(more...))};
+        return {name, value, meaning, range, std::tuple_cat(targets, std::make_tuple(more...)), optional};
     }
 
   private:
@@ -54,7 +63,7 @@ struct Field {
 
 template <class Value>
 Field<Value> field(const char* name, Value& value, const char* meaning) {
-    return {name, value, meaning, FieldRange::any, {}};
+    return {name, value, meaning, FieldRange::any, {}, false};
 }
 
 // Defines visit_fields(f), which calls f(field) for each field in list order, for const and mutable configs

@@ -41,6 +41,7 @@ class JsonFields {
         return *it;
     }
     bool is_null(const std::string& key) { return value(key).is_null(); }
+    bool has(const std::string& key) const { return object_.find(key) != object_.end(); }
 
     std::string string(const std::string& key) {
         const nlohmann::json& v = value(key);

@@ -2,7 +2,8 @@
 // A model configuration as the JSON object of a weights file's "config", both ways, from the config's field
 // list (core/fields.hpp): each field by its C++ name, integers and numbers checked against the field's
 // range, enumerators by name (listing the valid names in errors), sizes as arrays of their fixed length.
-// Reading requires every field and allows no other.
+// Reading requires every field (but those marked may_be_absent, which keep their defaults when absent) and
+// allows no other.
 
 #include <nlohmann/json.hpp>
 
@@ -78,14 +79,15 @@ nlohmann::json field_value_json(const V& value) {
     }
 }
 
-// A Config from its JSON object (`where` starts every message): every field of its list required, in list
-// order, and no other allowed.
+// A Config from its JSON object (`where` starts every message): every field of its list required (a field
+// that may be absent keeps its default), and no other allowed.
 template <class Config>
 Config config_from_json(const nlohmann::json& json, const std::string& where) {
     JsonFields f(json, where, "config");
     Config config;
     config.visit_fields([&](const auto& field) {
         using V = std::remove_reference_t<decltype(field.value)>;
+        if (field.optional && !f.has(field.name)) return;
         field.value = read_field_value<V>(f, field.name, field.range);
     });
     f.finish();
