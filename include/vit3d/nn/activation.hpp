@@ -1,7 +1,8 @@
 #pragma once
 // Elementwise activations of the ViT family (tanh: MONAI's classification head). nn.GELU() in every reference
 // model is the exact erf form; the tanh approximation exists for checkpoints trained with it (timm's
-// "gelu_tanh").
+// "gelu_tanh"). quick_gelu is OpenAI CLIP's x * sigmoid(1.702 x); silu (x * sigmoid(x)) gates SwiGLU MLPs;
+// sigmoid gates timm's GluMlp by default.
 
 #include <cmath>
 #include <string>
@@ -16,11 +17,14 @@
 
 namespace vit3d::nn {
 
-enum class Activation { gelu, gelu_tanh, relu, tanh, identity };
+enum class Activation { gelu, gelu_tanh, quick_gelu, silu, sigmoid, relu, tanh, identity };
 
 constexpr auto enum_names(Activation) {
     return enum_table<Activation>({{Activation::gelu, "gelu"},
                                    {Activation::gelu_tanh, "gelu_tanh"},
+                                   {Activation::quick_gelu, "quick_gelu"},
+                                   {Activation::silu, "silu"},
+                                   {Activation::sigmoid, "sigmoid"},
                                    {Activation::relu, "relu"},
                                    {Activation::tanh, "tanh"},
                                    {Activation::identity, "identity"}});
@@ -42,6 +46,26 @@ T gelu_tanh(T x) {
     return static_cast<T>(0.5 * v * (1.0 + std::tanh(0.79788456080286535588 * (v + 0.044715 * v * v * v))));
 }
 
+// 1 / (1 + exp(-x)), in double and rounded once.
+template <class T>
+T sigmoid(T x) {
+    return static_cast<T>(1.0 / (1.0 + std::exp(-static_cast<double>(x))));
+}
+
+// x * sigmoid(1.702 x), as OpenAI CLIP's QuickGELU (timm's "quick_gelu").
+template <class T>
+T quick_gelu(T x) {
+    const double v = static_cast<double>(x);
+    return static_cast<T>(v / (1.0 + std::exp(-1.702 * v)));
+}
+
+// x * sigmoid(x), as torch.nn.SiLU.
+template <class T>
+T silu(T x) {
+    const double v = static_cast<double>(x);
+    return static_cast<T>(v / (1.0 + std::exp(-v)));
+}
+
 template <class T>
 T relu(T x) {
     return x > T(0) ? x : T(0);  // NaN stays NaN, as torch.relu
@@ -61,6 +85,17 @@ void apply_activation_range(T* x, Index n, Activation a, Isa isa = detail::activ
         case Activation::gelu_tanh:
             for (Index i = 0; i < n; ++i) x[i] = gelu_tanh(x[i]);
             return;
+        case Activation::quick_gelu:
+        case Activation::silu:
+            if constexpr (std::is_same_v<T, float>) {
+                detail::swish_inplace(x, n, a == Activation::silu ? 1.0f : 1.702f, isa);
+            } else {
+                for (Index i = 0; i < n; ++i) x[i] = a == Activation::silu ? silu(x[i]) : quick_gelu(x[i]);
+            }
+            return;
+        case Activation::sigmoid:
+            for (Index i = 0; i < n; ++i) x[i] = sigmoid(x[i]);
+            return;
         case Activation::relu:
             for (Index i = 0; i < n; ++i) x[i] = (x[i] > T(0) || x[i] != x[i]) ? x[i] : T(0);
             return;
@@ -73,7 +108,8 @@ void apply_activation_range(T* x, Index n, Activation a, Isa isa = detail::activ
 }
 
 // Applies the activation to every element in place, on vit3d::num_threads() threads for large tensors.
-// float GELU is vectorised (detail/gelu_kernel.hpp); double GELU stays the exact scalar erf.
+// float GELU, SiLU and QuickGELU are vectorised (detail/gelu_kernel.hpp); double stays the exact scalar
+// functions.
 template <class T>
 void apply_activation(Tensor<T>& x, Activation a) {
     if (a == Activation::identity || x.size() == 0) return;

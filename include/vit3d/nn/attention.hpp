@@ -14,6 +14,8 @@
 //   - distance_bias: a bias described by token coordinates (DistanceBias, e.g. nn::SliceDistanceBias's),
 //   which
 //              the fused kernel computes tile by tile instead of reading an [Nq, Nk] tensor.
+// Optional norms (timm's qk_norm and scale_attn_norm): q_norm and k_norm normalise each head's queries and
+// keys over head_dim before the scores; norm normalises the merged heads before the output projection.
 // A query row whose keys are all masked attends nothing: its weights are 0 and its output, before the
 // output projection, is 0 (torch gives NaN there). Both kernels (AttentionKernel) agree on this.
 
@@ -27,7 +29,9 @@
 #include "vit3d/core/fields.hpp"
 #include "vit3d/core/instances.hpp"
 #include "vit3d/detail/gemm.hpp"
+#include "vit3d/detail/threading.hpp"
 #include "vit3d/nn/linear.hpp"
+#include "vit3d/nn/norm.hpp"
 #include "vit3d/nn/parameters.hpp"
 #include "vit3d/nn/scaled_dot_product_attention.hpp"
 #include "vit3d/tensor/tensor.hpp"
@@ -53,6 +57,11 @@ struct MultiHeadAttentionConfig {
     bool qkv_bias = true;
     bool proj_bias = true;
     bool out_proj = true;
+    bool qk_norm = false;
+    bool out_norm = false;
+    NormKind norm_kind = NormKind::layer_norm;
+    bool norm_bias = true;
+    double eps = 1e-6;
 
     template <class Self, class F>
     static void list_fields(Self& c, F&& f) {
@@ -68,6 +77,13 @@ struct MultiHeadAttentionConfig {
         f(field("out_proj", c.out_proj,
                 "an output projection; false: none, heads * head_dim must equal dim (vit-pytorch's "
                 "to_out = Identity)"));
+        f(field("qk_norm", c.qk_norm,
+                "each head's queries and keys are normalised over head_dim (timm's qk_norm)"));
+        f(field("out_norm", c.out_norm,
+                "the merged heads are normalised before the output projection (timm's scale_attn_norm)"));
+        f(field("norm_kind", c.norm_kind, "the kind of those norms"));
+        f(field("norm_bias", c.norm_bias, "those norms have a bias (layer_norm)"));
+        f(field("eps", c.eps, "those norms' epsilon").positive());
     }
     VIT3D_VISIT_FIELDS_WITH(list_fields)
 };
@@ -76,6 +92,9 @@ template <class T>
 struct MultiHeadAttention {
     Linear<T> qkv;                  // [3 * heads * head_dim, dim] ("<prefix>.qkv")
     std::optional<Linear<T>> proj;  // [dim, heads * head_dim]  ("<prefix>.proj"); absent = identity
+    std::optional<Norm<T>> q_norm;  // [head_dim] ("<prefix>.q_norm")
+    std::optional<Norm<T>> k_norm;  // [head_dim] ("<prefix>.k_norm")
+    std::optional<Norm<T>> norm;    // [heads * head_dim] ("<prefix>.norm"), before proj
     Index heads = 1;
     Index head_dim = 0;
     // Fused by default; asking for the weights (AttentionInputs::weights) always takes the naive kernel.
@@ -95,6 +114,11 @@ struct MultiHeadAttention {
                                       c.dim, ", got ", c.heads, " * ", head_dim));
         qkv = Linear<T>(c.dim, 3 * inner_dim(), c.qkv_bias);
         if (c.out_proj) proj = Linear<T>(inner_dim(), c.dim, c.proj_bias);
+        if (c.qk_norm) {
+            q_norm = Norm<T>(head_dim, c.eps, c.norm_kind, c.norm_bias);
+            k_norm = Norm<T>(head_dim, c.eps, c.norm_kind, c.norm_bias);
+        }
+        if (c.out_norm) norm = Norm<T>(inner_dim(), c.eps, c.norm_kind, c.norm_bias);
     }
 
     Index inner_dim() const { return heads * head_dim; }
@@ -125,7 +149,7 @@ struct MultiHeadAttention {
 
         // Projections: one GEMM for q, k and v together when attending to x itself.
         Tensor<T> q_buf, kv_buf;
-        const T *q_base, *k_base, *v_base;
+        T *q_base, *k_base, *v_base;  // into q_buf / kv_buf, which the q and k norms rewrite in place
         Index q_stride, kv_stride;
         if (!in.context) {
             q_buf = qkv.forward(x);  // [B, N, 3I]
@@ -143,6 +167,9 @@ struct MultiHeadAttention {
             kv_stride = 2 * I;
         }
 
+        normalize_heads(q_norm, q_base, B * Nq, q_stride);
+        normalize_heads(k_norm, k_base, B * Nk, kv_stride);
+
         Tensor<T> heads_out = Tensor<T>::empty({B, Nq, I});
         problem.q = {q_base, Nq * q_stride, head_dim, q_stride};
         problem.k = {k_base, Nk * kv_stride, head_dim, kv_stride};
@@ -152,6 +179,7 @@ struct MultiHeadAttention {
         problem.scale = scale();
         if (in.weights) *in.weights = Tensor<T>::empty({B, heads, Nq, Nk});
         attention(problem, kernel, in.weights ? in.weights->data() : nullptr);
+        if (norm) heads_out = norm->forward(heads_out);
         return proj ? proj->forward(heads_out) : heads_out;
     }
 
@@ -192,8 +220,10 @@ struct MultiHeadAttention {
             }
             row.distance_bias = &distance;
         }
-        const Tensor<T> q = project_rows(x.narrow(1, query, 1), 0, I);  // [B, 1, I]
-        const Tensor<T> k = project_rows(kv_source, I, I);              // [B, Nk, I]
+        Tensor<T> q = project_rows(x.narrow(1, query, 1), 0, I);  // [B, 1, I]
+        Tensor<T> k = project_rows(kv_source, I, I);              // [B, Nk, I]
+        normalize_heads(q_norm, q.data(), B, I);
+        normalize_heads(k_norm, k.data(), B * Nk, I);
         Tensor<T> unused = Tensor<T>::empty({B, 1, I});
         row.q = {q.data(), I, head_dim, I};
         row.k = row.v = {k.data(), Nk * I, head_dim, I};
@@ -211,7 +241,26 @@ struct MultiHeadAttention {
     template <class Self, class F>
     static void visit(Self& self, F& f, const std::string& prefix) {
         self.qkv.visit_parameters(f, join_name(prefix, "qkv"));
+        if (self.q_norm) self.q_norm->visit_parameters(f, join_name(prefix, "q_norm"));
+        if (self.k_norm) self.k_norm->visit_parameters(f, join_name(prefix, "k_norm"));
+        if (self.norm) self.norm->visit_parameters(f, join_name(prefix, "norm"));
         if (self.proj) self.proj->visit_parameters(f, join_name(prefix, "proj"));
+    }
+
+    // Each head's part of `tokens` rows (`stride` elements apart, heads side by side from `base`) through
+    // the per-head norm, in place.
+    void normalize_heads(const std::optional<Norm<T>>& head_norm, T* base, Index tokens, Index stride) const {
+        if (!head_norm) return;
+        head_norm->check_parameters();
+        if (head_norm->dim() != head_dim)
+            throw shape_error(message("vit3d::nn::MultiHeadAttention: a q/k norm of width ", head_norm->dim(),
+                                      " for heads of ", head_dim));
+        const Isa isa = detail::active_isa();  // outside the region: reading VIT3D_ISA may throw
+        detail::parallel_for(tokens, std::max<Index>(1, (Index(1) << 14) / std::max<Index>(1, inner_dim())),
+                             [&](Index first, Index last) {
+                                 for (Index t = first; t < last; ++t)
+                                     head_norm->normalize(base + t * stride, base + t * stride, heads, isa);
+                             });
     }
 
     void check_parameters(const char* op) const {

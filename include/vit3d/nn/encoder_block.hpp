@@ -1,10 +1,14 @@
 #pragma once
 // A transformer encoder layer and a stack of them.
 //
-// Pre-norm (ViT: torchvision, timm, vit-pytorch, MONAI):  x = x + attn(norm1(x));  x = x + mlp(norm2(x))
-// Post-norm (torch nn.TransformerEncoderLayer default):    x = norm1(x + attn(x));  x = norm2(x + mlp(x))
-// Parameter names follow timm: norm1, attn.{qkv,proj}, norm2, mlp.{fc1,fc2}; an Encoder names its layers
-// blocks.{i} and its final norm "norm". Dropout and drop-path are identities at inference.
+// Pre-norm (ViT: torchvision, timm, vit-pytorch, MONAI):  x = x + ls1 * attn(norm1(x));  x = x + ls2 *
+// mlp(norm2(x)) Post-norm (torch nn.TransformerEncoderLayer default):    x = norm1(x + attn(x));  x = norm2(x
+// + mlp(x)) Residual post-norm (timm's ResPostBlock, Swin-v2 style): x = x + norm1(attn(x));  x = x +
+// norm2(mlp(x)) ls1 and ls2 are LayerScale's per-channel factors (timm's init_values; DINOv2, DeiT-3, CaiT),
+// present with layer_scale and folded into the residual add. Parameter names follow timm: norm1,
+// attn.{qkv,q_norm,k_norm, norm,proj}, ls1.gamma, norm2, mlp.{fc1,fc1_g,fc1_x,norm,fc2}, ls2.gamma; an
+// Encoder names its layers blocks.{i} and its final norm "norm". Dropout and drop-path are identities at
+// inference.
 
 #include <optional>
 #include <string>
@@ -14,17 +18,19 @@
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/fields.hpp"
 #include "vit3d/core/instances.hpp"
+#include "vit3d/detail/threading.hpp"
 #include "vit3d/nn/attention.hpp"
-#include "vit3d/nn/layer_norm.hpp"
 #include "vit3d/nn/mlp.hpp"
+#include "vit3d/nn/norm.hpp"
 #include "vit3d/tensor/ops.hpp"
 
 namespace vit3d::nn {
 
-enum class NormPlacement { pre, post };
+enum class NormPlacement { pre, post, res_post };
 
 constexpr auto enum_names(NormPlacement) {
-    return enum_table<NormPlacement>({{NormPlacement::pre, "pre"}, {NormPlacement::post, "post"}});
+    return enum_table<NormPlacement>(
+        {{NormPlacement::pre, "pre"}, {NormPlacement::post, "post"}, {NormPlacement::res_post, "res_post"}});
 }
 
 // The fields' meanings are in list_fields.
@@ -38,45 +44,79 @@ struct EncoderBlockConfig {
     double eps = 1e-6;
     Activation activation = Activation::gelu;
     NormPlacement placement = NormPlacement::pre;
+    NormKind norm = NormKind::layer_norm;
+    bool norm_bias = true;
+    bool layer_scale = false;
+    bool qk_norm = false;
+    bool attn_norm = false;
+    MlpKind mlp = MlpKind::mlp;
+    bool mlp_bias = true;
+    bool mlp_norm = false;
 
     template <class Self, class F>
     static void list_fields(Self& c, F&& f) {
         using Attention = MultiHeadAttentionConfig;
-        f(field("dim", c.dim, "token width D").positive().into(&Attention::dim));
+        f(field("dim", c.dim, "token width D").positive().into(&Attention::dim, &MlpConfig::dim));
         f(field("heads", c.heads, "attention heads").positive().into(&Attention::heads));
-        f(field("mlp_dim", c.mlp_dim, "hidden width of the MLP").positive());
+        f(field("mlp_dim", c.mlp_dim, "hidden width of the MLP (what its fc2 reads)")
+              .positive()
+              .into(&MlpConfig::hidden));
         f(field("head_dim", c.head_dim, "width of an attention head; 0: dim / heads")
               .non_negative()
               .into(&Attention::head_dim));
         f(field("qkv_bias", c.qkv_bias, "the q, k, v projection has a bias").into(&Attention::qkv_bias));
         f(field("proj_bias", c.proj_bias, "the attention's output projection has a bias")
               .into(&Attention::proj_bias));
-        f(field("eps", c.eps, "epsilon of the LayerNorms").positive());
-        f(field("activation", c.activation, "activation of the MLP"));
-        f(field("placement", c.placement, "the LayerNorms before (pre) or after (post) the branches"));
+        f(field("eps", c.eps, "epsilon of every norm").positive().into(&Attention::eps, &MlpConfig::eps));
+        f(field("activation", c.activation, "activation of the MLP").into(&MlpConfig::activation));
+        f(field("placement", c.placement,
+                "the norms before the branches (pre), after the residual adds (post), or on the branches "
+                "before their residual adds (res_post)"));
+        f(field("norm", c.norm, "the kind of every norm").into(&Attention::norm_kind, &MlpConfig::norm_kind));
+        f(field("norm_bias", c.norm_bias, "layer norms have a bias")
+              .into(&Attention::norm_bias, &MlpConfig::norm_bias));
+        f(field("layer_scale", c.layer_scale, "LayerScale: learned per-channel factors on both branches"));
+        f(field("qk_norm", c.qk_norm, "queries and keys normalised per head").into(&Attention::qk_norm));
+        f(field("attn_norm", c.attn_norm, "the merged heads normalised before the output projection")
+              .into(&Attention::out_norm));
+        f(field("mlp", c.mlp, "the MLP's kind").into(&MlpConfig::kind));
+        f(field("mlp_bias", c.mlp_bias, "the MLP's Linear layers have biases").into(&MlpConfig::bias));
+        f(field("mlp_norm", c.mlp_norm, "the MLP's hidden features normalised before fc2")
+              .into(&MlpConfig::norm));
     }
     VIT3D_VISIT_FIELDS_WITH(list_fields)
 
     MultiHeadAttentionConfig attention() const { return sub_config<MultiHeadAttentionConfig>(*this); }
+    MlpConfig mlp_config() const { return sub_config<MlpConfig>(*this); }
 };
 
 template <class T>
 struct EncoderBlock {
-    LayerNorm<T> norm1;
+    Norm<T> norm1;
     MultiHeadAttention<T> attn;
-    LayerNorm<T> norm2;
+    std::optional<Tensor<T>> ls1;  // [D] ("<prefix>.ls1.gamma")
+    Norm<T> norm2;
     Mlp<T> mlp;
+    std::optional<Tensor<T>> ls2;  // [D] ("<prefix>.ls2.gamma")
     NormPlacement placement = NormPlacement::pre;
 
     EncoderBlock() = default;
     explicit EncoderBlock(const EncoderBlockConfig& c)
-        : norm1(c.dim, c.eps),
+        : norm1(c.dim, c.eps, c.norm, c.norm_bias),
           attn(c.attention()),
-          norm2(c.dim, c.eps),
-          mlp(c.dim, c.mlp_dim, c.activation),
-          placement(c.placement) {}
+          norm2(c.dim, c.eps, c.norm, c.norm_bias),
+          mlp(c.mlp_config()),
+          placement(c.placement) {
+        if (c.layer_scale) {
+            if (c.placement != NormPlacement::pre)
+                throw config_error(
+                    message("vit3d::nn::EncoderBlock: LayerScale needs pre-norm blocks, got ", c.placement));
+            ls1 = Tensor<T>::ones({c.dim});
+            ls2 = Tensor<T>::ones({c.dim});
+        }
+    }
 
-    // What the attention reads: norm1(x) before a pre-norm block's attention, x itself in a post-norm one.
+    // What the attention reads: norm1(x) before a pre-norm block's attention, x itself otherwise.
     Tensor<T> attention_input(const Tensor<T>& x) const {
         return placement == NormPlacement::pre ? norm1.forward(x) : x;
     }
@@ -86,8 +126,15 @@ struct EncoderBlock {
     Tensor<T> forward(const Tensor<T>& x, const AttentionInputs<T>& in = {}) const {
         if (placement == NormPlacement::pre) {
             Tensor<T> h = attn.forward(norm1.forward(x), in);
-            h += x;
+            add_residual(h, x, ls1);
             Tensor<T> y = mlp.forward(norm2.forward(h));
+            add_residual(y, h, ls2);
+            return y;
+        }
+        if (placement == NormPlacement::res_post) {
+            Tensor<T> h = norm1.forward(attn.forward(x, in));
+            h += x;
+            Tensor<T> y = norm2.forward(mlp.forward(h));
             y += h;
             return y;
         }
@@ -102,12 +149,35 @@ struct EncoderBlock {
     VIT3D_VISIT_PARAMETERS_WITH(visit)
 
   private:
+    // branch = x + gamma * branch (gamma per channel), or x + branch without LayerScale.
+    static void add_residual(Tensor<T>& branch, const Tensor<T>& x, const std::optional<Tensor<T>>& gamma) {
+        if (!gamma) {
+            branch += x;
+            return;
+        }
+        const Index D = gamma->size();
+        if (gamma->rank() != 1 || branch.shape() != x.shape() || branch.dim(-1) != D)
+            throw shape_error(message("vit3d::nn::EncoderBlock: LayerScale [", D, "] on a branch ",
+                                      branch.shape(), " with residual ", x.shape()));
+        T* b = branch.data();
+        const T* r = x.data();
+        const T* g = gamma->data();
+        detail::parallel_for(branch.size() / D, std::max<Index>(1, (Index(1) << 15) / D),
+                             [&](Index first, Index last) {
+                                 for (Index row = first; row < last; ++row)
+                                     for (Index j = 0; j < D; ++j)
+                                         b[row * D + j] = r[row * D + j] + g[j] * b[row * D + j];
+                             });
+    }
+
     template <class Self, class F>
     static void visit(Self& self, F& f, const std::string& prefix) {
         self.norm1.visit_parameters(f, join_name(prefix, "norm1"));
         self.attn.visit_parameters(f, join_name(prefix, "attn"));
+        if (self.ls1) f(join_name(prefix, "ls1.gamma"), *self.ls1);
         self.norm2.visit_parameters(f, join_name(prefix, "norm2"));
         self.mlp.visit_parameters(f, join_name(prefix, "mlp"));
+        if (self.ls2) f(join_name(prefix, "ls2.gamma"), *self.ls2);
     }
 };
 
@@ -116,7 +186,7 @@ struct EncoderBlock {
 template <class T>
 struct Encoder {
     std::vector<EncoderBlock<T>> blocks;
-    std::optional<LayerNorm<T>> norm;
+    std::optional<Norm<T>> norm;
 
     Encoder() = default;
     // Each block is built in place rather than copied from a prototype: a copy would write every
@@ -125,7 +195,7 @@ struct Encoder {
         if (depth < 0) throw config_error(message("vit3d::nn::Encoder: expected depth >= 0, got ", depth));
         blocks.reserve(static_cast<std::size_t>(depth));
         for (Index i = 0; i < depth; ++i) blocks.emplace_back(c);
-        if (final_norm) norm = LayerNorm<T>(c.dim, c.eps);
+        if (final_norm) norm = Norm<T>(c.dim, c.eps, c.norm, c.norm_bias);
     }
 
     // x: [B, N, D] -> [B, N, D]. If `hidden` is given it receives each block's output (before the final

@@ -10,12 +10,14 @@
 //             Patch features are ordered spatial axes then channel, "(p1 p2 [p3] c)", unless
 //             FeatureOrder::channel_then_spatial is chosen.
 // to_unfold() and to_conv() convert between them exactly (Wlin = Wconv.permute(0, 2, ..., N+1, 1)).
+// Either may be followed by a norm of the tokens (timm's embed_norm_layer, "<prefix>.norm").
 //
 // Axis order is the input's own: patch[i] cuts input axis 2 + i, and tokens enumerate the patch grid
 // row-major in that order. So a [B, C, D, H, W] volume (torch Conv3d, vit-pytorch) takes patch {pd, ph,
 // pw} and gives tokens (d h w), and a [B, C, H, W, D] volume (MONAI, Reg2RG) takes {ph, pw, pd} and gives
-// tokens (h w d), each exactly as its reference does. Sizes the patch does not divide are an error
-// (a strided torch conv would silently drop the remainder).
+// tokens (h w d), each exactly as its reference does. Sizes the patch does not divide are an error (a
+// strided torch conv would silently drop the remainder), unless drop_remainder asks for what the conv does:
+// the last size % patch elements of each axis are left out (timm's SigLIP so400m/14 at 384 pixels).
 
 #include <array>
 #include <optional>
@@ -29,6 +31,7 @@
 #include "vit3d/einops/rearrange.hpp"
 #include "vit3d/nn/layer_norm.hpp"
 #include "vit3d/nn/linear.hpp"
+#include "vit3d/nn/norm.hpp"
 #include "vit3d/nn/parameters.hpp"
 
 namespace vit3d::nn {
@@ -58,6 +61,10 @@ struct PatchEmbedConfig {
     bool norms = false;
     FeatureOrder feature_order = FeatureOrder::spatial_then_channel;
     double eps = 1e-5;
+    bool norm = false;
+    NormKind norm_kind = NormKind::layer_norm;
+    bool norm_bias = true;
+    bool drop_remainder = false;
 
     template <class Self, class F>
     static void list_fields(Self& c, F&& f) {
@@ -69,7 +76,12 @@ struct PatchEmbedConfig {
         f(field("norms", c.norms,
                 "unfold only: vit-pytorch's LayerNorm(patch_dim) before and LayerNorm(D) after the Linear"));
         f(field("feature_order", c.feature_order, "unfold only: the order of a patch's features"));
-        f(field("eps", c.eps, "epsilon of those LayerNorms").positive());
+        f(field("eps", c.eps, "epsilon of those LayerNorms and of norm").positive());
+        f(field("norm", c.norm, "a norm of the tokens after the projection (timm's embed_norm_layer)"));
+        f(field("norm_kind", c.norm_kind, "that norm's kind"));
+        f(field("norm_bias", c.norm_bias, "that norm has a bias (layer_norm)"));
+        f(field("drop_remainder", c.drop_remainder,
+                "sizes the patch does not divide lose their last elements, as a strided conv's input does"));
     }
     VIT3D_VISIT_FIELDS_WITH(list_fields)
 };
@@ -81,10 +93,12 @@ struct PatchEmbed {
     std::array<Index, SpatialDims> patch{};
     PatchProjection projection = PatchProjection::conv;
     FeatureOrder feature_order = FeatureOrder::spatial_then_channel;  // unfold only
+    bool drop_remainder = false;
     Tensor<T> weight;               // conv: [D, C, k...]; unfold: [D, patch_dim] ("<prefix>.proj.weight")
     std::optional<Tensor<T>> bias;  // [D] ("<prefix>.proj.bias")
     std::optional<LayerNorm<T>> norm_in;   // unfold only: LayerNorm(patch_dim) ("<prefix>.norm_in")
     std::optional<LayerNorm<T>> norm_out;  // unfold only: LayerNorm(D) ("<prefix>.norm_out")
+    std::optional<Norm<T>> norm;           // the tokens' norm over D ("<prefix>.norm")
 
     PatchEmbed() = default;
 
@@ -92,7 +106,10 @@ struct PatchEmbed {
     // bias [D]. A config that contradicts itself (LayerNorms or a feature order with a conv projection, a
     // non-positive size) is a shape_error here.
     explicit PatchEmbed(const PatchEmbedConfig<SpatialDims>& c)
-        : patch(c.patch), projection(c.projection), feature_order(c.feature_order) {
+        : patch(c.patch),
+          projection(c.projection),
+          feature_order(c.feature_order),
+          drop_remainder(c.drop_remainder) {
         const char* op = "vit3d::nn::PatchEmbed";
         bool sizes_ok = c.in_channels > 0 && c.dim > 0;
         Index patch_dim = c.in_channels;
@@ -119,6 +136,7 @@ struct PatchEmbed {
             norm_in = LayerNorm<T>(patch_dim, c.eps);
             norm_out = LayerNorm<T>(c.dim, c.eps);
         }
+        if (c.norm) norm = Norm<T>(c.dim, c.eps, c.norm_kind, c.norm_bias);
     }
 
     // The common cases: with bias, no LayerNorms, features (spatial..., channel) for unfold.
@@ -146,10 +164,10 @@ struct PatchEmbed {
             throw shape_error(message(op, ": expected input [B, ", C, expected_spatial(), "], got ", input));
         std::array<Index, SpatialDims> g{};
         for (std::size_t i = 0; i < SpatialDims; ++i) {
-            if (patch[i] <= 0 || input[2 + i] % patch[i] != 0)
-                throw shape_error(message(op, ": input axis ", 2 + i, " has length ", input[2 + i],
-                                          ", not divisible by the patch size ", patch[i], " (input ", input,
-                                          ")"));
+            if (patch[i] <= 0 || input[2 + i] < patch[i] || (input[2 + i] % patch[i] != 0 && !drop_remainder))
+                throw shape_error(message(op, ": input axis ", 2 + i, " has length ", input[2 + i], ", not ",
+                                          (drop_remainder ? "at least" : "divisible by"), " the patch size ",
+                                          patch[i], " (input ", input, ")"));
             g[i] = input[2 + i] / patch[i];
         }
         return g;
@@ -158,14 +176,19 @@ struct PatchEmbed {
     // x: [B, C, S1, ..., SN] -> tokens [B, prod(grid), D]
     Tensor<T> forward(const Tensor<T>& x) const {
         check_parameters();
-        grid(x.shape());
+        const auto g = grid(x.shape());
         const bool channel_first =
             projection == PatchProjection::conv || feature_order == FeatureOrder::channel_then_spatial;
-        Tensor<T> patches = rearrange(x, patchify_pattern(channel_first), patch_lengths());
+        Tensor<T> covered = x;  // the elements the patches cover: all of x unless a remainder is dropped
+        for (std::size_t i = 0; i < SpatialDims; ++i)
+            if (g[i] * patch[i] != covered.dim(static_cast<Index>(2 + i)))
+                covered = covered.narrow(static_cast<Index>(2 + i), 0, g[i] * patch[i]);
+        Tensor<T> patches = rearrange(covered, patchify_pattern(channel_first), patch_lengths());
         if (norm_in) patches = norm_in->forward(patches);
         Tensor<T> tokens =
             affine(patches, weight.data(), dim(), weight.size() / dim(), bias ? &*bias : nullptr);
-        return norm_out ? norm_out->forward(tokens) : tokens;
+        if (norm_out) tokens = norm_out->forward(tokens);
+        return norm ? norm->forward(tokens) : tokens;
     }
 
     // The same map as an unfold projection with features (spatial..., channel): exact weight permutation.
@@ -218,6 +241,7 @@ struct PatchEmbed {
         f(join_name(prefix, "proj.weight"), self.weight);
         if (self.bias) f(join_name(prefix, "proj.bias"), *self.bias);
         if (self.norm_out) self.norm_out->visit_parameters(f, join_name(prefix, "norm_out"));
+        if (self.norm) self.norm->visit_parameters(f, join_name(prefix, "norm"));
     }
 
     std::string expected_spatial() const {

@@ -43,6 +43,8 @@ struct Simd {
     static V mul(const V& a, const V& b) { return Eigen::internal::pmul(a, b); }
     static V fmadd(const V& a, const V& b, const V& c) { return Eigen::internal::pmadd(a, b, c); }
     static V max(const V& a, const V& b) { return Eigen::internal::pmax(a, b); }
+    static V min(const V& a, const V& b) { return Eigen::internal::pmin(a, b); }
+    static V div(const V& a, const V& b) { return Eigen::internal::pdiv(a, b); }
     static T reduce_add(const V& v) { return Eigen::internal::predux(v); }
     static T reduce_max(const V& v) { return Eigen::internal::predux_max(v); }
     static V exp2_flushed(const V& x) { return detail::exp2_flushed<T>(x); }
