@@ -74,8 +74,10 @@ TEST(EnumNames, AValueOutsideTheTableHasNoName) {
 }
 
 TEST(EnumNames, ListsTheValidNamesInTableOrder) {
-    EXPECT_EQ(vit3d::enum_name_list<models::Pooling>(), "\"cls\", \"mean\", \"none\"");
-    EXPECT_EQ((vit3d::enum_name_list<models::Pooling>("", ", ", " or ")), "cls, mean or none");
+    EXPECT_EQ(vit3d::enum_name_list<models::Pooling>(),
+              "\"cls\", \"mean\", \"max\", \"mean_max\", \"attention\", \"none\"");
+    EXPECT_EQ((vit3d::enum_name_list<models::Pooling>("", ", ", " or ")),
+              "cls, mean, max, mean_max, attention or none");
     EXPECT_EQ((vit3d::enum_name_list<io::ResizeFilter>("", ", ", " or ")), "bilinear or bicubic");
 }
 

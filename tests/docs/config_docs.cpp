@@ -78,7 +78,8 @@ std::string field_table(const char* length = nullptr) {
     Config().visit_fields([&](const auto& field) {
         using V = std::remove_cv_t<std::remove_reference_t<decltype(field.value)>>;
         out += message("| `", field.name, "` | ", value_text<V>(field.range, length), " | ",
-                       default_text(field.value, field.range), " | ", field.meaning, " |\n");
+                       default_text(field.value, field.range), field.optional ? ", may be absent" : "", " | ",
+                       field.meaning, " |\n");
     });
     return out;
 }
@@ -99,7 +100,8 @@ std::string page() {
         "## Model kinds\n\n"
         "The `config` of a weights file's description ([the metadata schema](weights.md#the-metadata-schema-"
         "version-1))\nholds every field of its kind's configuration, by the field's name, and no other; "
-        "enumerators are written by\nname.\n\n"
+        "enumerators are written by\nname. A field whose default says *may be absent* came after files "
+        "were written without it: such a file\nmeans its default.\n\n"
         "### `models::VisionTransformerConfig<N>`: kinds `vit2d` (N = 2) and `vit3d` (N = 3)\n\n",
         field_table<models::VisionTransformerConfig<3>>("N"),
         "\n### `models::CTEncoderConfig`: kind `ct_encoder`\n\n", field_table<models::CTEncoderConfig>(),
@@ -108,7 +110,9 @@ std::string page() {
         "([modules.md](modules.md#modules)).\nA model's config sets them from its own fields.\n\n"
         "### `nn::EncoderBlockConfig`\n\n",
         field_table<nn::EncoderBlockConfig>(), "\n### `nn::MultiHeadAttentionConfig`\n\n",
-        field_table<nn::MultiHeadAttentionConfig>(), "\n### `nn::PatchEmbedConfig<N>`\n\n",
+        field_table<nn::MultiHeadAttentionConfig>(), "\n### `nn::MlpConfig`\n\n",
+        field_table<nn::MlpConfig>(), "\n### `nn::AttentionPoolConfig`\n\n",
+        field_table<nn::AttentionPoolConfig>(), "\n### `nn::PatchEmbedConfig<N>`\n\n",
         field_table<nn::PatchEmbedConfig<3>>("N"), "\n### `nn::HybridBlockConfig`\n\n",
         field_table<nn::HybridBlockConfig>(), "\n### `nn::AnatomicalEncoderConfig`\n\n",
         field_table<nn::AnatomicalEncoderConfig>());

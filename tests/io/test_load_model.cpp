@@ -388,7 +388,8 @@ TEST(LoadModelErrors, ConfigFieldsAreCheckedByName) {
         {[](nlohmann::json& c) { c.erase("depth"); }, "missing field \"config.depth\""},
         {[](nlohmann::json& c) { c["surprise"] = 1; }, "unknown field \"config.surprise\""},
         {[](nlohmann::json& c) { c["pool"] = "avg"; },
-         "config.pool: expected one of \"cls\", \"mean\", \"none\", got \"avg\""},
+         "config.pool: expected one of \"cls\", \"mean\", \"max\", \"mean_max\", \"attention\", \"none\", "
+         "got \"avg\""},
         {[](nlohmann::json& c) {
              c["patch_size"] = {4, 4, 4};
          },

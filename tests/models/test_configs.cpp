@@ -25,6 +25,8 @@ TEST(Configs, EveryListNamesEveryMember) {
     expect_every_member_listed<nn::EncoderBlockConfig>();
     expect_every_member_listed<nn::HybridBlockConfig>();
     expect_every_member_listed<nn::MultiHeadAttentionConfig>();
+    expect_every_member_listed<nn::MlpConfig>();
+    expect_every_member_listed<nn::AttentionPoolConfig>();
     expect_every_member_listed<nn::PatchEmbedConfig<2>>();
     expect_every_member_listed<nn::PatchEmbedConfig<3>>();
     expect_every_member_listed<nn::AnatomicalEncoderConfig>();

@@ -3,9 +3,11 @@
 // in either layout [B, C, D, H, W] or [B, C, H, W, D]: sizes and patch are given in the input's axis
 // order). One template serves both; presets in presets.hpp reproduce the reference architectures.
 //
-// forward: patch embedding -> [class token] -> positional embedding -> encoder (-> final norm) ->
-// pooling -> [norm] -> head. All intermediate products the user may want are returned: every token, the
-// pooled feature, the logits, and the patch tokens folded back to their grid for dense heads.
+// forward: patch embedding -> [prefix tokens: class, distillation, registers] -> positional embedding ->
+// [norm_pre] -> encoder (-> final norm) -> pooling -> [norm] -> head. All intermediate products the user may
+// want are returned: every token, the pooled feature, the logits, and the patch tokens folded back to their
+// grid for dense heads. The features of timm's VisionTransformer and DeiT are fields of the config, each
+// with timm's semantics (docs/configs.md).
 
 #include <array>
 #include <optional>
@@ -18,17 +20,24 @@
 #include "vit3d/core/instances.hpp"
 #include "vit3d/einops/reduce.hpp"
 #include "vit3d/einops/repeat.hpp"
+#include "vit3d/nn/attention_pool.hpp"
 #include "vit3d/nn/encoder_block.hpp"
+#include "vit3d/nn/norm.hpp"
 #include "vit3d/nn/patch_embed.hpp"
 #include "vit3d/nn/pos_embed.hpp"
 
 namespace vit3d::models {
 
-enum class Pooling { cls, mean, none };
+enum class Pooling { cls, mean, max, mean_max, attention, none };
 enum class PosEmbedKind { learned, factorized3d, sincos, none };
 
 constexpr auto enum_names(Pooling) {
-    return enum_table<Pooling>({{Pooling::cls, "cls"}, {Pooling::mean, "mean"}, {Pooling::none, "none"}});
+    return enum_table<Pooling>({{Pooling::cls, "cls"},
+                                {Pooling::mean, "mean"},
+                                {Pooling::max, "max"},
+                                {Pooling::mean_max, "mean_max"},
+                                {Pooling::attention, "attention"},
+                                {Pooling::none, "none"}});
 }
 constexpr auto enum_names(PosEmbedKind) {
     return enum_table<PosEmbedKind>({{PosEmbedKind::learned, "learned"},
@@ -66,6 +75,21 @@ struct VisionTransformerConfig {
     bool final_norm = true;
     bool head_norm = false;
     nn::Activation head_activation = nn::Activation::identity;
+    Index reg_tokens = 0;
+    bool distillation_token = false;
+    bool pre_norm = false;
+    bool patch_bias = true;
+    bool patch_norm = false;
+    nn::NormKind norm = nn::NormKind::layer_norm;
+    bool norm_bias = true;
+    bool layer_scale = false;
+    bool qk_norm = false;
+    bool attn_norm = false;
+    nn::MlpKind mlp = nn::MlpKind::mlp;
+    bool mlp_bias = true;
+    bool mlp_norm = false;
+    Index pool_mlp_dim = 0;
+    bool drop_remainder = false;
 
     template <class Self, class F>
     static void list_fields(Self& c, F&& f) {
@@ -86,9 +110,12 @@ struct VisionTransformerConfig {
         f(field("num_classes", c.num_classes, "outputs of the classification head; 0: no head")
               .non_negative());
         f(field("class_token", c.class_token, "a learned class token comes before the patch tokens"));
-        f(field("pool", c.pool, "the pooled feature: the class token, the mean of the tokens, or none"));
+        f(field("pool", c.pool,
+                "the pooled feature: the class token, the mean, max or (mean + max) / 2 of the patch tokens, "
+                "a latent query's attention (timm's map), or none"));
         f(field("mean_includes_class_token", c.mean_includes_class_token,
-                "mean pooling averages the class token too (vit-pytorch's vit_3d)"));
+                "mean, max and attention pooling read the prefix tokens too (vit-pytorch's vit_3d, timm's "
+                "pool_include_prefix)"));
         f(field("pos_embed", c.pos_embed,
                 "positions: learned, factorized over 3 axes (Reg2RG), a fixed sin-cos table, or none"));
         f(field("sincos", c.sincos, "whose sin-cos table, with pos_embed sincos"));
@@ -102,16 +129,64 @@ struct VisionTransformerConfig {
         f(field("norm_placement", c.norm_placement,
                 "each block's LayerNorms before (pre) or after (post) its branches")
               .into(&Block::placement));
-        f(field("activation", c.activation, "activation of the blocks' MLPs").into(&Block::activation));
-        f(field("eps", c.eps, "epsilon of every LayerNorm").positive().into(&Patch::eps, &Block::eps));
+        f(field("activation", c.activation, "activation of the blocks' MLPs (and of the attention pool's)")
+              .into(&Block::activation));
+        f(field("eps", c.eps, "epsilon of every norm").positive().into(&Patch::eps, &Block::eps));
         f(field("qkv_bias", c.qkv_bias, "the q, k, v projection has a bias").into(&Block::qkv_bias));
         f(field("proj_bias", c.proj_bias, "the attention's output projection has a bias")
               .into(&Block::proj_bias));
         f(field("final_norm", c.final_norm, "a LayerNorm after the last block"));
-        f(field("head_norm", c.head_norm,
-                "a LayerNorm between pooling and the head (vit-pytorch's vit_3d mlp_head, timm's fc_norm)"));
+        f(field(
+            "head_norm", c.head_norm,
+            "a norm of the pooled feature, before the head (timm's fc_norm, vit-pytorch's vit_3d mlp_head)"));
         f(field("head_activation", c.head_activation,
                 "activation after the head (MONAI's classification head ends in tanh)"));
+        f(field("reg_tokens", c.reg_tokens, "learned register tokens after the class token (DINOv2)")
+              .non_negative()
+              .may_be_absent());
+        f(field("distillation_token", c.distillation_token,
+                "DeiT's distillation token after the class token, with its own head; pooled and logits "
+                "average the two")
+              .may_be_absent());
+        f(field("pre_norm", c.pre_norm, "a norm of the tokens before the blocks (CLIP's ln_pre)")
+              .may_be_absent());
+        f(field("patch_bias", c.patch_bias, "the patch projection has a bias")
+              .into(&Patch::bias)
+              .may_be_absent());
+        f(field("patch_norm", c.patch_norm, "a norm of the patch tokens after the projection (AIMv2)")
+              .into(&Patch::norm)
+              .may_be_absent());
+        f(field("norm", c.norm, "the kind of every norm but the unfold projection's")
+              .into(&Patch::norm_kind, &Block::norm)
+              .may_be_absent());
+        f(field("norm_bias", c.norm_bias, "layer norms have a bias")
+              .into(&Patch::norm_bias, &Block::norm_bias)
+              .may_be_absent());
+        f(field("layer_scale", c.layer_scale,
+                "LayerScale on both branches of every block (timm's init_values)")
+              .into(&Block::layer_scale)
+              .may_be_absent());
+        f(field("qk_norm", c.qk_norm, "queries and keys normalised per head")
+              .into(&Block::qk_norm)
+              .may_be_absent());
+        f(field("attn_norm", c.attn_norm, "the merged heads normalised before the attention's projection")
+              .into(&Block::attn_norm)
+              .may_be_absent());
+        f(field("mlp", c.mlp, "the kind of the blocks' MLPs").into(&Block::mlp).may_be_absent());
+        f(field("mlp_bias", c.mlp_bias, "the blocks' MLPs have biases")
+              .into(&Block::mlp_bias)
+              .may_be_absent());
+        f(field("mlp_norm", c.mlp_norm, "the MLPs' hidden features normalised before fc2")
+              .into(&Block::mlp_norm)
+              .may_be_absent());
+        f(field("pool_mlp_dim", c.pool_mlp_dim, "hidden width of the attention pool's MLP; 0: mlp_dim")
+              .non_negative()
+              .may_be_absent());
+        f(field("drop_remainder", c.drop_remainder,
+                "input sizes the patch does not divide lose their last pixels, as timm's strided conv drops "
+                "them")
+              .into(&Patch::drop_remainder)
+              .may_be_absent());
     }
     VIT3D_VISIT_FIELDS_WITH(list_fields)
 
@@ -126,12 +201,16 @@ struct VisionTransformerConfig {
         for (Index g : grid()) n *= g;
         return n;
     }
+    // The tokens before the patch tokens: class, distillation, registers.
+    Index prefix_tokens() const { return (class_token ? 1 : 0) + (distillation_token ? 1 : 0) + reg_tokens; }
 };
 
 template <class T>
 struct VisionTransformerOutput {
     Tensor<T> tokens;               // [B, prefix + N, D] after the encoder (and its final norm)
-    Tensor<T> pooled;               // [B, D] (empty when pooling is none)
+    Tensor<T> pooled;               // [B, D] (empty when pooling is none), after head_norm: what the head
+                                    // reads (timm's pre_logits); with a distillation token the mean of the
+                                    // class and distillation tokens
     Tensor<T> logits;               // [B, classes] (empty without a head)
     std::vector<Tensor<T>> hidden;  // each block's output, when requested
     Tensor<T> class_attention;      // [B, heads, N]: the class token's attention weights in the last block,
@@ -143,23 +222,38 @@ struct VisionTransformer {
     using Config = VisionTransformerConfig<SpatialDims>;
     Config config;
     nn::PatchEmbed<T, SpatialDims> patch_embed;
-    std::optional<Tensor<T>> cls_token;                // [1, 1, D]
-    nn::LearnedPosEmbed<T> pos_embed;                  // learned: [1, (1 +) N, D]; sincos: the fixed table
+    std::optional<Tensor<T>> cls_token;   // [1, 1, D]
+    std::optional<Tensor<T>> dist_token;  // [1, 1, D]
+    std::optional<Tensor<T>> reg_token;   // [1, registers, D]
+    nn::LearnedPosEmbed<T> pos_embed;     // learned: [1, (prefix +) N, D]; sincos: the fixed table
     nn::FactorizedPosEmbed3d<T> factorized_pos_embed;  // factorized3d only
+    std::optional<nn::Norm<T>> norm_pre;
     nn::Encoder<T> encoder;
-    std::optional<nn::LayerNorm<T>> head_norm;
+    std::optional<nn::AttentionPool<T>> attn_pool;
+    std::optional<nn::Norm<T>> head_norm;
     std::optional<nn::Linear<T>> head;
+    std::optional<nn::Linear<T>> head_dist;
 
     VisionTransformer() = default;
     explicit VisionTransformer(const Config& c) : config(c) {
         const char* op = "vit3d::models::VisionTransformer";
         for (std::size_t i = 0; i < SpatialDims; ++i)
-            if (c.input_size[i] <= 0 || c.patch_size[i] <= 0 || c.input_size[i] % c.patch_size[i] != 0)
+            if (c.patch_size[i] <= 0 || c.input_size[i] < c.patch_size[i] ||
+                (c.input_size[i] % c.patch_size[i] != 0 && !c.drop_remainder))
                 throw shape_error(message(op, ": input size ", c.input_size[i], " on axis ", i,
-                                          " is not a positive multiple of the patch size ", c.patch_size[i]));
+                                          " is not a positive multiple of the patch size ", c.patch_size[i],
+                                          " (drop_remainder: leave the last pixels out, as a strided conv)"));
         // Contradictions that forward() would otherwise meet later, or never report.
         if (c.pool == Pooling::cls && !c.class_token)
             throw config_error(message(op, ": cls pooling needs a class token (class_token = false)"));
+        if (c.distillation_token && (!c.class_token || c.pool != Pooling::cls || c.head_norm))
+            throw config_error(message(op,
+                                       ": a distillation token reads the class token (class_token true, "
+                                       "pool cls, head_norm false), got class_token ",
+                                       c.class_token, ", pool ", c.pool, ", head_norm ", c.head_norm));
+        if (c.reg_tokens < 0 || c.pool_mlp_dim < 0)
+            throw config_error(message(op, ": expected reg_tokens >= 0 and pool_mlp_dim >= 0, got ",
+                                       c.reg_tokens, " and ", c.pool_mlp_dim));
         if (c.pool == Pooling::none && (c.num_classes > 0 || c.head_norm))
             throw config_error(message(op, ": a head (num_classes = ", c.num_classes, ", head_norm = ",
                                        c.head_norm, ") needs a pooled feature, but pooling is none"));
@@ -168,7 +262,9 @@ struct VisionTransformer {
                                        " and ", c.num_classes));
         patch_embed = nn::PatchEmbed<T, SpatialDims>(sub_config<nn::PatchEmbedConfig<SpatialDims>>(c));
         if (c.class_token) cls_token = Tensor<T>(Shape{1, 1, c.dim});
-        const Index prefix = c.class_token && c.pos_embed_covers_class_token ? 1 : 0;
+        if (c.distillation_token) dist_token = Tensor<T>(Shape{1, 1, c.dim});
+        if (c.reg_tokens > 0) reg_token = Tensor<T>(Shape{1, c.reg_tokens, c.dim});
+        const Index prefix = c.pos_embed_covers_class_token ? c.prefix_tokens() : 0;
         if (c.pos_embed == PosEmbedKind::learned)
             pos_embed.table = Tensor<T>(Shape{1, prefix + c.num_patches(), c.dim});
         if (c.pos_embed == PosEmbedKind::sincos) {
@@ -187,12 +283,17 @@ struct VisionTransformer {
                 throw shape_error(message(op, ": a factorized 3D position embedding needs 3 spatial axes"));
             }
         }
+        if (c.pre_norm) norm_pre = nn::Norm<T>(c.dim, c.eps, c.norm, c.norm_bias);
         encoder = nn::Encoder<T>(c.depth, sub_config<nn::EncoderBlockConfig>(c), c.final_norm);
-        if (c.head_norm) head_norm = nn::LayerNorm<T>(c.dim, c.eps);
+        if (c.pool == Pooling::attention)
+            attn_pool = nn::AttentionPool<T>({c.dim, c.heads, c.pool_mlp_dim > 0 ? c.pool_mlp_dim : c.mlp_dim,
+                                              c.activation, c.norm, c.norm_bias, c.eps});
+        if (c.head_norm) head_norm = nn::Norm<T>(c.dim, c.eps, c.norm, c.norm_bias);
         if (c.num_classes > 0) head = nn::Linear<T>(c.dim, c.num_classes);
+        if (c.num_classes > 0 && c.distillation_token) head_dist = nn::Linear<T>(c.dim, c.num_classes);
     }
 
-    Index prefix_tokens() const { return cls_token ? 1 : 0; }
+    Index prefix_tokens() const { return config.prefix_tokens(); }
 
     // x: [B, C, S1, ..., SN] with the configured sizes. keep_hidden: also return every block's output;
     // class_attention: also return the class token's softmax weights over all tokens in the last block
@@ -208,25 +309,25 @@ struct VisionTransformer {
         const Index B = x.dim(0);
         const bool pos_first = !config.pos_embed_covers_class_token;
         if (pos_first) tokens = add_positions(std::move(tokens));
-        if (cls_token) tokens = concat<T>({repeat(*cls_token, "1 1 d -> b 1 d", {{"b", B}}), tokens}, 1);
+        std::vector<Tensor<T>> parts;
+        for (const auto* prefix : {&cls_token, &dist_token, &reg_token})
+            if (*prefix) parts.push_back(repeat(**prefix, "1 n d -> b n d", {{"b", B}}));
+        if (!parts.empty()) {
+            parts.push_back(std::move(tokens));
+            tokens = concat<T>(parts, 1);
+        }
         if (!pos_first) tokens = add_positions(std::move(tokens));
+        if (norm_pre) tokens = norm_pre->forward(tokens);
 
         VisionTransformerOutput<T> out;
         out.tokens = encoder.forward(std::move(tokens), {}, keep_hidden ? &out.hidden : nullptr,
                                      class_attention ? &out.class_attention : nullptr);
         if (config.pool == Pooling::none) return out;
-        if (config.pool == Pooling::cls) {
-            if (!cls_token)
-                throw config_error(
-                    "vit3d::models::VisionTransformer::forward: cls pooling needs a class token");
-            out.pooled = out.tokens.select(1, 0);
-        } else {
-            const Index skip = config.mean_includes_class_token ? 0 : prefix_tokens();
-            out.pooled =
-                reduce(out.tokens.narrow(1, skip, out.tokens.dim(1) - skip), "b n d -> b d", Reduction::mean);
-        }
+        if (dist_token) return distilled_head(std::move(out));
+        out.pooled = pool(out.tokens);
+        if (head_norm) out.pooled = head_norm->forward(out.pooled);
         if (head) {
-            out.logits = head->forward(head_norm ? head_norm->forward(out.pooled) : out.pooled);
+            out.logits = head->forward(out.pooled);
             nn::apply_activation(out.logits, config.head_activation);
         }
         return out;
@@ -252,6 +353,50 @@ struct VisionTransformer {
     VIT3D_VISIT_PARAMETERS_WITH(visit)
 
   private:
+    // tokens [B, prefix + N, D] -> [B, D], as config.pool says.
+    Tensor<T> pool(const Tensor<T>& tokens) const {
+        const char* op = "vit3d::models::VisionTransformer::forward";
+        if (config.pool == Pooling::cls) {
+            if (!cls_token) throw config_error(message(op, ": cls pooling needs a class token"));
+            return tokens.select(1, 0);
+        }
+        const Index skip = config.mean_includes_class_token ? 0 : prefix_tokens();
+        const Tensor<T> patches = tokens.narrow(1, skip, tokens.dim(1) - skip);
+        switch (config.pool) {
+            case Pooling::mean:
+                return reduce(patches, "b n d -> b d", Reduction::mean);
+            case Pooling::max:
+                return reduce(patches, "b n d -> b d", Reduction::max);
+            case Pooling::mean_max: {
+                Tensor<T> both = reduce(patches, "b n d -> b d", Reduction::max);
+                both += reduce(patches, "b n d -> b d", Reduction::mean);
+                both *= T(0.5);
+                return both;
+            }
+            case Pooling::attention:
+                return attn_pool->forward(patches);
+            case Pooling::cls:
+            case Pooling::none:
+                break;
+        }
+        throw config_error(message(op, ": no pooled feature under pool ", config.pool));
+    }
+
+    // DeiT's head: the class and distillation tokens through their own heads, averaged.
+    VisionTransformerOutput<T> distilled_head(VisionTransformerOutput<T> out) const {
+        const Tensor<T> cls = out.tokens.select(1, 0), dist = out.tokens.select(1, 1);
+        out.pooled = cls;
+        out.pooled += dist;
+        out.pooled *= T(0.5);
+        if (head && head_dist) {
+            out.logits = head->forward(cls);
+            out.logits += head_dist->forward(dist);
+            out.logits *= T(0.5);
+            nn::apply_activation(out.logits, config.head_activation);
+        }
+        return out;
+    }
+
     Tensor<T> add_positions(Tensor<T> tokens) const {
         switch (config.pos_embed) {
             case PosEmbedKind::learned:
@@ -270,13 +415,18 @@ struct VisionTransformer {
     static void visit(Self& self, F& f, const std::string& prefix) {
         self.patch_embed.visit_parameters(f, nn::join_name(prefix, "patch_embed"));
         if (self.cls_token) f(nn::join_name(prefix, "cls_token"), *self.cls_token);
+        if (self.dist_token) f(nn::join_name(prefix, "dist_token"), *self.dist_token);
+        if (self.reg_token) f(nn::join_name(prefix, "reg_token"), *self.reg_token);
         if (self.config.pos_embed == PosEmbedKind::learned)
             self.pos_embed.visit_parameters(f, nn::join_name(prefix, "pos_embed"));
         if (self.config.pos_embed == PosEmbedKind::factorized3d)
             self.factorized_pos_embed.visit_parameters(f, nn::join_name(prefix, "pos_embed"));
+        if (self.norm_pre) self.norm_pre->visit_parameters(f, nn::join_name(prefix, "norm_pre"));
         self.encoder.visit_parameters(f, prefix);
+        if (self.attn_pool) self.attn_pool->visit_parameters(f, nn::join_name(prefix, "attn_pool"));
         if (self.head_norm) self.head_norm->visit_parameters(f, nn::join_name(prefix, "head_norm"));
         if (self.head) self.head->visit_parameters(f, nn::join_name(prefix, "head"));
+        if (self.head_dist) self.head_dist->visit_parameters(f, nn::join_name(prefix, "head_dist"));
     }
 };
 
