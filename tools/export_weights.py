@@ -98,7 +98,10 @@ CONFIG_DEFAULTS = {
     "mean_includes_class_token": False, "pos_embed": "learned", "sincos": "mae_monai",
     "pos_embed_covers_class_token": True, "projection": "conv", "patch_norms": False, "norm_placement": "pre",
     "activation": "gelu", "eps": 1e-6, "qkv_bias": True, "proj_bias": True, "final_norm": True,
-    "head_norm": False, "head_activation": "identity",
+    "head_norm": False, "head_activation": "identity", "reg_tokens": 0, "distillation_token": False,
+    "pre_norm": False, "patch_bias": True, "patch_norm": False, "norm": "layer_norm", "norm_bias": True,
+    "layer_scale": False, "qk_norm": False, "attn_norm": False, "mlp": "mlp", "mlp_bias": True, "mlp_norm": False,
+    "pool_mlp_dim": 0, "drop_remainder": False,
 }
 
 
@@ -109,7 +112,8 @@ def vit_config(**fields) -> dict:
     config = dict(CONFIG_DEFAULTS, **fields)
     config["input_size"] = [int(v) for v in config["input_size"]]
     config["patch_size"] = [int(v) for v in config["patch_size"]]
-    for key in ("channels", "dim", "depth", "heads", "head_dim", "mlp_dim", "num_classes"):
+    for key in ("channels", "dim", "depth", "heads", "head_dim", "mlp_dim", "num_classes", "reg_tokens",
+                "pool_mlp_dim"):
         config[key] = int(config[key])
     config["eps"] = float(config["eps"])
     return config
@@ -147,14 +151,39 @@ def _layer_norms(family, modules):
 def _activation(family, module, where):
     if type(module) is nn.GELU:
         return "gelu_tanh" if getattr(module, "approximate", "none") == "tanh" else "gelu"
-    if type(module) is nn.ReLU:
-        return "relu"
-    if type(module).__name__ == "GELUTanh":  # timm's 'gelu_tanh'
-        return "gelu_tanh"
-    if type(module).__name__ == "GELU" and type(module).__module__.startswith("timm."):
-        return "gelu"
+    simple = {nn.ReLU: "relu", nn.SiLU: "silu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh"}
+    if type(module) in simple:
+        return simple[type(module)]
+    timm_names = {"GELUTanh": "gelu_tanh", "GELU": "gelu", "QuickGELU": "quick_gelu", "SiLU": "silu",
+                  "Swish": "silu", "Sigmoid": "sigmoid"}
+    if type(module).__module__.startswith("timm.") and type(module).__name__ in timm_names:
+        return timm_names[type(module).__name__]
     raise Unsupported(family, f"activation {type(module).__name__} in {where}",
-                      "nn.GELU (erf or tanh), nn.ReLU, timm's GELU / GELUTanh")
+                      "nn.GELU (erf or tanh), nn.ReLU, nn.SiLU, nn.Sigmoid, timm's GELU / GELUTanh / QuickGELU")
+
+
+def _norms(family, modules):
+    """The kind, bias and eps shared by these norm layers (vit3d has one of each per model): nn.LayerNorm (with
+    or without bias, timm's LayerNorm included) or timm's RmsNorm / nn.RMSNorm, each with a weight over the last
+    axis."""
+    kinds, biases, eps = set(), set(), set()
+    for name, m in modules:
+        cls = type(m).__name__
+        if isinstance(m, nn.LayerNorm) and m.elementwise_affine:
+            kinds.add("layer_norm")
+            biases.add(getattr(m, "bias", None) is not None)
+        elif cls in ("RmsNorm", "RMSNorm") and getattr(m, "weight", None) is not None:
+            kinds.add("rms_norm")
+        else:
+            raise Unsupported(family, f"normalisation layer {name} ({cls})",
+                              "nn.LayerNorm or RmsNorm with a weight, over the last axis")
+        if len(tuple(m.normalized_shape)) != 1:
+            raise Unsupported(family, f"norm {name} over {tuple(m.normalized_shape)}", "norms over the last axis")
+        eps.add(float(m.eps) if m.eps is not None else float(torch.finfo(torch.float32).eps))
+    for what, values in (("kinds", kinds), ("biases", biases), ("eps", eps)):
+        if len(values) > 1:
+            raise Unsupported(family, f"norms with different {what} {sorted(values)}", f"one {what[:-1]} for every norm")
+    return (kinds.pop() if kinds else "layer_norm", biases.pop() if biases else True, eps.pop() if eps else 1e-6)
 
 
 def _linear(family, m, where):
@@ -227,67 +256,127 @@ def describe_torchvision(model, hints):
     return "vit2d", "torchvision", config, pre
 
 
+def _timm_mlp(f, m, where):
+    """(kind, hidden width fc2 reads, activation, bias, norm module or None) of a timm MLP."""
+    from timm.layers import GluMlp, Mlp, SwiGLU
+    kinds = {Mlp: "mlp", GluMlp: "glu", SwiGLU: "swiglu"}
+    if type(m) not in kinds:
+        raise Unsupported(f, f"{where} of type {type(m).__name__}", "timm's Mlp, GluMlp, SwiGLUPacked or SwiGLU")
+    kind = kinds[type(m)]
+    if kind == "glu" and not m.gate_last:
+        kind = "swiglu_packed"  # act(first half) * second half
+    if getattr(m, "chunk_dim", -1) not in (-1,) or any(isinstance(l, nn.Conv2d) for l in m.children()):
+        raise Unsupported(f, f"{where} with convolutions", "Linear layers")
+    linears = [m.fc1, m.fc2] if kind != "swiglu" else [m.fc1_g, m.fc1_x, m.fc2]
+    for layer in linears:
+        _linear(f, layer, where)
+    biases = {layer.bias is not None for layer in linears}
+    if len(biases) > 1:
+        raise Unsupported(f, f"{where} with biases on some Linear layers only", "all or none")
+    norm = None if isinstance(m.norm, nn.Identity) else m.norm
+    return kind, m.fc2.in_features, _activation(f, m.act, where), biases.pop(), norm
+
+
+def _timm_attention_pool(f, pool, heads, activation):
+    """The norms and MLP width of timm's AttentionPoolLatent as VisionTransformer builds it (global_pool='map')."""
+    from timm.layers.attention_pool import AttentionPoolLatent
+    _exact_type(f, pool, AttentionPoolLatent, "the attention pool")
+    if (pool.latent_len != 1 or pool.pos_embed is not None or pool.pool != "token" or pool.mlp is None
+            or not isinstance(pool.q_norm, nn.Identity) or type(pool.q) is not nn.Linear
+            or pool.num_heads != heads or pool.q.bias is None or pool.kv.bias is None or pool.proj.bias is None):
+        raise Unsupported(f, "this AttentionPoolLatent (latent_len, pos_embed, qk_norm, no MLP or biases)",
+                          "one latent query, q and kv with biases, a residual MLP, the model's heads")
+    kind, hidden, act, bias, norm = _timm_mlp(f, pool.mlp, "the attention pool's MLP")
+    if kind != "mlp" or act != activation or not bias or norm is not None:
+        raise Unsupported(f, "the attention pool's MLP", "timm's Mlp with the blocks' activation")
+    return hidden
+
+
 def describe_timm(model, hints):
-    from timm.layers import Mlp, PatchEmbed
+    from timm.layers import LayerScale, PatchEmbed
     from timm.layers.attention import Attention
-    from timm.models.vision_transformer import Block, VisionTransformer
+    from timm.models.deit import VisionTransformerDistilled
+    from timm.models.vision_transformer import Block, ResPostBlock, VisionTransformer
     f = "timm"
-    _exact_type(f, model, VisionTransformer, "the model")
-    supported_pool = "global_pool 'token', 'avg', or '' with num_classes=0"
-    if model.global_pool not in ("token", "avg", "") or model.attn_pool is not None:
-        raise Unsupported(f, f"global_pool={model.global_pool!r}", supported_pool)
+    distilled = type(model) is VisionTransformerDistilled
+    if not distilled:
+        _exact_type(f, model, VisionTransformer, "the model")
+    pools = {"token": "cls", "avg": "mean", "max": "max", "avgmax": "mean_max", "map": "attention", "": "none"}
+    if model.global_pool not in pools:
+        raise Unsupported(f, f"global_pool={model.global_pool!r}", f"global_pool in {sorted(pools)}")
     has_head = not isinstance(model.head, nn.Identity)
     if model.global_pool == "" and has_head:
-        raise Unsupported(f, "global_pool='' with a head (a classifier on every token)", supported_pool)
-    if model.reg_token is not None:
-        raise Unsupported(f, f"reg_tokens={model.num_reg_tokens}", "reg_tokens=0")
+        raise Unsupported(f, "global_pool='' with a head (a classifier on every token)", "a pooled head")
     if getattr(model, "dynamic_img_size", False):
-        raise Unsupported(f, "dynamic_img_size=True", "a fixed input size (dynamic_img_size=False)")
-    if not isinstance(model.norm_pre, nn.Identity):
-        raise Unsupported(f, "pre_norm=True (a LayerNorm before the blocks)", "pre_norm=False")
+        note("timm: the model has dynamic_img_size=True; the file describes it at its input size "
+             f"{list(model.patch_embed.img_size)}")
     pe = model.patch_embed
     _exact_type(f, pe, PatchEmbed, "the patch embedding")
-    if (type(pe.proj) is not nn.Conv2d or pe.proj.bias is None or not isinstance(pe.norm, nn.Identity)
-            or getattr(pe, "dynamic_img_pad", False) or not getattr(pe, "flatten", True)
-            or tuple(pe.proj.stride) != tuple(pe.proj.kernel_size) or tuple(pe.proj.padding) != (0, 0)):
-        raise Unsupported(f, "this patch embedding (embed_norm_layer, dynamic_img_pad, or a conv without bias)",
-                          "timm's PatchEmbed: a Conv2d with bias, stride = kernel, no norm, no padding")
+    # dynamic_img_size keeps the patch grid unflattened (NHWC) until the positions are added: the same numbers.
+    flattened = getattr(pe, "flatten", True) or getattr(model, "dynamic_img_size", False)
+    if getattr(pe, "dynamic_img_pad", False):
+        raise Unsupported(f, "dynamic_img_pad=True (inputs padded up to a multiple of the patch)",
+                          "dynamic_img_pad=False")
+    if (type(pe.proj) is not nn.Conv2d or not flattened or tuple(pe.proj.stride) != tuple(pe.proj.kernel_size)
+            or tuple(pe.proj.padding) != (0, 0)):
+        raise Unsupported(f, "this patch embedding (a conv with padding or overlap, or unflattened output)",
+                          "timm's PatchEmbed: a Conv2d with stride = kernel and no padding")
+    norms = [] if isinstance(pe.norm, nn.Identity) else [("patch_embed.norm", pe.norm)]
     blocks = list(model.blocks)
-    norms, activation, mlp_dim, heads, head_dim = [], "gelu", 0, 1, 0
+    activation, mlp_dim, heads, head_dim, mlp = "gelu", 0, 1, 0, ("mlp", True, False)
     qkv_bias = proj_bias = True
+    placement, layer_scale, qk_norm, attn_norm = "pre", False, False, False
     for i, block in enumerate(blocks):
-        _exact_type(f, block, Block, f"block {i}")
+        if type(block) not in (Block, ResPostBlock):
+            raise Unsupported(f, f"block {i} of type {type(block).__name__}", "timm's Block or ResPostBlock")
         _exact_type(f, block.attn, Attention, f"block {i}'s attention")
-        _exact_type(f, block.mlp, Mlp, f"block {i}'s MLP")
-        a, m = block.attn, block.mlp
-        if not (isinstance(block.ls1, nn.Identity) and isinstance(block.ls2, nn.Identity)):
-            raise Unsupported(f, "init_values (LayerScale)", "init_values=None")
-        if not (isinstance(a.q_norm, nn.Identity) and isinstance(a.k_norm, nn.Identity)
-                and isinstance(getattr(a, "norm", nn.Identity()), nn.Identity)):
-            raise Unsupported(f, "qk_norm / scale_attn_norm", "qk_norm=False, scale_attn_norm=False")
-        if not isinstance(m.norm, nn.Identity):
-            raise Unsupported(f, "scale_mlp_norm", "scale_mlp_norm=False")
-        if m.fc1.bias is None or m.fc2.bias is None:
-            raise Unsupported(f, "proj_bias=False (timm drops the MLP biases too)", "proj_bias=True")
+        a = block.attn
+        if getattr(a, "gate", None) is not None:
+            raise Unsupported(f, "a gated attention (gated=True)", "gated=False")
+        placement = "res_post" if type(block) is ResPostBlock else "pre"
+        ls = [getattr(block, n, nn.Identity()) for n in ("ls1", "ls2")]
+        if not all(isinstance(l, (nn.Identity, LayerScale)) for l in ls):
+            raise Unsupported(f, f"block {i}'s layer scale ({type(ls[0]).__name__})", "timm's LayerScale")
+        layer_scale = isinstance(ls[0], LayerScale)
+        if layer_scale != isinstance(ls[1], LayerScale):
+            raise Unsupported(f, "LayerScale on one branch only", "both or neither")
+        qk_norm = not isinstance(a.q_norm, nn.Identity)
+        attn_norm = not isinstance(a.norm, nn.Identity)
+        norms += [(f"blocks.{i}.attn.{n}", getattr(a, n)) for n in ("q_norm", "k_norm", "norm")
+                  if not isinstance(getattr(a, n), nn.Identity)]
+        kind, mlp_dim, activation, mlp_bias, mlp_norm = _timm_mlp(f, block.mlp, f"block {i}'s MLP")
+        if mlp_norm is not None:
+            norms.append((f"blocks.{i}.mlp.norm", mlp_norm))
+        mlp = (kind, mlp_bias, mlp_norm is not None)
         qkv_bias, proj_bias = a.qkv.bias is not None, a.proj.bias is not None
-        heads, head_dim, mlp_dim = a.num_heads, a.head_dim, m.fc1.out_features
-        activation = _activation(f, m.act, f"block {i}'s MLP")
+        heads, head_dim = a.num_heads, a.head_dim
         norms += [(f"blocks.{i}.norm1", block.norm1), (f"blocks.{i}.norm2", block.norm2)]
-    final_norm = not isinstance(model.norm, nn.Identity)
-    head_norm = not isinstance(model.fc_norm, nn.Identity)
-    norms += [(n, mod) for n, mod in (("norm", model.norm), ("fc_norm", model.fc_norm)) if not isinstance(mod, nn.Identity)]
+    extra = (("norm_pre", model.norm_pre), ("norm", model.norm), ("fc_norm", model.fc_norm))
+    norms += [(n, mod) for n, mod in extra if not isinstance(mod, nn.Identity)]
+    pool_mlp_dim = 0
+    if model.attn_pool is not None:
+        pool_mlp_dim = _timm_attention_pool(f, model.attn_pool, heads, activation)
+        norms.append(("attn_pool.norm", model.attn_pool.norm))
+    norm, norm_bias, eps = _norms(f, norms)
     class_token = model.cls_token is not None
-    pool = {"token": "cls", "avg": "mean", "": "none"}[model.global_pool]
     size, patch = list(pe.img_size), list(pe.patch_size)
     dim = model.embed_dim
     config = vit_config(
         input_size=size, patch_size=patch, channels=pe.proj.in_channels, dim=dim, depth=len(blocks), heads=heads,
         head_dim=0 if heads * head_dim == dim else head_dim, mlp_dim=mlp_dim,
-        num_classes=model.head.out_features if has_head else 0, class_token=class_token, pool=pool,
-        mean_includes_class_token=bool(model.pool_include_prefix) and class_token,
+        num_classes=model.head.out_features if has_head else 0, class_token=class_token,
+        pool=pools[model.global_pool],
+        mean_includes_class_token=bool(model.pool_include_prefix) and model.num_prefix_tokens > 0,
         pos_embed="learned" if model.pos_embed is not None else "none",
-        pos_embed_covers_class_token=not model.no_embed_class, eps=_layer_norms(f, norms) if norms else 1e-6,
-        activation=activation, qkv_bias=qkv_bias, proj_bias=proj_bias, final_norm=final_norm, head_norm=head_norm)
+        pos_embed_covers_class_token=not model.no_embed_class, norm_placement=placement, eps=eps,
+        activation=activation, qkv_bias=qkv_bias, proj_bias=proj_bias,
+        final_norm=not isinstance(model.norm, nn.Identity), head_norm=not isinstance(model.fc_norm, nn.Identity),
+        reg_tokens=model.num_reg_tokens, distillation_token=distilled,
+        pre_norm=not isinstance(model.norm_pre, nn.Identity), patch_bias=pe.proj.bias is not None,
+        patch_norm=not isinstance(pe.norm, nn.Identity), norm=norm, norm_bias=norm_bias, layer_scale=layer_scale,
+        qk_norm=qk_norm, attn_norm=attn_norm, mlp=mlp[0], mlp_bias=mlp[1], mlp_norm=mlp[2],
+        pool_mlp_dim=0 if pool_mlp_dim == mlp_dim else pool_mlp_dim,
+        drop_remainder=any(s % p for s, p in zip(size, patch)))  # the strided conv leaves the last pixels out
     # The model's pretrained_cfg when it came from timm.create_model, else timm's ViT defaults (_cfg).
     cfg = getattr(model, "pretrained_cfg", None) or {}
     crop_pct = float(cfg.get("crop_pct", 0.9))
@@ -647,6 +736,8 @@ def infer_family(model):
             continue
         if module_name in sys.modules and cls is getattr(sys.modules[module_name], class_name, None):
             return family
+    if "timm.models.deit" in sys.modules and cls is sys.modules["timm.models.deit"].VisionTransformerDistilled:
+        return "timm"
     raise ExportError(f"cannot tell the family of a {cls.__module__}.{cls.__qualname__}; pass it (--family / "
                       f"export(model, family, ...)): {_known_families()}")
 

@@ -139,11 +139,9 @@ class CommandLine(unittest.TestCase):
     def test_unsupported_option_lists_what_is_supported(self):
         import timm.models.vision_transformer as tvit
         args = dict(img_size=32, patch_size=8, embed_dim=16, depth=1, num_heads=2, num_classes=3)
-        for extra, fragment in ((dict(global_pool="map"), "global_pool='map'"),
-                                (dict(qk_norm=True), "qk_norm"),
-                                (dict(init_values=1e-5), "init_values (LayerScale)"),
-                                (dict(class_token=False, global_pool="max"), "global_pool='max'"),
-                                (dict(reg_tokens=2), "reg_tokens=2")):
+        for extra, fragment in ((dict(global_pool="prr"), "global_pool='prr'"),
+                                (dict(dynamic_img_pad=True), "dynamic_img_pad=True"),
+                                (dict(attn_layer="diff"), "DiffAttention")):
             model = tvit.VisionTransformer(**args, **extra)
             torch.save(model.state_dict(), self.tmp / "timm.pth")
             result = self.run_exporter(config=dict(args, **extra), family="timm", state=self.tmp / "timm.pth")
@@ -348,10 +346,10 @@ class CommandLine(unittest.TestCase):
                                             family=None), "no pretrained tag 'in1k'", "augreg_in21k")
 
     def test_timm_model_vit3d_cannot_reproduce_is_refused(self):
-        self.assert_error(self.run_exporter("--timm-model", "deit_tiny_distilled_patch16_224", "--random-weights",
-                                            family=None),
-                          "timm.models.deit.VisionTransformerDistilled is not something vit3d can reproduce",
-                          "supported: timm.models.vision_transformer.VisionTransformer itself")
+        self.assert_error(self.run_exporter("--timm-model", "vit_small_patch16_18x2_224", "--random-weights",
+                                            "--timm-args", '{"depth": 1}', family=None),
+                          "block 0 of type ParallelThingsBlock is not something vit3d can reproduce",
+                          "supported: timm's Block or ResPostBlock")
 
     def test_model_by_name_needs_a_checkpoint_or_random_weights(self):
         self.assert_error(self.run_exporter("--timm-model", "vit_tiny_patch16_224", family=None),
