@@ -192,6 +192,74 @@ TYPED_TEST(AttentionTyped, QueryWeightsAreTheRowsOfTheFullWeights) {
     EXPECT_THROW(a.query_weights(x, 9, in), vit3d::shape_error);
 }
 
+// The split projections (q_proj, k_proj, v_proj) and EVA's fused qkv without a key bias (q_bias, v_bias)
+// are the fused qkv with its rows and bias parts moved: the same outputs and the same query rows.
+TYPED_TEST(AttentionTyped, SplitAndKeylessBiasLayoutsEqualTheFusedOne) {
+    using T = TypeParam;
+    auto fused = random_attention<T>(12, 3, 0, true, 21);
+    const Index I = fused.inner_dim();
+    T* k_part = fused.qkv.bias->data() + I;
+    for (Index j = 0; j < I; ++j) k_part[j] = T(0);  // EVA's keys have no bias
+    vit3d::nn::MultiHeadAttentionConfig config;
+    config.dim = 12;
+    config.heads = 3;
+    config.k_bias = false;
+    MultiHeadAttention<T> keyless(config);
+    config.qkv_split = true;
+    MultiHeadAttention<T> split(config);
+    ASSERT_FALSE(keyless.qkv.bias);
+    ASSERT_TRUE(keyless.q_bias && keyless.v_bias && split.q_proj && !split.k_proj->bias);
+    keyless.qkv.weight = fused.qkv.weight;
+    keyless.q_bias = fused.qkv.bias->narrow(0, 0, I);
+    keyless.v_bias = fused.qkv.bias->narrow(0, 2 * I, I);
+    vit3d::nn::Linear<T>* parts[] = {&*split.q_proj, &*split.k_proj, &*split.v_proj};
+    for (Index p = 0; p < 3; ++p) {
+        parts[p]->weight = fused.qkv.weight.narrow(0, p * I, I);
+        if (p != 1) parts[p]->bias = fused.qkv.bias->narrow(0, p * I, I);
+    }
+    keyless.proj = split.proj = fused.proj;
+    const Tensor<T> x = Tensor<T>::randn({2, 5, 12}, 22), ctx = Tensor<T>::randn({2, 4, 12}, 23);
+    AttentionInputs<T> cross;
+    cross.context = &ctx;
+    for (const MultiHeadAttention<T>* other : {&keyless, &split}) {
+        EXPECT_TENSOR_CLOSE(other->forward(x), fused.forward(x), tolerance<T>(), tolerance<T>());
+        EXPECT_TENSOR_CLOSE(other->forward(x, cross), fused.forward(x, cross), tolerance<T>(),
+                            tolerance<T>());
+        EXPECT_TENSOR_CLOSE(other->query_weights(x, 3, cross), fused.query_weights(x, 3, cross),
+                            tolerance<T>(), tolerance<T>());
+    }
+    std::vector<std::string> names;
+    split.visit_parameters([&](const std::string& n, const Tensor<T>&) { names.push_back(n); }, "attn");
+    EXPECT_EQ(names, (std::vector<std::string>{"attn.q_proj.weight", "attn.q_proj.bias", "attn.k_proj.weight",
+                                               "attn.v_proj.weight", "attn.v_proj.bias", "attn.proj.weight",
+                                               "attn.proj.bias"}));
+}
+
+// With rotary tables the class token's row of scores (query_weights, for cls_attention) is still the row of
+// the full weights: the query is rotated by its own row of the tables, or not at all in the prefix.
+TYPED_TEST(AttentionTyped, QueryWeightsWithRotaryTablesAreRowsOfTheFullWeights) {
+    using T = TypeParam;
+    const auto a = random_attention<T>(16, 2, 8, true, 31);
+    vit3d::nn::RotaryEmbeddingConfig rope;
+    rope.head_dim = 8;
+    const vit3d::nn::RotaryTables<T> tables = vit3d::nn::rotary_tables<T>(rope, {2, 3});
+    const Tensor<T> x = Tensor<T>::randn({2, 1 + 6, 16}, 32);
+    AttentionInputs<T> in;
+    in.rotary = &tables;
+    in.rotary_prefix = 1;
+    Tensor<T> weights;
+    in.weights = &weights;
+    const Tensor<T> rotated = a.forward(x, in);
+    AttentionInputs<T> plain;
+    EXPECT_FALSE(vit3d::test::TensorsClose(rotated, a.forward(x, plain), 1e-3, 1e-3));  // the tables act
+    for (Index query : {0, 1, 6}) {
+        const Tensor<T> w = a.query_weights(x, query, in);
+        EXPECT_TRUE(vit3d::test::TensorsClose(w, weights.narrow(2, query, 1).reshape({2, 2, 7}), 0.0,
+                                              std::is_same_v<T, float> ? 1e-6 : 1e-14))
+            << "query " << query;
+    }
+}
+
 TEST(Attention, NamesItsParametersLikeTimm) {
     const auto a = random_attention<float>(8, 2, 0, true, 4);
     std::vector<std::string> names;

@@ -12,8 +12,11 @@
 //   - context: keys and values come from this sequence [B, Nk, D] instead of x (cross-attention);
 //   - weights: receives the softmax attention weights [B, heads, Nq, Nk];
 //   - distance_bias: a bias described by token coordinates (DistanceBias, e.g. nn::SliceDistanceBias's),
-//   which
-//              the fused kernel computes tile by tile instead of reading an [Nq, Nk] tensor.
+//              which the fused kernel computes tile by tile instead of reading an [Nq, Nk] tensor;
+//   - rotary:  rotary position embedding tables (nn/rotary_embedding.hpp) for the tokens after
+//              rotary_prefix, applied to queries and keys after their norms (EVA, DINOv3).
+// The projections come fused (qkv, the default), fused without a key bias (EVA: qkv without bias plus
+// q_bias and v_bias, keys unbiased) or split (q_proj, k_proj, v_proj: EVA's and timm's unfused layouts).
 // Optional norms (timm's qk_norm and scale_attn_norm): q_norm and k_norm normalise each head's queries and
 // keys over head_dim before the scores; norm normalises the merged heads before the output projection.
 // A query row whose keys are all masked attends nothing: its weights are 0 and its output, before the
@@ -24,6 +27,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/fields.hpp"
@@ -33,7 +37,9 @@
 #include "vit3d/nn/linear.hpp"
 #include "vit3d/nn/norm.hpp"
 #include "vit3d/nn/parameters.hpp"
+#include "vit3d/nn/rotary_embedding.hpp"
 #include "vit3d/nn/scaled_dot_product_attention.hpp"
+#include "vit3d/tensor/ops.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
 namespace vit3d::nn {
@@ -45,6 +51,8 @@ struct AttentionInputs {
     const Tensor<T>* context = nullptr;
     Tensor<T>* weights = nullptr;
     const DistanceBias<T>* distance_bias = nullptr;  // a bias from token coordinates (nn::SliceDistanceBias)
+    const RotaryTables<T>* rotary = nullptr;         // rotary position tables of the patch tokens
+    Index rotary_prefix = 0;                         // the tokens before them (class, registers)
 };
 
 // The shape of a MultiHeadAttention. Field order suits designated initialisers:
@@ -62,6 +70,8 @@ struct MultiHeadAttentionConfig {
     NormKind norm_kind = NormKind::layer_norm;
     bool norm_bias = true;
     double eps = 1e-6;
+    bool qkv_split = false;
+    bool k_bias = true;
 
     template <class Self, class F>
     static void list_fields(Self& c, F&& f) {
@@ -84,13 +94,22 @@ struct MultiHeadAttentionConfig {
         f(field("norm_kind", c.norm_kind, "the kind of those norms"));
         f(field("norm_bias", c.norm_bias, "those norms have a bias (layer_norm)"));
         f(field("eps", c.eps, "those norms' epsilon").positive());
+        f(field("qkv_split", c.qkv_split,
+                "separate q_proj, k_proj and v_proj layers instead of a fused qkv"));
+        f(field("k_bias", c.k_bias,
+                "with qkv_bias, the keys have a bias too (false: EVA's q_bias and v_bias, keys unbiased)"));
     }
     VIT3D_VISIT_FIELDS_WITH(list_fields)
 };
 
 template <class T>
 struct MultiHeadAttention {
-    Linear<T> qkv;                  // [3 * heads * head_dim, dim] ("<prefix>.qkv")
+    Linear<T> qkv;                    // [3 * heads * head_dim, dim] ("<prefix>.qkv"); empty when split
+    std::optional<Tensor<T>> q_bias;  // [heads * head_dim] ("<prefix>.q_bias"): fused without a key bias
+    std::optional<Tensor<T>> v_bias;  // [heads * head_dim] ("<prefix>.v_bias")
+    std::optional<Linear<T>> q_proj;  // [heads * head_dim, dim] ("<prefix>.q_proj"): split projections
+    std::optional<Linear<T>> k_proj;
+    std::optional<Linear<T>> v_proj;
     std::optional<Linear<T>> proj;  // [dim, heads * head_dim]  ("<prefix>.proj"); absent = identity
     std::optional<Norm<T>> q_norm;  // [head_dim] ("<prefix>.q_norm")
     std::optional<Norm<T>> k_norm;  // [head_dim] ("<prefix>.k_norm")
@@ -112,7 +131,18 @@ struct MultiHeadAttention {
         if (!c.out_proj && inner_dim() != c.dim)
             throw shape_error(message(op, ": without an output projection heads * head_dim must equal dim ",
                                       c.dim, ", got ", c.heads, " * ", head_dim));
-        qkv = Linear<T>(c.dim, 3 * inner_dim(), c.qkv_bias);
+        const Index I = inner_dim();
+        if (c.qkv_split) {
+            q_proj = Linear<T>(c.dim, I, c.qkv_bias);
+            k_proj = Linear<T>(c.dim, I, c.qkv_bias && c.k_bias);
+            v_proj = Linear<T>(c.dim, I, c.qkv_bias);
+        } else {
+            qkv = Linear<T>(c.dim, 3 * I, c.qkv_bias && c.k_bias);
+            if (c.qkv_bias && !c.k_bias) {
+                q_bias = Tensor<T>(Shape{I});
+                v_bias = Tensor<T>(Shape{I});
+            }
+        }
         if (c.out_proj) proj = Linear<T>(inner_dim(), c.dim, c.proj_bias);
         if (c.qk_norm) {
             q_norm = Norm<T>(head_dim, c.eps, c.norm_kind, c.norm_bias);
@@ -122,7 +152,7 @@ struct MultiHeadAttention {
     }
 
     Index inner_dim() const { return heads * head_dim; }
-    Index dim() const { return qkv.in_features(); }
+    Index dim() const { return q_proj ? q_proj->in_features() : qkv.in_features(); }
     double scale() const { return 1.0 / std::sqrt(static_cast<double>(head_dim)); }
 
     // x: [B, Nq, D] -> [B, Nq, D]
@@ -148,11 +178,20 @@ struct MultiHeadAttention {
         problem.set_distance_bias(in.distance_bias, op);
 
         // Projections: one GEMM for q, k and v together when attending to x itself.
-        Tensor<T> q_buf, kv_buf;
-        T *q_base, *k_base, *v_base;  // into q_buf / kv_buf, which the q and k norms rewrite in place
+        Tensor<T> q_buf, kv_buf, v_buf;
+        T *q_base, *k_base, *v_base;  // into the buffers, which the q and k norms rewrite in place
         Index q_stride, kv_stride;
-        if (!in.context) {
+        if (q_proj) {
+            q_buf = q_proj->forward(x);           // [B, Nq, I]
+            kv_buf = k_proj->forward(kv_source);  // [B, Nk, I]
+            v_buf = v_proj->forward(kv_source);
+            q_base = q_buf.data();
+            k_base = kv_buf.data();
+            v_base = v_buf.data();
+            q_stride = kv_stride = I;
+        } else if (!in.context) {
             q_buf = qkv.forward(x);  // [B, N, 3I]
+            add_fused_biases(q_buf);
             q_base = q_buf.data();
             k_base = q_base + I;
             v_base = q_base + 2 * I;
@@ -169,6 +208,12 @@ struct MultiHeadAttention {
 
         normalize_heads(q_norm, q_base, B * Nq, q_stride);
         normalize_heads(k_norm, k_base, B * Nk, kv_stride);
+        if (in.rotary) {
+            apply_rotary_embedding<T>({q_base, B, Nq, heads, head_dim, Nq * q_stride, q_stride},
+                                      in.rotary_prefix, *in.rotary);
+            apply_rotary_embedding<T>({k_base, B, Nk, heads, head_dim, Nk * kv_stride, kv_stride},
+                                      in.rotary_prefix, *in.rotary);
+        }
 
         Tensor<T> heads_out = Tensor<T>::empty({B, Nq, I});
         problem.q = {q_base, Nq * q_stride, head_dim, q_stride};
@@ -224,6 +269,16 @@ struct MultiHeadAttention {
         Tensor<T> k = project_rows(kv_source, I, I);              // [B, Nk, I]
         normalize_heads(q_norm, q.data(), B, I);
         normalize_heads(k_norm, k.data(), B * Nk, I);
+        if (in.rotary) {
+            apply_rotary_embedding<T>({k.data(), B, Nk, heads, head_dim, Nk * I, I}, in.rotary_prefix,
+                                      *in.rotary);
+            if (query >= in.rotary_prefix) {  // the query's own row of the tables
+                const Index row_of_query = query - in.rotary_prefix;
+                const RotaryTables<T> one{in.rotary->sin.narrow(1, row_of_query, 1),
+                                          in.rotary->cos.narrow(1, row_of_query, 1), in.rotary->rotate_half};
+                apply_rotary_embedding<T>({q.data(), B, 1, heads, head_dim, I, I}, 0, one);
+            }
+        }
         Tensor<T> unused = Tensor<T>::empty({B, 1, I});
         row.q = {q.data(), I, head_dim, I};
         row.k = row.v = {k.data(), Nk * I, head_dim, I};
@@ -240,7 +295,12 @@ struct MultiHeadAttention {
   private:
     template <class Self, class F>
     static void visit(Self& self, F& f, const std::string& prefix) {
-        self.qkv.visit_parameters(f, join_name(prefix, "qkv"));
+        if (!self.q_proj) self.qkv.visit_parameters(f, join_name(prefix, "qkv"));
+        if (self.q_bias) f(join_name(prefix, "q_bias"), *self.q_bias);
+        if (self.v_bias) f(join_name(prefix, "v_bias"), *self.v_bias);
+        if (self.q_proj) self.q_proj->visit_parameters(f, join_name(prefix, "q_proj"));
+        if (self.k_proj) self.k_proj->visit_parameters(f, join_name(prefix, "k_proj"));
+        if (self.v_proj) self.v_proj->visit_parameters(f, join_name(prefix, "v_proj"));
         if (self.q_norm) self.q_norm->visit_parameters(f, join_name(prefix, "q_norm"));
         if (self.k_norm) self.k_norm->visit_parameters(f, join_name(prefix, "k_norm"));
         if (self.norm) self.norm->visit_parameters(f, join_name(prefix, "norm"));
@@ -264,17 +324,64 @@ struct MultiHeadAttention {
     }
 
     void check_parameters(const char* op) const {
-        const Index I = inner_dim();
-        if (heads <= 0 || head_dim <= 0 || qkv.weight.rank() != 2 || qkv.out_features() != 3 * I ||
-            (proj && (proj->in_features() != I || proj->out_features() != qkv.in_features())) ||
-            (!proj && I != qkv.in_features()))
-            throw shape_error(message(op, ": parameters do not fit ", heads, " heads of ", head_dim,
-                                      ": qkv weight ", qkv.weight.shape(), ", proj weight ",
+        const Index I = inner_dim(), D = dim();
+        bool ok = heads > 0 && head_dim > 0;
+        if (q_proj) {
+            for (const auto* p : {&q_proj, &k_proj, &v_proj})
+                ok = ok && *p && (*p)->weight.rank() == 2 && (*p)->out_features() == I &&
+                     (*p)->in_features() == D;
+        } else {
+            ok = ok && qkv.weight.rank() == 2 && qkv.out_features() == 3 * I;
+            for (const auto* b : {&q_bias, &v_bias}) ok = ok && (!*b || (*b)->shape() == Shape{I});
+            ok = ok && q_bias.has_value() == v_bias.has_value() && !(q_bias && qkv.bias);
+        }
+        ok = ok && (proj ? proj->in_features() == I && proj->out_features() == D : I == D);
+        if (!ok)
+            throw shape_error(message(op, ": parameters do not fit ", heads, " heads of ", head_dim, ": ",
+                                      (q_proj ? message("q_proj weight ", q_proj->weight.shape())
+                                              : message("qkv weight ", qkv.weight.shape())),
+                                      ", proj weight ",
                                       (proj ? shape_to_string(proj->weight.shape()) : std::string("none"))));
     }
 
-    // x [B, N, D] projected by rows [first, first + count) of the fused weight (cross-attention).
+    // EVA's query and value biases on the fused output [B, N, 3I] (its keys have none).
+    void add_fused_biases(Tensor<T>& qkv_out) const {
+        if (!q_bias) return;
+        const Index I = inner_dim();
+        T* out = qkv_out.data();
+        const T* qb = q_bias->data();
+        const T* vb = v_bias->data();
+        detail::parallel_for(qkv_out.size() / (3 * I), std::max<Index>(1, (Index(1) << 14) / (3 * I)),
+                             [&](Index first, Index last) {
+                                 for (Index t = first; t < last; ++t) {
+                                     T* row = out + t * 3 * I;
+                                     for (Index j = 0; j < I; ++j) row[j] += qb[j];
+                                     for (Index j = 0; j < I; ++j) row[2 * I + j] += vb[j];
+                                 }
+                             });
+    }
+
+    // x [B, N, D] projected by rows [first, first + count) of the fused weight, or of the split projections
+    // (first and count multiples of I then), with their biases (cross-attention, one query's row).
     Tensor<T> project_rows(const Tensor<T>& x, Index first, Index count) const {
+        const Index I = inner_dim();
+        if (q_proj || q_bias) {
+            std::vector<Tensor<T>> parts;
+            for (Index part = first / I; part < (first + count) / I; ++part) {
+                if (q_proj) {
+                    parts.push_back((part == 0 ? *q_proj : part == 1 ? *k_proj : *v_proj).forward(x));
+                    continue;
+                }
+                Tensor<T> y = project_fused_rows(x, part * I, I);
+                if (part != 1) y += part == 0 ? *q_bias : *v_bias;
+                parts.push_back(std::move(y));
+            }
+            return parts.size() == 1 ? parts[0] : concat<T>(parts, -1);
+        }
+        return project_fused_rows(x, first, count);
+    }
+
+    Tensor<T> project_fused_rows(const Tensor<T>& x, Index first, Index count) const {
         Shape out_shape = x.shape();
         out_shape.back() = count;
         Tensor<T> y = Tensor<T>::empty(out_shape);

@@ -52,6 +52,8 @@ struct EncoderBlockConfig {
     MlpKind mlp = MlpKind::mlp;
     bool mlp_bias = true;
     bool mlp_norm = false;
+    bool qkv_split = false;
+    bool k_bias = true;
 
     template <class Self, class F>
     static void list_fields(Self& c, F&& f) {
@@ -83,6 +85,8 @@ struct EncoderBlockConfig {
         f(field("mlp_bias", c.mlp_bias, "the MLP's Linear layers have biases").into(&MlpConfig::bias));
         f(field("mlp_norm", c.mlp_norm, "the MLP's hidden features normalised before fc2")
               .into(&MlpConfig::norm));
+        f(field("qkv_split", c.qkv_split, "separate q, k and v projections").into(&Attention::qkv_split));
+        f(field("k_bias", c.k_bias, "with qkv_bias, the keys have a bias too").into(&Attention::k_bias));
     }
     VIT3D_VISIT_FIELDS_WITH(list_fields)
 
@@ -201,14 +205,21 @@ struct Encoder {
     // x: [B, N, D] -> [B, N, D]. If `hidden` is given it receives each block's output (before the final
     // norm), as MONAI's ViT returns them. If `class_attention` is given it receives the softmax weights
     // [B, heads, N] of token 0 (the class token) in the last block's attention: one row of scores
-    // (MultiHeadAttention::query_weights), not the N x N weights.
+    // (MultiHeadAttention::query_weights), not the N x N weights. `rotary` holds the rotary tables of every
+    // block (one shared table, or one per block), in.rotary_prefix the tokens before the patch tokens.
     Tensor<T> forward(Tensor<T> x, const AttentionInputs<T>& in = {},
-                      std::vector<Tensor<T>>* hidden = nullptr, Tensor<T>* class_attention = nullptr) const {
+                      std::vector<Tensor<T>>* hidden = nullptr, Tensor<T>* class_attention = nullptr,
+                      const std::vector<RotaryTables<T>>* rotary = nullptr) const {
         if (hidden) hidden->clear();
+        if (rotary && rotary->size() != 1 && rotary->size() != blocks.size())
+            throw shape_error(message("vit3d::nn::Encoder::forward: expected 1 or ", blocks.size(),
+                                      " rotary tables, got ", rotary->size()));
         for (std::size_t i = 0; i < blocks.size(); ++i) {
+            AttentionInputs<T> block_in = in;
+            if (rotary) block_in.rotary = &(*rotary)[rotary->size() == 1 ? 0 : i];
             if (class_attention && i + 1 == blocks.size())
-                *class_attention = blocks[i].attn.query_weights(blocks[i].attention_input(x), 0, in);
-            x = blocks[i].forward(x, in);
+                *class_attention = blocks[i].attn.query_weights(blocks[i].attention_input(x), 0, block_in);
+            x = blocks[i].forward(x, block_in);
             if (hidden) hidden->push_back(x);
         }
         return norm ? norm->forward(x) : x;
