@@ -174,6 +174,17 @@ TEST(ViT, RejectsWrongInputsAndImpossibleConfigs) {
     conv_with_norms.patch_norms = true;
     EXPECT_THAT([&] { models::ViT<float>{conv_with_norms}; },
                 ::testing::ThrowsMessage<vit3d::shape_error>(HasSubstr("belong to the unfold projection")));
+    models::VisionTransformerConfig<3> rope_3d;
+    rope_3d.input_size = {8, 8, 8};
+    rope_3d.patch_size = {4, 4, 4};
+    rope_3d.rope = true;
+    using ViT3d = models::VisionTransformer<float, 3>;
+    EXPECT_THAT([&] { ViT3d{rope_3d}; }, ::testing::ThrowsMessage<vit3d::config_error>(
+                                             HasSubstr("rotary position embeddings need 2 spatial axes")));
+    auto rope_odd_heads = tiny_2d();
+    rope_odd_heads.rope = true;
+    rope_odd_heads.head_dim = 6;  // rotated in pairs of the two coordinate channels: divisible by 4
+    EXPECT_THROW(models::ViT<float>{rope_odd_heads}, vit3d::config_error);
     // A model edited after construction into an impossible state still fails cleanly in forward.
     auto edited_config = tiny_2d();
     edited_config.pos_embed = models::PosEmbedKind::none;

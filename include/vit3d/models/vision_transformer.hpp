@@ -25,6 +25,7 @@
 #include "vit3d/nn/norm.hpp"
 #include "vit3d/nn/patch_embed.hpp"
 #include "vit3d/nn/pos_embed.hpp"
+#include "vit3d/nn/rotary_embedding.hpp"
 
 namespace vit3d::models {
 
@@ -89,7 +90,17 @@ struct VisionTransformerConfig {
     bool mlp_bias = true;
     bool mlp_norm = false;
     Index pool_mlp_dim = 0;
+    Index pool_heads = 0;
     bool drop_remainder = false;
+    bool qkv_split = false;
+    bool k_bias = true;
+    bool rope = false;
+    nn::RotaryVariant rope_variant = nn::RotaryVariant::cat;
+    double rope_temperature = 10000.0;
+    nn::GridIndexing rope_grid_indexing = nn::GridIndexing::ij;
+    double rope_grid_offset = 0.0;
+    std::array<Index, 2> rope_ref_feat_shape{0, 0};
+    bool rope_rotate_half = false;
 
     template <class Self, class F>
     static void list_fields(Self& c, F&& f) {
@@ -182,10 +193,41 @@ struct VisionTransformerConfig {
         f(field("pool_mlp_dim", c.pool_mlp_dim, "hidden width of the attention pool's MLP; 0: mlp_dim")
               .non_negative()
               .may_be_absent());
+        f(field("pool_heads", c.pool_heads, "attention heads of the attention pool; 0: heads")
+              .non_negative()
+              .may_be_absent());
         f(field("drop_remainder", c.drop_remainder,
                 "input sizes the patch does not divide lose their last pixels, as timm's strided conv drops "
                 "them")
               .into(&Patch::drop_remainder)
+              .may_be_absent());
+        using Rope = nn::RotaryEmbeddingConfig;
+        f(field("qkv_split", c.qkv_split, "separate q, k and v projections in the blocks' attention")
+              .into(&Block::qkv_split)
+              .may_be_absent());
+        f(field("k_bias", c.k_bias, "with qkv_bias, the keys have a bias too (false: EVA)")
+              .into(&Block::k_bias)
+              .may_be_absent());
+        f(field("rope", c.rope, "rotary position embeddings on the patch tokens' queries and keys (2D only)")
+              .may_be_absent());
+        f(field("rope_variant", c.rope_variant, "timm's rope_type").into(&Rope::variant).may_be_absent());
+        f(field("rope_temperature", c.rope_temperature, "timm's rope_temperature")
+              .positive()
+              .into(&Rope::temperature)
+              .may_be_absent());
+        f(field("rope_grid_indexing", c.rope_grid_indexing, "timm's rope_grid_indexing")
+              .into(&Rope::grid_indexing)
+              .may_be_absent());
+        f(field("rope_grid_offset", c.rope_grid_offset, "timm's rope_grid_offset")
+              .into(&Rope::grid_offset)
+              .may_be_absent());
+        f(field("rope_ref_feat_shape", c.rope_ref_feat_shape,
+                "timm's ref_feat_shape (cat): the grid the coordinates are scaled to; [0, 0]: none")
+              .non_negative()
+              .into(&Rope::ref_feat_shape)
+              .may_be_absent());
+        f(field("rope_rotate_half", c.rope_rotate_half, "timm's rope_rotate_half: pairs (x[p], x[p + d/2])")
+              .into(&Rope::rotate_half)
               .may_be_absent());
     }
     VIT3D_VISIT_FIELDS_WITH(list_fields)
@@ -228,6 +270,7 @@ struct VisionTransformer {
     nn::LearnedPosEmbed<T> pos_embed;     // learned: [1, (prefix +) N, D]; sincos: the fixed table
     nn::FactorizedPosEmbed3d<T> factorized_pos_embed;  // factorized3d only
     std::optional<nn::Norm<T>> norm_pre;
+    std::optional<nn::RotaryEmbeddingMixed<T>> rope;  // the learned frequencies of rope_variant mixed
     nn::Encoder<T> encoder;
     std::optional<nn::AttentionPool<T>> attn_pool;
     std::optional<nn::Norm<T>> head_norm;
@@ -251,9 +294,9 @@ struct VisionTransformer {
                                        ": a distillation token reads the class token (class_token true, "
                                        "pool cls, head_norm false), got class_token ",
                                        c.class_token, ", pool ", c.pool, ", head_norm ", c.head_norm));
-        if (c.reg_tokens < 0 || c.pool_mlp_dim < 0)
-            throw config_error(message(op, ": expected reg_tokens >= 0 and pool_mlp_dim >= 0, got ",
-                                       c.reg_tokens, " and ", c.pool_mlp_dim));
+        if (c.reg_tokens < 0 || c.pool_mlp_dim < 0 || c.pool_heads < 0)
+            throw config_error(message(op, ": expected reg_tokens, pool_mlp_dim and pool_heads >= 0, got ",
+                                       c.reg_tokens, ", ", c.pool_mlp_dim, " and ", c.pool_heads));
         if (c.pool == Pooling::none && (c.num_classes > 0 || c.head_norm))
             throw config_error(message(op, ": a head (num_classes = ", c.num_classes, ", head_norm = ",
                                        c.head_norm, ") needs a pooled feature, but pooling is none"));
@@ -284,10 +327,18 @@ struct VisionTransformer {
             }
         }
         if (c.pre_norm) norm_pre = nn::Norm<T>(c.dim, c.eps, c.norm, c.norm_bias);
+        if (c.rope) {
+            if (SpatialDims != 2)
+                throw config_error(message(op, ": rotary position embeddings need 2 spatial axes"));
+            detail::check_rotary_config(op, rope_config());  // the settings checked now, not at the forward
+            if (c.rope_variant == nn::RotaryVariant::mixed)
+                rope = nn::RotaryEmbeddingMixed<T>(c.depth, c.heads, rope_config().head_dim);
+        }
         encoder = nn::Encoder<T>(c.depth, sub_config<nn::EncoderBlockConfig>(c), c.final_norm);
         if (c.pool == Pooling::attention)
-            attn_pool = nn::AttentionPool<T>({c.dim, c.heads, c.pool_mlp_dim > 0 ? c.pool_mlp_dim : c.mlp_dim,
-                                              c.activation, c.norm, c.norm_bias, c.eps});
+            attn_pool = nn::AttentionPool<T>({c.dim, c.pool_heads > 0 ? c.pool_heads : c.heads,
+                                              c.pool_mlp_dim > 0 ? c.pool_mlp_dim : c.mlp_dim, c.activation,
+                                              c.norm, c.norm_bias, c.eps});
         if (c.head_norm) head_norm = nn::Norm<T>(c.dim, c.eps, c.norm, c.norm_bias);
         if (c.num_classes > 0) head = nn::Linear<T>(c.dim, c.num_classes);
         if (c.num_classes > 0 && c.distillation_token) head_dist = nn::Linear<T>(c.dim, c.num_classes);
@@ -320,8 +371,12 @@ struct VisionTransformer {
         if (norm_pre) tokens = norm_pre->forward(tokens);
 
         VisionTransformerOutput<T> out;
-        out.tokens = encoder.forward(std::move(tokens), {}, keep_hidden ? &out.hidden : nullptr,
-                                     class_attention ? &out.class_attention : nullptr);
+        nn::AttentionInputs<T> in;
+        in.rotary_prefix = prefix_tokens();
+        const std::vector<nn::RotaryTables<T>> rotary = rotary_tables(grid);
+        out.tokens = encoder.forward(std::move(tokens), in, keep_hidden ? &out.hidden : nullptr,
+                                     class_attention ? &out.class_attention : nullptr,
+                                     config.rope ? &rotary : nullptr);
         if (config.pool == Pooling::none) return out;
         if (dist_token) return distilled_head(std::move(out));
         out.pooled = pool(out.tokens);
@@ -352,7 +407,30 @@ struct VisionTransformer {
     // state_dict names in vit3d's own (timm-like) scheme; io/state_dict.hpp maps the references onto them.
     VIT3D_VISIT_PARAMETERS_WITH(visit)
 
+    // The rotary embedding's settings, for heads of the blocks' width.
+    nn::RotaryEmbeddingConfig rope_config() const {
+        nn::RotaryEmbeddingConfig r = sub_config<nn::RotaryEmbeddingConfig>(config);
+        r.head_dim = config.head_dim > 0 ? config.head_dim : config.dim / config.heads;
+        return r;
+    }
+
   private:
+    // The rotary tables of a patch grid: one for every block, or one per block (mixed); none without rope.
+    std::vector<nn::RotaryTables<T>> rotary_tables(const std::array<Index, SpatialDims>& grid) const {
+        std::vector<nn::RotaryTables<T>> tables;
+        if constexpr (SpatialDims == 2) {
+            if (!config.rope) return tables;
+            const nn::RotaryEmbeddingConfig r = rope_config();
+            if (!rope) {
+                tables.push_back(nn::rotary_tables<T>(r, grid));
+                return tables;
+            }
+            for (Index block = 0; block < config.depth; ++block)
+                tables.push_back(nn::mixed_rotary_tables<T>(r, *rope, block, grid));
+        }
+        return tables;
+    }
+
     // tokens [B, prefix + N, D] -> [B, D], as config.pool says.
     Tensor<T> pool(const Tensor<T>& tokens) const {
         const char* op = "vit3d::models::VisionTransformer::forward";
@@ -422,6 +500,7 @@ struct VisionTransformer {
         if (self.config.pos_embed == PosEmbedKind::factorized3d)
             self.factorized_pos_embed.visit_parameters(f, nn::join_name(prefix, "pos_embed"));
         if (self.norm_pre) self.norm_pre->visit_parameters(f, nn::join_name(prefix, "norm_pre"));
+        if (self.rope) self.rope->visit_parameters(f, nn::join_name(prefix, "rope"));
         self.encoder.visit_parameters(f, prefix);
         if (self.attn_pool) self.attn_pool->visit_parameters(f, nn::join_name(prefix, "attn_pool"));
         if (self.head_norm) self.head_norm->visit_parameters(f, nn::join_name(prefix, "head_norm"));
