@@ -101,7 +101,9 @@ CONFIG_DEFAULTS = {
     "head_norm": False, "head_activation": "identity", "reg_tokens": 0, "distillation_token": False,
     "pre_norm": False, "patch_bias": True, "patch_norm": False, "norm": "layer_norm", "norm_bias": True,
     "layer_scale": False, "qk_norm": False, "attn_norm": False, "mlp": "mlp", "mlp_bias": True, "mlp_norm": False,
-    "pool_mlp_dim": 0, "drop_remainder": False,
+    "pool_mlp_dim": 0, "pool_heads": 0, "drop_remainder": False, "qkv_split": False, "k_bias": True, "rope": False,
+    "rope_variant": "cat", "rope_temperature": 10000.0, "rope_grid_indexing": "ij", "rope_grid_offset": 0.0,
+    "rope_ref_feat_shape": [0, 0], "rope_rotate_half": False,
 }
 
 
@@ -113,7 +115,7 @@ def vit_config(**fields) -> dict:
     config["input_size"] = [int(v) for v in config["input_size"]]
     config["patch_size"] = [int(v) for v in config["patch_size"]]
     for key in ("channels", "dim", "depth", "heads", "head_dim", "mlp_dim", "num_classes", "reg_tokens",
-                "pool_mlp_dim"):
+                "pool_mlp_dim", "pool_heads"):
         config[key] = int(config[key])
     config["eps"] = float(config["eps"])
     return config
@@ -277,19 +279,144 @@ def _timm_mlp(f, m, where):
     return kind, m.fc2.in_features, _activation(f, m.act, where), biases.pop(), norm
 
 
-def _timm_attention_pool(f, pool, heads, activation):
-    """The norms and MLP width of timm's AttentionPoolLatent as VisionTransformer builds it (global_pool='map')."""
+def _timm_attention_pool(f, pool, activation):
+    """The MLP width and heads of timm's AttentionPoolLatent as VisionTransformer and Eva build it
+    (global_pool='map')."""
     from timm.layers.attention_pool import AttentionPoolLatent
     _exact_type(f, pool, AttentionPoolLatent, "the attention pool")
     if (pool.latent_len != 1 or pool.pos_embed is not None or pool.pool != "token" or pool.mlp is None
             or not isinstance(pool.q_norm, nn.Identity) or type(pool.q) is not nn.Linear
-            or pool.num_heads != heads or pool.q.bias is None or pool.kv.bias is None or pool.proj.bias is None):
+            or pool.q.bias is None or pool.kv.bias is None or pool.proj.bias is None):
         raise Unsupported(f, "this AttentionPoolLatent (latent_len, pos_embed, qk_norm, no MLP or biases)",
-                          "one latent query, q and kv with biases, a residual MLP, the model's heads")
+                          "one latent query, q and kv with biases, a residual MLP")
     kind, hidden, act, bias, norm = _timm_mlp(f, pool.mlp, "the attention pool's MLP")
     if kind != "mlp" or act != activation or not bias or norm is not None:
         raise Unsupported(f, "the attention pool's MLP", "timm's Mlp with the blocks' activation")
-    return hidden
+    return hidden, pool.num_heads
+
+
+def _timm_preprocess(model, size):
+    """The model's pretrained_cfg when it came from timm.create_model, else timm's ViT defaults (_cfg)."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    crop_pct = float(cfg.get("crop_pct", 0.9))
+    pre = dict(preprocess_none("BCHW", size), channel_order="RGB", rescale=1 / 255,
+               mean=[float(v) for v in cfg.get("mean", INCEPTION_MEAN)], std=[float(v) for v in cfg.get("std", INCEPTION_STD)],
+               resize_size=int(math.floor(size[0] / crop_pct)), interpolation=str(cfg.get("interpolation", "bicubic")))
+    crop_mode = cfg.get("crop_mode") or "center"
+    if crop_mode == "squash" and crop_pct == 1.0:
+        pre["resize_size"] = None  # timm resizes both sides to the input size: vit3d's resize without resize_size
+    elif crop_mode != "center":
+        note(f"timm: the model's pretrained_cfg has crop_mode={crop_mode!r} with crop_pct={crop_pct}, which vit3d's "
+             f"preprocessing cannot express; the file records a resize of the shorter side to {pre['resize_size']} "
+             "and a center crop, the same as timm's for square images only")
+    return pre
+
+
+def describe_eva(model, hints):
+    """timm's Eva: EVA / EVA-02, the RoPE ViTs, Perception Encoder, DINOv3 (timm.models.eva)."""
+    from timm.layers import PatchEmbed
+    from timm.layers.attention import AttentionRope
+    from timm.layers.pos_embed_sincos import RotaryEmbeddingCat, RotaryEmbeddingDinoV3, RotaryEmbeddingMixed
+    from timm.models.eva import EvaAttention, EvaBlock, EvaBlockPostNorm
+    f = "timm"
+    pools = {"token": "cls", "avg": "mean", "max": "max", "avgmax": "mean_max", "map": "attention", "": "none"}
+    if model.global_pool not in pools:
+        raise Unsupported(f, f"global_pool={model.global_pool!r}", f"global_pool in {sorted(pools)}")
+    has_head = not isinstance(model.head, nn.Identity)
+    pe = model.patch_embed
+    _exact_type(f, pe, PatchEmbed, "the patch embedding")
+    if getattr(pe, "dynamic_img_pad", False):
+        raise Unsupported(f, "dynamic_img_pad=True", "dynamic_img_pad=False")
+    if (type(pe.proj) is not nn.Conv2d or tuple(pe.proj.stride) != tuple(pe.proj.kernel_size)
+            or tuple(pe.proj.padding) != (0, 0)):
+        raise Unsupported(f, "this patch embedding (a conv with padding or overlap)",
+                          "timm's PatchEmbed: a Conv2d with stride = kernel and no padding")
+    if getattr(model, "dynamic_img_size", False):
+        note(f"timm: the model has dynamic_img_size=True; the file describes it at its input size {list(pe.img_size)}")
+    norms = [] if isinstance(pe.norm, nn.Identity) else [("patch_embed.norm", pe.norm)]
+    rope = {"rope": False}
+    if model.rope is not None:
+        r = model.rope
+        variants = {RotaryEmbeddingCat: "cat", RotaryEmbeddingMixed: "mixed", RotaryEmbeddingDinoV3: "dinov3"}
+        if type(r) not in variants:
+            raise Unsupported(f, f"rotary embedding {type(r).__name__}", "RotaryEmbeddingCat, Mixed or DinoV3")
+        variant = variants[type(r)]
+        if variant == "cat" and (getattr(r, "in_pixels", False) or getattr(r, "linear_bands", False)):
+            raise Unsupported(f, "RotaryEmbeddingCat with in_pixels or linear_bands", "Eva's: in_pixels=False")
+        ref = getattr(r, "ref_feat_shape", None)
+        rope = {"rope": True, "rope_variant": variant, "rope_temperature": float(getattr(r, "temperature", 10000.0)),
+                "rope_grid_indexing": getattr(r, "grid_indexing", "ij"),
+                "rope_grid_offset": float(getattr(r, "grid_offset", 0.0) or 0.0),
+                "rope_ref_feat_shape": [int(v) for v in ref] if ref is not None and variant == "cat" else [0, 0],
+                "rope_rotate_half": bool(getattr(r, "rotate_half", False))}
+    blocks = list(model.blocks)
+    activation, mlp_dim, heads, head_dim, mlp = "gelu", 0, 1, 0, ("mlp", True, False)
+    qkv_bias, qkv_split, k_bias, placement, layer_scale, qk_norm, attn_norm = True, False, True, "pre", False, False, False
+    for i, block in enumerate(blocks):
+        if type(block) not in (EvaBlock, EvaBlockPostNorm):
+            raise Unsupported(f, f"block {i} of type {type(block).__name__}", "timm's EvaBlock or EvaBlockPostNorm")
+        a = block.attn
+        if type(a) not in (EvaAttention, AttentionRope):
+            raise Unsupported(f, f"block {i}'s attention of type {type(a).__name__}", "EvaAttention or AttentionRope")
+        if getattr(a, "gate", None) is not None:
+            raise Unsupported(f, "a gated attention", "gated=False")
+        if getattr(a, "num_kv_groups", 1) != 1:
+            raise Unsupported(f, "grouped-query attention (num_kv_heads)", "num_kv_heads=None")
+        placement = "res_post" if type(block) is EvaBlockPostNorm else "pre"
+        gammas = [getattr(block, n, None) for n in ("gamma_1", "gamma_2")]
+        if (gammas[0] is None) != (gammas[1] is None):
+            raise Unsupported(f, "LayerScale on the attention only (attn_only_layer_scale)", "both branches or neither")
+        layer_scale = gammas[0] is not None
+        qkv_split = a.qkv is None
+        if qkv_split:
+            qkv_bias = a.q_proj.bias is not None
+            k_bias = a.k_proj.bias is not None
+        elif type(a) is EvaAttention:
+            qkv_bias, k_bias = a.q_bias is not None, False
+        else:
+            qkv_bias = k_bias = a.qkv.bias is not None
+        if qkv_bias is False:
+            k_bias = True  # without biases the two layouts agree
+        if a.proj.bias is None:
+            raise Unsupported(f, "an attention projection without bias", "proj with bias")
+        qk_norm = not isinstance(a.q_norm, nn.Identity)
+        attn_norm = not isinstance(a.norm, nn.Identity)
+        norms += [(f"blocks.{i}.attn.{n}", getattr(a, n)) for n in ("q_norm", "k_norm", "norm")
+                  if not isinstance(getattr(a, n), nn.Identity)]
+        kind, mlp_dim, activation, mlp_bias, mlp_norm = _timm_mlp(f, block.mlp, f"block {i}'s MLP")
+        if mlp_norm is not None:
+            norms.append((f"blocks.{i}.mlp.norm", mlp_norm))
+        mlp = (kind, mlp_bias, mlp_norm is not None)
+        heads, head_dim = a.num_heads, a.head_dim
+        norms += [(f"blocks.{i}.norm1", block.norm1), (f"blocks.{i}.norm2", block.norm2)]
+    extra = (("norm_pre", model.norm_pre), ("norm", model.norm), ("fc_norm", model.fc_norm))
+    norms += [(n, mod) for n, mod in extra if not isinstance(mod, nn.Identity)]
+    pool_mlp_dim, pool_heads = 0, heads
+    if model.attn_pool is not None:
+        pool_mlp_dim, pool_heads = _timm_attention_pool(f, model.attn_pool, activation)
+        norms.append(("attn_pool.norm", model.attn_pool.norm))
+    norm, norm_bias, eps = _norms(f, norms)
+    class_token = model.cls_token is not None
+    size, patch = list(pe.img_size), list(pe.patch_size)
+    dim = model.embed_dim
+    reg_tokens = model.reg_token.shape[1] if model.reg_token is not None else 0
+    config = vit_config(
+        input_size=size, patch_size=patch, channels=pe.proj.in_channels, dim=dim, depth=len(blocks), heads=heads,
+        head_dim=0 if heads * head_dim == dim else head_dim, mlp_dim=mlp_dim,
+        num_classes=model.head.out_features if has_head else 0, class_token=class_token,
+        pool=pools[model.global_pool],  # Eva's attention pool reads every token, the prefix ones too
+        mean_includes_class_token=model.attn_pool is not None and model.num_prefix_tokens > 0,
+        pos_embed="learned" if model.pos_embed is not None else "none",
+        pos_embed_covers_class_token=not model.no_embed_class, norm_placement=placement, eps=eps,
+        activation=activation, qkv_bias=qkv_bias, proj_bias=True,
+        final_norm=not isinstance(model.norm, nn.Identity), head_norm=not isinstance(model.fc_norm, nn.Identity),
+        reg_tokens=reg_tokens, pre_norm=not isinstance(model.norm_pre, nn.Identity),
+        patch_bias=pe.proj.bias is not None, patch_norm=not isinstance(pe.norm, nn.Identity), norm=norm,
+        norm_bias=norm_bias, layer_scale=layer_scale, qk_norm=qk_norm, attn_norm=attn_norm, mlp=mlp[0],
+        mlp_bias=mlp[1], mlp_norm=mlp[2], pool_mlp_dim=0 if pool_mlp_dim == mlp_dim else pool_mlp_dim,
+        pool_heads=0 if pool_heads == heads else pool_heads,
+        drop_remainder=any(s % p for s, p in zip(size, patch)), qkv_split=qkv_split, k_bias=k_bias, **rope)
+    return "vit2d", "timm", config, _timm_preprocess(model, size)
 
 
 def describe_timm(model, hints):
@@ -298,6 +425,8 @@ def describe_timm(model, hints):
     from timm.models.deit import VisionTransformerDistilled
     from timm.models.vision_transformer import Block, ResPostBlock, VisionTransformer
     f = "timm"
+    if type(model).__name__ == "Eva" and type(model).__module__ == "timm.models.eva":
+        return describe_eva(model, hints)
     distilled = type(model) is VisionTransformerDistilled
     if not distilled:
         _exact_type(f, model, VisionTransformer, "the model")
@@ -353,9 +482,9 @@ def describe_timm(model, hints):
         norms += [(f"blocks.{i}.norm1", block.norm1), (f"blocks.{i}.norm2", block.norm2)]
     extra = (("norm_pre", model.norm_pre), ("norm", model.norm), ("fc_norm", model.fc_norm))
     norms += [(n, mod) for n, mod in extra if not isinstance(mod, nn.Identity)]
-    pool_mlp_dim = 0
+    pool_mlp_dim, pool_heads = 0, heads
     if model.attn_pool is not None:
-        pool_mlp_dim = _timm_attention_pool(f, model.attn_pool, heads, activation)
+        pool_mlp_dim, pool_heads = _timm_attention_pool(f, model.attn_pool, activation)
         norms.append(("attn_pool.norm", model.attn_pool.norm))
     norm, norm_bias, eps = _norms(f, norms)
     class_token = model.cls_token is not None
@@ -376,21 +505,9 @@ def describe_timm(model, hints):
         patch_norm=not isinstance(pe.norm, nn.Identity), norm=norm, norm_bias=norm_bias, layer_scale=layer_scale,
         qk_norm=qk_norm, attn_norm=attn_norm, mlp=mlp[0], mlp_bias=mlp[1], mlp_norm=mlp[2],
         pool_mlp_dim=0 if pool_mlp_dim == mlp_dim else pool_mlp_dim,
+        pool_heads=0 if pool_heads == heads else pool_heads,
         drop_remainder=any(s % p for s, p in zip(size, patch)))  # the strided conv leaves the last pixels out
-    # The model's pretrained_cfg when it came from timm.create_model, else timm's ViT defaults (_cfg).
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    crop_pct = float(cfg.get("crop_pct", 0.9))
-    pre = dict(preprocess_none("BCHW", size), channel_order="RGB", rescale=1 / 255,
-               mean=[float(v) for v in cfg.get("mean", INCEPTION_MEAN)], std=[float(v) for v in cfg.get("std", INCEPTION_STD)],
-               resize_size=int(math.floor(size[0] / crop_pct)), interpolation=str(cfg.get("interpolation", "bicubic")))
-    crop_mode = cfg.get("crop_mode") or "center"
-    if crop_mode == "squash" and crop_pct == 1.0:
-        pre["resize_size"] = None  # timm resizes both sides to the input size: vit3d's resize without resize_size
-    elif crop_mode != "center":
-        note(f"timm: the model's pretrained_cfg has crop_mode={crop_mode!r} with crop_pct={crop_pct}, which vit3d's "
-             f"preprocessing cannot express; the file records a resize of the shorter side to {pre['resize_size']} "
-             "and a center crop, the same as timm's for square images only")
-    return "vit2d", "timm", config, pre
+    return "vit2d", "timm", config, _timm_preprocess(model, size)
 
 
 def _vit_pytorch_common(f, model, attention_cls, feedforward_cls):
@@ -737,6 +854,8 @@ def infer_family(model):
         if module_name in sys.modules and cls is getattr(sys.modules[module_name], class_name, None):
             return family
     if "timm.models.deit" in sys.modules and cls is sys.modules["timm.models.deit"].VisionTransformerDistilled:
+        return "timm"
+    if "timm.models.eva" in sys.modules and cls is sys.modules["timm.models.eva"].Eva:
         return "timm"
     raise ExportError(f"cannot tell the family of a {cls.__module__}.{cls.__qualname__}; pass it (--family / "
                       f"export(model, family, ...)): {_known_families()}")

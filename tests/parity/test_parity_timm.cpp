@@ -1,13 +1,15 @@
-// Parity with timm's modern ViT features (registers, LayerScale, norm_pre, QuickGELU, attention pooling,
-// RMSNorm, SwiGLU and GluMlp, q/k norms, avgmax and max pooling, ResPostBlock, DeiT's distillation token,
-// an input size the patch does not divide),
-// through the user's path: a weights file written by tools/export_weights.py, loaded by io::load_model, in
-// float32 and float64. Fixtures: tests/fixtures/make_timm_fixtures.py.
+// Parity with timm's modern ViTs through the user's path: a weights file written by tools/export_weights.py,
+// loaded by io::load_model, in float32 and float64. The cases cover timm's VisionTransformer features
+// (registers, LayerScale, norm_pre, QuickGELU, attention pooling, RMSNorm, SwiGLU and GluMlp, q/k norms,
+// avgmax and max pooling, ResPostBlock, an input size the patch does not divide), DeiT's distillation token,
+// and timm's Eva models (RoPE of the cat, mixed and DINOv3 kinds, EvaAttention's biases, split projections,
+// EvaBlockPostNorm, Perception Encoder's pool). Fixtures: tests/fixtures/make_timm_fixtures.py.
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vit3d.hpp>
 #include <vit3d/io/load_model.hpp>
 
@@ -24,6 +26,17 @@ std::string timm_fixture(const std::string& name) {
 
 class TimmParity : public ::testing::TestWithParam<const char*> {};
 
+// timm builds the rotary tables of 'cat' and 'mixed' in float32 whatever the model's dtype, with torch's
+// float32 sine and cosine, which can be an ulp from the correctly rounded values vit3d computes: a float64
+// model carries that float32 rounding (about 6e-8 of each table entry), which the float64 tolerance cannot
+// absorb. The rest of the float64 pipeline is held to 1e-10 by the other cases and by 'dinov3', whose tables
+// timm computes in float64.
+double float64_tolerance(const std::string& name) {
+    for (const char* cat_or_mixed : {"eva02", "eva02_packed", "rope_mixed", "pe_core"})
+        if (name == cat_or_mixed) return 1e-7;
+    return vit3d::test::parity_tolerance<double>();
+}
+
 template <class T>
 void expect_parity(const std::string& name) {
     SCOPED_TRACE(name + (std::is_same_v<T, float> ? " float32" : " float64"));
@@ -32,9 +45,13 @@ void expect_parity(const std::string& name) {
     const std::string prefix = std::is_same_v<T, float> ? "f32." : "f64.";
     const auto out = model.forward(
         expected.get<T>("in.x"), {io::ModelOutput::tokens, io::ModelOutput::pooled, io::ModelOutput::logits});
-    EXPECT_MATCHES_REFERENCE(out.at(io::ModelOutput::tokens), expected.get<T>(prefix + "tokens"));
-    EXPECT_MATCHES_REFERENCE(out.at(io::ModelOutput::pooled), expected.get<T>(prefix + "pooled"));
-    EXPECT_MATCHES_REFERENCE(out.at(io::ModelOutput::logits), expected.get<T>(prefix + "logits"));
+    const double tolerance =
+        std::is_same_v<T, float> ? vit3d::test::parity_tolerance<float>() : float64_tolerance(name);
+    for (const auto& [output, key] :
+         {std::pair{io::ModelOutput::tokens, "tokens"}, std::pair{io::ModelOutput::pooled, "pooled"},
+          std::pair{io::ModelOutput::logits, "logits"}})
+        EXPECT_TRUE(vit3d::test::MatchesReference(out.at(output), expected.get<T>(prefix + key), tolerance))
+            << key;
 }
 
 TEST_P(TimmParity, TokensPooledAndLogitsMatchTimm) {
@@ -45,6 +62,10 @@ TEST_P(TimmParity, TokensPooledAndLogitsMatchTimm) {
 INSTANTIATE_TEST_SUITE_P(Cases, TimmParity,
                          ::testing::Values("dinov2_registers", "clip", "siglip", "aimv2", "qk_norm",
                                            "max_prefix", "glu", "swiglu_packed", "res_post", "deit_distilled",
-                                           "remainder"));
+                                           "remainder", "map_prefix", "eva02", "eva02_packed", "dinov3",
+                                           "rope_mixed", "pe_core", "eva_post_norm"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                             return std::string(info.param);
+                         });
 
 }  // namespace

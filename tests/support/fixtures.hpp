@@ -32,8 +32,10 @@ struct Fixture {
     Tensor<T> param(const std::string& key) const { return file.get<T>("param." + key); }
 };
 
+// tolerance: the project's (parity_tolerance<T>()) unless a test states why its reference allows less.
 template <class T>
-::testing::AssertionResult MatchesReference(const Tensor<T>& actual, const Tensor<T>& expected) {
+::testing::AssertionResult MatchesReference(const Tensor<T>& actual, const Tensor<T>& expected,
+                                            double tolerance = parity_tolerance<T>()) {
     if (actual.shape() != expected.shape())
         return ::testing::AssertionFailure() << "shape " << shape_to_string(actual.shape()) << ", reference "
                                              << shape_to_string(expected.shape());
@@ -47,12 +49,12 @@ template <class T>
             at = i;
         }
     }
-    const double bound = parity_tolerance<T>() * scale;
+    const double bound = tolerance * scale;
     if (worst <= bound) return ::testing::AssertionSuccess();
     return ::testing::AssertionFailure()
-           << "max abs error " << worst << " > " << bound << " (tolerance " << parity_tolerance<T>()
-           << " x scale " << scale << ") at flat index " << at << ": actual " << actual.data()[at]
-           << ", reference " << expected.data()[at];
+           << "max abs error " << worst << " > " << bound << " (tolerance " << tolerance << " x scale "
+           << scale << ") at flat index " << at << ": actual " << actual.data()[at] << ", reference "
+           << expected.data()[at];
 }
 
 #define EXPECT_MATCHES_REFERENCE(actual, expected) \

@@ -147,6 +147,17 @@ class CommandLine(unittest.TestCase):
             result = self.run_exporter(config=dict(args, **extra), family="timm", state=self.tmp / "timm.pth")
             self.assert_error(result, fragment, "supported:")
 
+    def test_unsupported_eva_option_lists_what_is_supported(self):
+        from timm.models.eva import Eva
+        args = dict(img_size=32, patch_size=8, embed_dim=16, depth=1, num_heads=2, num_classes=3)
+        for extra, fragment in ((dict(attn_type="rope", qkv_fused=False, num_kv_heads=1), "grouped-query attention"),
+                                (dict(init_values=0.1, attn_only_layer_scale=True), "attn_only_layer_scale")):
+            with self.subTest(extra=extra), self.assertRaises(export_weights.Unsupported) as caught:
+                export_weights.export(Eva(**args, **extra).eval(), "timm", str(self.output))
+            self.assertIn(fragment, str(caught.exception))
+            self.assertIn("supported:", str(caught.exception))
+            self.assertFalse(self.output.exists())
+
     def test_bad_preprocess_is_named(self):
         self.assert_error(self.run_exporter("--preprocess", '{"mean": [0.5, 0.5]}', config=TV), "preprocess.mean",
                           "3 numbers")
