@@ -103,7 +103,8 @@ CONFIG_DEFAULTS = {
     "layer_scale": False, "qk_norm": False, "attn_norm": False, "mlp": "mlp", "mlp_bias": True, "mlp_norm": False,
     "pool_mlp_dim": 0, "pool_heads": 0, "drop_remainder": False, "qkv_split": False, "k_bias": True, "rope": False,
     "rope_variant": "cat", "rope_temperature": 10000.0, "rope_grid_indexing": "ij", "rope_grid_offset": 0.0,
-    "rope_ref_feat_shape": [0, 0], "rope_rotate_half": False,
+    "rope_ref_feat_shape": [0, 0], "rope_rotate_half": False, "dynamic_size": False,
+    "pos_embed_interpolation": "bicubic_antialias",
 }
 
 
@@ -295,6 +296,31 @@ def _timm_attention_pool(f, pool, activation):
     return hidden, pool.num_heads
 
 
+def _timm_block_norms_and_mlp(f, i, block, norms):
+    """Block i's norms (its attention's q/k/merged-head norms, norm1, norm2, the MLP's) appended to norms, and
+    its MLP as ((kind, bias, norm), hidden width, activation), for timm's Block and Eva's blocks alike."""
+    a = block.attn
+    norms += [(f"blocks.{i}.attn.{n}", getattr(a, n)) for n in ("q_norm", "k_norm", "norm")
+              if not isinstance(getattr(a, n), nn.Identity)]
+    kind, mlp_dim, activation, mlp_bias, mlp_norm = _timm_mlp(f, block.mlp, f"block {i}'s MLP")
+    if mlp_norm is not None:
+        norms.append((f"blocks.{i}.mlp.norm", mlp_norm))
+    norms += [(f"blocks.{i}.norm1", block.norm1), (f"blocks.{i}.norm2", block.norm2)]
+    return (kind, mlp_bias, mlp_norm is not None), mlp_dim, activation
+
+
+def _timm_pool_and_norms(f, model, norms, heads, activation):
+    """The attention pool's MLP width and heads (0 and the blocks' heads without one), and the one norm kind,
+    bias and eps of every norm: the blocks' (in norms) and the model's own."""
+    extra = (("norm_pre", model.norm_pre), ("norm", model.norm), ("fc_norm", model.fc_norm))
+    norms += [(n, mod) for n, mod in extra if not isinstance(mod, nn.Identity)]
+    pool_mlp_dim, pool_heads = 0, heads
+    if model.attn_pool is not None:
+        pool_mlp_dim, pool_heads = _timm_attention_pool(f, model.attn_pool, activation)
+        norms.append(("attn_pool.norm", model.attn_pool.norm))
+    return (pool_mlp_dim, pool_heads) + tuple(_norms(f, norms))
+
+
 def _timm_preprocess(model, size):
     """The model's pretrained_cfg when it came from timm.create_model, else timm's ViT defaults (_cfg)."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
@@ -331,8 +357,6 @@ def describe_eva(model, hints):
             or tuple(pe.proj.padding) != (0, 0)):
         raise Unsupported(f, "this patch embedding (a conv with padding or overlap)",
                           "timm's PatchEmbed: a Conv2d with stride = kernel and no padding")
-    if getattr(model, "dynamic_img_size", False):
-        note(f"timm: the model has dynamic_img_size=True; the file describes it at its input size {list(pe.img_size)}")
     norms = [] if isinstance(pe.norm, nn.Identity) else [("patch_embed.norm", pe.norm)]
     rope = {"rope": False}
     if model.rope is not None:
@@ -381,21 +405,9 @@ def describe_eva(model, hints):
             raise Unsupported(f, "an attention projection without bias", "proj with bias")
         qk_norm = not isinstance(a.q_norm, nn.Identity)
         attn_norm = not isinstance(a.norm, nn.Identity)
-        norms += [(f"blocks.{i}.attn.{n}", getattr(a, n)) for n in ("q_norm", "k_norm", "norm")
-                  if not isinstance(getattr(a, n), nn.Identity)]
-        kind, mlp_dim, activation, mlp_bias, mlp_norm = _timm_mlp(f, block.mlp, f"block {i}'s MLP")
-        if mlp_norm is not None:
-            norms.append((f"blocks.{i}.mlp.norm", mlp_norm))
-        mlp = (kind, mlp_bias, mlp_norm is not None)
+        mlp, mlp_dim, activation = _timm_block_norms_and_mlp(f, i, block, norms)
         heads, head_dim = a.num_heads, a.head_dim
-        norms += [(f"blocks.{i}.norm1", block.norm1), (f"blocks.{i}.norm2", block.norm2)]
-    extra = (("norm_pre", model.norm_pre), ("norm", model.norm), ("fc_norm", model.fc_norm))
-    norms += [(n, mod) for n, mod in extra if not isinstance(mod, nn.Identity)]
-    pool_mlp_dim, pool_heads = 0, heads
-    if model.attn_pool is not None:
-        pool_mlp_dim, pool_heads = _timm_attention_pool(f, model.attn_pool, activation)
-        norms.append(("attn_pool.norm", model.attn_pool.norm))
-    norm, norm_bias, eps = _norms(f, norms)
+    pool_mlp_dim, pool_heads, norm, norm_bias, eps = _timm_pool_and_norms(f, model, norms, heads, activation)
     class_token = model.cls_token is not None
     size, patch = list(pe.img_size), list(pe.patch_size)
     dim = model.embed_dim
@@ -415,6 +427,8 @@ def describe_eva(model, hints):
         norm_bias=norm_bias, layer_scale=layer_scale, qk_norm=qk_norm, attn_norm=attn_norm, mlp=mlp[0],
         mlp_bias=mlp[1], mlp_norm=mlp[2], pool_mlp_dim=0 if pool_mlp_dim == mlp_dim else pool_mlp_dim,
         pool_heads=0 if pool_heads == heads else pool_heads,
+        # any input size the patches divide, as timm's dynamic_img_size runs it (resample_abs_pos_embed)
+        dynamic_size=True, pos_embed_interpolation="bicubic_antialias",
         drop_remainder=any(s % p for s, p in zip(size, patch)), qkv_split=qkv_split, k_bias=k_bias, **rope)
     return "vit2d", "timm", config, _timm_preprocess(model, size)
 
@@ -436,9 +450,6 @@ def describe_timm(model, hints):
     has_head = not isinstance(model.head, nn.Identity)
     if model.global_pool == "" and has_head:
         raise Unsupported(f, "global_pool='' with a head (a classifier on every token)", "a pooled head")
-    if getattr(model, "dynamic_img_size", False):
-        note("timm: the model has dynamic_img_size=True; the file describes it at its input size "
-             f"{list(model.patch_embed.img_size)}")
     pe = model.patch_embed
     _exact_type(f, pe, PatchEmbed, "the patch embedding")
     # dynamic_img_size keeps the patch grid unflattened (NHWC) until the positions are added: the same numbers.
@@ -471,22 +482,10 @@ def describe_timm(model, hints):
             raise Unsupported(f, "LayerScale on one branch only", "both or neither")
         qk_norm = not isinstance(a.q_norm, nn.Identity)
         attn_norm = not isinstance(a.norm, nn.Identity)
-        norms += [(f"blocks.{i}.attn.{n}", getattr(a, n)) for n in ("q_norm", "k_norm", "norm")
-                  if not isinstance(getattr(a, n), nn.Identity)]
-        kind, mlp_dim, activation, mlp_bias, mlp_norm = _timm_mlp(f, block.mlp, f"block {i}'s MLP")
-        if mlp_norm is not None:
-            norms.append((f"blocks.{i}.mlp.norm", mlp_norm))
-        mlp = (kind, mlp_bias, mlp_norm is not None)
+        mlp, mlp_dim, activation = _timm_block_norms_and_mlp(f, i, block, norms)
         qkv_bias, proj_bias = a.qkv.bias is not None, a.proj.bias is not None
         heads, head_dim = a.num_heads, a.head_dim
-        norms += [(f"blocks.{i}.norm1", block.norm1), (f"blocks.{i}.norm2", block.norm2)]
-    extra = (("norm_pre", model.norm_pre), ("norm", model.norm), ("fc_norm", model.fc_norm))
-    norms += [(n, mod) for n, mod in extra if not isinstance(mod, nn.Identity)]
-    pool_mlp_dim, pool_heads = 0, heads
-    if model.attn_pool is not None:
-        pool_mlp_dim, pool_heads = _timm_attention_pool(f, model.attn_pool, activation)
-        norms.append(("attn_pool.norm", model.attn_pool.norm))
-    norm, norm_bias, eps = _norms(f, norms)
+    pool_mlp_dim, pool_heads, norm, norm_bias, eps = _timm_pool_and_norms(f, model, norms, heads, activation)
     class_token = model.cls_token is not None
     size, patch = list(pe.img_size), list(pe.patch_size)
     dim = model.embed_dim
@@ -506,6 +505,8 @@ def describe_timm(model, hints):
         qk_norm=qk_norm, attn_norm=attn_norm, mlp=mlp[0], mlp_bias=mlp[1], mlp_norm=mlp[2],
         pool_mlp_dim=0 if pool_mlp_dim == mlp_dim else pool_mlp_dim,
         pool_heads=0 if pool_heads == heads else pool_heads,
+        # any input size the patches divide, as timm's dynamic_img_size runs it (resample_abs_pos_embed)
+        dynamic_size=True, pos_embed_interpolation="bicubic_antialias",
         drop_remainder=any(s % p for s, p in zip(size, patch)))  # the strided conv leaves the last pixels out
     return "vit2d", "timm", config, _timm_preprocess(model, size)
 
@@ -677,7 +678,6 @@ def describe_monai(model, hints):
         heads, head_dim, qkv_bias = a.num_heads, a.dim_head, a.qkv.bias is not None
         mlp_dim = block.mlp.linear1.out_features
         activation = _activation(f, block.mlp.fn, f"block {i}'s MLP")
-        norms += [(f"blocks.{i}.norm1", block.norm1), (f"blocks.{i}.norm2", block.norm2)]
     dim = model.norm.normalized_shape[0]
     classification = hasattr(model, "cls_token")
     head = getattr(model, "classification_head", None)

@@ -37,16 +37,29 @@ double float64_tolerance(const std::string& name) {
     return vit3d::test::parity_tolerance<double>();
 }
 
+// At another input size timm resamples the position table in float32 whatever the model's dtype
+// (resample_abs_pos_embed casts it), so float64 models carry float32 rounding there too: measured up to
+// 9e-8 of scale (aimv2's tokens), against vit3d's resampling in float64.
+double float64_tolerance_at_other_size(const std::string& name) {
+    for (const char* no_table : {"swiglu_packed", "dinov3", "rope_mixed"})
+        if (name == no_table) return float64_tolerance(name);
+    return 2e-7;
+}
+
 template <class T>
-void expect_parity(const std::string& name) {
-    SCOPED_TRACE(name + (std::is_same_v<T, float> ? " float32" : " float64"));
+void expect_parity(const std::string& name, bool other_size) {
+    SCOPED_TRACE(name + (std::is_same_v<T, float> ? " float32" : " float64") +
+                 (other_size ? " at another input size" : ""));
     const io::LoadedModel<T> model = io::load_model<T>(timm_fixture(name));
     const io::Safetensors expected = io::Safetensors::read(timm_fixture(name + "_expected"));
-    const std::string prefix = std::is_same_v<T, float> ? "f32." : "f64.";
-    const auto out = model.forward(
-        expected.get<T>("in.x"), {io::ModelOutput::tokens, io::ModelOutput::pooled, io::ModelOutput::logits});
-    const double tolerance =
-        std::is_same_v<T, float> ? vit3d::test::parity_tolerance<float>() : float64_tolerance(name);
+    const std::string prefix =
+        std::string(std::is_same_v<T, float> ? "f32." : "f64.") + (other_size ? "other." : "");
+    const auto out =
+        model.forward(expected.get<T>(other_size ? "in.x_other" : "in.x"),
+                      {io::ModelOutput::tokens, io::ModelOutput::pooled, io::ModelOutput::logits});
+    const double tolerance = std::is_same_v<T, float> ? vit3d::test::parity_tolerance<float>()
+                             : other_size             ? float64_tolerance_at_other_size(name)
+                                                      : float64_tolerance(name);
     for (const auto& [output, key] :
          {std::pair{io::ModelOutput::tokens, "tokens"}, std::pair{io::ModelOutput::pooled, "pooled"},
           std::pair{io::ModelOutput::logits, "logits"}})
@@ -55,8 +68,14 @@ void expect_parity(const std::string& name) {
 }
 
 TEST_P(TimmParity, TokensPooledAndLogitsMatchTimm) {
-    expect_parity<float>(GetParam());
-    expect_parity<double>(GetParam());
+    expect_parity<float>(GetParam(), false);
+    expect_parity<double>(GetParam(), false);
+}
+
+// 56 x 16 pixels for a model exported at 40 x 24: the grid 7 x 2 instead of 5 x 3.
+TEST_P(TimmParity, MatchesTimmAtAnotherInputSize) {
+    expect_parity<float>(GetParam(), true);
+    expect_parity<double>(GetParam(), true);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, TimmParity,

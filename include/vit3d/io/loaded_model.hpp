@@ -48,6 +48,8 @@ class ModelInstance {
     virtual std::vector<ModelOutput> outputs() const = 0;
     virtual Shape input_shape() const = 0;  // [C, spatial...]
     virtual Index parameter_count() const = 0;
+    // Whether forward takes spatial sizes other than input_shape()'s (the model checks them).
+    virtual bool dynamic_size() const { return false; }
     // The outputs in `wanted` (each one the model gives) of one forward pass over x [B, C, spatial...].
     virtual std::map<ModelOutput, Tensor<T>> forward(const Tensor<T>& x,
                                                      const std::vector<ModelOutput>& wanted) const = 0;
@@ -78,6 +80,10 @@ class LoadedModel {
         return false;
     }
     Index parameter_count() const { return instance_->parameter_count(); }
+    // Whether the model runs on spatial sizes other than input_shape()'s (those its patches divide): a
+    // learned position table is resampled to their grid. input_shape() stays the trained size, the one
+    // the preprocessing resizes to.
+    bool dynamic_size() const { return instance_->dynamic_size(); }
     // The file it was loaded from.
     const std::string& source() const noexcept { return source_; }
 
@@ -97,12 +103,15 @@ class LoadedModel {
                                            "); it gives ", listing));
             }
         const Shape& s = x.shape();
+        const bool dynamic = dynamic_size();
         const bool fits = s.size() == input_shape_.size() + 1 &&
-                          std::equal(input_shape_.begin(), input_shape_.end(), s.begin() + 1);
+                          std::equal(input_shape_.begin(),
+                                     dynamic ? input_shape_.begin() + 1 : input_shape_.end(), s.begin() + 1);
         if (!fits) {
-            throw shape_error(message("vit3d::io::LoadedModel::forward: expected input [B, ",
-                                      shape_to_string(input_shape_).substr(1), " (layout ",
-                                      preprocess().layout, "), got ", s));
+            throw shape_error(
+                message("vit3d::io::LoadedModel::forward: expected input [B, ",
+                        shape_to_string(input_shape_).substr(1), " (layout ", preprocess().layout,
+                        dynamic ? "; other spatial sizes the patches divide too" : "", "), got ", s));
         }
         return instance_->forward(x, which);
     }

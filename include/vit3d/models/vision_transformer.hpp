@@ -10,6 +10,7 @@
 // with timm's semantics (docs/configs.md).
 
 #include <array>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,9 +23,11 @@
 #include "vit3d/einops/repeat.hpp"
 #include "vit3d/nn/attention_pool.hpp"
 #include "vit3d/nn/encoder_block.hpp"
+#include "vit3d/nn/grid_cache.hpp"
 #include "vit3d/nn/norm.hpp"
 #include "vit3d/nn/patch_embed.hpp"
 #include "vit3d/nn/pos_embed.hpp"
+#include "vit3d/nn/resample.hpp"
 #include "vit3d/nn/rotary_embedding.hpp"
 
 namespace vit3d::models {
@@ -101,6 +104,8 @@ struct VisionTransformerConfig {
     double rope_grid_offset = 0.0;
     std::array<Index, 2> rope_ref_feat_shape{0, 0};
     bool rope_rotate_half = false;
+    bool dynamic_size = false;
+    nn::Interpolation pos_embed_interpolation = nn::Interpolation::bicubic_antialias;
 
     template <class Self, class F>
     static void list_fields(Self& c, F&& f) {
@@ -229,6 +234,15 @@ struct VisionTransformerConfig {
         f(field("rope_rotate_half", c.rope_rotate_half, "timm's rope_rotate_half: pairs (x[p], x[p + d/2])")
               .into(&Rope::rotate_half)
               .may_be_absent());
+        f(field("dynamic_size", c.dynamic_size,
+                "inputs of other sizes the patches divide run too (timm's dynamic_img_size): the learned "
+                "position table is resampled to their grid, the rotary tables made for it; false: input_size "
+                "only")
+              .may_be_absent());
+        f(field("pos_embed_interpolation", c.pos_embed_interpolation,
+                "how dynamic_size resamples the learned position table: bicubic_antialias (timm's "
+                "resample_abs_pos_embed), bicubic (MAE), bicubic_align_corners (torchvision) or linear")
+              .may_be_absent());
     }
     VIT3D_VISIT_FIELDS_WITH(list_fields)
 
@@ -334,6 +348,11 @@ struct VisionTransformer {
             if (c.rope_variant == nn::RotaryVariant::mixed)
                 rope = nn::RotaryEmbeddingMixed<T>(c.depth, c.heads, rope_config().head_dim);
         }
+        if (c.dynamic_size &&
+            (c.pos_embed == PosEmbedKind::sincos || c.pos_embed == PosEmbedKind::factorized3d))
+            throw config_error(
+                message(op, ": dynamic_size resamples a learned position table or none, got pos_embed ",
+                        c.pos_embed));
         encoder = nn::Encoder<T>(c.depth, sub_config<nn::EncoderBlockConfig>(c), c.final_norm);
         if (c.pool == Pooling::attention)
             attn_pool = nn::AttentionPool<T>({c.dim, c.pool_heads > 0 ? c.pool_heads : c.heads,
@@ -351,15 +370,11 @@ struct VisionTransformer {
     // (one row of scores; the model must have a class token).
     VisionTransformerOutput<T> forward(const Tensor<T>& x, bool keep_hidden = false,
                                        bool class_attention = false) const {
-        const auto grid = patch_embed.grid(x.shape());
-        if (grid != config.grid())
-            throw shape_error(message("vit3d::models::VisionTransformer::forward: expected spatial size ",
-                                      config.input_size, ", got input ", x.shape(),
-                                      " (resample the position embedding for other sizes)"));
+        const auto grid = input_grid(x.shape());
         Tensor<T> tokens = patch_embed.forward(x);
         const Index B = x.dim(0);
         const bool pos_first = !config.pos_embed_covers_class_token;
-        if (pos_first) tokens = add_positions(std::move(tokens));
+        if (pos_first) tokens = add_positions(std::move(tokens), grid);
         std::vector<Tensor<T>> parts;
         for (const auto* prefix : {&cls_token, &dist_token, &reg_token})
             if (*prefix) parts.push_back(repeat(**prefix, "1 n d -> b n d", {{"b", B}}));
@@ -367,16 +382,15 @@ struct VisionTransformer {
             parts.push_back(std::move(tokens));
             tokens = concat<T>(parts, 1);
         }
-        if (!pos_first) tokens = add_positions(std::move(tokens));
+        if (!pos_first) tokens = add_positions(std::move(tokens), grid);
         if (norm_pre) tokens = norm_pre->forward(tokens);
 
         VisionTransformerOutput<T> out;
         nn::AttentionInputs<T> in;
         in.rotary_prefix = prefix_tokens();
-        const std::vector<nn::RotaryTables<T>> rotary = rotary_tables(grid);
+        const auto rotary = config.rope ? rotary_tables(grid) : nullptr;
         out.tokens = encoder.forward(std::move(tokens), in, keep_hidden ? &out.hidden : nullptr,
-                                     class_attention ? &out.class_attention : nullptr,
-                                     config.rope ? &rotary : nullptr);
+                                     class_attention ? &out.class_attention : nullptr, rotary.get());
         if (config.pool == Pooling::none) return out;
         if (dist_token) return distilled_head(std::move(out));
         out.pooled = pool(out.tokens);
@@ -388,10 +402,24 @@ struct VisionTransformer {
         return out;
     }
 
-    // The patch tokens of forward(...).tokens folded back onto their grid: [B, D, g1, ..., gN].
-    Tensor<T> patch_grid(const Tensor<T>& tokens) const {
-        const auto g = config.grid();
-        const Index N = config.num_patches();
+    // The patch grid of an input [B, C, spatial...]: config.grid() for input_size, another one for another
+    // size with dynamic_size. Throws naming both sizes for a size the model does not run at.
+    std::array<Index, SpatialDims> input_grid(const Shape& input) const {
+        const auto grid = patch_embed.grid(input);  // throws for a size the patches do not divide
+        if (grid != config.grid() && !config.dynamic_size)
+            throw shape_error(message("vit3d::models::VisionTransformer::forward: expected spatial size ",
+                                      config.input_size, ", got input ", input,
+                                      " (the model has no dynamic_size: other sizes need its position table "
+                                      "resampled)"));
+        return grid;
+    }
+
+    // The patch tokens of forward(...).tokens folded back onto their grid: [B, D, g1, ..., gN]; `grid` is
+    // the input's (input_grid), config.grid() by default.
+    Tensor<T> patch_grid(const Tensor<T>& tokens) const { return patch_grid(tokens, config.grid()); }
+    Tensor<T> patch_grid(const Tensor<T>& tokens, const std::array<Index, SpatialDims>& g) const {
+        Index N = 1;
+        for (Index n : g) N *= n;
         if (tokens.rank() != 3 || tokens.dim(1) != prefix_tokens() + N)
             throw shape_error(message("vit3d::models::VisionTransformer::patch_grid: expected tokens [B, ",
                                       prefix_tokens() + N, ", D], got ", tokens.shape()));
@@ -415,9 +443,19 @@ struct VisionTransformer {
     }
 
   private:
-    // The rotary tables of a patch grid: one for every block, or one per block (mixed); none without rope.
-    std::vector<nn::RotaryTables<T>> rotary_tables(const std::array<Index, SpatialDims>& grid) const {
-        std::vector<nn::RotaryTables<T>> tables;
+    using RotaryTableSet = std::vector<nn::RotaryTables<T>>;
+
+    // The rotary tables of a patch grid, made once per grid (and again after rope.freqs change).
+    std::shared_ptr<const RotaryTableSet> rotary_tables(const std::array<Index, SpatialDims>& grid) const {
+        std::vector<const Tensor<T>*> sources;
+        if (rope) sources.push_back(&rope->freqs);
+        return rotary_cache_.get(std::vector<Index>(grid.begin(), grid.end()), sources,
+                                 [&] { return make_rotary_tables(grid); });
+    }
+
+    // One table for every block, or one per block (mixed); none without rope.
+    RotaryTableSet make_rotary_tables(const std::array<Index, SpatialDims>& grid) const {
+        RotaryTableSet tables;
         if constexpr (SpatialDims == 2) {
             if (!config.rope) return tables;
             const nn::RotaryEmbeddingConfig r = rope_config();
@@ -475,9 +513,12 @@ struct VisionTransformer {
         return out;
     }
 
-    Tensor<T> add_positions(Tensor<T> tokens) const {
+    Tensor<T> add_positions(Tensor<T> tokens, const std::array<Index, SpatialDims>& grid) const {
         switch (config.pos_embed) {
             case PosEmbedKind::learned:
+                if (grid != config.grid())
+                    return nn::LearnedPosEmbed<T>::add(tokens, *resampled_positions(grid));
+                return pos_embed.forward(tokens);
             case PosEmbedKind::sincos:
                 return pos_embed.forward(tokens);
             case PosEmbedKind::factorized3d:
@@ -488,6 +529,20 @@ struct VisionTransformer {
         }
         return tokens;
     }
+
+    // The learned position table resampled from the trained grid to `grid` (dynamic_size), made once per
+    // grid (and again after the table changes).
+    std::shared_ptr<const Tensor<T>> resampled_positions(const std::array<Index, SpatialDims>& grid) const {
+        const Tensor<T>& table = pos_embed.table;
+        return positions_cache_.get(std::vector<Index>(grid.begin(), grid.end()), {&table}, [&] {
+            const Index prefix = table.rank() == 3 ? table.dim(1) - config.num_patches() : -1;
+            return nn::resample_pos_embed<T, SpatialDims>(table, config.grid(), grid, prefix,
+                                                          config.pos_embed_interpolation);
+        });
+    }
+
+    nn::GridCache<T, Tensor<T>> positions_cache_;
+    nn::GridCache<T, RotaryTableSet> rotary_cache_;
 
     template <class Self, class F>
     static void visit(Self& self, F& f, const std::string& prefix) {

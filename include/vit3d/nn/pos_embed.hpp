@@ -27,7 +27,10 @@ template <class T>
 struct LearnedPosEmbed {
     Tensor<T> table;  // [1, N, D]; its parameter name is the name given to visit_parameters ("pos_embed")
 
-    Tensor<T> forward(const Tensor<T>& x) const {
+    Tensor<T> forward(const Tensor<T>& x) const { return add(x, table); }
+
+    // x + table, for x [B, N, D] and a table [1, N, D] or [N, D] (this one, or one resampled to x's grid).
+    static Tensor<T> add(const Tensor<T>& x, const Tensor<T>& table) {
         const bool fits =
             x.rank() == 3 && ((table.rank() == 3 && table.dim(0) == 1 && table.dim(1) == x.dim(1) &&
                                table.dim(2) == x.dim(2)) ||

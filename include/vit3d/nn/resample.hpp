@@ -16,12 +16,20 @@
 #include <string>
 #include <vector>
 
+#include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/tensor/ops.hpp"
 
 namespace vit3d::nn {
 
 enum class Interpolation { bicubic_align_corners, bicubic, bicubic_antialias, linear };
+
+constexpr auto enum_names(Interpolation) {
+    return enum_table<Interpolation>({{Interpolation::bicubic_align_corners, "bicubic_align_corners"},
+                                      {Interpolation::bicubic, "bicubic"},
+                                      {Interpolation::bicubic_antialias, "bicubic_antialias"},
+                                      {Interpolation::linear, "linear"}});
+}
 
 }  // namespace vit3d::nn
 

@@ -68,11 +68,13 @@ class VisionTransformerInstance final : public io::ModelInstance<T> {
         return s;
     }
     Index parameter_count() const override { return nn::count_parameters(model_); }
+    bool dynamic_size() const override { return model_.config.dynamic_size; }
 
     std::map<io::ModelOutput, Tensor<T>> forward(const Tensor<T>& x,
                                                  const std::vector<io::ModelOutput>& wanted) const override {
         const bool attention =
             std::find(wanted.begin(), wanted.end(), io::ModelOutput::cls_attention) != wanted.end();
+        const auto grid = model_.input_grid(x.shape());
         models::VisionTransformerOutput<T> out = model_.forward(x, false, attention);
         std::map<io::ModelOutput, Tensor<T>> result;
         for (io::ModelOutput o : wanted) {
@@ -87,10 +89,10 @@ class VisionTransformerInstance final : public io::ModelInstance<T> {
                     result[o] = out.tokens;
                     break;
                 case io::ModelOutput::token_grid:
-                    result[o] = model_.patch_grid(out.tokens);
+                    result[o] = model_.patch_grid(out.tokens, grid);
                     break;
                 case io::ModelOutput::cls_attention:
-                    result[o] = class_token_attention(out.class_attention);
+                    result[o] = class_token_attention(out.class_attention, grid);
                     break;
             }
         }
@@ -103,11 +105,15 @@ class VisionTransformerInstance final : public io::ModelInstance<T> {
 
   private:
     // The class token's weights [B, H, N] at the patch tokens' keys, on the grid.
-    Tensor<T> class_token_attention(const Tensor<T>& weights) const {
+    Tensor<T> class_token_attention(const Tensor<T>& weights, const std::array<Index, N>& grid) const {
         const Index B = weights.dim(0), H = weights.dim(1), tokens = weights.dim(2);
-        const Index prefix = model_.prefix_tokens(), patches = model_.config.num_patches();
+        const Index prefix = model_.prefix_tokens();
+        Index patches = 1;
         Shape shape{B, H};
-        for (Index g : model_.config.grid()) shape.push_back(g);
+        for (Index g : grid) {
+            shape.push_back(g);
+            patches *= g;
+        }
         Tensor<T> out = Tensor<T>::empty(shape);
         for (Index bh = 0; bh < B * H; ++bh)
             std::copy_n(weights.data() + bh * tokens + prefix, patches, out.data() + bh * patches);
