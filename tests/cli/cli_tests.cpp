@@ -15,11 +15,13 @@
 #include <gtest/gtest.h>
 
 #include "cli/cli_runner.hpp"
+#include "support/fixtures.hpp"
 #include "vit3d/io/image.hpp"
 #include "vit3d/io/nifti.hpp"
 #include "vit3d/io/npy.hpp"
 #include "vit3d/io/preprocess.hpp"
 #include "vit3d/io/resample.hpp"
+#include "vit3d/io/safetensors.hpp"
 
 namespace {
 
@@ -156,6 +158,44 @@ TEST_F(Cli, PngAndJpegAreResizedAndCroppedToTheInputSize) {
         x = io::normalize(x, {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}).unsqueeze(0);
         expect_equal(read(path("seen/" + stem + ".npy")), x);
     }
+}
+
+// --input-size runs a model with dynamic_size (timm's, exported at 40 x 24) at another size: a .npy of that
+// size gives timm's numbers at it (its dynamic_img_size), and images are resized to it.
+TEST_F(Cli, InputSizeRunsADynamicSizeModelAtAnotherSize) {
+    const std::string dinov2 = fixture("timm/dinov2_registers.safetensors");
+    const io::Safetensors expected_file =
+        io::Safetensors::read(fixture("timm/dinov2_registers_expected.safetensors"));
+    io::write_npy(path("other.npy"), expected_file.get<float>("in.x_other"));
+    const Result r = infer({"-w", dinov2, "-i", path("other.npy"), "-o", path("pooled.npy"), "-k", "pooled",
+                            "--input-size", "56,16", "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(nlohmann::json::parse(r.out)["model"]["input_shape"], nlohmann::json({3, 56, 16}));
+    EXPECT_TRUE(vit3d::test::MatchesReference(read(path("pooled.npy")),
+                                              expected_file.get<float>("f32.other.pooled")));
+    // Without --input-size the file's size is expected, and named: that input fails.
+    const Result fixed = infer({"-w", dinov2, "-i", path("other.npy"), "-o", path("p2.npy")});
+    EXPECT_EQ(fixed.code, 1);
+    EXPECT_THAT(fixed.err, HasSubstr("expected one sample [3, 40, 24]"));
+    const Result image = infer({"-w", dinov2, "-i", fixture("images/rgb.png"), "-o", path("grid.npy"), "-k",
+                                "token_grid", "--input-size", "24,32"});
+    ASSERT_EQ(image.code, 0) << image.err;
+    EXPECT_EQ(read(path("grid.npy")).shape(), (vit3d::Shape{1, 32, 3, 4}));
+    // A model without dynamic_size, and sizes the patches do not divide: refused before anything runs.
+    io::write_npy(path("x.npy"), Tensor<float>({3, 32, 32}));
+    expect_one_line_error(
+        infer({"-w", timm, "-i", path("x.npy"), "-o", path("o.npy"), "--input-size", "48,48"}), 2,
+        "--input-size: this model runs at its input size [32, 32] only");
+    expect_one_line_error(
+        infer({"-w", dinov2, "-i", path("x.npy"), "-o", path("o.npy"), "--input-size", "50,16"}), 2,
+        "--input-size: 50 on axis 0 is not a multiple of the patch size 8");
+    expect_one_line_error(
+        infer({"-w", dinov2, "-i", path("x.npy"), "-o", path("o.npy"), "--input-size", "56"}), 2,
+        "--input-size: expected 2 spatial sizes (layout BCHW), got 1");
+    expect_one_line_error(
+        infer({"-w", dinov2, "-i", path("x.npy"), "-o", path("o.npy"), "--input-size", "0,16"}), 2,
+        "--input-size: expected positive integers, got 0");
+    EXPECT_FALSE(fs::exists(path("o.npy")));
 }
 
 // NIfTI axis order: vit3d reads [z, y, x]; BCDHW models take it as it is, BCHWD models (MONAI) take

@@ -17,6 +17,7 @@
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/message.hpp"
 #include "vit3d/io/loaded_model.hpp"
+#include "vit3d/io/model_description_json.hpp"
 #include "vit3d/io/model_input.hpp"
 #include "vit3d/io/nifti.hpp"
 #include "vit3d/io/npy.hpp"
@@ -52,6 +53,37 @@ inline std::string join_numbers(const std::vector<double>& v) {
     std::string s;
     for (double x : v) s += message(s.empty() ? "" : ",", x);
     return s;
+}
+
+// --input-size: the model's input at these spatial sizes, which images and volumes are resized to; refused
+// unless the model runs at other sizes (dynamic_size) and its patches divide them.
+inline void set_input_size(const io::LoadedModel<float>& model, const std::vector<Index>& sizes,
+                           Pipeline& p) {
+    const Shape& trained = model.input_shape();
+    if (!model.dynamic_size())
+        throw usage_error(message("--input-size: this model runs at its input size ",
+                                  Shape(trained.begin() + 1, trained.end()),
+                                  " only (its weights file has no dynamic_size; timm models exported by "
+                                  "tools/export_weights.py have it)"));
+    if (sizes.size() + 1 != trained.size())
+        throw usage_error(message("--input-size: expected ", trained.size() - 1, " spatial sizes (layout ",
+                                  p.preprocess.layout, "), got ", sizes.size()));
+    const nlohmann::json config = io::description_json_field(model.description().config, "config");
+    const auto patch = config.find("patch_size");
+    const auto drop = config.find("drop_remainder");
+    const bool drop_remainder = drop != config.end() && drop->is_boolean() && drop->get<bool>();
+    for (std::size_t a = 0; a < sizes.size(); ++a) {
+        const Index k = patch != config.end() && patch->is_array() && patch->size() == sizes.size()
+                            ? (*patch)[a].get<Index>()
+                            : 1;
+        if (sizes[a] < k || (sizes[a] % k != 0 && !drop_remainder))
+            throw usage_error(message("--input-size: ", sizes[a], " on axis ", a, " is not ",
+                                      drop_remainder ? "at least" : "a multiple of", " the patch size ", k,
+                                      " (patch_size ", patch != config.end() ? patch->dump() : "?", ")"));
+    }
+    p.input_shape = Shape{trained[0]};
+    p.input_shape.insert(p.input_shape.end(), sizes.begin(), sizes.end());
+    p.preprocess.input_size = sizes;
 }
 
 // The weights file's preprocessing with the command line's overrides; usage_error for overrides that do not
@@ -98,6 +130,7 @@ inline Pipeline make_pipeline(const io::LoadedModel<float>& model, const Options
                                   " interpolation, which vit3d-infer does not do; choose --interpolation ",
                                   vit3d::enum_name_list<io::ResizeFilter>("", ", ", " or ")));
     if (!o.channel_order.empty()) pre.channel_order = o.channel_order;
+    if (!o.input_size.empty()) set_input_size(model, o.input_size, p);
     return p;
 }
 

@@ -82,14 +82,15 @@ io::ModelOutput choose_output(const io::LoadedModel<float>& model, const std::st
     return o;
 }
 
-ModelFacts facts_of(const io::LoadedModel<float>& model) {
+// input_shape: [C, spatial...] of the run (the file's, or --input-size's).
+ModelFacts facts_of(const io::LoadedModel<float>& model, const vit3d::Shape& input_shape) {
     ModelFacts m;
     m.path = model.source();
     m.family = model.family();
     m.kind = model.kind();
     m.layout = model.preprocess().layout;
     m.parameters = model.parameter_count();
-    m.input_shape = model.input_shape();
+    m.input_shape = input_shape;
     for (io::ModelOutput o : model.outputs()) m.outputs.emplace_back(io::output_name(o));
     const nlohmann::json config = io::description_json_field(model.description().config, "config");
     m.patches = 1;
@@ -302,10 +303,10 @@ int run(const Options& o) {
         }
     }();
     report.load_seconds = seconds_since(load_start);
-    report.model = facts_of(model);
+    const Pipeline pipeline = make_pipeline(model, o);
+    report.model = facts_of(model, pipeline.input_shape);
     const io::ModelOutput output = choose_output(model, o.output_kind);
     report.output_kind = io::output_name(output);
-    const Pipeline pipeline = make_pipeline(model, o);
     report.preprocess = vit3d::detail::preprocessing_json(pipeline.preprocess);
     report.preprocess["npy_values"] = pipeline.npy_values;
 

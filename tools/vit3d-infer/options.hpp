@@ -59,6 +59,7 @@ struct Options {
     std::vector<double> window;  // {low, high}
     bool no_window = false;
     std::optional<Index> resize_size;  // 0: resize straight to the input size, no crop
+    std::vector<Index> input_size;     // spatial sizes to run a dynamic_size model at; empty: the file's
     std::string interpolation;
     std::string channel_order;
 };
@@ -66,7 +67,7 @@ struct Options {
 inline const char* conventions_text() {
     return R"(Inputs (--input, repeatable; each a file, a folder, a glob or @LIST):
   .npy          the model input as it is: one sample [C, spatial...] or a batch [B, C, spatial...], spatial
-                axes in the model's layout and at its input size (no resizing); float16/32/64, (u)int8,
+                axes in the model's layout and at its input size (or --input-size; no resizing); float16/32/64, (u)int8,
                 (u)int16, C order. Values are used as stored unless --npy-preprocess.
   .png .jpg .jpeg .bmp .pgm .ppm
                 2D models (layout BCHW): [C, H, W] with the model's channels (channel_order, or 1 = gray,
@@ -122,6 +123,11 @@ inline void add_options(CLI::App& app, Options& o) {
         ->delimiter(',')
         ->group(pre);
     app.add_flag("--no-window", o.no_window, "drop the weights file's intensity window")->group(pre);
+    app.add_option("--input-size", o.input_size,
+                   "spatial sizes to run the model at, in its axis order, comma-separated (models with "
+                   "dynamic_size: timm's; default: the weights file's input_size)")
+        ->delimiter(',')
+        ->group(pre);
     app.add_option("--resize-size", o.resize_size,
                    "images: resize the shorter side to this, then centre-crop (0: resize to the input size)")
         ->group(pre);
@@ -173,6 +179,8 @@ inline void check_options(Options& o) {
         if (!std::isfinite(m)) throw usage_error("--mean: expected finite numbers");
     if (o.rescale && (!(*o.rescale != 0) || !std::isfinite(*o.rescale)))
         throw usage_error(message("--rescale: expected a finite nonzero number, got ", *o.rescale));
+    for (Index size : o.input_size)
+        if (size < 1) throw usage_error(message("--input-size: expected positive integers, got ", size));
     if (o.resize_size && *o.resize_size < 0)
         throw usage_error(message("--resize-size: expected a non-negative integer, got ", *o.resize_size));
     if (!o.interpolation.empty() && !vit3d::enum_from_name<vit3d::io::ResizeFilter>(o.interpolation))
