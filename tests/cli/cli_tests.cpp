@@ -183,18 +183,15 @@ TEST_F(Cli, InputSizeRunsADynamicSizeModelAtAnotherSize) {
     EXPECT_EQ(read(path("grid.npy")).shape(), (vit3d::Shape{1, 32, 3, 4}));
     // A model without dynamic_size, and sizes the patches do not divide: refused before anything runs.
     io::write_npy(path("x.npy"), Tensor<float>({3, 32, 32}));
-    expect_one_line_error(
-        infer({"-w", timm, "-i", path("x.npy"), "-o", path("o.npy"), "--input-size", "48,48"}), 2,
-        "--input-size: this model runs at its input size [32, 32] only");
-    expect_one_line_error(
-        infer({"-w", dinov2, "-i", path("x.npy"), "-o", path("o.npy"), "--input-size", "50,16"}), 2,
-        "--input-size: 50 on axis 0 is not a multiple of the patch size 8");
-    expect_one_line_error(
-        infer({"-w", dinov2, "-i", path("x.npy"), "-o", path("o.npy"), "--input-size", "56"}), 2,
-        "--input-size: expected 2 spatial sizes (layout BCHW), got 1");
-    expect_one_line_error(
-        infer({"-w", dinov2, "-i", path("x.npy"), "-o", path("o.npy"), "--input-size", "0,16"}), 2,
-        "--input-size: expected positive integers, got 0");
+    const auto at = [&](const std::string& weights, const std::string& sizes) {
+        return infer({"-w", weights, "-i", path("x.npy"), "-o", path("o.npy"), "--input-size", sizes});
+    };
+    expect_one_line_error(at(timm, "48,48"), 2,
+                          "--input-size: this model runs at its input size [32, 32] only");
+    expect_one_line_error(at(dinov2, "50,16"), 2,
+                          "--input-size: 50 on axis 0 is not a multiple of the patch size 8");
+    expect_one_line_error(at(dinov2, "56"), 2, "--input-size: expected 2 spatial sizes (layout BCHW), got 1");
+    expect_one_line_error(at(dinov2, "0,16"), 2, "--input-size: expected positive integers, got 0");
     EXPECT_FALSE(fs::exists(path("o.npy")));
 }
 
