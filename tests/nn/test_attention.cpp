@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
 #include <vector>
 #include <vit3d.hpp>
 #include <vit3d/nn/attention.hpp>
@@ -233,6 +234,51 @@ TYPED_TEST(AttentionTyped, SplitAndKeylessBiasLayoutsEqualTheFusedOne) {
     EXPECT_EQ(names, (std::vector<std::string>{"attn.q_proj.weight", "attn.q_proj.bias", "attn.k_proj.weight",
                                                "attn.v_proj.weight", "attn.v_proj.bias", "attn.proj.weight",
                                                "attn.proj.bias"}));
+}
+
+// Grouped-query attention is the full-heads attention whose key and value projections repeat each key/value
+// head for the query heads of its group (transformers' repeat_kv), q/k norms and rotary tables included.
+TYPED_TEST(AttentionTyped, GroupedQueryAttentionIsFullAttentionWithRepeatedKeyValueHeads) {
+    using T = TypeParam;
+    vit3d::nn::MultiHeadAttentionConfig config;
+    config.dim = 16;
+    config.heads = 4;
+    config.qkv_split = true;
+    config.qk_norm = true;
+    MultiHeadAttention<T> full(config);
+    config.kv_heads = 2;
+    MultiHeadAttention<T> grouped(config);
+    ASSERT_EQ(grouped.k_proj->weight.shape(), (Shape{8, 16}));
+    std::uint64_t seed = 40;
+    grouped.visit_parameters(
+        [&](const std::string&, Tensor<T>& t) { t = Tensor<T>::randn(t.shape(), ++seed, T(0), T(0.3)); });
+    full.q_proj = grouped.q_proj, full.proj = grouped.proj, full.q_norm = grouped.q_norm;
+    full.k_norm = grouped.k_norm;
+    for (auto [to, from] :
+         {std::pair{&*full.k_proj, &*grouped.k_proj}, std::pair{&*full.v_proj, &*grouped.v_proj}})
+        for (Index h = 0; h < 4; ++h) {  // query head h reads key/value head h / 2
+            const Index source = h / 2;
+            for (Index r = 0; r < 4; ++r) {
+                for (Index c = 0; c < 16; ++c) to->weight(h * 4 + r, c) = from->weight(source * 4 + r, c);
+                (*to->bias)(h * 4 + r) = (*from->bias)(source * 4 + r);
+            }
+        }
+    vit3d::nn::RotaryEmbeddingConfig rope;
+    rope.head_dim = 4;
+    const vit3d::nn::RotaryTables<T> tables = vit3d::nn::rotary_tables<T>(rope, {2, 3});
+    const Tensor<T> x = Tensor<T>::randn({2, 1 + 6, 16}, 50);
+    AttentionInputs<T> in;
+    in.rotary = &tables;
+    in.rotary_prefix = 1;
+    EXPECT_TENSOR_CLOSE(grouped.forward(x, in), full.forward(x, in), tolerance<T>(), tolerance<T>());
+    EXPECT_TENSOR_CLOSE(grouped.query_weights(x, 2, in), full.query_weights(x, 2, in), tolerance<T>(),
+                        tolerance<T>());
+    vit3d::nn::MultiHeadAttentionConfig fused = config;
+    fused.qkv_split = false;
+    EXPECT_THROW(MultiHeadAttention<T>{fused}, vit3d::config_error);
+    fused.qkv_split = true;
+    fused.kv_heads = 3;
+    EXPECT_THROW(MultiHeadAttention<T>{fused}, vit3d::config_error);
 }
 
 // With rotary tables the class token's row of scores (query_weights, for cls_attention) is still the row of

@@ -5,7 +5,8 @@
 // nn::AttentionProblem, nn::AttentionView and nn::AttentionKernel (nn/scaled_dot_product_attention.hpp).
 //
 // Every view addresses element k of head h, token n, batch b at
-//     data + b * batch_stride + h * head_stride + n * token_stride + k        (k < head_dim contiguous)
+//     data + b * batch_stride + (h / head_group) * head_stride + n * token_stride + k  (k < head_dim
+//     contiguous)
 // which covers the fused qkv output [B, N, 3, H, d], the merged heads [B, N, H, d] and [B, H, N, d].
 
 #include <algorithm>
@@ -27,12 +28,15 @@ namespace vit3d::detail {
 //   automatic: fused, unless the caller asks for the weights.
 enum class AttentionKernel { automatic, fused, naive };
 
+// head_group: query heads per head of this view (grouped-query attention: keys and values have fewer heads
+// than queries, and query head h reads key/value head h / head_group); 1 otherwise.
 template <class T>
 struct AttentionView {
     const T* data = nullptr;
     Index batch_stride = 0, head_stride = 0, token_stride = 0;
+    Index head_group = 1;
     const T* at(Index b, Index h, Index n) const {
-        return data + b * batch_stride + h * head_stride + n * token_stride;
+        return data + b * batch_stride + (h / head_group) * head_stride + n * token_stride;
     }
 };
 

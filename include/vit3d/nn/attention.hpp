@@ -17,6 +17,8 @@
 //              rotary_prefix, applied to queries and keys after their norms (EVA, DINOv3).
 // The projections come fused (qkv, the default), fused without a key bias (EVA: qkv without bias plus
 // q_bias and v_bias, keys unbiased) or split (q_proj, k_proj, v_proj: EVA's and timm's unfused layouts).
+// Split projections may give the keys and values fewer heads (kv_heads, grouped-query attention, as timm's
+// AttentionRope and Sapiens2): query head h attends with key/value head h / (heads / kv_heads).
 // Optional norms (timm's qk_norm and scale_attn_norm): q_norm and k_norm normalise each head's queries and
 // keys over head_dim before the scores; norm normalises the merged heads before the output projection.
 // A query row whose keys are all masked attends nothing: its weights are 0 and its output, before the
@@ -72,6 +74,7 @@ struct MultiHeadAttentionConfig {
     double eps = 1e-6;
     bool qkv_split = false;
     bool k_bias = true;
+    Index kv_heads = 0;
 
     template <class Self, class F>
     static void list_fields(Self& c, F&& f) {
@@ -98,6 +101,10 @@ struct MultiHeadAttentionConfig {
                 "separate q_proj, k_proj and v_proj layers instead of a fused qkv"));
         f(field("k_bias", c.k_bias,
                 "with qkv_bias, the keys have a bias too (false: EVA's q_bias and v_bias, keys unbiased)"));
+        f(field("kv_heads", c.kv_heads,
+                "heads of the keys and values, dividing heads (grouped-query attention, split projections "
+                "only); 0: heads")
+              .non_negative());
     }
     VIT3D_VISIT_FIELDS_WITH(list_fields)
 };
@@ -108,7 +115,7 @@ struct MultiHeadAttention {
     std::optional<Tensor<T>> q_bias;  // [heads * head_dim] ("<prefix>.q_bias"): fused without a key bias
     std::optional<Tensor<T>> v_bias;  // [heads * head_dim] ("<prefix>.v_bias")
     std::optional<Linear<T>> q_proj;  // [heads * head_dim, dim] ("<prefix>.q_proj"): split projections
-    std::optional<Linear<T>> k_proj;
+    std::optional<Linear<T>> k_proj;  // [kv_heads * head_dim, dim], and v_proj
     std::optional<Linear<T>> v_proj;
     std::optional<Linear<T>> proj;  // [dim, heads * head_dim]  ("<prefix>.proj"); absent = identity
     std::optional<Norm<T>> q_norm;  // [head_dim] ("<prefix>.q_norm")
@@ -116,6 +123,7 @@ struct MultiHeadAttention {
     std::optional<Norm<T>> norm;    // [heads * head_dim] ("<prefix>.norm"), before proj
     Index heads = 1;
     Index head_dim = 0;
+    Index kv_heads = 0;  // heads of the keys and values (grouped-query attention); 0: heads
     // Fused by default; asking for the weights (AttentionInputs::weights) always takes the naive kernel.
     AttentionKernel kernel = AttentionKernel::automatic;
 
@@ -131,11 +139,16 @@ struct MultiHeadAttention {
         if (!c.out_proj && inner_dim() != c.dim)
             throw shape_error(message(op, ": without an output projection heads * head_dim must equal dim ",
                                       c.dim, ", got ", c.heads, " * ", head_dim));
-        const Index I = inner_dim();
+        if (c.kv_heads < 0 || (c.kv_heads > 0 && (c.heads % c.kv_heads != 0 || !c.qkv_split)))
+            throw config_error(message(op, ": expected kv_heads 0 or a divisor of heads ", c.heads,
+                                       " with split projections (qkv_split), got kv_heads ", c.kv_heads,
+                                       ", qkv_split ", c.qkv_split));
+        kv_heads = c.kv_heads > 0 ? c.kv_heads : c.heads;
+        const Index I = inner_dim(), KI = kv_inner_dim();
         if (c.qkv_split) {
             q_proj = Linear<T>(c.dim, I, c.qkv_bias);
-            k_proj = Linear<T>(c.dim, I, c.qkv_bias && c.k_bias);
-            v_proj = Linear<T>(c.dim, I, c.qkv_bias);
+            k_proj = Linear<T>(c.dim, KI, c.qkv_bias && c.k_bias);
+            v_proj = Linear<T>(c.dim, KI, c.qkv_bias);
         } else {
             qkv = Linear<T>(c.dim, 3 * I, c.qkv_bias && c.k_bias);
             if (c.qkv_bias && !c.k_bias) {
@@ -152,6 +165,9 @@ struct MultiHeadAttention {
     }
 
     Index inner_dim() const { return heads * head_dim; }
+    // Heads of the keys and values: fewer than heads under grouped-query attention.
+    Index key_heads() const { return kv_heads > 0 ? kv_heads : heads; }
+    Index kv_inner_dim() const { return key_heads() * head_dim; }
     Index dim() const { return q_proj ? q_proj->in_features() : qkv.in_features(); }
     double scale() const { return 1.0 / std::sqrt(static_cast<double>(head_dim)); }
 
@@ -159,7 +175,7 @@ struct MultiHeadAttention {
     Tensor<T> forward(const Tensor<T>& x, const AttentionInputs<T>& in = {}) const {
         const char* op = "vit3d::nn::MultiHeadAttention::forward";
         check_parameters(op);
-        const Index I = inner_dim(), D = dim();
+        const Index I = inner_dim(), KI = kv_inner_dim(), D = dim();
         if (x.rank() != 3 || x.dim(2) != D)
             throw shape_error(message(op, ": expected x [B, N, ", D, "], got ", x.shape()));
         const Index B = x.dim(0), Nq = x.dim(1);
@@ -183,12 +199,13 @@ struct MultiHeadAttention {
         Index q_stride, kv_stride;
         if (q_proj) {
             q_buf = q_proj->forward(x);           // [B, Nq, I]
-            kv_buf = k_proj->forward(kv_source);  // [B, Nk, I]
+            kv_buf = k_proj->forward(kv_source);  // [B, Nk, KI]
             v_buf = v_proj->forward(kv_source);
             q_base = q_buf.data();
             k_base = kv_buf.data();
             v_base = v_buf.data();
-            q_stride = kv_stride = I;
+            q_stride = I;
+            kv_stride = KI;
         } else if (!in.context) {
             q_buf = qkv.forward(x);  // [B, N, 3I]
             add_fused_biases(q_buf);
@@ -206,19 +223,20 @@ struct MultiHeadAttention {
             kv_stride = 2 * I;
         }
 
-        normalize_heads(q_norm, q_base, B * Nq, q_stride);
-        normalize_heads(k_norm, k_base, B * Nk, kv_stride);
+        normalize_heads(q_norm, q_base, B * Nq, q_stride, heads);
+        normalize_heads(k_norm, k_base, B * Nk, kv_stride, key_heads());
         if (in.rotary) {
             apply_rotary_embedding<T>({q_base, B, Nq, heads, head_dim, Nq * q_stride, q_stride},
                                       in.rotary_prefix, *in.rotary);
-            apply_rotary_embedding<T>({k_base, B, Nk, heads, head_dim, Nk * kv_stride, kv_stride},
+            apply_rotary_embedding<T>({k_base, B, Nk, key_heads(), head_dim, Nk * kv_stride, kv_stride},
                                       in.rotary_prefix, *in.rotary);
         }
 
         Tensor<T> heads_out = Tensor<T>::empty({B, Nq, I});
+        const Index group = heads / key_heads();
         problem.q = {q_base, Nq * q_stride, head_dim, q_stride};
-        problem.k = {k_base, Nk * kv_stride, head_dim, kv_stride};
-        problem.v = {v_base, Nk * kv_stride, head_dim, kv_stride};
+        problem.k = {k_base, Nk * kv_stride, head_dim, kv_stride, group};
+        problem.v = {v_base, Nk * kv_stride, head_dim, kv_stride, group};
         problem.out = heads_out.data();
         problem.out_batch_stride = Nq * I, problem.out_head_stride = head_dim, problem.out_token_stride = I;
         problem.scale = scale();
@@ -235,7 +253,7 @@ struct MultiHeadAttention {
     Tensor<T> query_weights(const Tensor<T>& x, Index query, const AttentionInputs<T>& in = {}) const {
         const char* op = "vit3d::nn::MultiHeadAttention::query_weights";
         check_parameters(op);
-        const Index I = inner_dim(), D = dim();
+        const Index I = inner_dim(), KI = kv_inner_dim(), D = dim();
         const Tensor<T>& kv_source = in.context ? *in.context : x;
         if (x.rank() != 3 || x.dim(2) != D || query < 0 || query >= x.dim(1) || kv_source.rank() != 3 ||
             kv_source.dim(0) != x.dim(0) || kv_source.dim(2) != D)
@@ -266,11 +284,11 @@ struct MultiHeadAttention {
             row.distance_bias = &distance;
         }
         Tensor<T> q = project_rows(x.narrow(1, query, 1), 0, I);  // [B, 1, I]
-        Tensor<T> k = project_rows(kv_source, I, I);              // [B, Nk, I]
-        normalize_heads(q_norm, q.data(), B, I);
-        normalize_heads(k_norm, k.data(), B * Nk, I);
+        Tensor<T> k = project_rows(kv_source, I, I);              // [B, Nk, KI]
+        normalize_heads(q_norm, q.data(), B, I, heads);
+        normalize_heads(k_norm, k.data(), B * Nk, KI, key_heads());
         if (in.rotary) {
-            apply_rotary_embedding<T>({k.data(), B, Nk, heads, head_dim, Nk * I, I}, in.rotary_prefix,
+            apply_rotary_embedding<T>({k.data(), B, Nk, key_heads(), head_dim, Nk * KI, KI}, in.rotary_prefix,
                                       *in.rotary);
             if (query >= in.rotary_prefix) {  // the query's own row of the tables
                 const Index row_of_query = query - in.rotary_prefix;
@@ -281,7 +299,7 @@ struct MultiHeadAttention {
         }
         Tensor<T> unused = Tensor<T>::empty({B, 1, I});
         row.q = {q.data(), I, head_dim, I};
-        row.k = row.v = {k.data(), Nk * I, head_dim, I};
+        row.k = row.v = {k.data(), Nk * KI, head_dim, KI, heads / key_heads()};
         row.out = unused.data();
         row.out_batch_stride = I, row.out_head_stride = head_dim, row.out_token_stride = I;
         row.scale = scale();
@@ -309,7 +327,9 @@ struct MultiHeadAttention {
 
     // Each head's part of `tokens` rows (`stride` elements apart, heads side by side from `base`) through
     // the per-head norm, in place.
-    void normalize_heads(const std::optional<Norm<T>>& head_norm, T* base, Index tokens, Index stride) const {
+    // The q or k norm over each of `count` heads of every token's row.
+    void normalize_heads(const std::optional<Norm<T>>& head_norm, T* base, Index tokens, Index stride,
+                         Index count) const {
         if (!head_norm) return;
         head_norm->check_parameters();
         if (head_norm->dim() != head_dim)
@@ -319,29 +339,31 @@ struct MultiHeadAttention {
         detail::parallel_for(tokens, std::max<Index>(1, (Index(1) << 14) / std::max<Index>(1, inner_dim())),
                              [&](Index first, Index last) {
                                  for (Index t = first; t < last; ++t)
-                                     head_norm->normalize(base + t * stride, base + t * stride, heads, isa);
+                                     head_norm->normalize(base + t * stride, base + t * stride, count, isa);
                              });
     }
 
     void check_parameters(const char* op) const {
-        const Index I = inner_dim(), D = dim();
-        bool ok = heads > 0 && head_dim > 0;
+        const Index I = inner_dim(), KI = kv_inner_dim(), D = dim();
+        bool ok = heads > 0 && head_dim > 0 && key_heads() > 0 && heads % key_heads() == 0;
         if (q_proj) {
             for (const auto* p : {&q_proj, &k_proj, &v_proj})
-                ok = ok && *p && (*p)->weight.rank() == 2 && (*p)->out_features() == I &&
-                     (*p)->in_features() == D;
+                ok = ok && *p && (*p)->weight.rank() == 2 &&
+                     (*p)->out_features() == (p == &q_proj ? I : KI) && (*p)->in_features() == D;
         } else {
-            ok = ok && qkv.weight.rank() == 2 && qkv.out_features() == 3 * I;
+            ok = ok && key_heads() == heads && qkv.weight.rank() == 2 && qkv.out_features() == 3 * I;
             for (const auto* b : {&q_bias, &v_bias}) ok = ok && (!*b || (*b)->shape() == Shape{I});
             ok = ok && q_bias.has_value() == v_bias.has_value() && !(q_bias && qkv.bias);
         }
         ok = ok && (proj ? proj->in_features() == I && proj->out_features() == D : I == D);
         if (!ok)
-            throw shape_error(message(op, ": parameters do not fit ", heads, " heads of ", head_dim, ": ",
-                                      (q_proj ? message("q_proj weight ", q_proj->weight.shape())
-                                              : message("qkv weight ", qkv.weight.shape())),
-                                      ", proj weight ",
-                                      (proj ? shape_to_string(proj->weight.shape()) : std::string("none"))));
+            throw shape_error(message(
+                op, ": parameters do not fit ", heads, " heads",
+                key_heads() != heads ? message(" (", key_heads(), " for keys and values)") : std::string(),
+                " of ", head_dim, ": ",
+                (q_proj ? message("q_proj weight ", q_proj->weight.shape())
+                        : message("qkv weight ", qkv.weight.shape())),
+                ", proj weight ", (proj ? shape_to_string(proj->weight.shape()) : std::string("none"))));
     }
 
     // EVA's query and value biases on the fused output [B, N, 3I] (its keys have none).

@@ -54,6 +54,8 @@ struct EncoderBlockConfig {
     bool mlp_norm = false;
     bool qkv_split = false;
     bool k_bias = true;
+    Index kv_heads = 0;
+    bool mlp_layer_scale = true;
 
     template <class Self, class F>
     static void list_fields(Self& c, F&& f) {
@@ -87,6 +89,12 @@ struct EncoderBlockConfig {
               .into(&MlpConfig::norm));
         f(field("qkv_split", c.qkv_split, "separate q, k and v projections").into(&Attention::qkv_split));
         f(field("k_bias", c.k_bias, "with qkv_bias, the keys have a bias too").into(&Attention::k_bias));
+        f(field("kv_heads", c.kv_heads, "heads of the keys and values (grouped-query attention); 0: heads")
+              .non_negative()
+              .into(&Attention::kv_heads));
+        f(field("mlp_layer_scale", c.mlp_layer_scale,
+                "with layer_scale, the MLP branch has its factors too (false: the attention's only, timm's "
+                "attn_only_layer_scale)"));
     }
     VIT3D_VISIT_FIELDS_WITH(list_fields)
 
@@ -116,7 +124,7 @@ struct EncoderBlock {
                 throw config_error(
                     message("vit3d::nn::EncoderBlock: LayerScale needs pre-norm blocks, got ", c.placement));
             ls1 = Tensor<T>::ones({c.dim});
-            ls2 = Tensor<T>::ones({c.dim});
+            if (c.mlp_layer_scale) ls2 = Tensor<T>::ones({c.dim});
         }
     }
 
