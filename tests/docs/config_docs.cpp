@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <vector>
 #include <vit3d.hpp>
 
 namespace {
@@ -46,6 +47,8 @@ std::string value_text(FieldRange range, const char* length) {
         return message(std::is_unsigned_v<V> ? "non-negative " : range_words(range), "integer");
     } else if constexpr (std::is_floating_point_v<V>) {
         return message(range_words(range), "number");
+    } else if constexpr (std::is_same_v<V, std::vector<vit3d::Index>>) {
+        return message("list of ", range_words(range), "integers");
     } else {
         static_assert(ArrayLength<V>::value > 0, "config_docs: a field of a type the page cannot describe");
         return message(length ? message(length) : message(ArrayLength<V>::value), " ", range_words(range),
@@ -57,7 +60,7 @@ template <class V>
 bool within(const V& value, FieldRange range) {
     if constexpr (std::is_arithmetic_v<V> && !std::is_same_v<V, bool>) {
         return range == FieldRange::any || (range == FieldRange::positive ? value > 0 : value >= 0);
-    } else if constexpr (ArrayLength<V>::value > 0) {
+    } else if constexpr (ArrayLength<V>::value > 0 || std::is_same_v<V, std::vector<vit3d::Index>>) {
         for (const auto& x : value)
             if (!within(x, range)) return false;
         return true;

@@ -81,6 +81,8 @@ models::VisionTransformerConfig<N> changed_vision_transformer() {
     c.rope_rotate_half = true;
     c.dynamic_size = true;
     c.pos_embed_interpolation = nn::Interpolation::linear;
+    c.mlp_layer_scale = false;
+    c.block_kv_heads = {4, 2, 1};
     return c;
 }
 
@@ -224,11 +226,13 @@ TEST(ConfigJson, ValuesAreCheckedAsTheSchemaSays) {
 TEST(ConfigJson, TheJsonIsSchemaVersionOne) {
     EXPECT_EQ(
         io::config_json(changed_vision_transformer<2>()).dump(),
-        R"({"activation":"gelu_tanh","attn_norm":true,"channels":2,"class_token":false,"depth":3,"dim":24,)"
+        R"({"activation":"gelu_tanh","attn_norm":true,"block_kv_heads":[4,2,1],"channels":2,)"
+        R"("class_token":false,"depth":3,"dim":24,)"
         R"("distillation_token":true,"drop_remainder":true,"dynamic_size":true,"eps":1.25e-07,"final_norm":false,)"
         R"("head_activation":"tanh","head_dim":5,"head_norm":true,"heads":4,"input_size":[12,16],)"
         R"("k_bias":false,"layer_scale":true,"mean_includes_class_token":true,)"
-        R"("mlp":"swiglu","mlp_bias":false,"mlp_dim":7,"mlp_norm":true,"norm":"rms_norm","norm_bias":false,)"
+        R"("mlp":"swiglu","mlp_bias":false,"mlp_dim":7,"mlp_layer_scale":false,"mlp_norm":true,)"
+        R"("norm":"rms_norm","norm_bias":false,)"
         R"("norm_placement":"post","num_classes":9,"patch_bias":false,"patch_norm":true,"patch_norms":true,)"
         R"("patch_size":[4,4],"pool":"mean","pool_heads":3,"pool_mlp_dim":11,"pos_embed":"sincos",)"
         R"("pos_embed_covers_class_token":false,"pos_embed_interpolation":"linear","pre_norm":true,)"

@@ -106,6 +106,8 @@ struct VisionTransformerConfig {
     bool rope_rotate_half = false;
     bool dynamic_size = false;
     nn::Interpolation pos_embed_interpolation = nn::Interpolation::bicubic_antialias;
+    bool mlp_layer_scale = true;
+    std::vector<Index> block_kv_heads;
 
     template <class Self, class F>
     static void list_fields(Self& c, F&& f) {
@@ -234,6 +236,16 @@ struct VisionTransformerConfig {
         f(field("rope_rotate_half", c.rope_rotate_half, "timm's rope_rotate_half: pairs (x[p], x[p + d/2])")
               .into(&Rope::rotate_half)
               .may_be_absent());
+        f(field("mlp_layer_scale", c.mlp_layer_scale,
+                "with layer_scale, the MLP branches have their factors too (false: timm's "
+                "attn_only_layer_scale, Sapiens2)")
+              .into(&Block::mlp_layer_scale)
+              .may_be_absent());
+        f(field("block_kv_heads", c.block_kv_heads,
+                "heads of the keys and values in each block (grouped-query attention, qkv_split only; "
+                "Sapiens2); empty: heads in every block")
+              .non_negative()
+              .may_be_absent());
         f(field("dynamic_size", c.dynamic_size,
                 "inputs of other sizes the patches divide run too (timm's dynamic_img_size): the learned "
                 "position table is resampled to their grid, the rotary tables made for it; false: input_size "
@@ -354,6 +366,16 @@ struct VisionTransformer {
                 message(op, ": dynamic_size resamples a learned position table or none, got pos_embed ",
                         c.pos_embed));
         encoder = nn::Encoder<T>(c.depth, sub_config<nn::EncoderBlockConfig>(c), c.final_norm);
+        if (!c.block_kv_heads.empty()) {
+            if (static_cast<Index>(c.block_kv_heads.size()) != c.depth)
+                throw config_error(message(op, ": expected block_kv_heads for each of the ", c.depth,
+                                           " blocks, got ", c.block_kv_heads.size()));
+            for (Index i = 0; i < c.depth; ++i) {
+                nn::EncoderBlockConfig block = sub_config<nn::EncoderBlockConfig>(c);
+                block.kv_heads = c.block_kv_heads[static_cast<std::size_t>(i)];
+                encoder.blocks[static_cast<std::size_t>(i)] = nn::EncoderBlock<T>(block);
+            }
+        }
         if (c.pool == Pooling::attention)
             attn_pool = nn::AttentionPool<T>({c.dim, c.pool_heads > 0 ? c.pool_heads : c.heads,
                                               c.pool_mlp_dim > 0 ? c.pool_mlp_dim : c.mlp_dim, c.activation,

@@ -1,9 +1,9 @@
 #pragma once
 // A model configuration as the JSON object of a weights file's "config", both ways, from the config's field
 // list (core/fields.hpp): each field by its C++ name, integers and numbers checked against the field's
-// range, enumerators by name (listing the valid names in errors), sizes as arrays of their fixed length.
-// Reading requires every field (but those marked may_be_absent, which keep their defaults when absent) and
-// allows no other.
+// range, enumerators by name (listing the valid names in errors), sizes as arrays of their fixed length,
+// lists as arrays of any length. Reading requires every field (but those marked may_be_absent, which keep
+// their defaults when absent) and allows no other.
 
 #include <nlohmann/json.hpp>
 
@@ -59,6 +59,8 @@ V read_field_value(JsonFields& f, const std::string& key, FieldRange range) {
         if (range == FieldRange::non_negative && !(value >= 0))
             f.fail(key, "a non-negative number", f.value(key));
         return value;
+    } else if constexpr (std::is_same_v<V, std::vector<Index>>) {
+        return f.integers(key, 0, smallest_integer(range));
     } else {
         static_assert(IsIndexArray<V>::value, "a config field of a type JSON does not hold");
         const std::vector<Index> values = f.integers(key, std::tuple_size_v<V>, smallest_integer(range));
