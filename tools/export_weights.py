@@ -104,7 +104,7 @@ CONFIG_DEFAULTS = {
     "pool_mlp_dim": 0, "pool_heads": 0, "drop_remainder": False, "qkv_split": False, "k_bias": True, "rope": False,
     "rope_variant": "cat", "rope_temperature": 10000.0, "rope_grid_indexing": "ij", "rope_grid_offset": 0.0,
     "rope_ref_feat_shape": [0, 0], "rope_rotate_half": False, "dynamic_size": False,
-    "pos_embed_interpolation": "bicubic_antialias",
+    "pos_embed_interpolation": "bicubic_antialias", "mlp_layer_scale": True, "block_kv_heads": [],
 }
 
 
@@ -376,6 +376,7 @@ def describe_eva(model, hints):
     blocks = list(model.blocks)
     activation, mlp_dim, heads, head_dim, mlp = "gelu", 0, 1, 0, ("mlp", True, False)
     qkv_bias, qkv_split, k_bias, placement, layer_scale, qk_norm, attn_norm = True, False, True, "pre", False, False, False
+    mlp_layer_scale, kv_heads = True, []
     for i, block in enumerate(blocks):
         if type(block) not in (EvaBlock, EvaBlockPostNorm):
             raise Unsupported(f, f"block {i} of type {type(block).__name__}", "timm's EvaBlock or EvaBlockPostNorm")
@@ -384,13 +385,12 @@ def describe_eva(model, hints):
             raise Unsupported(f, f"block {i}'s attention of type {type(a).__name__}", "EvaAttention or AttentionRope")
         if getattr(a, "gate", None) is not None:
             raise Unsupported(f, "a gated attention", "gated=False")
-        if getattr(a, "num_kv_groups", 1) != 1:
-            raise Unsupported(f, "grouped-query attention (num_kv_heads)", "num_kv_heads=None")
+        kv_heads.append(int(getattr(a, "num_kv_heads", a.num_heads)))
         placement = "res_post" if type(block) is EvaBlockPostNorm else "pre"
         gammas = [getattr(block, n, None) for n in ("gamma_1", "gamma_2")]
-        if (gammas[0] is None) != (gammas[1] is None):
-            raise Unsupported(f, "LayerScale on the attention only (attn_only_layer_scale)", "both branches or neither")
-        layer_scale = gammas[0] is not None
+        if gammas[0] is None and gammas[1] is not None:
+            raise Unsupported(f, "LayerScale on the MLP only", "both branches, the attention's only, or neither")
+        layer_scale, mlp_layer_scale = gammas[0] is not None, gammas[1] is not None
         qkv_split = a.qkv is None
         if qkv_split:
             qkv_bias = a.q_proj.bias is not None
@@ -429,6 +429,8 @@ def describe_eva(model, hints):
         pool_heads=0 if pool_heads == heads else pool_heads,
         # any input size the patches divide, as timm's dynamic_img_size runs it (resample_abs_pos_embed)
         dynamic_size=True, pos_embed_interpolation="bicubic_antialias",
+        mlp_layer_scale=mlp_layer_scale or not layer_scale,
+        block_kv_heads=kv_heads if any(k != heads for k in kv_heads) else [],
         drop_remainder=any(s % p for s, p in zip(size, patch)), qkv_split=qkv_split, k_bias=k_bias, **rope)
     return "vit2d", "timm", config, _timm_preprocess(model, size)
 

@@ -3,15 +3,21 @@
 // (registers, LayerScale, norm_pre, QuickGELU, attention pooling, RMSNorm, SwiGLU and GluMlp, q/k norms,
 // avgmax and max pooling, ResPostBlock, an input size the patch does not divide), DeiT's distillation token,
 // and timm's Eva models (RoPE of the cat, mixed and DINOv3 kinds, EvaAttention's biases, split projections,
-// EvaBlockPostNorm, Perception Encoder's pool). Fixtures: tests/fixtures/make_timm_fixtures.py.
+// EvaBlockPostNorm, Perception Encoder's pool, Sapiens2's grouped-query attention), each at its exported
+// input size and at another one (dynamic_size). Fixtures: tests/fixtures/make_timm_fixtures.py.
 
 #include <gtest/gtest.h>
+
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
 
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vit3d.hpp>
 #include <vit3d/io/load_model.hpp>
+#include <vit3d/io/model_kinds/config_json.hpp>
 
 #include "support/fixtures.hpp"
 
@@ -41,7 +47,7 @@ double float64_tolerance(const std::string& name) {
 // (resample_abs_pos_embed casts it), so float64 models carry float32 rounding there too: measured up to
 // 9e-8 of scale (aimv2's tokens), against vit3d's resampling in float64.
 double float64_tolerance_at_other_size(const std::string& name) {
-    for (const char* no_table : {"swiglu_packed", "dinov3", "rope_mixed"})
+    for (const char* no_table : {"swiglu_packed", "dinov3", "rope_mixed", "sapiens2"})
         if (name == no_table) return float64_tolerance(name);
     return 2e-7;
 }
@@ -82,9 +88,21 @@ INSTANTIATE_TEST_SUITE_P(Cases, TimmParity,
                          ::testing::Values("dinov2_registers", "clip", "siglip", "aimv2", "qk_norm",
                                            "max_prefix", "glu", "swiglu_packed", "res_post", "deit_distilled",
                                            "remainder", "map_prefix", "eva02", "eva02_packed", "dinov3",
-                                           "rope_mixed", "pe_core", "eva_post_norm"),
+                                           "rope_mixed", "pe_core", "sapiens2", "eva_post_norm"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                              return std::string(info.param);
                          });
+
+// The presets of timm models are the configurations the exporter writes for them.
+TEST(TimmPresets, AreWhatTheExporterWritesForTheirTimmModels) {
+    std::ifstream file(std::string(VIT3D_TEST_FIXTURE_DIR) + "/timm/presets.json");
+    const nlohmann::json presets = nlohmann::json::parse(file);
+    const std::pair<const char*, vit3d::models::VisionTransformerConfig<2>> ours[] = {
+        {"dinov2_vit_s14_reg4", vit3d::models::dinov2_vit_s14_reg4()},
+        {"siglip_vit_b16_256", vit3d::models::siglip_vit_b16_256()}};
+    ASSERT_EQ(presets.size(), std::size(ours));
+    for (const auto& [name, config] : ours)
+        EXPECT_EQ(io::config_json(config), presets.at(name).at("config")) << name;
+}
 
 }  // namespace

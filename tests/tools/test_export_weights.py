@@ -147,16 +147,27 @@ class CommandLine(unittest.TestCase):
             result = self.run_exporter(config=dict(args, **extra), family="timm", state=self.tmp / "timm.pth")
             self.assert_error(result, fragment, "supported:")
 
-    def test_unsupported_eva_option_lists_what_is_supported(self):
+    def test_eva_grouped_query_attention_and_attention_only_layer_scale(self):
         from timm.models.eva import Eva
-        args = dict(img_size=32, patch_size=8, embed_dim=16, depth=1, num_heads=2, num_classes=3)
-        for extra, fragment in ((dict(attn_type="rope", qkv_fused=False, num_kv_heads=1), "grouped-query attention"),
-                                (dict(init_values=0.1, attn_only_layer_scale=True), "attn_only_layer_scale")):
-            with self.subTest(extra=extra), self.assertRaises(export_weights.Unsupported) as caught:
-                export_weights.export(Eva(**args, **extra).eval(), "timm", str(self.output))
-            self.assertIn(fragment, str(caught.exception))
-            self.assertIn("supported:", str(caught.exception))
-            self.assertFalse(self.output.exists())
+        import json as json_module
+        from safetensors import safe_open
+        args = dict(img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=4, num_classes=3, attn_type="rope",
+                    qkv_fused=False, num_kv_heads=(4, 2), init_values=0.1, attn_only_layer_scale=True)
+        export_weights.export(Eva(**args).eval(), "timm", str(self.output))
+        with safe_open(str(self.output), "np") as f:
+            config = json_module.loads(f.metadata()["vit3d.model"])["config"]
+        self.assertEqual((config["block_kv_heads"], config["layer_scale"], config["mlp_layer_scale"]),
+                         ([4, 2], True, False))
+
+    def test_unsupported_eva_block_lists_what_is_supported(self):
+        from timm.models.eva import Eva
+        model = Eva(img_size=32, patch_size=8, embed_dim=16, depth=1, num_heads=2, num_classes=3).eval()
+        model.blocks[0].attn = torch.nn.Identity()
+        with self.assertRaises(export_weights.Unsupported) as caught:
+            export_weights.export(model, "timm", str(self.output))
+        self.assertIn("block 0's attention of type Identity", str(caught.exception))
+        self.assertIn("supported: EvaAttention or AttentionRope", str(caught.exception))
+        self.assertFalse(self.output.exists())
 
     def test_bad_preprocess_is_named(self):
         self.assert_error(self.run_exporter("--preprocess", '{"mean": [0.5, 0.5]}', config=TV), "preprocess.mean",

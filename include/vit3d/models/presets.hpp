@@ -74,6 +74,37 @@ inline VisionTransformerConfig<3> monai_vit_b_3d(Index num_classes = 2) {
     return c;
 }
 
+// timm's vit_small_patch14_reg4_dinov2 (DINOv2 ViT-S/14 with 4 registers) at 518 x 518: 37 x 37 = 1,369
+// patches, a class token and 4 registers, 1,374 tokens of width 384 in 12 blocks of 6 heads; LayerScale,
+// positions added to the patches only (no_embed_class), no head. It runs at other sizes too (dynamic_size).
+inline VisionTransformerConfig<2> dinov2_vit_s14_reg4() {
+    VisionTransformerConfig<2> c;
+    c.input_size = {518, 518};
+    c.patch_size = {14, 14};
+    c.dim = 384;
+    c.heads = 6;
+    c.mlp_dim = 1536;
+    c.num_classes = 0;
+    c.pos_embed_covers_class_token = false;
+    c.reg_tokens = 4;
+    c.layer_scale = true;
+    c.dynamic_size = true;
+    return c;
+}
+
+// timm's vit_base_patch16_siglip_256 (SigLIP ViT-B/16) at 256 x 256: 256 patch tokens, no class token,
+// the attention-pooling head (timm's map), no classifier. It runs at other sizes too (dynamic_size).
+inline VisionTransformerConfig<2> siglip_vit_b16_256() {
+    VisionTransformerConfig<2> c;
+    c.input_size = {256, 256};
+    c.patch_size = {16, 16};
+    c.num_classes = 0;
+    c.class_token = false;
+    c.pool = Pooling::attention;
+    c.dynamic_size = true;
+    return c;
+}
+
 // The anatomy-aware CT encoder at the size its authors built: [B, 1, 64, 512, 512] volumes, 4x16x16 patches
 // (16 x 32 x 32 = 16,384 patch tokens + a class token), width 768, 12 hybrid blocks of 12 heads, MLP 3072,
 // 32 slice-distance levels, 20 anatomical regions, factorized learned 3D positions, cls pooling.
