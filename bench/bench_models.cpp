@@ -2,6 +2,10 @@
 //   "vit_b_16/B:<B>/threads:<t>"        torchvision's ViT-B/16 at 224x224 (197 tokens), B = 1 and 8;
 //   "vit3d_b16x16x4/B:1/threads:<t>"    MONAI's ViT-B on a [1, 1, 256, 256, 64] volume, 16x16x4 patches
 //                                        (4,096 patches + class token = 4,097 tokens).
+//   "dinov2_s14_reg4_518/B:1/threads:<t>" timm's DINOv2 ViT-S/14 with 4 registers at 518x518 (1,374 tokens;
+//                                        models::dinov2_vit_s14_reg4): LayerScale, registers.
+//   "siglip_b16_256/B:1/threads:<t>"     timm's SigLIP ViT-B/16 at 256x256 (256 tokens, no class token;
+//                                        models::siglip_vit_b16_256): the attention-pooling head.
 // Counters: ms_per_image, tokens_per_s, peak_rss_bytes (this benchmark's peak, weights and their packed
 // copies included).
 //   "ct_encoder/<size>/mask/threads:<t>" the anatomy-aware CT encoder (models::ct_encoder()) on a
@@ -48,17 +52,17 @@ void run_model(benchmark::State& state, vit3d::models::VisionTransformerConfig<N
     vit3d::Shape input{B, config.channels};
     for (Index s : config.input_size) input.push_back(s);
     const Tensor<float> x = Tensor<float>::randn(input, 7);
-    const Index tokens = config.num_patches() + (config.class_token ? 1 : 0);
+    const Index tokens = config.num_patches() + (config.class_token ? 1 : 0) + config.reg_tokens;
     // Steady state, as the peers are timed after a warm-up: the second call packs the linear layers' weights
     // (nn/linear.hpp). Skipped for the 3D ViT (4,097 tokens, 15 s a call), where a pack saves < 0.2%.
     if (B * tokens <= 4096)
         for (int warm_up = 0; warm_up < 2; ++warm_up)
-            benchmark::DoNotOptimize(model.forward(x).logits.data());
+            benchmark::DoNotOptimize(model.forward(x).tokens.data());
     double seconds = 0;
     for (auto _ : state) {
         const auto start = std::chrono::steady_clock::now();
         auto out = model.forward(x);
-        benchmark::DoNotOptimize(out.logits.data());
+        benchmark::DoNotOptimize(out.tokens.data());
         seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
     state.counters["ms_per_image"] = 1e3 * seconds / double(state.iterations()) / double(B);
@@ -127,6 +131,14 @@ const bool registered = [] {
                 run_model<2>, vit3d::models::vit_b_16(), B, threads)
                 ->Unit(benchmark::kMillisecond)
                 ->UseRealTime();
+        benchmark::RegisterBenchmark(("dinov2_s14_reg4_518/B:1/threads:" + std::to_string(threads)).c_str(),
+                                     run_model<2>, vit3d::models::dinov2_vit_s14_reg4(), Index(1), threads)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+        benchmark::RegisterBenchmark(("siglip_b16_256/B:1/threads:" + std::to_string(threads)).c_str(),
+                                     run_model<2>, vit3d::models::siglip_vit_b16_256(), Index(1), threads)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
         benchmark::RegisterBenchmark(("vit3d_b16x16x4/B:1/threads:" + std::to_string(threads)).c_str(),
                                      run_model<3>, vit3d::models::monai_vit_b_3d(), Index(1), threads)
             ->Unit(benchmark::kMillisecond)

@@ -10,7 +10,8 @@ bench/bench_models.cpp) and each thread count, vit3d's number next to its peers'
     F.scaled_dot_product_attention with its default dispatch (the fused CPU flash kernel) and with the math
     backend (skipped where its N x N scores would not fit in memory);
   * the whole attention module (width 768): torch.nn.MultiheadAttention (its inference fast path);
-  * whole models, random weights: torchvision's vit_b_16 at 224 x 224 (B = 1, 8) and MONAI's 3D ViT-B on a
+  * whole models, random weights: torchvision's vit_b_16 at 224 x 224 (B = 1, 8), timm's DINOv2 ViT-S/14
+    with 4 registers at 518 x 518 (1,374 tokens) and SigLIP ViT-B/16 at 256 x 256, and MONAI's 3D ViT-B on a
     [1, 1, 256, 256, 64] volume (16 x 16 x 4 patches, 4,097 tokens), in torch eager mode and in ONNX Runtime
     (the same weights, exported once with torch.onnx.export into build-peers/onnx/);
   * the anatomy-aware CT encoder with a 20-region label mask, on [1, 1, 64, 256, 256] (4,097 tokens) and at
@@ -116,7 +117,13 @@ class ModelSpec:
 MODELS = {
     "vit_b_16": ModelSpec("vit_b_16", (3, 224, 224), 197, (1, 8)),
     "vit3d_b16x16x4": ModelSpec("vit3d_b16x16x4", (1, 256, 256, 64), 4097, (1,)),
+    "dinov2_s14_reg4_518": ModelSpec("dinov2_s14_reg4_518", (3, 518, 518), 1374, (1,)),
+    "siglip_b16_256": ModelSpec("siglip_b16_256", (3, 256, 256), 256, (1,)),
 }
+
+# The timm models of MODELS (vit3d's presets models::dinov2_vit_s14_reg4 and siglip_vit_b16_256).
+TIMM_MODELS = {"dinov2_s14_reg4_518": "vit_small_patch14_reg4_dinov2",
+               "siglip_b16_256": "vit_base_patch16_siglip_256"}
 
 
 # The CT encoder cases of bench_models.cpp ("ct_encoder/<size>/mask/threads:<t>"): volume [D, H, W] and tokens.
@@ -293,6 +300,10 @@ def build_torch_model(torch, model: str, flash_attention: bool):
         import torchvision
 
         net = torchvision.models.vit_b_16()
+    elif model in TIMM_MODELS:
+        import timm
+
+        net = timm.create_model(TIMM_MODELS[model], pretrained=False, num_classes=0)  # timm's own attention
     else:
         from monai.networks.nets import ViT
 
