@@ -309,6 +309,18 @@ def _timm_block_norms_and_mlp(f, i, block, norms):
     return (kind, mlp_bias, mlp_norm is not None), mlp_dim, activation
 
 
+def _same_as_block_0(f, i, settings, first):
+    """Refuses block i when its settings differ from block 0's: vit3d builds every block alike (but for its
+    key/value heads), and a difference the state_dict's keys do not show (an activation) would be silent."""
+    if not first:
+        first.update(settings)
+        return
+    for key, value in settings.items():
+        if value != first[key]:
+            raise Unsupported(f, f"block {i}'s {key} {value!r}, where block 0 has {first[key]!r}",
+                              "blocks alike but for their key/value heads")
+
+
 def _timm_pool_and_norms(f, model, norms, heads, activation):
     """The attention pool's MLP width and heads (0 and the blocks' heads without one), and the one norm kind,
     bias and eps of every norm: the blocks' (in norms) and the model's own."""
@@ -376,7 +388,7 @@ def describe_eva(model, hints):
     blocks = list(model.blocks)
     activation, mlp_dim, heads, head_dim, mlp = "gelu", 0, 1, 0, ("mlp", True, False)
     qkv_bias, qkv_split, k_bias, placement, layer_scale, qk_norm, attn_norm = True, False, True, "pre", False, False, False
-    mlp_layer_scale, kv_heads = True, []
+    mlp_layer_scale, kv_heads, first = True, [], {}
     for i, block in enumerate(blocks):
         if type(block) not in (EvaBlock, EvaBlockPostNorm):
             raise Unsupported(f, f"block {i} of type {type(block).__name__}", "timm's EvaBlock or EvaBlockPostNorm")
@@ -407,6 +419,10 @@ def describe_eva(model, hints):
         attn_norm = not isinstance(a.norm, nn.Identity)
         mlp, mlp_dim, activation = _timm_block_norms_and_mlp(f, i, block, norms)
         heads, head_dim = a.num_heads, a.head_dim
+        _same_as_block_0(f, i, dict(placement=placement, layer_scale=layer_scale, mlp_layer_scale=mlp_layer_scale,
+                                    qkv_split=qkv_split, qkv_bias=qkv_bias, k_bias=k_bias, qk_norm=qk_norm,
+                                    attn_norm=attn_norm, mlp=mlp, mlp_dim=mlp_dim, activation=activation,
+                                    heads=heads, head_dim=head_dim), first)
     pool_mlp_dim, pool_heads, norm, norm_bias, eps = _timm_pool_and_norms(f, model, norms, heads, activation)
     class_token = model.cls_token is not None
     size, patch = list(pe.img_size), list(pe.patch_size)
@@ -468,6 +484,7 @@ def describe_timm(model, hints):
     activation, mlp_dim, heads, head_dim, mlp = "gelu", 0, 1, 0, ("mlp", True, False)
     qkv_bias = proj_bias = True
     placement, layer_scale, qk_norm, attn_norm = "pre", False, False, False
+    first = {}
     for i, block in enumerate(blocks):
         if type(block) not in (Block, ResPostBlock):
             raise Unsupported(f, f"block {i} of type {type(block).__name__}", "timm's Block or ResPostBlock")
@@ -487,6 +504,9 @@ def describe_timm(model, hints):
         mlp, mlp_dim, activation = _timm_block_norms_and_mlp(f, i, block, norms)
         qkv_bias, proj_bias = a.qkv.bias is not None, a.proj.bias is not None
         heads, head_dim = a.num_heads, a.head_dim
+        _same_as_block_0(f, i, dict(placement=placement, layer_scale=layer_scale, qk_norm=qk_norm,
+                                    attn_norm=attn_norm, mlp=mlp, mlp_dim=mlp_dim, activation=activation,
+                                    qkv_bias=qkv_bias, proj_bias=proj_bias, heads=heads, head_dim=head_dim), first)
     pool_mlp_dim, pool_heads, norm, norm_bias, eps = _timm_pool_and_norms(f, model, norms, heads, activation)
     class_token = model.cls_token is not None
     size, patch = list(pe.img_size), list(pe.patch_size)

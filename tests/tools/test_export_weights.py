@@ -169,6 +169,16 @@ class CommandLine(unittest.TestCase):
         self.assertIn("supported: EvaAttention or AttentionRope", str(caught.exception))
         self.assertFalse(self.output.exists())
 
+    def test_blocks_that_differ_are_refused_naming_the_difference(self):
+        import timm.models.vision_transformer as tvit
+        model = tvit.VisionTransformer(img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2,
+                                       num_classes=3).eval()
+        model.blocks[1].mlp.act = torch.nn.SiLU()  # no key shows it: it would be silent
+        with self.assertRaises(export_weights.Unsupported) as caught:
+            export_weights.export(model, "timm", str(self.output))
+        self.assertIn("block 1's activation 'silu', where block 0 has 'gelu'", str(caught.exception))
+        self.assertFalse(self.output.exists())
+
     def test_bad_preprocess_is_named(self):
         self.assert_error(self.run_exporter("--preprocess", '{"mean": [0.5, 0.5]}', config=TV), "preprocess.mean",
                           "3 numbers")
