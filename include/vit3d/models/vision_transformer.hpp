@@ -365,17 +365,11 @@ struct VisionTransformer {
             throw config_error(
                 message(op, ": dynamic_size resamples a learned position table or none, got pos_embed ",
                         c.pos_embed));
-        encoder = nn::Encoder<T>(c.depth, sub_config<nn::EncoderBlockConfig>(c), c.final_norm);
-        if (!c.block_kv_heads.empty()) {
-            if (static_cast<Index>(c.block_kv_heads.size()) != c.depth)
-                throw config_error(message(op, ": expected block_kv_heads for each of the ", c.depth,
-                                           " blocks, got ", c.block_kv_heads.size()));
-            for (Index i = 0; i < c.depth; ++i) {
-                nn::EncoderBlockConfig block = sub_config<nn::EncoderBlockConfig>(c);
-                block.kv_heads = c.block_kv_heads[static_cast<std::size_t>(i)];
-                encoder.blocks[static_cast<std::size_t>(i)] = nn::EncoderBlock<T>(block);
-            }
-        }
+        if (!c.block_kv_heads.empty() && static_cast<Index>(c.block_kv_heads.size()) != c.depth)
+            throw config_error(message(op, ": expected block_kv_heads for each of the ", c.depth,
+                                       " blocks, got ", c.block_kv_heads.size()));
+        encoder =
+            nn::Encoder<T>(c.depth, sub_config<nn::EncoderBlockConfig>(c), c.final_norm, c.block_kv_heads);
         if (c.pool == Pooling::attention)
             attn_pool = nn::AttentionPool<T>({c.dim, c.pool_heads > 0 ? c.pool_heads : c.heads,
                                               c.pool_mlp_dim > 0 ? c.pool_mlp_dim : c.mlp_dim, c.activation,
@@ -475,11 +469,10 @@ struct VisionTransformer {
                                  [&] { return make_rotary_tables(grid); });
     }
 
-    // One table for every block, or one per block (mixed); none without rope.
+    // One table for every block, or one per block (mixed).
     RotaryTableSet make_rotary_tables(const std::array<Index, SpatialDims>& grid) const {
         RotaryTableSet tables;
-        if constexpr (SpatialDims == 2) {
-            if (!config.rope) return tables;
+        if constexpr (SpatialDims == 2) {  // rope needs 2 axes (checked at construction)
             const nn::RotaryEmbeddingConfig r = rope_config();
             if (!rope) {
                 tables.push_back(nn::rotary_tables<T>(r, grid));

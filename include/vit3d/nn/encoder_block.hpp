@@ -203,10 +203,19 @@ struct Encoder {
     Encoder() = default;
     // Each block is built in place rather than copied from a prototype: a copy would write every
     // parameter's zeros, while a freshly built block's zeros are untouched pages until a loader fills them.
-    Encoder(Index depth, const EncoderBlockConfig& c, bool final_norm = true) {
+    // kv_heads: each block's key/value heads (grouped-query attention), or empty for c.kv_heads in all.
+    Encoder(Index depth, const EncoderBlockConfig& c, bool final_norm = true,
+            const std::vector<Index>& kv_heads = {}) {
         if (depth < 0) throw config_error(message("vit3d::nn::Encoder: expected depth >= 0, got ", depth));
+        if (!kv_heads.empty() && static_cast<Index>(kv_heads.size()) != depth)
+            throw config_error(message("vit3d::nn::Encoder: expected key/value heads for each of the ", depth,
+                                       " blocks, got ", kv_heads.size()));
         blocks.reserve(static_cast<std::size_t>(depth));
-        for (Index i = 0; i < depth; ++i) blocks.emplace_back(c);
+        EncoderBlockConfig block = c;
+        for (Index i = 0; i < depth; ++i) {
+            if (!kv_heads.empty()) block.kv_heads = kv_heads[static_cast<std::size_t>(i)];
+            blocks.emplace_back(block);
+        }
         if (final_norm) norm = Norm<T>(c.dim, c.eps, c.norm, c.norm_bias);
     }
 
