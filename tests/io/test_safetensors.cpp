@@ -396,7 +396,7 @@ TEST(SafetensorsOpen, GetIntoChecksTheElementCountAndTheShape) {
                 ThrowsMessage<io_error>(::testing::Eq(
                     "vit3d::io::Safetensors(\"f.safetensors\"): tensor \"a\" of shape [2, 3] has 6 elements, "
                     "expected 5")));
-    EXPECT_THAT([&] { file.get_into<float>("a", nullptr, 6); },
+    EXPECT_THAT([&] { file.get_into("a", static_cast<float*>(nullptr), 6); },
                 ThrowsMessage<io_error>(HasSubstr("got a null pointer")));
     Tensor<float> wrong({3, 2});
     EXPECT_THAT([&] { file.get_into("a", wrong); },
@@ -677,11 +677,39 @@ TEST(SafetensorsValidation, DType) {
               kPrefix + "tensor \"w\": expected dtype F16, BF16, F32 or F64, got unknown dtype \"F17\"");
     EXPECT_EQ(ParseError("{\"w\":" + Entry("\"f32\"", "[1]", "[0,4]") + "}", 4),
               kPrefix + "tensor \"w\": expected dtype F16, BF16, F32 or F64, got unknown dtype \"f32\"");
-    for (const char* dtype : {"I64", "BOOL", "U8", "F8_E4M3"})
-        EXPECT_EQ(
-            ParseError("{\"idx\":" + Entry(std::string("\"") + dtype + "\"", "[1]", "[0,8]") + "}", 8),
-            kPrefix + "tensor \"idx\": dtype " + dtype +
-                " is a valid safetensors dtype, but not supported by vit3d: expected F16, BF16, F32 or F64");
+    // Sub-byte dtypes cannot even be sized by vit3d: the file is refused.
+    EXPECT_EQ(ParseError("{\"idx\":" + Entry("\"F4\"", "[2]", "[0,1]") + "}", 1),
+              kPrefix +
+                  "tensor \"idx\": dtype F4 is a valid safetensors dtype, but not supported by vit3d: "
+                  "expected F16, BF16, F32 or F64");
+}
+
+// A checkpoint may hold integer buffers (transformers' position_ids): the file opens and lists them, their
+// byte ranges are checked with their element size, and reading one is an error naming it.
+TEST(SafetensorsValidation, OtherDtypesAreListedButNotRead) {
+    for (const auto& [dtype, bytes] : {std::pair{"I64", 8}, std::pair{"BOOL", 1}, std::pair{"U8", 1},
+                                       std::pair{"I32", 4}, std::pair{"F8_E4M3", 1}}) {
+        const std::string entry =
+            Entry(std::string("\"") + dtype + "\"", "[2]", vit3d::message("[0,", 2 * bytes, "]"));
+        const Safetensors file = Safetensors::parse(File("{\"idx\":" + entry + "}", 2 * bytes), "crafted");
+        EXPECT_EQ(file.names(), std::vector<std::string>{"idx"});
+        EXPECT_EQ(file.shape("idx"), (vit3d::Shape{2}));
+        EXPECT_EQ(file.info("idx").other_dtype, dtype);
+        EXPECT_THAT(
+            [&] { (void)file.get<float>("idx"); },
+            ThrowsMessage<io_error>(HasSubstr(std::string("tensor \"idx\": dtype ") + dtype +
+                                              " is a valid safetensors dtype, but vit3d reads only F16, "
+                                              "BF16, F32 or F64 tensors")));
+        double into[2];
+        EXPECT_THROW(file.get_into("idx", into, 2), io_error);
+        // Its size is checked with its own element size.
+        EXPECT_THAT(ParseError("{\"idx\":" +
+                                   Entry(std::string("\"") + dtype + "\"", "[3]",
+                                         vit3d::message("[0,", 2 * bytes, "]")) +
+                                   "}",
+                               2 * bytes),
+                    HasSubstr(vit3d::message("dtype ", dtype, " and shape [3] need ", 3 * bytes, " bytes")));
+    }
 }
 
 TEST(SafetensorsValidation, Shape) {

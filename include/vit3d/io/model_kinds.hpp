@@ -22,7 +22,7 @@ struct ModelKind {
     const char* name;   // the description's "kind"
     const char* model;  // the C++ type it builds, for messages
     // Builds the model of a description of this kind from the file, strictly; `where` starts messages.
-    std::unique_ptr<ModelInstance<T>> (*load)(const ModelDescription& description, const Safetensors& file,
+    std::unique_ptr<ModelInstance<T>> (*load)(const ModelDescription& description, const TensorSource& file,
                                               const KeyMap& keys, const std::string& where);
 };
 

@@ -42,12 +42,14 @@
 #include "vit3d/io/atomic_file_writer.hpp"
 #include "vit3d/io/file_bytes.hpp"
 #include "vit3d/io/float16.hpp"
+#include "vit3d/io/tensor_source.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
 namespace vit3d::io {
 
-// The element types vit3d reads and writes. Files may hold others (I64, U8, BOOL, ...); opening such a
-// file fails, naming the tensor and its dtype.
+// The element types vit3d reads and writes. Files may hold others (I64, U8, BOOL, ...: a Hugging Face
+// checkpoint's position_ids buffer); such tensors are listed and validated like the rest, and reading one
+// fails, naming the tensor and its dtype.
 enum class DType { F16, BF16, F32, F64 };
 
 // "F16", "BF16", "F32", "F64": the names used in safetensors headers.
@@ -75,6 +77,8 @@ inline std::size_t dtype_size(DType dtype) {
 // Where a tensor lives in a file.
 struct TensorInfo {
     DType dtype = DType::F32;
+    std::string
+        other_dtype;  // a valid safetensors dtype vit3d does not read ("I64", ...); dtype is then unused
     Shape shape;
     std::uint64_t begin = 0;  // byte range [begin, end) in the data section, which starts after the header
     std::uint64_t end = 0;
@@ -215,7 +219,7 @@ namespace vit3d::io {
 // An opened safetensors file: the header parsed and validated; the tensors' bytes in memory (parse, read)
 // or in the file (open). Tensors are converted to float or double on get() / get_into(); the object is
 // immutable (copies share the bytes), so concurrent get() calls are safe.
-class Safetensors {
+class Safetensors final : public TensorSource {
   public:
     // Reads the whole file at `path` at once, then parses it as parse() does.
     static Safetensors read(const std::string& path) {
@@ -256,7 +260,7 @@ class Safetensors {
     }
 
     // The file name given to read() or open(), or the source name given to parse().
-    const std::string& source_name() const noexcept { return source_; }
+    const std::string& source_name() const noexcept override { return source_; }
     // How the tensors' bytes are reached: "memory" (parse, read), "mmap" or "read" (open).
     const char* access_name() const noexcept { return bytes_ ? bytes_->access_name() : "none"; }
     // The file's size in bytes.
@@ -264,14 +268,15 @@ class Safetensors {
     // The "__metadata__" strings; empty when the file has none.
     const std::map<std::string, std::string>& metadata() const noexcept { return metadata_; }
     // All tensor names, sorted.
-    std::vector<std::string> names() const {
+    std::vector<std::string> names() const override {
         std::vector<std::string> out;
         out.reserve(tensors_.size());
         for (const auto& entry : tensors_) out.push_back(entry.first);
         return out;
     }
     std::size_t size() const noexcept { return tensors_.size(); }
-    bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
+    bool contains(const std::string& name) const override { return tensors_.count(name) != 0; }
+    Shape shape(const std::string& name) const override { return info(name).shape; }
 
     // Dtype, shape and byte range of a tensor; throws io_error naming the key if there is none.
     const TensorInfo& info(const std::string& name) const {
@@ -286,7 +291,7 @@ class Safetensors {
     Tensor<T> get(const std::string& name) const {
         static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                       "vit3d::io::Safetensors::get converts to float or double");
-        const TensorInfo& ti = info(name);
+        const TensorInfo& ti = readable_info(name);
         Tensor<T> out = Tensor<T>::empty(ti.shape);
         decode(name, ti, out.data());
         return out;
@@ -305,19 +310,11 @@ class Safetensors {
     // Decodes the tensor into `count` elements at dst, the caller's memory (e.g. a parameter's own
     // buffer), converted as get() converts; nothing else is allocated except, for a streamed file, a
     // bounded read buffer. Throws io_error naming the key if the tensor does not have `count` elements.
-    template <class T>
-    void get_into(const std::string& name, T* dst, Index count) const {
-        static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                      "vit3d::io::Safetensors::get_into converts to float or double");
-        const TensorInfo& ti = info(name);
-        const Index numel = shape_numel(ti.shape);
-        if (numel != count)
-            throw io_error(message(where(), "tensor ", detail::quoted(name), " of shape ", ti.shape, " has ",
-                                   numel, " elements, expected ", count));
-        if (count > 0 && dst == nullptr)
-            throw io_error(message(where(), "tensor ", detail::quoted(name), ": expected a destination for ",
-                                   count, " elements, got a null pointer"));
-        decode(name, ti, dst);
+    void get_into(const std::string& name, float* dst, Index count) const override {
+        decode_into(name, dst, count);
+    }
+    void get_into(const std::string& name, double* dst, Index count) const override {
+        decode_into(name, dst, count);
     }
 
     // get_into(name, out.data(), out.size()) when out has the tensor's shape; throws io_error otherwise.
@@ -332,13 +329,36 @@ class Safetensors {
 
     // Says that this tensor's bytes will not be read again soon: a mapped file drops their pages from the
     // process's resident memory (they are read from the file again if needed); otherwise a no-op.
-    void release(const std::string& name) const {
+    void release(const std::string& name) const override {
         const TensorInfo& ti = info(name);
         bytes_->release(data_start_ + ti.begin, ti.end - ti.begin);
     }
 
   private:
     Safetensors() = default;
+
+    // info(name), and throws io_error when vit3d does not read the tensor's dtype.
+    const TensorInfo& readable_info(const std::string& name) const {
+        const TensorInfo& ti = info(name);
+        if (!ti.other_dtype.empty())
+            throw io_error(message(tensor_where(name), "dtype ", ti.other_dtype,
+                                   " is a valid safetensors dtype, but vit3d reads only ",
+                                   enum_name_list<DType>("", ", ", " or "), " tensors"));
+        return ti;
+    }
+
+    template <class T>
+    void decode_into(const std::string& name, T* dst, Index count) const {
+        const TensorInfo& ti = readable_info(name);
+        const Index numel = shape_numel(ti.shape);
+        if (numel != count)
+            throw io_error(message(where(), "tensor ", detail::quoted(name), " of shape ", ti.shape, " has ",
+                                   numel, " elements, expected ", count));
+        if (count > 0 && dst == nullptr)
+            throw io_error(message(where(), "tensor ", detail::quoted(name), ": expected a destination for ",
+                                   count, " elements, got a null pointer"));
+        decode(name, ti, dst);
+    }
 
     static std::uintmax_t regular_file_size(const std::string& path, const std::string& where) {
         std::error_code ec;
@@ -548,7 +568,8 @@ class Safetensors {
         };
 
         TensorInfo info;
-        info.dtype = parse_dtype(at, field("dtype"));
+        std::uint64_t element_size = 0;
+        parse_dtype(at, field("dtype"), info, element_size);
 
         const nlohmann::json& shape = field("shape");
         if (!shape.is_array())
@@ -578,16 +599,16 @@ class Safetensors {
                 detail::brief_json(offsets)));
         const std::string range = message("[", info.begin, ", ", info.end, "]");
 
-        const std::uint64_t element_size = dtype_size(info.dtype);
         const std::uint64_t count = static_cast<std::uint64_t>(numel);
         if (count > std::numeric_limits<std::uint64_t>::max() / element_size ||
             count * element_size != info.end - info.begin)
-            throw io_error(message(at, "dtype ", dtype_name(info.dtype), " and shape ", info.shape, " need ",
-                                   count > std::numeric_limits<std::uint64_t>::max() / element_size
-                                       ? std::string("more than 2^64")
-                                       : message(count * element_size),
-                                   " bytes, got data_offsets ", range, " (", info.end - info.begin,
-                                   " bytes)"));
+            throw io_error(
+                message(at, "dtype ", info.other_dtype.empty() ? dtype_name(info.dtype) : info.other_dtype,
+                        " and shape ", info.shape, " need ",
+                        count > std::numeric_limits<std::uint64_t>::max() / element_size
+                            ? std::string("more than 2^64")
+                            : message(count * element_size),
+                        " bytes, got data_offsets ", range, " (", info.end - info.begin, " bytes)"));
         if (info.end > data_size)
             throw io_error(message(at, "data_offsets ", range,
                                    " extend beyond the data section: expected end <= ", data_size, ", got ",
@@ -595,18 +616,32 @@ class Safetensors {
         return info;
     }
 
-    static DType parse_dtype(const std::string& at, const nlohmann::json& value) {
+    // The entry's dtype into info (dtype, or other_dtype for one vit3d does not read) and its bytes per
+    // element.
+    static void parse_dtype(const std::string& at, const nlohmann::json& value, TensorInfo& info,
+                            std::uint64_t& element_size) {
         if (!value.is_string())
             throw io_error(
                 message(at, "dtype: expected a string such as \"F32\", got ", detail::brief_json(value)));
         const std::string& name = value.get_ref<const std::string&>();
-        if (const std::optional<DType> dtype = enum_from_name<DType>(name)) return *dtype;
-        // Valid safetensors dtypes (up to format version 0.5) that have no use for a float model's weights.
-        static const char* const unsupported[] = {
-            "BOOL", "U8",  "I8",      "I16",     "U16",     "I32",     "U32",     "I64",
-            "U64",  "C64", "F8_E5M2", "F8_E4M3", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4"};
-        for (const char* u : unsupported)
-            if (name == u)
+        if (const std::optional<DType> dtype = enum_from_name<DType>(name)) {
+            info.dtype = *dtype;
+            element_size = dtype_size(*dtype);
+            return;
+        }
+        // Valid safetensors dtypes (up to format version 0.5) that have no use as a float model's weights:
+        // listed (a checkpoint's position_ids), never read.
+        static const std::pair<const char*, std::uint64_t> others[] = {
+            {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"I16", 2},     {"U16", 2},     {"I32", 4},    {"U32", 4},
+            {"I64", 8},  {"U64", 8}, {"C64", 8}, {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"F8_E8M0", 1}};
+        for (const auto& [other, size] : others)
+            if (name == other) {
+                info.other_dtype = name;
+                element_size = size;
+                return;
+            }
+        for (const char* sub_byte : {"F6_E2M3", "F6_E3M2", "F4"})
+            if (name == sub_byte)
                 throw io_error(message(at, "dtype ", name,
                                        " is a valid safetensors dtype, but not supported by vit3d: expected ",
                                        enum_name_list<DType>("", ", ", " or ")));

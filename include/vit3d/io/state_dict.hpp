@@ -15,6 +15,7 @@
 #include "vit3d/io/key_map.hpp"
 #include "vit3d/io/key_maps.hpp"
 #include "vit3d/io/safetensors.hpp"
+#include "vit3d/io/tensor_source.hpp"
 
 namespace vit3d::detail {
 
@@ -34,14 +35,14 @@ struct LoadReport {
     std::vector<std::string> skipped;  // file keys vit3d has no parameter for (by rule)
 };
 
-// Fills every parameter of `module` from the tensors of `file` whose names start with `file_prefix`
-// (the prefix is removed before renaming by `keys`). strict: every remaining file tensor must be used,
-// except empty ones (no elements, no weights), which are skipped.
-// Each tensor is decoded into the parameter's existing buffer (no second copy of the weights), and with a
-// file from Safetensors::open its pages are released right after, so the loader's resident memory peaks
-// at about the size of the weights.
+// Fills every parameter of `module` from the tensors of `file` (a Safetensors or another TensorSource) whose
+// names start with `file_prefix` (the prefix is removed before renaming by `keys`). strict: every remaining
+// file tensor must be used, except empty ones (no elements, no weights), which are skipped. Each tensor is
+// decoded into the parameter's existing buffer (no second copy of the weights), and with a file from
+// Safetensors::open its pages are released right after, so the loader's resident memory peaks at about the
+// size of the weights.
 template <class T, class Module>
-LoadReport load_state_dict(Module& module, const Safetensors& file, const KeyMap& keys,
+LoadReport load_state_dict(Module& module, const TensorSource& file, const KeyMap& keys,
                            const std::string& file_prefix = "", bool strict = true) {
     const std::string where =
         message("vit3d::io::load_state_dict(", detail::quoted(file.source_name()), "): ");
@@ -63,7 +64,7 @@ LoadReport load_state_dict(Module& module, const Safetensors& file, const KeyMap
         if (it == by_vit3d_name.end())
             throw io_error(message(where, "missing tensor for parameter ", detail::quoted(name), " of shape ",
                                    parameter.shape()));
-        const Shape& stored = file.info(it->second).shape;
+        const Shape stored = file.shape(it->second);
         if (stored != parameter.shape() &&
             detail::without_unit_axes(stored) != detail::without_unit_axes(parameter.shape()))
             throw io_error(message(where, "tensor ", detail::quoted(it->second), " has shape ", stored,
@@ -79,7 +80,7 @@ LoadReport load_state_dict(Module& module, const Safetensors& file, const KeyMap
     // [0, dim] cls_token in its state_dict under mean pooling).
     std::string unused;
     for (const auto& entry : by_vit3d_name) {
-        if (shape_numel(file.info(entry.second).shape) == 0) {
+        if (shape_numel(file.shape(entry.second)) == 0) {
             report.skipped.push_back(entry.second);
         } else {
             unused += message(unused.empty() ? "" : ", ", detail::quoted(entry.second));

@@ -109,7 +109,7 @@ class CTEncoderInstance final : public io::ModelInstance<T> {
 // Builds the encoder a description of kind "ct_encoder" asks for and fills it from the file.
 template <class T>
 std::unique_ptr<io::ModelInstance<T>> load_ct_encoder(const io::ModelDescription& d,
-                                                      const io::Safetensors& file, const io::KeyMap& keys,
+                                                      const io::TensorSource& file, const io::KeyMap& keys,
                                                       const std::string& where) {
     const std::string at = message(where, "metadata \"", io::model_metadata_key, "\": ");
     const models::CTEncoderConfig config =

@@ -126,7 +126,7 @@ class VisionTransformerInstance final : public io::ModelInstance<T> {
 // Builds the model a description of kind "vit2d" / "vit3d" asks for and fills it from the file.
 template <class T, std::size_t N>
 std::unique_ptr<io::ModelInstance<T>> load_vision_transformer(const io::ModelDescription& d,
-                                                              const io::Safetensors& file,
+                                                              const io::TensorSource& file,
                                                               const io::KeyMap& keys,
                                                               const std::string& where) {
     const std::string at = message(where, "metadata \"", io::model_metadata_key, "\": ");
