@@ -105,6 +105,7 @@ CONFIG_DEFAULTS = {
     "rope_variant": "cat", "rope_temperature": 10000.0, "rope_grid_indexing": "ij", "rope_grid_offset": 0.0,
     "rope_ref_feat_shape": [0, 0], "rope_rotate_half": False, "dynamic_size": False,
     "pos_embed_interpolation": "bicubic_antialias", "mlp_layer_scale": True, "block_kv_heads": [],
+    "pos_embed_covers_registers": True, "pre_logits_dim": 0, "pre_logits_activation": "tanh", "head_bias": True,
 }
 
 

@@ -83,6 +83,10 @@ models::VisionTransformerConfig<N> changed_vision_transformer() {
     c.pos_embed_interpolation = nn::Interpolation::linear;
     c.mlp_layer_scale = false;
     c.block_kv_heads = {4, 2, 1};
+    c.pos_embed_covers_registers = false;
+    c.pre_logits_dim = 13;
+    c.pre_logits_activation = nn::Activation::silu;
+    c.head_bias = false;
     return c;
 }
 
@@ -229,13 +233,14 @@ TEST(ConfigJson, TheJsonIsSchemaVersionOne) {
         R"({"activation":"gelu_tanh","attn_norm":true,"block_kv_heads":[4,2,1],"channels":2,)"
         R"("class_token":false,"depth":3,"dim":24,)"
         R"("distillation_token":true,"drop_remainder":true,"dynamic_size":true,"eps":1.25e-07,"final_norm":false,)"
-        R"("head_activation":"tanh","head_dim":5,"head_norm":true,"heads":4,"input_size":[12,16],)"
+        R"("head_activation":"tanh","head_bias":false,"head_dim":5,"head_norm":true,"heads":4,"input_size":[12,16],)"
         R"("k_bias":false,"layer_scale":true,"mean_includes_class_token":true,)"
         R"("mlp":"swiglu","mlp_bias":false,"mlp_dim":7,"mlp_layer_scale":false,"mlp_norm":true,)"
         R"("norm":"rms_norm","norm_bias":false,)"
         R"("norm_placement":"post","num_classes":9,"patch_bias":false,"patch_norm":true,"patch_norms":true,)"
         R"("patch_size":[4,4],"pool":"mean","pool_heads":3,"pool_mlp_dim":11,"pos_embed":"sincos",)"
-        R"("pos_embed_covers_class_token":false,"pos_embed_interpolation":"linear","pre_norm":true,)"
+        R"("pos_embed_covers_class_token":false,"pos_embed_covers_registers":false,)"
+        R"("pos_embed_interpolation":"linear","pre_logits_activation":"silu","pre_logits_dim":13,"pre_norm":true,)"
         R"("proj_bias":false,"projection":"unfold",)"
         R"("qk_norm":true,"qkv_bias":false,"qkv_split":true,"reg_tokens":2,"rope":true,)"
         R"("rope_grid_indexing":"xy","rope_grid_offset":0.5,"rope_ref_feat_shape":[6,7],)"

@@ -4,10 +4,10 @@
 // order). One template serves both; presets in presets.hpp reproduce the reference architectures.
 //
 // forward: patch embedding -> [prefix tokens: class, distillation, registers] -> positional embedding ->
-// [norm_pre] -> encoder (-> final norm) -> pooling -> [norm] -> head. All intermediate products the user may
-// want are returned: every token, the pooled feature, the logits, and the patch tokens folded back to their
-// grid for dense heads. The features of timm's VisionTransformer and DeiT are fields of the config, each
-// with timm's semantics (docs/configs.md).
+// [norm_pre] -> encoder (-> final norm) -> pooling -> [norm] -> [pre_logits] -> head. All intermediate
+// products the user may want are returned: every token, the pooled feature, the logits, and the patch tokens
+// folded back to their grid for dense heads. The features of timm's VisionTransformer and DeiT are fields of
+// the config, each with timm's semantics (docs/configs.md).
 
 #include <array>
 #include <memory>
@@ -108,6 +108,10 @@ struct VisionTransformerConfig {
     nn::Interpolation pos_embed_interpolation = nn::Interpolation::bicubic_antialias;
     bool mlp_layer_scale = true;
     std::vector<Index> block_kv_heads;
+    bool pos_embed_covers_registers = true;
+    Index pre_logits_dim = 0;
+    nn::Activation pre_logits_activation = nn::Activation::tanh;
+    bool head_bias = true;
 
     template <class Self, class F>
     static void list_fields(Self& c, F&& f) {
@@ -255,6 +259,20 @@ struct VisionTransformerConfig {
                 "how dynamic_size resamples the learned position table: bicubic_antialias (timm's "
                 "resample_abs_pos_embed), bicubic (MAE), bicubic_align_corners (torchvision) or linear")
               .may_be_absent());
+        f(field("pos_embed_covers_registers", c.pos_embed_covers_registers,
+                "with pos_embed_covers_class_token, the position table covers the register tokens too; "
+                "false: the registers join after the positions are added (Hugging Face's "
+                "Dinov2WithRegisters)")
+              .may_be_absent());
+        f(field("pre_logits_dim", c.pre_logits_dim,
+                "a Linear of this width and pre_logits_activation on the pooled feature, before the head "
+                "(the pooler of Hugging Face's ViTModel and DeiTModel); 0: none")
+              .non_negative()
+              .may_be_absent());
+        f(field("pre_logits_activation", c.pre_logits_activation, "activation after the pre_logits Linear")
+              .may_be_absent());
+        f(field("head_bias", c.head_bias, "the head has a bias (false: CLIP's visual projection)")
+              .may_be_absent());
     }
     VIT3D_VISIT_FIELDS_WITH(list_fields)
 
@@ -276,9 +294,10 @@ struct VisionTransformerConfig {
 template <class T>
 struct VisionTransformerOutput {
     Tensor<T> tokens;               // [B, prefix + N, D] after the encoder (and its final norm)
-    Tensor<T> pooled;               // [B, D] (empty when pooling is none), after head_norm: what the head
-                                    // reads (timm's pre_logits); with a distillation token the mean of the
-                                    // class and distillation tokens
+    Tensor<T> pooled;               // [B, D] (empty when pooling is none), after head_norm and pre_logits
+                                    // ([B, pre_logits_dim] then): what the head reads (timm's pre_logits);
+                                    // with a distillation token the mean of the class and distillation
+                                    // tokens
     Tensor<T> logits;               // [B, classes] (empty without a head)
     std::vector<Tensor<T>> hidden;  // each block's output, when requested
     Tensor<T> class_attention;      // [B, heads, N]: the class token's attention weights in the last block,
@@ -300,6 +319,7 @@ struct VisionTransformer {
     nn::Encoder<T> encoder;
     std::optional<nn::AttentionPool<T>> attn_pool;
     std::optional<nn::Norm<T>> head_norm;
+    std::optional<nn::Linear<T>> pre_logits;
     std::optional<nn::Linear<T>> head;
     std::optional<nn::Linear<T>> head_dist;
 
@@ -320,12 +340,19 @@ struct VisionTransformer {
                                        ": a distillation token reads the class token (class_token true, "
                                        "pool cls, head_norm false), got class_token ",
                                        c.class_token, ", pool ", c.pool, ", head_norm ", c.head_norm));
-        if (c.reg_tokens < 0 || c.pool_mlp_dim < 0 || c.pool_heads < 0)
-            throw config_error(message(op, ": expected reg_tokens, pool_mlp_dim and pool_heads >= 0, got ",
-                                       c.reg_tokens, ", ", c.pool_mlp_dim, " and ", c.pool_heads));
-        if (c.pool == Pooling::none && (c.num_classes > 0 || c.head_norm))
-            throw config_error(message(op, ": a head (num_classes = ", c.num_classes, ", head_norm = ",
-                                       c.head_norm, ") needs a pooled feature, but pooling is none"));
+        if (c.reg_tokens < 0 || c.pool_mlp_dim < 0 || c.pool_heads < 0 || c.pre_logits_dim < 0)
+            throw config_error(message(op,
+                                       ": expected reg_tokens, pool_mlp_dim, pool_heads and pre_logits_dim "
+                                       ">= 0, got ",
+                                       c.reg_tokens, ", ", c.pool_mlp_dim, ", ", c.pool_heads, " and ",
+                                       c.pre_logits_dim));
+        if (c.distillation_token && c.pre_logits_dim > 0)
+            throw config_error(message(op, ": a distillation token's heads read the tokens, not pre_logits (",
+                                       "pre_logits_dim = ", c.pre_logits_dim, ")"));
+        if (c.pool == Pooling::none && (c.num_classes > 0 || c.head_norm || c.pre_logits_dim > 0))
+            throw config_error(message(op, ": a head (num_classes = ", c.num_classes,
+                                       ", head_norm = ", c.head_norm, ", pre_logits_dim = ", c.pre_logits_dim,
+                                       ") needs a pooled feature, but pooling is none"));
         if (c.depth < 0 || c.num_classes < 0)
             throw config_error(message(op, ": expected depth >= 0 and num_classes >= 0, got ", c.depth,
                                        " and ", c.num_classes));
@@ -333,7 +360,7 @@ struct VisionTransformer {
         if (c.class_token) cls_token = Tensor<T>(Shape{1, 1, c.dim});
         if (c.distillation_token) dist_token = Tensor<T>(Shape{1, 1, c.dim});
         if (c.reg_tokens > 0) reg_token = Tensor<T>(Shape{1, c.reg_tokens, c.dim});
-        const Index prefix = c.pos_embed_covers_class_token ? c.prefix_tokens() : 0;
+        const Index prefix = c.pos_embed_covers_class_token ? positioned_prefix_tokens() : 0;
         if (c.pos_embed == PosEmbedKind::learned)
             pos_embed.table = Tensor<T>(Shape{1, prefix + c.num_patches(), c.dim});
         if (c.pos_embed == PosEmbedKind::sincos) {
@@ -375,11 +402,17 @@ struct VisionTransformer {
                                               c.pool_mlp_dim > 0 ? c.pool_mlp_dim : c.mlp_dim, c.activation,
                                               c.norm, c.norm_bias, c.eps});
         if (c.head_norm) head_norm = nn::Norm<T>(c.dim, c.eps, c.norm, c.norm_bias);
-        if (c.num_classes > 0) head = nn::Linear<T>(c.dim, c.num_classes);
+        if (c.pre_logits_dim > 0) pre_logits = nn::Linear<T>(c.dim, c.pre_logits_dim);
+        if (c.num_classes > 0)
+            head = nn::Linear<T>(c.pre_logits_dim > 0 ? c.pre_logits_dim : c.dim, c.num_classes, c.head_bias);
         if (c.num_classes > 0 && c.distillation_token) head_dist = nn::Linear<T>(c.dim, c.num_classes);
     }
 
     Index prefix_tokens() const { return config.prefix_tokens(); }
+    // The prefix tokens the position table covers (with pos_embed_covers_class_token).
+    Index positioned_prefix_tokens() const {
+        return config.prefix_tokens() - (config.pos_embed_covers_registers ? 0 : config.reg_tokens);
+    }
 
     // x: [B, C, S1, ..., SN] with the configured sizes. keep_hidden: also return every block's output;
     // class_attention: also return the class token's softmax weights over all tokens in the last block
@@ -391,14 +424,23 @@ struct VisionTransformer {
         const Index B = x.dim(0);
         const bool pos_first = !config.pos_embed_covers_class_token;
         if (pos_first) tokens = add_positions(std::move(tokens), grid);
+        // Registers join after the positions when the table does not cover them.
+        const bool late_registers = reg_token && !pos_first && !config.pos_embed_covers_registers;
         std::vector<Tensor<T>> parts;
         for (const auto* prefix : {&cls_token, &dist_token, &reg_token})
-            if (*prefix) parts.push_back(repeat(**prefix, "1 n d -> b n d", {{"b", B}}));
+            if (*prefix && !(prefix == &reg_token && late_registers))
+                parts.push_back(repeat(**prefix, "1 n d -> b n d", {{"b", B}}));
         if (!parts.empty()) {
             parts.push_back(std::move(tokens));
             tokens = concat<T>(parts, 1);
         }
         if (!pos_first) tokens = add_positions(std::move(tokens), grid);
+        if (late_registers) {
+            const Index before = positioned_prefix_tokens();  // class and distillation tokens
+            tokens = concat<T>({tokens.narrow(1, 0, before), repeat(*reg_token, "1 n d -> b n d", {{"b", B}}),
+                                tokens.narrow(1, before, tokens.dim(1) - before)},
+                               1);
+        }
         if (norm_pre) tokens = norm_pre->forward(tokens);
 
         VisionTransformerOutput<T> out;
@@ -411,6 +453,10 @@ struct VisionTransformer {
         if (dist_token) return distilled_head(std::move(out));
         out.pooled = pool(out.tokens);
         if (head_norm) out.pooled = head_norm->forward(out.pooled);
+        if (pre_logits) {
+            out.pooled = pre_logits->forward(out.pooled);
+            nn::apply_activation(out.pooled, config.pre_logits_activation);
+        }
         if (head) {
             out.logits = head->forward(out.pooled);
             nn::apply_activation(out.logits, config.head_activation);
@@ -574,6 +620,7 @@ struct VisionTransformer {
         self.encoder.visit_parameters(f, prefix);
         if (self.attn_pool) self.attn_pool->visit_parameters(f, nn::join_name(prefix, "attn_pool"));
         if (self.head_norm) self.head_norm->visit_parameters(f, nn::join_name(prefix, "head_norm"));
+        if (self.pre_logits) self.pre_logits->visit_parameters(f, nn::join_name(prefix, "pre_logits.fc"));
         if (self.head) self.head->visit_parameters(f, nn::join_name(prefix, "head"));
         if (self.head_dist) self.head_dist->visit_parameters(f, nn::join_name(prefix, "head_dist"));
     }
