@@ -51,6 +51,10 @@ inline io::Preprocessing parse_preprocessing(JsonFields& parent, const std::stri
         p.intensity_window = window;
     }
     if (!f.is_null("resize_size")) p.resize_size = f.integer("resize_size", 1);
+    if (f.has("resize_shape") && !f.is_null("resize_shape")) {  // absent in files before it existed
+        p.resize_shape = f.integers("resize_shape", 2, 1);
+        if (p.resize_size) f.fail("resize_shape", "null with a resize_size", f.value("resize_shape"));
+    }
     if (!f.is_null("interpolation")) p.interpolation = f.string("interpolation");
     f.finish();
     return p;
@@ -75,6 +79,7 @@ inline nlohmann::json preprocessing_json(const io::Preprocessing& p) {
             {"std", optional_json(p.std)},
             {"intensity_window", window},
             {"resize_size", optional_json(p.resize_size)},
+            {"resize_shape", optional_json(p.resize_shape)},
             {"interpolation", optional_json(p.interpolation)}};
 }
 

@@ -8,11 +8,11 @@
 //   images   decoded with the model's channels (channel_order, else 1 = gray, 2 = gray + alpha, 3 = RGB,
 //            4 = RGBA; BGR is RGB reversed) as raw 8-bit values 0..255 (a 16-bit PNG is brought to that
 //            range, v / 257); rescaled; resized as torchvision's Resize on tensors (antialiased): with
-//            resize_size the shorter side to it, then CenterCrop(input_size), else straight to input_size
-//            (nothing when the image has that size); windowed; (x - mean) / std per channel. A rescale of
-//            1/255 is ToTensor's x / 255 exactly (for 16 bits v / 65535), so a torchvision pipeline
-//            ToTensor, Resize, CenterCrop, Normalize is reproduced bit for bit. No rescale: the model
-//            gets 0..255.
+//            resize_size the shorter side to it (resize_shape: both sides to it), then
+//            CenterCrop(input_size), else straight to input_size (nothing when the image has that size);
+//            windowed; (x - mean) / std per channel. A rescale of 1/255 is ToTensor's x / 255 exactly (for 16
+//            bits v / 65535), so a torchvision pipeline ToTensor, Resize, CenterCrop, Normalize is reproduced
+//            bit for bit. No rescale: the model gets 0..255.
 //   volumes  vit3d's [z, y, x] (a 4D [t, z, y, x]: t channels) kept for BCDHW (torch Conv3d, vit-pytorch:
 //            D = z, H = y, W = x) and reversed to [x, y, z] for BCHWD (MONAI, Reg2RG: nibabel's
 //            data[i, j, k]); rescaled; resampled trilinearly to input_size (F.interpolate, align_corners
@@ -154,6 +154,8 @@ inline io::ImageInput image_input_at(const std::uint8_t* bytes, std::size_t size
     const Index height = input_shape[1], width = input_shape[2];
     if (p.resize_size) {
         x = io::center_crop(io::resize_shorter_side(x, *p.resize_size, filter), height, width);
+    } else if (p.resize_shape) {
+        x = io::center_crop(io::resize(x, (*p.resize_shape)[0], (*p.resize_shape)[1], filter), height, width);
     } else if (x.dim(1) != height || x.dim(2) != width) {
         x = io::resize(x, height, width, filter);
     }

@@ -37,10 +37,10 @@ struct IntensityWindow {
     bool clip = true;
 };
 
-// What an input must go through before forward(), in this order: rescale, resize (images: resize_size and
-// a center crop, else straight to input_size; volumes: trilinear to input_size), intensity window,
-// (x - mean) / std. Absent values (std::nullopt, JSON null) mean the family defines none: that step is
-// skipped, so without a rescale the model takes the raw values (0..255 for an 8-bit image).
+// What an input must go through before forward(), in this order: rescale, resize (images: resize_size or
+// resize_shape and a center crop, else straight to input_size; volumes: trilinear to input_size), intensity
+// window, (x - mean) / std. Absent values (std::nullopt, JSON null) mean the family defines none: that step
+// is skipped, so without a rescale the model takes the raw values (0..255 for an 8-bit image).
 struct Preprocessing {
     std::string layout;             // axes of the model input: "BCHW", "BCDHW" (torch Conv3d, vit-pytorch)
                                     // or "BCHWD" (MONAI, Reg2RG)
@@ -50,8 +50,10 @@ struct Preprocessing {
     std::optional<std::vector<double>> mean;   // subtract per channel (0 when only std is given) ...
     std::optional<std::vector<double>> std;    // ... and divide per channel (1 when only mean is given)
     std::optional<IntensityWindow> intensity_window;  // before mean / std
-    std::optional<Index> resize_size;          // resize the shorter side to this, then center-crop input_size
-    std::optional<std::string> interpolation;  // of that resize: "bilinear", "bicubic", ...
+    std::optional<Index> resize_size;  // resize the shorter side to this, then center-crop input_size
+    std::optional<std::vector<Index>> resize_shape;  // or resize to exactly [H, W], then center-crop
+                                                     // input_size (Hugging Face's DeiT: 256 x 256, then 224)
+    std::optional<std::string> interpolation;        // of that resize: "bilinear", "bicubic", ...
 };
 
 // The ImageNet statistics torchvision's and timm's ImageNet weights expect after ToTensor (RGB order).
