@@ -24,6 +24,9 @@ class KeyMap {
     KeyMap(std::string name, std::initializer_list<Rule> rules) : name_(std::move(name)) {
         for (const Rule& rule : rules) rules_.push_back({std::regex(rule.pattern), rule.replacement});
     }
+    KeyMap(std::string name, const std::vector<Rule>& rules) : name_(std::move(name)) {
+        for (const Rule& rule : rules) rules_.push_back({std::regex(rule.pattern), rule.replacement});
+    }
 
     // The family, for messages ("torchvision").
     const std::string& name() const { return name_; }

@@ -1,6 +1,6 @@
 #pragma once
 // One call from a self-describing weights file (tools/export_weights.py, io::save_model) to a model:
-//     auto model = vit3d::io::load_model<float>("model.safetensors");
+//     auto model = vit3d::io::load_model<float>("model.safetensors");   // or a Hugging Face model folder
 //     const auto logits = model.forward(images, vit3d::io::ModelOutput::logits);
 // The file's description (model_description.hpp) picks the model kind and its configuration; the kind
 // builds the model and loads it strictly through the key map the description names. F16, BF16, F32 and
@@ -34,7 +34,9 @@ struct LoadOptions {
 template <class T>
 LoadedModel<T> load_model(const Safetensors& file);
 
-// load_model(Safetensors::open(path, options.access)).
+// load_model(Safetensors::open(path, options.access)) for a weights file; for a Hugging Face model folder
+// (a directory with config.json and model.safetensors or its shards: huggingface/model_folder.hpp) the
+// model its configuration describes, with the preprocessing of its preprocessor_config.json.
 template <class T>
 LoadedModel<T> load_model(const std::string& path, const LoadOptions& options = {});
 

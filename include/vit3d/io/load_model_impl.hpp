@@ -7,6 +7,7 @@
 
 #include "vit3d/core/error.hpp"
 #include "vit3d/io/file_bytes.hpp"
+#include "vit3d/io/huggingface/model_folder.hpp"
 #include "vit3d/io/key_maps.hpp"
 #include "vit3d/io/load_model.hpp"
 #include "vit3d/io/loaded_model.hpp"
@@ -14,6 +15,29 @@
 #include "vit3d/io/model_description_json.hpp"
 #include "vit3d/io/model_kinds.hpp"
 #include "vit3d/io/safetensors.hpp"
+
+namespace vit3d::detail {
+
+// The model of a description, of the kind it names, filled from `tensors` through `keys`; `source` is the
+// file or folder it came from.
+template <class T>
+io::LoadedModel<T> build_model(io::ModelDescription description, const io::TensorSource& tensors,
+                               const io::KeyMap& keys, const std::string& where, const std::string& source) {
+    using namespace vit3d::io;
+    const std::string at = message(where, "metadata ", detail::quoted(model_metadata_key), ": ");
+    std::string listing;
+    for (const ModelKind<T>& kind : model_kinds<T>()) {
+        if (description.kind == kind.name) {
+            auto instance = kind.load(description, tensors, keys, where);
+            return LoadedModel<T>(std::move(description), std::move(instance), source);
+        }
+        listing += message(listing.empty() ? "" : ", ", kind.name, " (", kind.model, ")");
+    }
+    throw io_error(
+        message(at, "kind: unknown model kind ", detail::quoted(description.kind), "; known: ", listing));
+}
+
+}  // namespace vit3d::detail
 
 namespace vit3d::io {
 
@@ -28,20 +52,18 @@ LoadedModel<T> load_model(const Safetensors& file) {
     if (!keys)
         throw io_error(message(at, "key_map: unknown key map ", detail::quoted(description.key_map),
                                "; known: ", key_maps::names()));
-    std::string listing;
-    for (const ModelKind<T>& kind : model_kinds<T>()) {
-        if (description.kind == kind.name) {
-            auto instance = kind.load(description, file, *keys, where);
-            return LoadedModel<T>(std::move(description), std::move(instance), file.source_name());
-        }
-        listing += message(listing.empty() ? "" : ", ", kind.name, " (", kind.model, ")");
-    }
-    throw io_error(
-        message(at, "kind: unknown model kind ", detail::quoted(description.kind), "; known: ", listing));
+    return detail::build_model<T>(std::move(description), file, *keys, where, file.source_name());
 }
 
 template <class T>
 LoadedModel<T> load_model(const std::string& path, const LoadOptions& options) {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                  "vit3d::io::load_model loads float or double models");
+    if (huggingface::is_model_folder(path)) {
+        const huggingface::OpenedFolder folder = huggingface::open_folder(path, options.access);
+        return detail::build_model<T>(folder.description, *folder.tensors, *folder.keys,
+                                      message("vit3d::io::load_model(", detail::quoted(path), "): "), path);
+    }
     return load_model<T>(Safetensors::open(path, options.access));
 }
 

@@ -65,13 +65,19 @@ class LoadedModel {
           instance_(std::move(instance)),
           source_(std::move(source)),
           outputs_(instance_->outputs()),
-          input_shape_(instance_->input_shape()) {}
+          input_shape_(instance_->input_shape()) {
+        // A model that runs at other sizes runs by default at the one its preprocessing makes, which may
+        // differ from the one its position table was trained at (Hugging Face's DINOv2: 224 crops, 518).
+        const std::vector<Index>& made = description_.preprocess.input_size;
+        if (instance_->dynamic_size() && made.size() + 1 == input_shape_.size())
+            std::copy(made.begin(), made.end(), input_shape_.begin() + 1);
+    }
 
     const ModelDescription& description() const noexcept { return description_; }
     const std::string& family() const noexcept { return description_.family; }
     const std::string& kind() const noexcept { return description_.kind; }
     const Preprocessing& preprocess() const noexcept { return description_.preprocess; }
-    // [C, spatial...]: forward takes [B, C, spatial...].
+    // [C, spatial...]: forward takes [B, C, spatial...]; the preprocessing resizes to it.
     const Shape& input_shape() const noexcept { return input_shape_; }
     const std::vector<ModelOutput>& outputs() const noexcept { return outputs_; }
     bool gives(ModelOutput output) const {

@@ -25,7 +25,8 @@ inline constexpr int model_schema_version = 1;
 inline const std::vector<std::string>& known_families() {
     static const std::vector<std::string> families = {
         "torchvision",           "timm",  "vit_pytorch", "vit_pytorch_simple", "vit_pytorch_3d",
-        "vit_pytorch_simple_3d", "monai", "reg2rg",      "ct_encoder",         "vit3d"};
+        "vit_pytorch_simple_3d", "monai", "reg2rg",      "ct_encoder",         "vit3d",
+        "transformers"};
     return families;
 }
 

@@ -132,11 +132,21 @@ std::unique_ptr<io::ModelInstance<T>> load_vision_transformer(const io::ModelDes
     const std::string at = message(where, "metadata \"", io::model_metadata_key, "\": ");
     const models::VisionTransformerConfig<N> config =
         vision_transformer_config<N>(io::description_json_field(d.config, "config"), at);
-    // The preprocessing must describe this model's input.
+    // The preprocessing must describe this model's input: the trained size, or with dynamic_size any size
+    // the patches divide.
     const std::vector<Index> size(config.input_size.begin(), config.input_size.end());
-    if (d.preprocess.input_size != size)
-        throw io_error(message(at, "preprocess.input_size ", d.preprocess.input_size,
-                               " differs from config.input_size ", size));
+    const auto runs_at = [&](const std::vector<Index>& s) {
+        if (s.size() != N) return false;
+        for (std::size_t i = 0; i < N; ++i)
+            if (s[i] < config.patch_size[i] || (s[i] % config.patch_size[i] != 0 && !config.drop_remainder))
+                return false;
+        return true;
+    };
+    if (d.preprocess.input_size != size && !(config.dynamic_size && runs_at(d.preprocess.input_size)))
+        throw io_error(message(
+            at, "preprocess.input_size ", d.preprocess.input_size, " differs from config.input_size ", size,
+            config.dynamic_size ? message(" and is not a multiple of the patch size ", config.patch_size)
+                                : std::string()));
     if ((N == 2) != (d.preprocess.layout == "BCHW"))
         throw io_error(message(at, "preprocess.layout ", quoted(d.preprocess.layout), " does not fit a ",
                                vision_transformer_kind<N>(), " model (expected ",
