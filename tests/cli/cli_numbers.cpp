@@ -8,7 +8,9 @@
 #include <gtest/gtest.h>
 
 #include "cli/cli_runner.hpp"
+#include "vit3d/io/image.hpp"
 #include "vit3d/io/load_model.hpp"
+#include "vit3d/io/resample.hpp"
 #include "vit3d/io/nifti.hpp"
 #include "vit3d/io/npy.hpp"
 
@@ -52,6 +54,24 @@ TEST_F(CliNumbers, AVolumeThroughA3DModelEqualsTheInProcessForward) {
     expect_equal(io::read_npy<float>(path("ct.npy")),
                  loaded.forward(io::read_npy<float>(path("in/ct.npy")), io::ModelOutput::logits));
     EXPECT_NE(r.out.find("\"parameters\":" + std::to_string(loaded.parameter_count())), std::string::npos);
+}
+
+// A Hugging Face model folder runs as a weights file does: DINOv2's processor (the shorter side to 18,
+// bicubic, a 16 x 16 crop, ImageNet statistics) applied to an image, its model's output for what it saw.
+TEST_F(CliNumbers, AHuggingFaceFolderRunsWithItsProcessorsPreprocessing) {
+    const std::string folder = std::string(VIT3D_TEST_FIXTURE_DIR) + "/huggingface/dinov2";
+    Tensor<std::uint8_t> image({3, 24, 20});
+    for (Index i = 0; i < image.size(); ++i) image.data()[i] = static_cast<std::uint8_t>((i * 37) % 256);
+    io::write_png(path("a.png"), image);
+    const Result r = infer({"-w", folder, "-i", path("a.png"), "-o", path("a.npy"), "-k", "pooled",
+                            "--save-input", path("seen")});
+    ASSERT_EQ(r.code, 0) << r.err;
+    Tensor<float> x = io::read_image<float>(path("a.png"), io::ImageChannels::rgb);
+    x = io::center_crop(io::resize_shorter_side(x, 18, io::ResizeFilter::bicubic), 16, 16);
+    x = io::normalize(x, {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}).unsqueeze(0);
+    expect_equal(io::read_npy<float>(path("seen/a.npy")), x);
+    const auto loaded = io::load_model<float>(folder);
+    expect_equal(io::read_npy<float>(path("a.npy")), loaded.forward(x, io::ModelOutput::pooled));
 }
 
 }  // namespace

@@ -118,6 +118,25 @@ TEST_F(CliRecords, AnOutputOfAnotherModelStopsTheRunBeforeItComputes) {
     EXPECT_EQ(nlohmann::json::parse(json.out)["exit_code"], 2);
 }
 
+// A Hugging Face folder's digest covers the files the model is read from: a changed config.json makes the
+// outputs of the folder as it was those of another model; a tokenizer file beside them does not.
+TEST_F(CliRecords, AFolderIsIdentifiedByTheFilesItsModelIsReadFrom) {
+    const std::string folder = path("vit");
+    fs::copy(fixture("huggingface/vit_model"), folder, fs::copy_options::recursive);
+    const Tensor<float> x = Tensor<float>::randn({1, 3, 16, 16}, 5);
+    io::write_npy(path("x.npy"), x);
+    const std::vector<std::string> run = {"-w", folder, "-i", path("x.npy"), "-o", path("y.npy")};
+    ASSERT_EQ(infer(run).code, 0);
+    std::ofstream(folder + "/tokenizer.json") << "{}";
+    EXPECT_EQ(infer(run).code, 0);  // skipped: the same model
+    std::string config = read_text(folder + "/config.json");
+    config.replace(config.find("\"layer_norm_eps\""), 16, "\"layer_norm_eps\": 1e-6, \"x\"");
+    std::ofstream(folder + "/config.json") << config;
+    const Result changed = infer(run);
+    EXPECT_EQ(changed.code, 2);
+    EXPECT_THAT(changed.err, HasSubstr("was written by another model"));
+}
+
 TEST_F(CliRecords, AnOutputOfAnotherKindStopsTheRun) {
     write_inputs(path("in"), {"a"});
     ASSERT_EQ(infer({"-w", timm, "-i", path("in/a.npy"), "-o", path("a.npy")}).code, 0);

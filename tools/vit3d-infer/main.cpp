@@ -1,5 +1,6 @@
-// vit3d-infer: runs a vit3d weights file (tools/export_weights.py) over .npy arrays, images and NIfTI
-// volumes, and writes one .npy per input. docs/vit3d-infer.md is the manual; --help the summary.
+// vit3d-infer: runs a vit3d weights file (tools/export_weights.py) or a Hugging Face model folder over .npy
+// arrays, images and NIfTI volumes, and writes one .npy per input. docs/vit3d-infer.md is the manual; --help
+// the summary.
 //
 //   vit3d-infer --weights model.safetensors --input x.npy --output y.npy
 //   vit3d-infer -w model.safetensors -i scans/ -o features/ --output-kind pooled --shard 3/8
@@ -316,7 +317,7 @@ int run(const Options& o) {
     identity.preprocess = report.preprocess;
     const auto hash_start = Clock::now();
     try {
-        identity.weights = sha256_of_file(o.weights);
+        identity.weights = sha256_of_model(o.weights);
     } catch (const std::exception& e) {
         throw usage_error(message("cannot read the weights file: ", e.what()));
     }
@@ -406,7 +407,8 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) json = json || std::strcmp(argv[i], "--json") == 0;
     try {
         CLI::App app{
-            "vit3d-infer: run a vit3d model (a weights file from tools/export_weights.py) over .npy arrays, "
+            "vit3d-infer: run a vit3d model (a weights file from tools/export_weights.py, or a Hugging Face "
+            "model folder) over .npy arrays, "
             "images and NIfTI volumes; one .npy output per input.",
             "vit3d-infer"};
         app.set_version_flag("--version", VIT3D_VERSION_STRING);

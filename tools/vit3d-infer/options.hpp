@@ -91,7 +91,8 @@ Exit codes: 0 all done, 1 some inputs failed (the others were written), 2 bad ar
 
 inline void add_options(CLI::App& app, Options& o) {
     app.add_option("-w,--weights", o.weights,
-                   "weights file with vit3d's model metadata (tools/export_weights.py)")
+                   "weights file with vit3d's model metadata (tools/export_weights.py), or a Hugging Face "
+                   "model folder (config.json, model.safetensors)")
         ->required();
     app.add_option("-i,--input", o.inputs, "input file, folder, glob (quoted) or @LIST; repeatable");
     app.add_option("--input-list", o.input_lists, "file of inputs, one a line (# comments); repeatable");

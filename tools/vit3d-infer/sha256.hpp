@@ -6,9 +6,11 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -86,6 +88,40 @@ inline FileDigest sha256_of_file(const std::string& path) {
         }
     }
     out.sha256 = digest.hex();
+    return out;
+}
+
+// A model's digest: its file's, or for a Hugging Face model folder the SHA-256 of the list of the files the
+// model is read from (config.json, preprocessor_config.json, the safetensors files and their index), one line
+// "<sha256>  <name>" each in name order, as `sha256sum` prints them; bytes are the files' total. A change to
+// any of those files changes it; the folder's other files (a tokenizer) do not.
+inline FileDigest sha256_of_model(const std::string& path) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::is_directory(path, ec)) return sha256_of_file(path);
+    std::vector<std::string> names;
+    for (const fs::directory_entry& entry : fs::directory_iterator(path, ec)) {
+        const std::string name = entry.path().filename().string();
+        const auto ends_with = [&](const std::string& tail) {
+            return name.size() >= tail.size() &&
+                   name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+        };
+        if (entry.is_regular_file(ec) && (name == "config.json" || name == "preprocessor_config.json" ||
+                                          ends_with(".safetensors") || ends_with(".safetensors.index.json")))
+            names.push_back(name);
+    }
+    if (ec)
+        throw std::runtime_error(message("SHA-256 of ", vit3d::detail::quoted_path(path),
+                                         ": cannot list the folder: ", ec.message()));
+    std::sort(names.begin(), names.end());
+    std::string listing;
+    FileDigest out;
+    for (const std::string& name : names) {
+        const FileDigest file = sha256_of_file((fs::path(path) / name).string());
+        listing += file.sha256 + "  " + name + "\n";
+        out.bytes += file.bytes;
+    }
+    out.sha256 = sha256_hex(listing.data(), listing.size());
     return out;
 }
 
