@@ -100,11 +100,11 @@ TYPED_TEST(PackedGemm, ManyRowsTakeARowBlockedPathWithTheSameResults) {
 }
 
 // With B prepacked (as nn::Linear keeps it), A is taken in blocks of rows: bit for bit the same as packing B
-// as the call goes, with K over several chunks, a row tail, partial panels, rows beyond one block, and a pack
-// for another level being ignored.
+// as the call goes, with K over several chunks, a row tail, partial panels, rows just past one block (one
+// pass) and beyond it (equal passes), and a pack for another level being ignored.
 TYPED_TEST(PackedGemm, PrepackedWeightsGiveTheSameBits) {
     std::mt19937_64 rng(9);
-    for (Index M : {1, 5, 197, 613})
+    for (Index M : {1, 5, 197, 256, 613})
         for (Index K : {7, 1100}) {
             const Index N = 130;
             const auto A = random_values<TypeParam>(M * K, rng), B = random_values<TypeParam>(N * K, rng),
