@@ -197,7 +197,11 @@ inline void hf_configure_dinov2(const io::huggingface::ConfigReader& f, const st
     const bool registers = out.model_type == "dinov2_with_registers";
     hf_common_settings(f, registers ? 16 : 14, 1e-6, "gelu", out);
     const double ratio = f.number("mlp_ratio", 4.0);
-    Index hidden = static_cast<Index>(static_cast<double>(c.dim) * ratio);
+    const double width = static_cast<double>(c.dim) * ratio;  // transformers: int(hidden_size * mlp_ratio)
+    if (!(width >= 1.0 && width < 1e15))
+        f.fail("mlp_ratio", message("a ratio giving an MLP width of at least 1 (hidden_size ", c.dim, ")"),
+               nlohmann::json(ratio));
+    Index hidden = static_cast<Index>(width);
     if (f.boolean("use_swiglu_ffn", false)) {
         // Dinov2SwiGLUFFN: silu(first half) * second half of one packed projection, its width rounded as
         // transformers rounds it.
