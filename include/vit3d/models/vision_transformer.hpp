@@ -257,7 +257,8 @@ struct VisionTransformerConfig {
               .may_be_absent());
         f(field("pos_embed_interpolation", c.pos_embed_interpolation,
                 "how dynamic_size resamples the learned position table: bicubic_antialias (timm's "
-                "resample_abs_pos_embed), bicubic (MAE), bicubic_align_corners (torchvision) or linear")
+                "resample_abs_pos_embed), bicubic (MAE, transformers' interpolate_pos_encoding), "
+                "bicubic_align_corners (torchvision) or linear")
               .may_be_absent());
         f(field("pos_embed_covers_registers", c.pos_embed_covers_registers,
                 "with pos_embed_covers_class_token, the position table covers the register tokens too; "

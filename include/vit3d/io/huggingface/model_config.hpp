@@ -220,16 +220,23 @@ inline void hf_configure_dinov2(const io::huggingface::ConfigReader& f, const st
     out.keys = &io::key_maps::transformers_vit();
 }
 
-// CLIP's and SigLIP's vision towers, alone ("clip_vision_model", ...) or inside the two-tower model, whose
-// config.json nests them under vision_config.
+// The vision config of CLIP's and SigLIP's towers, alone (model_type `tower`, e.g. "clip_vision_model") or
+// inside the two-tower model, whose config.json nests it under vision_config; with the settings they share.
+inline io::huggingface::ConfigReader hf_vision_tower(const io::huggingface::ConfigReader& f,
+                                                     const char* tower, Index patch_default,
+                                                     double eps_default, const char* act_default,
+                                                     io::huggingface::FolderModel& out) {
+    io::huggingface::ConfigReader v = out.model_type == tower ? f : f.child("vision_config");
+    hf_common_settings(v, patch_default, eps_default, act_default, out);
+    out.config.mlp_dim = v.integer("intermediate_size", 3072);
+    return v;
+}
+
 inline void hf_configure_clip(const io::huggingface::ConfigReader& f, const std::string&,
                               const io::huggingface::TensorNames& tensors,
                               io::huggingface::FolderModel& out) {
-    const bool tower_only = out.model_type == "clip_vision_model";
-    const io::huggingface::ConfigReader v = tower_only ? f : f.child("vision_config");
+    hf_vision_tower(f, "clip_vision_model", 32, 1e-5, "quick_gelu", out);
     auto& c = out.config;
-    hf_common_settings(v, 32, 1e-5, "quick_gelu", out);
-    c.mlp_dim = v.integer("intermediate_size", 3072);
     c.pre_norm = true;
     c.final_norm = false;  // last_hidden_state is the encoder's output; pooler_output the normed class token
     c.head_norm = true;
@@ -243,13 +250,10 @@ inline void hf_configure_clip(const io::huggingface::ConfigReader& f, const std:
 
 inline void hf_configure_siglip(const io::huggingface::ConfigReader& f, const std::string&,
                                 const io::huggingface::TensorNames&, io::huggingface::FolderModel& out) {
-    const bool tower_only = out.model_type == "siglip_vision_model";
-    const io::huggingface::ConfigReader v = tower_only ? f : f.child("vision_config");
-    auto& c = out.config;
-    hf_common_settings(v, 16, 1e-6, "gelu_pytorch_tanh", out);
-    c.mlp_dim = v.integer("intermediate_size", 3072);
-    c.class_token = false;
-    c.pool = v.boolean("vision_use_head", true) ? models::Pooling::attention : models::Pooling::none;
+    const io::huggingface::ConfigReader v =
+        hf_vision_tower(f, "siglip_vision_model", 16, 1e-6, "gelu_pytorch_tanh", out);
+    out.config.class_token = false;
+    out.config.pool = v.boolean("vision_use_head", true) ? models::Pooling::attention : models::Pooling::none;
     out.keys = &io::key_maps::transformers_siglip();
 }
 

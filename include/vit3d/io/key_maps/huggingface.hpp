@@ -21,12 +21,18 @@
 
 namespace vit3d::detail {
 
+inline io::KeyMap rules_map(const char* name, std::vector<std::pair<std::string, std::string>> rules) {
+    std::vector<io::KeyMap::Rule> view;
+    for (const auto& [pattern, replacement] : rules) view.push_back({pattern.c_str(), replacement.c_str()});
+    return io::KeyMap(name, view);
+}
+
 // The rules shared by the ViT-like models; `distillation` names where DeiT's distillation token goes.
 inline io::KeyMap transformers_vit_map(const char* name, const char* distillation) {
     // The task models put the encoder under their model's name.
     const std::string base = R"(^(?:(?:vit|deit|dinov2|dinov2_with_registers)\.)?)";
     const std::string layer = base + R"(encoder\.layer\.(\d+)\.)";
-    const std::vector<std::pair<std::string, std::string>> rules = {
+    std::vector<std::pair<std::string, std::string>> rules = {
         {base + R"(embeddings\.cls_token$)", "cls_token"},
         {base + R"(embeddings\.distillation_token$)", distillation},
         {base + R"(embeddings\.register_tokens$)", "reg_token"},
@@ -47,9 +53,7 @@ inline io::KeyMap transformers_vit_map(const char* name, const char* distillatio
         {base + R"(pooler\.dense\.)", "pre_logits.fc."},
         {R"(^(?:classifier|cls_classifier)\.)", "head."},
         {R"(^distillation_classifier\.)", "head_dist."}};
-    std::vector<io::KeyMap::Rule> view;
-    for (const auto& [pattern, replacement] : rules) view.push_back({pattern.c_str(), replacement.c_str()});
-    return io::KeyMap(name, view);
+    return rules_map(name, rules);
 }
 
 // The encoder of CLIP's and SigLIP's vision towers.
@@ -69,12 +73,6 @@ inline std::vector<std::pair<std::string, std::string>> transformers_tower_rules
             {R"(^text_projection\.)", ""},
             {R"(^logit_scale$)", ""},
             {R"(^logit_bias$)", ""}};
-}
-
-inline io::KeyMap rules_map(const char* name, std::vector<std::pair<std::string, std::string>> rules) {
-    std::vector<io::KeyMap::Rule> view;
-    for (const auto& [pattern, replacement] : rules) view.push_back({pattern.c_str(), replacement.c_str()});
-    return io::KeyMap(name, view);
 }
 
 }  // namespace vit3d::detail
