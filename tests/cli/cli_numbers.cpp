@@ -10,9 +10,9 @@
 #include "cli/cli_runner.hpp"
 #include "vit3d/io/image.hpp"
 #include "vit3d/io/load_model.hpp"
-#include "vit3d/io/resample.hpp"
 #include "vit3d/io/nifti.hpp"
 #include "vit3d/io/npy.hpp"
+#include "vit3d/io/resample.hpp"
 
 namespace {
 
