@@ -307,6 +307,14 @@ TEST(HuggingFaceFolder, AFolderWithoutSafetensorsWeightsIsRefused) {
                                               "does not read"));
 }
 
+TEST(HuggingFaceFolder, ADirectoryWithoutConfigJsonIsNamedAsSuch) {
+    const std::string folder = copy_of("vit_model");
+    fs::remove(folder + "/config.json");
+    EXPECT_THAT(load_error(folder),
+                HasSubstr("): a directory without config.json: expected a weights file or a "
+                          "Hugging Face model folder"));
+}
+
 TEST(HuggingFaceFolder, AnInputSizeThePatchesDoNotDivideIsRefusedNamingBoth) {
     const io::LoadedModel<float> model = io::load_model<float>(fixture("vit_model"));
     EXPECT_THAT(

@@ -2,7 +2,9 @@
 // The definition of io::load_model (load_model.hpp). Included by vit3d/io/implementation.hpp, which
 // compiles it once per program, and by load_model.hpp itself in a VIT3D_HEADER_ONLY build.
 
+#include <filesystem>
 #include <string>
+#include <system_error>
 #include <type_traits>
 
 #include "vit3d/core/error.hpp"
@@ -59,6 +61,12 @@ template <class T>
 LoadedModel<T> load_model(const std::string& path, const LoadOptions& options) {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                   "vit3d::io::load_model loads float or double models");
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec) && !huggingface::is_model_folder(path))
+        throw io_error(
+            message("vit3d::io::load_model(", detail::quoted(path),
+                    "): a directory without config.json: expected a weights file or a Hugging Face "
+                    "model folder"));
     if (huggingface::is_model_folder(path)) {
         const huggingface::OpenedFolder folder = huggingface::open_folder(path, options.access);
         return detail::build_model<T>(folder.description, *folder.tensors, *folder.keys,
