@@ -22,7 +22,7 @@
 #include <vector>
 #include <vit3d.hpp>
 #include <vit3d/core/cpu.hpp>
-#include <vit3d/detail/gelu_kernel.hpp>
+#include <vit3d/detail/activation_kernel.hpp>
 #include <vit3d/detail/gemm_kernel.hpp>
 #include <vit3d/detail/isa/dispatch.hpp>
 #include <vit3d/detail/layer_norm_kernel.hpp>
@@ -153,20 +153,67 @@ TEST(Isa, VectorExp2IsWithinTwoUlpFlushesBelowTheNormalRangeAndKeepsNaNOnEveryLe
     });
 }
 
-TEST(Isa, GeluIsWithinItsToleranceOfTheExactOneOnEveryLevelAndTail) {
+// Each vectorised float activation against its exact double form, on every level and tail length, over
+// the range activations take and into the saturated ends: within 3e-7 * max(1, |x|) (2e-7 for the sigmoid,
+// whose values are at most 1).
+TEST(Isa, FloatActivationsAreWithinTheirToleranceOfTheExactOnesOnEveryLevelAndTail) {
+    namespace nn = vit3d::nn;
     std::mt19937 rng(3);
     std::normal_distribution<float> normal(0.0f, 3.0f);
-    vit3d::test::for_each_isa([&](Isa isa) {
-        for (Index n : {1, 3, 7, 8, 15, 16, 17, 31, 33, 100, 1000}) {
-            std::vector<float> x(static_cast<std::size_t>(n));
-            for (float& v : x) v = normal(rng);
-            std::vector<float> y = x;
-            vit3d::detail::gelu_inplace(y.data(), n, isa);
-            for (Index i = 0; i < n; ++i) {
-                const double v = x[i], exact = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
-                ASSERT_NEAR(y[i], exact, 3e-7 * std::max(1.0, std::abs(v))) << "n " << n << " x " << v;
+    for (nn::Activation a : {nn::Activation::gelu, nn::Activation::gelu_tanh, nn::Activation::silu,
+                             nn::Activation::quick_gelu, nn::Activation::sigmoid}) {
+        const double tolerance = a == nn::Activation::sigmoid ? 2e-7 : 3e-7;
+        vit3d::test::for_each_isa([&](Isa isa) {
+            for (Index n : {1, 3, 7, 8, 15, 16, 17, 31, 33, 100, 1000}) {
+                std::vector<float> x(static_cast<std::size_t>(n));
+                for (float& v : x) v = normal(rng);
+                if (n == 1000)
+                    for (int i = 0; i < 20; ++i) x[static_cast<std::size_t>(i)] = -100.0f + 10.0f * float(i);
+                std::vector<float> y = x;
+                nn::apply_activation_range(y.data(), n, a, isa);
+                for (Index i = 0; i < n; ++i) {
+                    const double v = x[i];
+                    double exact = 0;
+                    switch (a) {
+                        case nn::Activation::gelu:
+                            exact = nn::gelu(v);
+                            break;
+                        case nn::Activation::gelu_tanh:
+                            exact = nn::gelu_tanh(v);
+                            break;
+                        case nn::Activation::silu:
+                            exact = nn::silu(v);
+                            break;
+                        case nn::Activation::quick_gelu:
+                            exact = nn::quick_gelu(v);
+                            break;
+                        default:
+                            exact = nn::sigmoid(v);
+                            break;
+                    }
+                    ASSERT_NEAR(y[i], exact, tolerance * std::max(1.0, std::abs(v)))
+                        << nn::activation_name(a) << " n " << n << " x " << v;
+                }
             }
-        }
+        });
+    }
+}
+
+// Infinities and NaN come out as torch's float functions give them.
+TEST(Isa, FloatActivationsKeepInfinitiesAndNaNAsTorch) {
+    namespace nn = vit3d::nn;
+    const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+    vit3d::test::for_each_isa([&](Isa isa) {
+        std::vector<float> y{inf, -inf, nan};
+        nn::apply_activation_range(y.data(), 3, nn::Activation::gelu_tanh, isa);
+        EXPECT_EQ(y[0], inf);
+        EXPECT_TRUE(std::isnan(y[1]));  // -inf * 0, as 0.5 x (1 + tanh(u)) gives
+        EXPECT_TRUE(std::isnan(y[2]));
+        y = {inf, -inf, nan};
+        nn::apply_activation_range(y.data(), 3, nn::Activation::sigmoid, isa);
+        EXPECT_EQ(y[0], 1.0f);
+        EXPECT_EQ(y[1], 0.0f);
+        EXPECT_TRUE(std::isnan(y[2]));
     });
 }
 

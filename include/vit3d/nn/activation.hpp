@@ -11,7 +11,7 @@
 #include "vit3d/core/cpu.hpp"
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/instances.hpp"
-#include "vit3d/detail/gelu_kernel.hpp"
+#include "vit3d/detail/activation_kernel.hpp"
 #include "vit3d/detail/threading.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
@@ -71,7 +71,8 @@ T relu(T x) {
     return x > T(0) ? x : T(0);  // NaN stays NaN, as torch.relu
 }
 
-// The activation over n contiguous elements, in place; `isa` is the kernel variant of the float GELU.
+// The activation over n contiguous elements, in place; `isa` is the kernel variant of the vectorised float
+// ones.
 template <class T>
 void apply_activation_range(T* x, Index n, Activation a, Isa isa = detail::active_isa()) {
     switch (a) {
@@ -83,7 +84,11 @@ void apply_activation_range(T* x, Index n, Activation a, Isa isa = detail::activ
             }
             return;
         case Activation::gelu_tanh:
-            for (Index i = 0; i < n; ++i) x[i] = gelu_tanh(x[i]);
+            if constexpr (std::is_same_v<T, float>) {
+                detail::gelu_tanh_inplace(x, n, isa);
+            } else {
+                for (Index i = 0; i < n; ++i) x[i] = gelu_tanh(x[i]);
+            }
             return;
         case Activation::quick_gelu:
         case Activation::silu:
@@ -94,7 +99,11 @@ void apply_activation_range(T* x, Index n, Activation a, Isa isa = detail::activ
             }
             return;
         case Activation::sigmoid:
-            for (Index i = 0; i < n; ++i) x[i] = sigmoid(x[i]);
+            if constexpr (std::is_same_v<T, float>) {
+                detail::sigmoid_inplace(x, n, isa);
+            } else {
+                for (Index i = 0; i < n; ++i) x[i] = sigmoid(x[i]);
+            }
             return;
         case Activation::relu:
             for (Index i = 0; i < n; ++i) x[i] = (x[i] > T(0) || x[i] != x[i]) ? x[i] : T(0);
@@ -108,8 +117,8 @@ void apply_activation_range(T* x, Index n, Activation a, Isa isa = detail::activ
 }
 
 // Applies the activation to every element in place, on vit3d::num_threads() threads for large tensors.
-// float GELU, SiLU and QuickGELU are vectorised (detail/gelu_kernel.hpp); double stays the exact scalar
-// functions.
+// The float GELUs, SiLU, QuickGELU and sigmoid are vectorised (detail/activation_kernel.hpp); double stays
+// the exact scalar functions.
 template <class T>
 void apply_activation(Tensor<T>& x, Activation a) {
     if (a == Activation::identity || x.size() == 0) return;
