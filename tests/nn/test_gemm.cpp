@@ -1,12 +1,15 @@
 // vit3d's packed GEMM (C = A B^T + bias, the kernel behind every linear layer) against a plain loop in
 // double: shapes that exercise every row tail, partial column panels, K beyond one packed chunk, K = 0,
 // row strides larger than the width, with and without bias; the row-blocked paths of calls with many rows
-// and of prepacked weights; and thread-count independence.
+// and of prepacked weights; thread-count independence; epilogues that see every finished block once, and the
+// gated product built on them.
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <vector>
 #include <vit3d.hpp>
 #include <vit3d/detail/gemm.hpp>
@@ -143,6 +146,126 @@ TEST(PackedGemm, ResultDoesNotDependOnTheThreadCount) {
                                        static_cast<float*>(nullptr), 2);
         EXPECT_EQ(one, two);
     });
+}
+
+// An epilogue records which elements it saw, and when: each element once, after its last chunk of K (its
+// value is then the plain product's), on every path (rows in one pass or several, B prepacked, packed whole,
+// or by slices; K = 0; partial panels) and thread count.
+template <class T>
+struct CountingEpilogue {
+    const std::vector<T>* expected;
+    std::vector<int>* seen;
+    Index N;
+    bool* values_ok;
+    static void apply(const void* self, T* c, Index ldc, Index row, Index rows, Index col, Index cols) {
+        const auto& e = *static_cast<const CountingEpilogue*>(self);
+        for (Index r = 0; r < rows; ++r)
+            for (Index j = 0; j < cols; ++j) {
+                const auto at = static_cast<std::size_t>((row + r) * e.N + col + j);
+                ++(*e.seen)[at];
+                if (c[r * ldc + j] != (*e.expected)[at]) *e.values_ok = false;
+                c[r * ldc + j] = T(-1);  // in place: the output keeps what the epilogue leaves
+            }
+    }
+};
+
+TYPED_TEST(PackedGemm, AnEpilogueSeesEveryFinishedElementOnce) {
+    using T = TypeParam;
+    std::mt19937_64 rng(11);
+    for (Index M : {1, 7, 300, 1100})
+        for (Index K : {0, 3, 600}) {
+            const Index N = 70;
+            const auto A = random_values<T>(M * K, rng), B = random_values<T>(N * K, rng),
+                       bias = random_values<T>(N, rng);
+            vit3d::test::for_each_isa([&](vit3d::Isa isa) {
+                using Weights = vit3d::detail::GemmWeights<T>;
+                const Weights pack = Weights::pack(B.data(), K, N, K, isa, 1);
+                for (const Weights* weights : {static_cast<const Weights*>(nullptr), &pack})
+                    for (int threads : {1, 2}) {
+                        std::vector<T> plain(static_cast<std::size_t>(M * N)), out(plain.size());
+                        vit3d::detail::packed_gemm_abt(M, N, K, A.data(), K, B.data(), K, plain.data(), N,
+                                                       bias.data(), threads, isa, weights);
+                        std::vector<int> seen(plain.size(), 0);
+                        bool values_ok = true;
+                        const CountingEpilogue<T> counting{&plain, &seen, N, &values_ok};
+                        vit3d::detail::packed_gemm_abt(M, N, K, A.data(), K, B.data(), K, out.data(), N,
+                                                       bias.data(), threads, isa, weights,
+                                                       {&CountingEpilogue<T>::apply, &counting, false});
+                        const std::string where = "M " + std::to_string(M) + " K " + std::to_string(K) +
+                                                  (weights ? ", prepacked" : "") + ", " +
+                                                  std::to_string(threads) + " threads";
+                        ASSERT_EQ(seen, std::vector<int>(plain.size(), 1)) << where;
+                        ASSERT_TRUE(values_ok) << where;
+                        ASSERT_EQ(out, std::vector<T>(plain.size(), T(-1))) << where;
+                    }
+            });
+        }
+}
+
+// The gated product: one GEMM over the gate's and the value's rows packed half a panel each gives, through
+// an epilogue that replaces the output, act(gate) * value exactly as two products and a pass would (here
+// with the identity: gate * value), for every hidden width against the half-panel, on every path.
+template <class T>
+struct ProductEpilogue {
+    T* out;
+    Index hidden, half;
+    static void apply(const void* self, T* c, Index ldc, Index row, Index rows, Index col, Index) {
+        const auto& e = *static_cast<const ProductEpilogue*>(self);
+        const Index first = col / (2 * e.half) * e.half, count = std::min(e.half, e.hidden - first);
+        for (Index r = 0; r < rows; ++r)
+            for (Index j = 0; j < count; ++j)
+                e.out[(row + r) * e.hidden + first + j] = c[r * ldc + j] * c[r * ldc + e.half + j];
+    }
+};
+
+TYPED_TEST(PackedGemm, AGatedPackGivesTheProductOfItsTwoHalves) {
+    using T = TypeParam;
+    std::mt19937_64 rng(13);
+    vit3d::test::for_each_isa([&](vit3d::Isa isa) {
+        if (!vit3d::detail::gated_gemm_supported<T>(isa)) return;
+        const Index half = vit3d::detail::kernel_shape<T>(isa).columns() / 2;
+        for (Index M : {1, 9, 500})
+            for (Index H : {Index(1), half - 1, half, 3 * half + 5})
+                for (Index K : {5, 600}) {
+                    const auto A = random_values<T>(M * K, rng), gate = random_values<T>(H * K, rng),
+                               value = random_values<T>(H * K, rng);
+                    std::vector<T> g(static_cast<std::size_t>(M * H)), v(g.size());
+                    vit3d::detail::packed_gemm_abt(M, H, K, A.data(), K, gate.data(), K, g.data(), H,
+                                                   static_cast<T*>(nullptr), 1, isa);
+                    vit3d::detail::packed_gemm_abt(M, H, K, A.data(), K, value.data(), K, v.data(), H,
+                                                   static_cast<T*>(nullptr), 1, isa);
+                    using Weights = vit3d::detail::GemmWeights<T>;
+                    const Weights pack = Weights::pack_gated(gate.data(), value.data(), K, H, K, isa, 2);
+                    ASSERT_TRUE(pack.matches_gated(gate.data(), value.data(), K, H));
+                    std::vector<T> changed = value;
+                    changed.back() += T(1);
+                    ASSERT_FALSE(pack.matches_gated(gate.data(), changed.data(), K, H));
+                    for (int threads : {1, 2}) {
+                        std::vector<T> out(g.size(), T(-7));
+                        const ProductEpilogue<T> product{out.data(), H, half};
+                        vit3d::detail::packed_gemm_abt(M, pack.N, K, A.data(), K, static_cast<T*>(nullptr), K,
+                                                       static_cast<T*>(nullptr), 0, static_cast<T*>(nullptr),
+                                                       threads, isa, &pack,
+                                                       {&ProductEpilogue<T>::apply, &product, true});
+                        for (std::size_t i = 0; i < out.size(); ++i)
+                            ASSERT_EQ(out[i], g[i] * v[i]) << "M " << M << " H " << H << " K " << K << ", "
+                                                           << threads << " threads, element " << i;
+                    }
+                }
+    });
+}
+
+TEST(PackedGemm, AnEpilogueReplacingTheOutputNeedsAPack) {
+    const Index n = 2;
+    const std::vector<float> A(4, 1.0f), B(4, 1.0f);
+    std::vector<float> C(4);
+    const vit3d::detail::GemmEpilogue<float> replacing{
+        [](const void*, float*, Index, Index, Index, Index, Index) {}, nullptr, true};
+    EXPECT_THROW(
+        vit3d::detail::packed_gemm_abt(
+            n, n, n, A.data(), n, B.data(), n, C.data(), n, static_cast<const float*>(nullptr), 1,
+            vit3d::Isa::generic, static_cast<const vit3d::detail::GemmWeights<float>*>(nullptr), replacing),
+        std::logic_error);
 }
 
 TEST(PackedGemm, LinearUsesItAndAgreesWithEigen) {

@@ -8,6 +8,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <atomic>
+#include <stdexcept>
 #include <type_traits>
 
 #include "vit3d/core/config.hpp"
@@ -55,11 +56,17 @@ void eigen_gemm_abt(Index M, Index N, Index K, const T* A, Index lda, const T* B
 // C [M, N] = A [M, K] * B [N, K]^T + bias [N] (bias may be null); lda, ldb, ldc are the row strides
 // (elements). C is overwritten. `weights`, when not null, is B packed once (nn/weight_pack_cache.hpp);
 // a pack for another instruction-set level than the one that runs is ignored, as is any pack in the BLAS
-// route.
+// route. `epilogue` rewrites C's blocks in place as they are finished (in the BLAS route: all of C after
+// the product); one that replaces the output goes to packed_gemm_abt with its gated pack instead.
 template <class T>
 void gemm_abt(Index M, Index N, Index K, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc,
-              const T* bias = nullptr, const GemmWeights<T>* weights = nullptr) {
+              const T* bias = nullptr, const GemmWeights<T>* weights = nullptr,
+              const GemmEpilogue<T>& epilogue = {}) {
     if (M <= 0 || N <= 0) return;
+    if (epilogue && epilogue.replaces_output)
+        throw std::logic_error(
+            "vit3d::detail::gemm_abt: an epilogue that replaces the output needs "
+            "packed_gemm_abt and its pack");
 #ifdef VIT3D_USE_BLAS
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
         if (K > 0) {
@@ -74,11 +81,12 @@ void gemm_abt(Index M, Index N, Index K, const T* A, Index lda, const T* B, Inde
             else
                 cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0, A, static_cast<int>(lda),
                             B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
+            if (epilogue) epilogue.apply(epilogue.context, C, ldc, 0, M, 0, N);
             return;
         }
     }
 #endif
-    packed_gemm_abt(M, N, K, A, lda, B, ldb, C, ldc, bias, num_threads(), active_isa(), weights);
+    packed_gemm_abt(M, N, K, A, lda, B, ldb, C, ldc, bias, num_threads(), active_isa(), weights, epilogue);
 }
 
 }  // namespace vit3d::detail

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/cpu.hpp"
@@ -60,25 +61,80 @@ struct GemmWeights {
         return w;
     }
 
+    // The weights of a gated product, act(gate) * value with gate and value [H, K]: each panel holds half a
+    // panel of rows of each (pack_gated_gemm_weights), N = H rounded up to whole half-panels, times 2. Only
+    // for variants whose panel has an even width (gated_gemm_supported).
+    static GemmWeights pack_gated(const T* gate, const T* value, Index ldb, Index H, Index K, Isa isa,
+                                  int threads) {
+        const Index P = kernel_shape<T>(isa).columns();
+        const Index panels = ceil_div(H, P / 2);
+        GemmWeights w;
+        w.isa = isa;
+        w.N = panels * P;
+        w.K = K;
+        w.packed = AlignedBuffer<T>(std::max<Index>(1, panels * K * P));
+        threads = static_cast<int>(std::max<Index>(1, std::min<Index>(threads, panels)));
+        with_kernels(isa, [&](auto kernels) {
+            parallel_region(threads, [&](int thread, int thread_count) {
+                const ItemRange share = static_share(panels, thread, thread_count);
+                decltype(kernels)::template pack_gated_weights<T>(gate, value, ldb, H, K, share.begin,
+                                                                  share.end, w.packed.data());
+            });
+        });
+        return w;
+    }
+
+    Index bytes() const { return static_cast<Index>(packed.size() * sizeof(T)); }
+
     // Whether this pack holds exactly B (bit for bit, so NaN and -0 count too).
     bool matches(const T* B, Index ldb) const {
         const Index P = kernel_shape<T>(isa).columns();
-        for (Index j = 0; j < N; ++j) {
-            const T* panel = packed.data() + (j / P) * K * P + j % P;
-            for (Index k = 0; k < K; ++k)
-                if (std::memcmp(panel + k * P, B + j * ldb + k, sizeof(T)) != 0) return false;
-        }
+        for (Index j = 0; j < N; ++j)
+            if (!column_holds(j, B + j * ldb, P)) return false;
+        return true;
+    }
+
+    // The same for a pack_gated one of gate and value [H, K].
+    bool matches_gated(const T* gate, const T* value, Index ldb, Index H) const {
+        const Index P = kernel_shape<T>(isa).columns(), half = P / 2;
+        for (Index j = 0; j < H; ++j)
+            if (!column_holds((j / half) * P + j % half, gate + j * ldb, P) ||
+                !column_holds((j / half) * P + half + j % half, value + j * ldb, P))
+                return false;
+        return true;
+    }
+
+  private:
+    // Whether packed column j holds the K elements of `row`.
+    bool column_holds(Index j, const T* row, Index P) const {
+        const T* panel = packed.data() + (j / P) * K * P + j % P;
+        for (Index k = 0; k < K; ++k)
+            if (std::memcmp(panel + k * P, row + k, sizeof(T)) != 0) return false;
         return true;
     }
 };
 
+// Whether the variant for `isa` computes gated products (GemmWeights::pack_gated): its panel splits in two.
+template <class T>
+bool gated_gemm_supported(Isa isa) {
+    return kernel_shape<T>(isa).columns() % 2 == 0;
+}
+
 // C [M, N] = A [M, K] * B [N, K]^T + bias [N] (bias may be null), on up to `threads` threads, with the
-// variant for `isa`; `weights`, when not null, is B packed for that variant.
+// variant for `isa`; `weights`, when not null, is B packed for that variant. `epilogue` (detail/isa/
+// kernel_shapes.hpp) works on each block of C as it is finished; one that replaces the output needs
+// `weights` (a gated pack has no unpacked B) and leaves C unwritten.
 template <class T>
 void packed_gemm_abt(Index M, Index N, Index K, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc,
-                     const T* bias, int threads, Isa isa, const GemmWeights<T>* weights = nullptr) {
+                     const T* bias, int threads, Isa isa, const GemmWeights<T>* weights = nullptr,
+                     const GemmEpilogue<T>& epilogue = {}) {
     if (M <= 0 || N <= 0) return;
     if (weights && (weights->isa != isa || weights->N != N || weights->K != K)) weights = nullptr;
+    const bool in_scratch = epilogue && epilogue.replaces_output;
+    if (in_scratch && !weights)
+        throw std::logic_error(
+            "vit3d::detail::packed_gemm_abt: an epilogue that replaces the output needs "
+            "weights packed for the variant that runs");
     const Index P = kernel_shape<T>(isa).columns();
     const Index panels = (N + P - 1) / P;
     const Index chunk = std::min<Index>(std::max<Index>(K, 1), gemm_k_chunk);
@@ -88,19 +144,20 @@ void packed_gemm_abt(Index M, Index N, Index K, const T* A, Index lda, const T* 
     const bool pack_whole = !weights && M >= gemm_pack_whole_rows && K > 0;
     AlignedBuffer<T> whole(pack_whole ? panels * K * P : 0);
     const bool prepacked = weights || pack_whole;
-    const Index per_thread = (prepacked ? 0 : chunk * P) + P;
+    const Index scratch = in_scratch ? gemm_rows_per_pass(M, kernel_shape<T>(isa).rows, prepacked) * P : 0;
+    const Index per_thread = (prepacked ? 0 : chunk * P) + P + scratch;
     AlignedBuffer<T> workspace(per_thread * threads);
     const T* panels_of_b = weights ? weights->packed.data() : (pack_whole ? whole.data() : nullptr);
-    const GemmProblem<T> g{M, N, K, A, lda, B, ldb, C, ldc, bias, panels_of_b, chunk};
+    const GemmProblem<T> g{M, N, K, A, lda, B, ldb, C, ldc, bias, panels_of_b, chunk, epilogue};
     with_kernels(isa, [&](auto kernels) {
         parallel_region(threads, [&](int thread, int thread_count) {
             T* packed = workspace.data() + per_thread * thread;
-            T* init = packed + (per_thread - P);
+            T* init = packed + (per_thread - P - scratch);
             const ItemRange share = static_share(panels, thread, thread_count);
             if (pack_whole)
                 decltype(kernels)::template pack_weights<T>(B, ldb, N, K, share.begin, share.end,
                                                             whole.data());
-            decltype(kernels)::template gemm<T>(g, share.begin, share.end, packed, init);
+            decltype(kernels)::template gemm<T>(g, share.begin, share.end, packed, init, init + P);
         });
     });
 }
@@ -118,5 +175,6 @@ void packed_gemm_abt(Index M, Index N, Index K, const T* A, Index lda, const T* 
     X(struct vit3d::detail::GemmWeights<T>)                                                           \
     X(void vit3d::detail::packed_gemm_abt<T>(                                                         \
         vit3d::Index, vit3d::Index, vit3d::Index, const T*, vit3d::Index, const T*, vit3d::Index, T*, \
-        vit3d::Index, const T*, int, vit3d::Isa, const vit3d::detail::GemmWeights<T>*))
+        vit3d::Index, const T*, int, vit3d::Isa, const vit3d::detail::GemmWeights<T>*,                \
+        const vit3d::detail::GemmEpilogue<T>&))
 VIT3D_EXTERN_INSTANCES(VIT3D_GEMM_KERNEL_INSTANCES)

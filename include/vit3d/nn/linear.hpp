@@ -13,6 +13,7 @@
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/instances.hpp"
 #include "vit3d/detail/gemm.hpp"
+#include "vit3d/nn/activation.hpp"
 #include "vit3d/nn/parameters.hpp"
 #include "vit3d/nn/weight_pack_cache.hpp"
 #include "vit3d/tensor/tensor.hpp"
@@ -22,18 +23,39 @@ namespace vit3d::nn {
 // y = x W^T + b for x [..., in], W the row-major [out, in] matrix at `weight`: one GEMM over all leading
 // axes of x. Shared by Linear and by layers that keep their weight in another shape (conv patch kernels).
 // `packed`, when not null, is `weight` packed once for the GEMM.
+// `epilogue` works on each block of y as the GEMM finishes it (an activation, ActivationEpilogue).
 template <class T>
 Tensor<T> affine(const Tensor<T>& x, const T* weight, Index out, Index in, const Tensor<T>* bias,
-                 const detail::GemmWeights<T>* packed = nullptr) {
+                 const detail::GemmWeights<T>* packed = nullptr,
+                 const detail::GemmEpilogue<T>& epilogue = {}) {
     Shape out_shape = x.shape();
     out_shape.back() = out;
     Tensor<T> y = Tensor<T>::empty(out_shape);
     if (y.size() == 0) return y;
     const Index rows = y.size() / out;
     detail::gemm_abt(rows, out, in, x.data(), in, weight, in, y.data(), out, bias ? bias->data() : nullptr,
-                     packed);
+                     packed, epilogue);
     return y;
 }
+
+// An activation applied to each block of a GEMM's output in place, while the block is in L1, instead of in
+// a pass of its own over the whole output: the same function on the same values, so the same result.
+template <class T>
+struct ActivationEpilogue {
+    Activation activation = Activation::identity;
+    Isa isa = Isa::generic;
+
+    detail::GemmEpilogue<T> epilogue() const {
+        if (activation == Activation::identity) return {};
+        return {&apply, this, false};
+    }
+
+  private:
+    static void apply(const void* self, T* c, Index ldc, Index, Index rows, Index, Index cols) {
+        const auto& e = *static_cast<const ActivationEpilogue*>(self);
+        for (Index r = 0; r < rows; ++r) apply_activation_range(c + r * ldc, cols, e.activation, e.isa);
+    }
+};
 
 template <class T>
 struct Linear {
@@ -52,7 +74,10 @@ struct Linear {
     Index out_features() const { return weight.dim(0); }
 
     // x: [..., in] -> [..., out]. The product runs as one GEMM over all leading axes.
-    Tensor<T> forward(const Tensor<T>& x) const {
+    Tensor<T> forward(const Tensor<T>& x) const { return forward(x, Activation::identity); }
+
+    // activation(x W^T + b), the activation applied as the GEMM finishes each block of the output.
+    Tensor<T> forward(const Tensor<T>& x, Activation activation) const {
         check();
         if (x.rank() < 1 || x.dim(-1) != in_features())
             throw shape_error(message("vit3d::nn::Linear::forward: expected input [..., ", in_features(),
@@ -60,9 +85,11 @@ struct Linear {
         if (x.size() == 0)
             return affine(x, weight.data(), out_features(), in_features(), bias ? &*bias : nullptr);
         const Index rows = x.size() / in_features();
-        const auto packed =
-            packed_weight_.get(weight, detail::active_isa(), rows, "vit3d::nn::Linear::forward");
-        return affine(x, weight.data(), out_features(), in_features(), bias ? &*bias : nullptr, packed.get());
+        const Isa isa = detail::active_isa();
+        const auto packed = packed_weight_.get(weight, isa, rows, "vit3d::nn::Linear::forward");
+        const ActivationEpilogue<T> act{activation, isa};
+        return affine(x, weight.data(), out_features(), in_features(), bias ? &*bias : nullptr, packed.get(),
+                      act.epilogue());
     }
 
     // Packs the weight for the GEMM now, so that no forward has to (nothing when packing is off).
@@ -100,14 +127,15 @@ struct Linear {
 
 namespace vit3d::detail {
 
-// The visitors behind nn::pack_weights and nn::packed_weight_bytes.
+// The visitors behind nn::pack_weights and nn::packed_weight_bytes: `layer` is a Linear, or a layer that
+// packs its weights itself (a gated Mlp's fc1).
 struct WeightPacker : nn::LinearLayerVisitor {
     bool pack = true;  // false: only count
     Index bytes = 0;
-    template <class T>
-    void layer(const nn::Linear<T>& linear) {
-        if (pack) linear.pack_weight();
-        bytes += linear.packed_weight_bytes();
+    template <class Layer>
+    void layer(const Layer& layer) {
+        if (pack) layer.pack_weight();
+        bytes += layer.packed_weight_bytes();
     }
     template <class T>
     void operator()(const std::string&, const Tensor<T>&) {}

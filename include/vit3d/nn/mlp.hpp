@@ -5,21 +5,31 @@
 //   - swiglu_packed: fc1 x = [a, b] (halves); fc2(act(a) * b)          timm SwiGLUPacked
 //   - swiglu:        fc2(act(fc1_g x) * fc1_x x)                       timm SwiGLU (EVA-02, AIMv2, ...)
 // each with an optional norm of the hidden features before fc2 (timm's scale_mlp_norm, EVA's sub-LN).
+// The activation runs inside fc1's GEMM, on each block of its output as it is finished. The gated kinds go
+// further: one GEMM computes the gate and the value of each output side by side (their weights packed half a
+// panel each, kept between calls in place of the Linear layers' own packs) and writes act(gate) * value,
+// so the 2 * hidden features of fc1 never reach memory. Results are those of the unfused computation, bit for
+// bit.
 // `hidden` is always the width fc2 reads; a packed fc1 has twice as many outputs. Parameter names follow
 // timm ("fc1", "fc1_g", "fc1_x", "norm", "fc2"); the weight loaders map torchvision's "mlp.0"/"mlp.3",
 // vit-pytorch's "net.1"/"net.4" and MONAI's "linear1"/"linear2" onto them.
 
+#include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/fields.hpp"
 #include "vit3d/core/instances.hpp"
+#include "vit3d/detail/gemm_kernel.hpp"
 #include "vit3d/detail/threading.hpp"
 #include "vit3d/nn/activation.hpp"
 #include "vit3d/nn/linear.hpp"
 #include "vit3d/nn/norm.hpp"
+#include "vit3d/nn/weight_pack_cache.hpp"
 
 namespace vit3d::nn {
 
@@ -84,23 +94,156 @@ struct Mlp {
 
     // x: [..., dim] -> [..., dim]
     Tensor<T> forward(const Tensor<T>& x) const {
-        Tensor<T> h = fc1.forward(x);
+        Tensor<T> h;
         if (kind == MlpKind::mlp) {
-            apply_activation(h, activation);
+            h = fc1.forward(x, activation);
+        } else if (fuses_gate()) {
+            h = gated_product(x);
         } else if (kind == MlpKind::swiglu) {
-            apply_activation(h, activation);
+            h = fc1.forward(x, activation);
             h *= fc1_x->forward(x);
         } else {
+            h = fc1.forward(x);
             h = gate_packed(h);
         }
         if (norm) h = norm->forward(h);
         return fc2.forward(h);
     }
 
+    // Packs the gated kinds' fc1 weights for their GEMM now (nn::pack_weights shows it the Mlp in place of
+    // fc1 and fc1_x; the plain kind's fc1 and every fc2 pack as Linear layers).
+    void pack_weight() const {
+        if (fuses_gate()) (void)gated_weights(detail::active_isa(), true);
+    }
+    Index packed_weight_bytes() const { return gated_pack_.bytes(); }
+
     VIT3D_VISIT_PARAMETERS_WITH(visit)
 
   private:
     static bool packed(MlpKind k) { return k == MlpKind::glu || k == MlpKind::swiglu_packed; }
+
+    // The gated kinds' fc1 weights in the gated GEMM's layout, biases in its column order.
+    struct GatedWeights {
+        Isa isa = Isa::generic;
+        detail::GemmWeights<T> weights;
+        std::vector<T> bias;  // [weights.N]; empty without biases
+        Index bytes() const { return weights.bytes() + static_cast<Index>(bias.size() * sizeof(T)); }
+    };
+
+    // act(gate) * value from the gated GEMM's block of one half-panel of outputs, into `out`.
+    struct GatedEpilogue {
+        Activation activation;
+        Isa isa;
+        T* out;
+        Index hidden, half;
+
+        static void apply(const void* self, T* c, Index ldc, Index row, Index rows, Index col, Index) {
+            const auto& e = *static_cast<const GatedEpilogue*>(self);
+            const Index first = col / (2 * e.half) * e.half, count = std::min(e.half, e.hidden - first);
+            for (Index r = 0; r < rows; ++r) {
+                T* gate = c + r * ldc;
+                const T* value = gate + e.half;
+                apply_activation_range(gate, count, e.activation, e.isa);
+                T* result = e.out + (row + r) * e.hidden + first;
+                for (Index j = 0; j < count; ++j) result[j] = gate[j] * value[j];
+            }
+        }
+    };
+
+    // Whether the gated kinds run as one gated GEMM: vit3d's own GEMM runs (not a BLAS) and its variant's
+    // panel splits in halves.
+    bool fuses_gate() const {
+        return kind != MlpKind::mlp && detail::own_gemm_runs<T> &&
+               detail::gated_gemm_supported<T>(detail::active_isa());
+    }
+
+    // The tensors a gated pack is made from: gate and value weights, then their biases.
+    typename detail::StampedPackCache<T, GatedWeights, 4>::Sources gated_sources() const {
+        const Linear<T>& value = kind == MlpKind::swiglu ? *fc1_x : fc1;
+        const bool split = kind == MlpKind::swiglu;
+        return {&fc1.weight, split ? &value.weight : nullptr, fc1.bias ? &*fc1.bias : nullptr,
+                split && value.bias ? &*value.bias : nullptr};
+    }
+
+    // The kept gated pack for `isa` (made when `make`), or null.
+    std::shared_ptr<const GatedWeights> gated_weights(Isa isa, bool make) const {
+        check_gated();
+        return gated_pack_.get(
+            gated_sources(), isa, make, "vit3d::nn::Mlp::forward", [&] { return make_gated_weights(isa); },
+            [&](const GatedWeights& pack) {
+                const GatedRows rows = gated_rows();
+                return pack.weights.matches_gated(rows.gate, rows.value, fc1.in_features(), hidden());
+            });
+    }
+
+    // Where the gate's and the value's weight and bias rows start: fc1 and fc1_x (swiglu), or fc1's halves
+    // [a, b] with b the gate (glu) or a (swiglu_packed).
+    struct GatedRows {
+        const T *gate, *value, *gate_bias, *value_bias;
+    };
+    GatedRows gated_rows() const {
+        const Index H = hidden(), D = fc1.in_features();
+        const T* bias = fc1.bias ? fc1.bias->data() : nullptr;
+        if (kind == MlpKind::swiglu)
+            return {fc1.weight.data(), fc1_x->weight.data(), bias,
+                    fc1_x->bias ? fc1_x->bias->data() : nullptr};
+        const Index gate = kind == MlpKind::glu ? H : 0, value = H - gate;
+        return {fc1.weight.data() + gate * D, fc1.weight.data() + value * D, bias ? bias + gate : nullptr,
+                bias ? bias + value : nullptr};
+    }
+
+    GatedWeights make_gated_weights(Isa isa) const {
+        const Index H = hidden(), D = fc1.in_features();
+        const GatedRows rows = gated_rows();
+        GatedWeights w;
+        w.isa = isa;
+        w.weights = detail::GemmWeights<T>::pack_gated(rows.gate, rows.value, D, H, D, isa, num_threads());
+        if (rows.gate_bias || rows.value_bias) {
+            const Index half = detail::kernel_shape<T>(isa).columns() / 2;
+            w.bias.assign(static_cast<std::size_t>(w.weights.N), T(0));
+            for (Index j = 0; j < H; ++j) {
+                const auto at = static_cast<std::size_t>((j / half) * 2 * half + j % half);
+                if (rows.gate_bias) w.bias[at] = rows.gate_bias[j];
+                if (rows.value_bias) w.bias[at + static_cast<std::size_t>(half)] = rows.value_bias[j];
+            }
+        }
+        return w;
+    }
+
+    // The gated kinds' fc1 weights and biases fit dim and hidden.
+    void check_gated() const {
+        const Index H = hidden(), D = fc1.in_features();
+        const bool split = kind == MlpKind::swiglu;
+        const auto fits = [&](const Linear<T>& l, Index out) {
+            return l.weight.rank() == 2 && l.weight.dim(0) == out && l.weight.dim(1) == D &&
+                   (!l.bias || l.bias->shape() == Shape{out});
+        };
+        if (fc1.weight.rank() != 2 || !fits(fc1, split ? H : 2 * H) || (split && !(fc1_x && fits(*fc1_x, H))))
+            throw shape_error(message(
+                "vit3d::nn::Mlp::forward: the gated fc1 does not fit ", H, " hidden features: fc1 weight ",
+                fc1.weight.shape(), split && fc1_x ? message(", fc1_x weight ", fc1_x->weight.shape()) : ""));
+    }
+
+    // x [..., dim] -> act(gate) * value [..., hidden] in one GEMM.
+    Tensor<T> gated_product(const Tensor<T>& x) const {
+        const Index H = hidden(), D = fc1.in_features();
+        if (x.rank() < 1 || x.dim(-1) != D)
+            throw shape_error(
+                message("vit3d::nn::Mlp::forward: expected input [..., ", D, "], got ", x.shape()));
+        Shape shape = x.shape();
+        shape.back() = H;
+        Tensor<T> out = Tensor<T>::empty(shape);
+        if (out.size() == 0) return out;
+        const Index rows = x.size() / D;
+        const Isa isa = detail::active_isa();
+        std::shared_ptr<const GatedWeights> pack = gated_weights(isa, rows < detail::packed_weight_max_rows);
+        if (!pack) pack = std::make_shared<const GatedWeights>(make_gated_weights(isa));  // kept none
+        const GatedEpilogue gated{activation, isa, out.data(), H, detail::kernel_shape<T>(isa).columns() / 2};
+        detail::packed_gemm_abt<T>(rows, pack->weights.N, D, x.data(), D, nullptr, D, nullptr, 0,
+                                   pack->bias.empty() ? nullptr : pack->bias.data(), num_threads(), isa,
+                                   &pack->weights, {&GatedEpilogue::apply, &gated, true});
+        return out;
+    }
 
     // [..., 2H] = [a, b] -> [..., H]: a * act(b) (glu) or act(a) * b (swiglu_packed), one row at a time.
     Tensor<T> gate_packed(Tensor<T>& ab) const {
@@ -127,13 +270,42 @@ struct Mlp {
         return out;
     }
 
+    // Parameter tensors only: fc1's and fc1_x's tensors under a visitor that is shown layers, when the Mlp
+    // shows itself in their place.
+    template <class F>
+    struct TensorsOnly {
+        F& f;
+        template <class Tensor>
+        void operator()(const std::string& name, Tensor& tensor) const {
+            f(name, tensor);
+        }
+    };
+
     template <class Self, class F>
     static void visit(Self& self, F& f, const std::string& prefix) {
+        if constexpr (std::is_base_of_v<LinearLayerVisitor, std::remove_cv_t<F>>) {
+            if (self.fuses_gate()) {  // the gated pack stands for fc1's and fc1_x's
+                f.layer(self);
+                TensorsOnly<F> tensors{f};
+                visit_fc1(self, tensors, prefix);
+                return visit_rest(self, f, prefix);
+            }
+        }
+        visit_fc1(self, f, prefix);
+        visit_rest(self, f, prefix);
+    }
+    template <class Self, class F>
+    static void visit_fc1(Self& self, F& f, const std::string& prefix) {
         self.fc1.visit_parameters(f, join_name(prefix, self.kind == MlpKind::swiglu ? "fc1_g" : "fc1"));
         if (self.fc1_x) self.fc1_x->visit_parameters(f, join_name(prefix, "fc1_x"));
+    }
+    template <class Self, class F>
+    static void visit_rest(Self& self, F& f, const std::string& prefix) {
         if (self.norm) self.norm->visit_parameters(f, join_name(prefix, "norm"));
         self.fc2.visit_parameters(f, join_name(prefix, "fc2"));
     }
+
+    detail::StampedPackCache<T, GatedWeights, 4> gated_pack_;
 };
 
 }  // namespace vit3d::nn

@@ -24,7 +24,8 @@ namespace vit3d::nn {
     }
 
 // A parameter visitor that derives from this is also shown every Linear layer, as f.layer(linear), before
-// the layer's tensors (nn::pack_weights is one).
+// the layer's tensors (nn::pack_weights is one); a layer that packs weights for the GEMM itself instead of
+// through its Linear layers (a gated Mlp's fc1) shows itself, with pack_weight() and packed_weight_bytes().
 struct LinearLayerVisitor {};
 
 // "prefix.name", or "name" at the top level.

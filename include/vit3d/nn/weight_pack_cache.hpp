@@ -1,13 +1,17 @@
 #pragma once
-// One layer's weight [N, K] packed for the GEMM kernel, kept between calls (core/weight_packing.hpp says
-// when). The pack records the weight tensor's write stamp and is trusted while it stays so: any non-const
-// access to the tensor clears the stamp (tensor/tensor.hpp), which drops the pack at the next call. Stamps
-// come from one process-wide counter, so no other tensor can carry this one's.
+// A layer's weights packed for the GEMM kernel, kept between calls (core/weight_packing.hpp says when). The
+// pack records its tensors' write stamps and is trusted while they stay so: any non-const access to a tensor
+// clears its stamp (tensor/tensor.hpp), which drops the pack at the next call. Stamps come from one
+// process-wide counter, so no other tensor can carry one's. A tensor is watched by one cache only (a second
+// would re-stamp it, and each would repack at every call): a gated MLP's pack takes its fc1 weights from
+// their Linear layers' caches (nn/mlp.hpp).
 //
 // forward() is const and may run on several threads at once: lookups and packing are serialised by a mutex,
 // and a call holds its pack by shared_ptr, so a pack replaced by another thread stays alive while in use.
 
+#include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -43,24 +47,97 @@ inline constexpr bool own_gemm_runs =
 // a copy of the weight to memory (a 16,385-token CT volume through ViT-B-sized layers: 340 MB).
 inline constexpr Index packed_weight_max_rows = 4096;
 
-template <class T>
-class WeightPackCache {
+// A pack made from a few tensors (a weight and its bias, or a gated MLP's two weights and biases), kept while
+// none of them is written: each records its own write stamp, as WeightPackCache's weight does. A source may
+// be absent (a layer without bias): null in `Sources`. Pack has a member `isa` (the variant it was made
+// for) and bytes().
+template <class T, class Pack, std::size_t Count>
+class StampedPackCache {
   public:
-    WeightPackCache() = default;
-    // A copied layer has a copied weight, which no pack describes yet: copies start empty.
-    // A moved layer's weight was moved, which clears its stamp: moves start empty as well (and are noexcept,
-    // so that vectors of layers move rather than copy when they grow).
-    WeightPackCache(const WeightPackCache&) noexcept {}
-    WeightPackCache(WeightPackCache&&) noexcept {}
-    WeightPackCache& operator=(const WeightPackCache&) {
+    using Sources = std::array<const Tensor<T>*, Count>;
+
+    StampedPackCache() = default;
+    // Copies and moves start empty, for the reasons WeightPackCache gives.
+    StampedPackCache(const StampedPackCache&) noexcept {}
+    StampedPackCache(StampedPackCache&&) noexcept {}
+    StampedPackCache& operator=(const StampedPackCache&) {
         clear();
         return *this;
     }
-    WeightPackCache& operator=(WeightPackCache&&) {
+    StampedPackCache& operator=(StampedPackCache&&) {
         clear();
         return *this;
     }
 
+    // The pack of `sources` as they are now for the kernels of `isa`, made by make_pack() when there is none
+    // and `make` is set; null when there is none or packing is off. In verified mode, `matches(pack)` is
+    // asked whether a kept pack still holds the sources. `op` names the layer in errors.
+    template <class Make, class Matches>
+    std::shared_ptr<const Pack> get(const Sources& sources, Isa isa, bool make, const char* op,
+                                    Make&& make_pack, Matches&& matches) const {
+        const WeightPacking mode = weight_packing();
+        if (mode == WeightPacking::off || !own_gemm_runs<T>) {
+            clear();
+            return nullptr;
+        }
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!unchanged(sources)) {  // never packed, or a source was written since
+            pack_.reset();
+            recorded_ = true;
+            for (std::size_t s = 0; s < Count; ++s) {
+                data_[s] = sources[s] ? sources[s]->data() : nullptr;
+                stamps_[s] = sources[s] ? fresh_write_stamp() : 0;
+                if (sources[s]) sources[s]->set_write_stamp(stamps_[s]);
+            }
+        }
+        const bool fits = pack_ && pack_->isa == isa;
+        if (fits && mode == WeightPacking::verified && !matches(*pack_))
+            throw stale_weights_error(
+                message(op,
+                        ": the packed weights no longer match the weight tensor: it was "
+                        "written through a pointer or map taken before the last forward "
+                        "(take it again after a forward, or write through the tensor)"));
+        if (!fits && make) pack_ = std::make_shared<const Pack>(make_pack());
+        return fits || make ? pack_ : nullptr;
+    }
+
+    // Bytes held by the pack (0 when there is none).
+    Index bytes() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return pack_ ? pack_->bytes() : 0;
+    }
+
+  private:
+    bool unchanged(const Sources& sources) const {
+        if (!recorded_) return false;
+        for (std::size_t s = 0; s < Count; ++s) {
+            if (!sources[s] ? data_[s] != nullptr || stamps_[s] != 0
+                            : stamps_[s] == 0 || sources[s]->write_stamp() != stamps_[s] ||
+                                  sources[s]->data() != data_[s])
+                return false;
+        }
+        return true;
+    }
+
+    void clear() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        pack_.reset();
+        recorded_ = false;
+        stamps_ = {};
+        data_ = {};
+    }
+
+    mutable std::mutex mutex_;
+    mutable std::shared_ptr<const Pack> pack_;
+    mutable bool recorded_ = false;
+    mutable std::array<std::uint64_t, Count> stamps_{};
+    mutable std::array<const T*, Count> data_{};
+};
+
+// One layer's weight [N, K] packed for the GEMM.
+template <class T>
+class WeightPackCache {
+  public:
     // The pack of `weight` [N, K] for the kernels of `isa`, for a product with `rows` rows, or null: the GEMM
     // then packs panels itself. A pack is made here when none fits the weight as it is now and the product
     // has fewer than packed_weight_max_rows rows; null when packing is off. `op` names the layer in errors.
@@ -74,52 +151,19 @@ class WeightPackCache {
     void pack(const Tensor<T>& weight, Isa isa, const char* op) const { (void)lookup(weight, isa, true, op); }
 
     // Bytes held by the pack (0 when there is none).
-    Index bytes() const {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return pack_ ? static_cast<Index>(pack_->packed.size() * sizeof(T)) : 0;
-    }
+    Index bytes() const { return cache_.bytes(); }
 
   private:
     std::shared_ptr<const GemmWeights<T>> lookup(const Tensor<T>& weight, Isa isa, bool make,
                                                  const char* op) const {
-        const WeightPacking mode = weight_packing();
-        if (mode == WeightPacking::off || !own_gemm_runs<T>) {
-            clear();
-            return nullptr;
-        }
         const Index N = weight.dim(0), K = weight.dim(1);
-        std::lock_guard<std::mutex> lock(mutex_);
-        const bool unchanged = stamp_ != 0 && weight.write_stamp() == stamp_ && source_ == weight.data();
-        if (!unchanged) {  // never packed, or written since
-            pack_.reset();
-            source_ = weight.data();
-            stamp_ = fresh_write_stamp();
-            weight.set_write_stamp(stamp_);
-        }
-        const bool fits = pack_ && pack_->isa == isa && pack_->N == N && pack_->K == K;
-        if (fits && mode == WeightPacking::verified && !pack_->matches(weight.data(), K))
-            throw stale_weights_error(
-                message(op,
-                        ": the packed weights no longer match the weight tensor: it was "
-                        "written through a pointer or map taken before the last forward "
-                        "(take it again after a forward, or write through the tensor)"));
-        if (!fits && make)
-            pack_ = std::make_shared<const GemmWeights<T>>(
-                GemmWeights<T>::pack(weight.data(), K, N, K, isa, num_threads()));
-        return fits || make ? pack_ : nullptr;
+        return cache_.get(
+            {&weight}, isa, make, op,
+            [&] { return GemmWeights<T>::pack(weight.data(), K, N, K, isa, num_threads()); },
+            [&](const GemmWeights<T>& pack) { return pack.matches(weight.data(), K); });
     }
 
-    void clear() const {
-        std::lock_guard<std::mutex> lock(mutex_);
-        pack_.reset();
-        stamp_ = 0;
-        source_ = nullptr;
-    }
-
-    mutable std::mutex mutex_;
-    mutable std::shared_ptr<const GemmWeights<T>> pack_;
-    mutable std::uint64_t stamp_ = 0;
-    mutable const T* source_ = nullptr;
+    StampedPackCache<T, GemmWeights<T>, 1> cache_;
 };
 
 }  // namespace vit3d::detail

@@ -69,6 +69,21 @@ struct FusedAttentionTiles {
 
 namespace vit3d::detail {
 
+// Work on a block of the GEMM's output done as soon as the block's last chunk of K is in, while it is in L1:
+// rows [row, row + rows) and columns [col, col + cols) of C, at `c` with rows `ldc` apart. An activation
+// rewrites the block in place. With `replaces_output`, C is not written at all: each thread accumulates its
+// blocks in scratch, and `apply` alone writes the result elsewhere (a gated MLP's act(gate) * value, half as
+// many columns as the product).
+template <class T>
+struct GemmEpilogue {
+    void (*apply)(const void* context, T* c, Index ldc, Index row, Index rows, Index col,
+                  Index cols) = nullptr;
+    const void* context = nullptr;
+    bool replaces_output = false;
+
+    explicit operator bool() const { return apply != nullptr; }
+};
+
 // C [M, N] = A [M, K] * B [N, K]^T + bias [N] for one call of the GEMM, row-major with row strides lda, ldb,
 // ldc. `prepacked`, when not null, holds B packed for the variant that runs (GemmWeights), so that B itself
 // is not read. K is worked through in chunks of k_chunk.
@@ -84,6 +99,19 @@ struct GemmProblem {
     const T* bias;
     const T* prepacked;
     Index k_chunk;
+    GemmEpilogue<T> epilogue;
 };
+
+// The rows of A per pass over B in the GEMM (gemm_panels, detail/isa/kernels.inc). Over a prepacked B:
+// about 240, in equal passes, as many as M holds 240s rounded to the nearest (one at least), each rounded up
+// to a multiple of the register block's rows R. Each pass streams all of B from memory again (the weights of
+// a layer do not stay in cache), so M = 256 goes in one pass of 256 rather than 240 + 16, which read B twice
+// for 6% more rows. Without a pack, B's slices are packed per pass: one pass of all M rows.
+inline Index gemm_rows_per_pass(Index M, int R, bool prepacked) {
+    if (!prepacked) return std::max<Index>(M, 1);
+    const Index block = R * (240 / R);
+    const Index passes = std::max<Index>(1, (M + block / 2) / block);
+    return ceil_div(ceil_div(M, passes), Index(R)) * R;
+}
 
 }  // namespace vit3d::detail
