@@ -6,6 +6,8 @@
 //                                        models::dinov2_vit_s14_reg4): LayerScale, registers.
 //   "siglip_b16_256/B:1/threads:<t>"     timm's SigLIP ViT-B/16 at 256x256 (256 tokens, no class token;
 //                                        models::siglip_vit_b16_256): the attention-pooling head.
+//   "eva02_b14_224/B:1/threads:<t>"      timm's EVA-02 ViT-B/14 at 224x224 (257 tokens;
+//                                        models::eva02_vit_b14_224): rotary embedding, split q/k/v, SwiGLU.
 // Counters: ms_per_image, tokens_per_s, peak_rss_bytes (this benchmark's peak, weights and their packed
 // copies included).
 //   "ct_encoder/<size>/mask/threads:<t>" the anatomy-aware CT encoder (models::ct_encoder()) on a
@@ -137,6 +139,10 @@ const bool registered = [] {
             ->UseRealTime();
         benchmark::RegisterBenchmark(("siglip_b16_256/B:1/threads:" + std::to_string(threads)).c_str(),
                                      run_model<2>, vit3d::models::siglip_vit_b16_256(), Index(1), threads)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+        benchmark::RegisterBenchmark(("eva02_b14_224/B:1/threads:" + std::to_string(threads)).c_str(),
+                                     run_model<2>, vit3d::models::eva02_vit_b14_224(), Index(1), threads)
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
         benchmark::RegisterBenchmark(("vit3d_b16x16x4/B:1/threads:" + std::to_string(threads)).c_str(),

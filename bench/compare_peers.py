@@ -119,11 +119,14 @@ MODELS = {
     "vit3d_b16x16x4": ModelSpec("vit3d_b16x16x4", (1, 256, 256, 64), 4097, (1,)),
     "dinov2_s14_reg4_518": ModelSpec("dinov2_s14_reg4_518", (3, 518, 518), 1374, (1,)),
     "siglip_b16_256": ModelSpec("siglip_b16_256", (3, 256, 256), 256, (1,)),
+    "eva02_b14_224": ModelSpec("eva02_b14_224", (3, 224, 224), 257, (1,)),
 }
 
-# The timm models of MODELS (vit3d's presets models::dinov2_vit_s14_reg4 and siglip_vit_b16_256).
+# The timm models of MODELS (vit3d's presets models::dinov2_vit_s14_reg4, siglip_vit_b16_256 and
+# eva02_vit_b14_224).
 TIMM_MODELS = {"dinov2_s14_reg4_518": "vit_small_patch14_reg4_dinov2",
-               "siglip_b16_256": "vit_base_patch16_siglip_256"}
+               "siglip_b16_256": "vit_base_patch16_siglip_256",
+               "eva02_b14_224": "eva02_base_patch14_224"}
 
 
 # The CT encoder cases of bench_models.cpp ("ct_encoder/<size>/mask/threads:<t>"): volume [D, H, W] and tokens.

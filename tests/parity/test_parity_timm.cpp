@@ -99,7 +99,8 @@ TEST(TimmPresets, AreWhatTheExporterWritesForTheirTimmModels) {
     const nlohmann::json presets = nlohmann::json::parse(file);
     const std::pair<const char*, vit3d::models::VisionTransformerConfig<2>> ours[] = {
         {"dinov2_vit_s14_reg4", vit3d::models::dinov2_vit_s14_reg4()},
-        {"siglip_vit_b16_256", vit3d::models::siglip_vit_b16_256()}};
+        {"siglip_vit_b16_256", vit3d::models::siglip_vit_b16_256()},
+        {"eva02_vit_b14_224", vit3d::models::eva02_vit_b14_224()}};
     ASSERT_EQ(presets.size(), std::size(ours));
     for (const auto& [name, config] : ours)
         EXPECT_EQ(io::config_json(config), presets.at(name).at("config")) << name;

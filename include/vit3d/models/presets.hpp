@@ -105,6 +105,30 @@ inline VisionTransformerConfig<2> siglip_vit_b16_256() {
     return c;
 }
 
+// timm's eva02_base_patch14_224 (EVA-02 ViT-B/14, the MIM-pretrained encoder) at 224 x 224: 16 x 16 patches
+// and a class token, 257 tokens of width 768 in 12 blocks; rotary position embedding on queries and keys
+// (timm's RotaryEmbeddingCat, reference grid 16 x 16), separate q, k, v projections with no key bias, SwiGLU
+// (hidden 2048) with a norm before fc2, mean pooling with a norm, no head. It runs at other sizes too.
+inline VisionTransformerConfig<2> eva02_vit_b14_224() {
+    VisionTransformerConfig<2> c;
+    c.input_size = {224, 224};
+    c.patch_size = {14, 14};
+    c.mlp_dim = 2048;
+    c.num_classes = 0;
+    c.pool = Pooling::mean;
+    c.activation = nn::Activation::silu;
+    c.final_norm = false;
+    c.head_norm = true;
+    c.mlp = nn::MlpKind::swiglu;
+    c.mlp_norm = true;
+    c.qkv_split = true;
+    c.k_bias = false;
+    c.rope = true;
+    c.rope_ref_feat_shape = {16, 16};
+    c.dynamic_size = true;
+    return c;
+}
+
 // The anatomy-aware CT encoder at the size its authors built: [B, 1, 64, 512, 512] volumes, 4x16x16 patches
 // (16 x 32 x 32 = 16,384 patch tokens + a class token), width 768, 12 hybrid blocks of 12 heads, MLP 3072,
 // 32 slice-distance levels, 20 anatomical regions, factorized learned 3D positions, cls pooling.
