@@ -11,6 +11,7 @@
 #include <vit3d.hpp>
 #include <vit3d/nn/attention.hpp>
 
+#include "support/isa_testing.hpp"
 #include "support/tensor_testing.hpp"
 
 namespace {
@@ -234,6 +235,60 @@ TYPED_TEST(AttentionTyped, SplitAndKeylessBiasLayoutsEqualTheFusedOne) {
     EXPECT_EQ(names, (std::vector<std::string>{"attn.q_proj.weight", "attn.q_proj.bias", "attn.k_proj.weight",
                                                "attn.v_proj.weight", "attn.v_proj.bias", "attn.proj.weight",
                                                "attn.proj.bias"}));
+}
+
+// Self-attention applies EVA's q and v biases and the rotary embedding (interleaved pairs) inside the
+// projections' GEMMs, as each block of their output is finished; cross-attention (here with x itself as the
+// context) in passes after them. Both give the same outputs, for the fused, keyless and split layouts, with
+// heads that straddle the GEMM's column panels (head_dim 40), at every instruction-set level; tables that
+// rotate halves take the passes everywhere.
+TYPED_TEST(AttentionTyped, RotaryEmbeddingInTheProjectionsEqualsItsPasses) {
+    using T = TypeParam;
+    auto fused = random_attention<T>(80, 2, 0, true, 61);
+    const Index I = fused.inner_dim();
+    T* k_part = fused.qkv.bias->data() + I;
+    for (Index j = 0; j < I; ++j) k_part[j] = T(0);  // EVA's keys have no bias
+    vit3d::nn::MultiHeadAttentionConfig config;
+    config.dim = 80;
+    config.heads = 2;
+    config.k_bias = false;
+    MultiHeadAttention<T> keyless(config);
+    config.qkv_split = true;
+    MultiHeadAttention<T> split(config);
+    keyless.qkv.weight = fused.qkv.weight;
+    keyless.q_bias = fused.qkv.bias->narrow(0, 0, I);
+    keyless.v_bias = fused.qkv.bias->narrow(0, 2 * I, I);
+    vit3d::nn::Linear<T>* parts[] = {&*split.q_proj, &*split.k_proj, &*split.v_proj};
+    for (Index p = 0; p < 3; ++p) {
+        parts[p]->weight = fused.qkv.weight.narrow(0, p * I, I);
+        if (p != 1) parts[p]->bias = fused.qkv.bias->narrow(0, p * I, I);
+    }
+    keyless.proj = split.proj = fused.proj;
+    const Tensor<T> x = Tensor<T>::randn({2, 1 + 12, 80}, 62);
+    for (bool rotate_half : {false, true}) {
+        vit3d::nn::RotaryEmbeddingConfig rope;
+        rope.head_dim = 40;
+        rope.rotate_half = rotate_half;
+        const vit3d::nn::RotaryTables<T> tables = vit3d::nn::rotary_tables<T>(rope, {3, 4});
+        AttentionInputs<T> in;
+        in.rotary = &tables;
+        in.rotary_prefix = 1;
+        AttentionInputs<T> passes = in;
+        passes.context = &x;
+        vit3d::test::for_each_isa([&](vit3d::Isa) {
+            const Tensor<T> expected = fused.forward(x, passes);
+            AttentionInputs<T> plain;
+            ASSERT_FALSE(vit3d::test::TensorsClose(expected, fused.forward(x, plain), 1e-3, 1e-3));
+            for (const MultiHeadAttention<T>* a : {&fused, &keyless, &split}) {
+                EXPECT_TENSOR_CLOSE(a->forward(x, in), expected, tolerance<T>(), tolerance<T>())
+                    << (a == &fused     ? "fused"
+                        : a == &keyless ? "keyless"
+                                        : "split")
+                    << ", rotate_half " << rotate_half;
+                EXPECT_TENSOR_CLOSE(a->forward(x, passes), expected, tolerance<T>(), tolerance<T>());
+            }
+        });
+    }
 }
 
 // Grouped-query attention is the full-heads attention whose key and value projections repeat each key/value

@@ -193,13 +193,27 @@ struct MultiHeadAttention {
                              in.allowed ? &in.allowed->shape() : nullptr, op);
         problem.set_distance_bias(in.distance_bias, op);
 
-        // Projections: one GEMM for q, k and v together when attending to x itself.
+        // Projections: one GEMM for q, k and v together when attending to x itself. EVA's q and v biases and
+        // the rotary embedding (interleaved pairs, and no q/k norm, which needs whole heads first) are
+        // applied by the GEMMs as they finish each block of their output (QkvLayout), not in passes of
+        // their own.
+        const bool rotary_in_gemm = in.rotary && !in.rotary->rotate_half && !q_norm && !k_norm;
+        if (rotary_in_gemm) {  // checked before the projections run, as apply_rotary_embedding would
+            check_rotary_embedding<T>({nullptr, B, Nq, heads, head_dim, Nq * I, I}, in.rotary_prefix,
+                                      *in.rotary);
+            check_rotary_embedding<T>({nullptr, B, Nk, key_heads(), head_dim, Nk * KI, KI}, in.rotary_prefix,
+                                      *in.rotary);
+        }
+        const RotaryTables<T>* rotary = rotary_in_gemm ? in.rotary : nullptr;
         Tensor<T> q_buf, kv_buf, v_buf;
         T *q_base, *k_base, *v_base;  // into the buffers, which the q and k norms rewrite in place
         Index q_stride, kv_stride;
+        bool rotated = rotary_in_gemm;
         if (q_proj) {
-            q_buf = q_proj->forward(x);           // [B, Nq, I]
-            kv_buf = k_proj->forward(kv_source);  // [B, Nk, KI]
+            const QkvLayout q_layout{nullptr, rotary, in.rotary_prefix, Nq, head_dim, I, I};
+            const QkvLayout k_layout{nullptr, rotary, in.rotary_prefix, Nk, head_dim, KI, KI};
+            q_buf = q_proj->forward(x, q_layout.epilogue());           // [B, Nq, I]
+            kv_buf = k_proj->forward(kv_source, k_layout.epilogue());  // [B, Nk, KI]
             v_buf = v_proj->forward(kv_source);
             q_base = q_buf.data();
             k_base = kv_buf.data();
@@ -207,8 +221,10 @@ struct MultiHeadAttention {
             q_stride = I;
             kv_stride = KI;
         } else if (!in.context) {
-            q_buf = qkv.forward(x);  // [B, N, 3I]
-            add_fused_biases(q_buf);
+            const std::vector<T> biases = fused_biases();
+            const QkvLayout layout{
+                biases.empty() ? nullptr : biases.data(), rotary, in.rotary_prefix, Nq, head_dim, I, 2 * I};
+            q_buf = qkv.forward(x, layout.epilogue());  // [B, N, 3I]
             q_base = q_buf.data();
             k_base = q_base + I;
             v_base = q_base + 2 * I;
@@ -221,11 +237,12 @@ struct MultiHeadAttention {
             v_base = k_base + I;
             q_stride = I;
             kv_stride = 2 * I;
+            rotated = false;
         }
 
         normalize_heads(q_norm, q_base, B * Nq, q_stride, heads);
         normalize_heads(k_norm, k_base, B * Nk, kv_stride, key_heads());
-        if (in.rotary) {
+        if (in.rotary && !rotated) {
             apply_rotary_embedding<T>({q_base, B, Nq, heads, head_dim, Nq * q_stride, q_stride},
                                       in.rotary_prefix, *in.rotary);
             apply_rotary_embedding<T>({k_base, B, Nk, key_heads(), head_dim, Nk * kv_stride, kv_stride},
@@ -366,22 +383,50 @@ struct MultiHeadAttention {
                 ", proj weight ", (proj ? shape_to_string(proj->weight.shape()) : std::string("none"))));
     }
 
-    // EVA's query and value biases on the fused output [B, N, 3I] (its keys have none).
-    void add_fused_biases(Tensor<T>& qkv_out) const {
-        if (!q_bias) return;
+    // EVA's query and value biases laid out as the fused output's columns [3I] (its keys have none); empty
+    // without them.
+    std::vector<T> fused_biases() const {
+        if (!q_bias) return {};
         const Index I = inner_dim();
-        T* out = qkv_out.data();
-        const T* qb = q_bias->data();
-        const T* vb = v_bias->data();
-        detail::parallel_for(qkv_out.size() / (3 * I), std::max<Index>(1, (Index(1) << 14) / (3 * I)),
-                             [&](Index first, Index last) {
-                                 for (Index t = first; t < last; ++t) {
-                                     T* row = out + t * 3 * I;
-                                     for (Index j = 0; j < I; ++j) row[j] += qb[j];
-                                     for (Index j = 0; j < I; ++j) row[2 * I + j] += vb[j];
-                                 }
-                             });
+        std::vector<T> biases(static_cast<std::size_t>(3 * I), T(0));
+        std::copy(q_bias->data(), q_bias->data() + I, biases.begin());
+        std::copy(v_bias->data(), v_bias->data() + I, biases.begin() + 2 * I);
+        return biases;
     }
+
+    // What a projection's GEMM does to each finished block of its output [B * tokens, columns]: adds
+    // `column_bias` (when not null; after the product, as a separate pass would), then rotates the heads in
+    // the first `rotated` columns by `rotary` (when not null; interleaved pairs, whose two elements are
+    // adjacent columns and so in one block: the GEMM's panels have an even width and start at even
+    // columns). Heads come in groups of `section` columns (q and k of a fused qkv are two groups).
+    struct QkvLayout {
+        const T* column_bias;
+        const RotaryTables<T>* rotary;
+        Index prefix, tokens, head_dim, section, rotated;
+
+        detail::GemmEpilogue<T> epilogue() const {
+            if (!column_bias && !rotary) return {};
+            return {&apply, this, false};
+        }
+
+        static void apply(const void* self, T* c, Index ldc, Index row, Index rows, Index col, Index cols) {
+            const auto& e = *static_cast<const QkvLayout*>(self);
+            for (Index r = 0; r < rows; ++r) {
+                T* x = c + r * ldc - col;  // x[j]: column j of the output row
+                if (e.column_bias)
+                    for (Index j = col; j < col + cols; ++j) x[j] += e.column_bias[j];
+                const Index n = (row + r) % e.tokens - e.prefix;  // the patch token; < 0: class, registers
+                if (!e.rotary || n < 0) continue;
+                for (Index j = col, end = std::min(col + cols, e.rotated); j < end;) {
+                    const Index within = j % e.section, head = j - within % e.head_dim;
+                    const Index head_end = std::min(end, head + e.head_dim);
+                    rotate_head_pairs(x + head, *e.rotary, within / e.head_dim, n, (j - head) / 2,
+                                      (head_end - head) / 2);
+                    j = head_end;
+                }
+            }
+        }
+    };
 
     // x [B, N, D] projected by rows [first, first + count) of the fused weight, or of the split projections
     // (first and count multiples of I then), with their biases (cross-attention, one query's row).

@@ -78,6 +78,12 @@ struct Linear {
 
     // activation(x W^T + b), the activation applied as the GEMM finishes each block of the output.
     Tensor<T> forward(const Tensor<T>& x, Activation activation) const {
+        const ActivationEpilogue<T> act{activation, detail::active_isa()};
+        return forward(x, act.epilogue());
+    }
+
+    // x W^T + b, `epilogue` working on each block of the output in place as the GEMM finishes it.
+    Tensor<T> forward(const Tensor<T>& x, const detail::GemmEpilogue<T>& epilogue) const {
         check();
         if (x.rank() < 1 || x.dim(-1) != in_features())
             throw shape_error(message("vit3d::nn::Linear::forward: expected input [..., ", in_features(),
@@ -85,11 +91,10 @@ struct Linear {
         if (x.size() == 0)
             return affine(x, weight.data(), out_features(), in_features(), bias ? &*bias : nullptr);
         const Index rows = x.size() / in_features();
-        const Isa isa = detail::active_isa();
-        const auto packed = packed_weight_.get(weight, isa, rows, "vit3d::nn::Linear::forward");
-        const ActivationEpilogue<T> act{activation, isa};
+        const auto packed =
+            packed_weight_.get(weight, detail::active_isa(), rows, "vit3d::nn::Linear::forward");
         return affine(x, weight.data(), out_features(), in_features(), bias ? &*bias : nullptr, packed.get(),
-                      act.epilogue());
+                      epilogue);
     }
 
     // Packs the weight for the GEMM now, so that no forward has to (nothing when packing is off).

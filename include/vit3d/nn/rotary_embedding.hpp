@@ -343,11 +343,10 @@ RotaryTables<To> cast_rotary_tables(const RotaryTables<From>& tables) {
     return out;
 }
 
-// Rotates, in place, the patch tokens of `rows` (its tokens from `prefix` on; the first `prefix`, class and
-// register tokens, keep their values) by `tables`, whose row n is patch token prefix + n, as timm's
-// apply_rot_embed_cat: pair (x0, x1) becomes (x0 cos - x1 sin, x1 cos + x0 sin).
+// The checks of apply_rotary_embedding: `rows` (but for its buffer) and `prefix` fit `tables`. Returns false
+// when there is nothing to rotate.
 template <class T>
-void apply_rotary_embedding(const RotaryRows<T>& rows, Index prefix, const RotaryTables<T>& tables) {
+bool check_rotary_embedding(const RotaryRows<T>& rows, Index prefix, const RotaryTables<T>& tables) {
     const char* op = "vit3d::nn::apply_rotary_embedding";
     const Tensor<T>& sin = tables.sin;
     const Tensor<T>& cos = tables.cos;
@@ -374,30 +373,45 @@ void apply_rotary_embedding(const RotaryRows<T>& rows, Index prefix, const Rotar
                                   " and batch_stride >= tokens * token_stride, got token_stride ",
                                   rows.token_stride, " and batch_stride ", rows.batch_stride, " for ",
                                   rows.tokens, " tokens"));
-    if (rows.batch == 0 || patches == 0 || P == 0) return;
-    if (rows.data == nullptr) throw shape_error(message(op, ": expected a buffer, got a null pointer"));
+    return rows.batch > 0 && patches > 0 && P > 0;
+}
 
-    const Index per_head = sin.dim(0) == 1 ? 0 : patches * P;  // the tables' stride between heads
+// Rotates pairs [first, last) of one head's row x (head h of patch token n) by the tables, as timm's
+// apply_rot_embed_cat: pair (x0, x1) becomes (x0 cos - x1 sin, x1 cos + x0 sin). Pair p is (2p, 2p + 1)
+// interleaved, (p, p + head_dim / 2) in halves (rotate_half).
+template <class T>
+void rotate_head_pairs(T* x, const RotaryTables<T>& tables, Index h, Index n, Index first, Index last) {
+    const Index P = tables.sin.dim(2), patches = tables.sin.dim(1);
+    const Index at = (tables.sin.dim(0) == 1 ? 0 : h * patches * P) + n * P;
+    const T* s = tables.sin.data() + at;
+    const T* c = tables.cos.data() + at;
     const bool half = tables.rotate_half;
-    // The first and second element of pair p: (2p, 2p + 1) interleaved, (p, p + P) in halves.
     const Index step = half ? 1 : 2, second = half ? P : 1;
+    for (Index p = first; p < last; ++p) {
+        T& x0 = x[p * step];
+        T& x1 = x[p * step + second];
+        const T a = x0, d = x1;
+        x0 = a * c[p] - d * s[p];
+        x1 = d * c[p] + a * s[p];
+    }
+}
+
+// Rotates, in place, the patch tokens of `rows` (its tokens from `prefix` on; the first `prefix`, class and
+// register tokens, keep their values) by `tables`, whose row n is patch token prefix + n (rotate_head_pairs).
+template <class T>
+void apply_rotary_embedding(const RotaryRows<T>& rows, Index prefix, const RotaryTables<T>& tables) {
+    if (!check_rotary_embedding(rows, prefix, tables)) return;
+    if (rows.data == nullptr)
+        throw shape_error("vit3d::nn::apply_rotary_embedding: expected a buffer, got a null pointer");
+    const Index P = tables.sin.dim(2), patches = rows.tokens - prefix;
+    const Index width = rows.heads * rows.head_dim;
     detail::parallel_for(
         rows.batch * patches, std::max<Index>(1, 4096 / width), [&](Index first, Index last) {
             for (Index item = first; item < last; ++item) {
                 const Index b = item / patches, n = item % patches;
                 T* token = rows.data + b * rows.batch_stride + (prefix + n) * rows.token_stride;
-                for (Index h = 0; h < rows.heads; ++h) {
-                    T* x = token + h * rows.head_dim;
-                    const T* s = sin.data() + h * per_head + n * P;
-                    const T* c = cos.data() + h * per_head + n * P;
-                    for (Index p = 0; p < P; ++p) {
-                        T& x0 = x[p * step];
-                        T& x1 = x[p * step + second];
-                        const T a = x0, d = x1;
-                        x0 = a * c[p] - d * s[p];
-                        x1 = d * c[p] + a * s[p];
-                    }
-                }
+                for (Index h = 0; h < rows.heads; ++h)
+                    rotate_head_pairs(token + h * rows.head_dim, tables, h, n, 0, P);
             }
         });
 }
