@@ -11,7 +11,8 @@ bench/bench_models.cpp) and each thread count, vit3d's number next to its peers'
     backend (skipped where its N x N scores would not fit in memory);
   * the whole attention module (width 768): torch.nn.MultiheadAttention (its inference fast path);
   * whole models, random weights: torchvision's vit_b_16 at 224 x 224 (B = 1, 8), timm's DINOv2 ViT-S/14
-    with 4 registers at 518 x 518 (1,374 tokens) and SigLIP ViT-B/16 at 256 x 256, and MONAI's 3D ViT-B on a
+    with 4 registers at 518 x 518 (1,374 tokens), SigLIP ViT-B/16 at 256 x 256 and EVA-02 ViT-B/14 at
+    224 x 224 (257 tokens), and MONAI's 3D ViT-B on a
     [1, 1, 256, 256, 64] volume (16 x 16 x 4 patches, 4,097 tokens), in torch eager mode and in ONNX Runtime
     (the same weights, exported once with torch.onnx.export into build-peers/onnx/);
   * the anatomy-aware CT encoder with a 20-region label mask, on [1, 1, 64, 256, 256] (4,097 tokens) and at
