@@ -12,7 +12,11 @@
 // allocations (a corrupt JPEG otherwise decodes to uninitialised heap memory), pads a short BMP or PNG
 // palette with black (stb reads an index beyond it from uninitialised stack memory), drops empty PNG IDAT
 // chunks (stb passes memcpy a null pointer for one), and refuses what stb accepts but should not (an image of
-// zero pixels). tests/fuzz/fuzz_image.cpp runs these decoders under ASan and UBSan. Still, treat images from
+// zero pixels). It also refuses what stb accepts but libpng and Pillow do not: a PNG chunk whose CRC fails
+// (stb never checks them) and a BMP whose pixel rows end past the end of the file (stb reads zeros there);
+// it reads a top-down BMP's negative height as the upright image stb decodes; and it reads binary PGM and
+// PPM itself (io/pnm.hpp), where stb 2.27 swaps 16-bit samples and ignores the maximum value.
+// tests/fuzz/fuzz_image.cpp runs these decoders under ASan and UBSan. Still, treat images from
 // untrusted sources with the care any C image decoder deserves.
 //
 // How stb is compiled: this header defines STB_IMAGE_STATIC and STB_IMAGE_WRITE_STATIC together with the
@@ -52,6 +56,7 @@
 #include "vit3d/core/shape.hpp"
 #include "vit3d/io/atomic_file_writer.hpp"
 #include "vit3d/io/byte_order.hpp"
+#include "vit3d/io/pnm.hpp"
 #include "vit3d/io/read_file.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
@@ -201,33 +206,29 @@ inline void check_jpeg_huffman_tables(const std::uint8_t* p, std::size_t size, c
     }
 }
 
-// Refuses a binary PNM (P5, P6) header with a number beyond int: stb_image 2.27 reads the width, height and
-// maximum value into an int without a bound (signed overflow, found by fuzz_image; checked from stb 2.28 on).
-// Reads the header as stbi__pnm_info does: whitespace and # comments before each number.
-inline void check_pnm_header(const std::uint8_t* p, std::size_t size, const std::string& where) {
-    if (size < 2 || p[0] != 'P' || (p[1] != '5' && p[1] != '6')) return;
-    std::size_t at = 2;
-    const auto eof = [&] { return at >= size; };
-    const auto get8 = [&]() -> char { return static_cast<char>(at < size ? p[at++] : 0); };
-    const auto space = [](char c) {
-        return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-    };
-    char c = get8();
-    for (const char* field : {"width", "height", "maximum value"}) {
-        for (;;) {  // stbi__pnm_skip_whitespace
-            while (!eof() && space(c)) c = get8();
-            if (eof() || c != '#') break;
-            while (!eof() && c != '\n' && c != '\r') c = get8();
-        }
-        long long value = 0;  // stbi__pnm_getinteger
-        while (!eof() && c >= '0' && c <= '9') {
-            value = value * 10 + (c - '0');
-            if (value > INT_MAX)
-                throw io_error(message(where, "cannot decode the image: corrupt PNM header: the ", field,
-                                       " has more digits than fit 31 bits"));
-            c = get8();
-        }
-    }
+// Refuses a BMP whose uncompressed pixel rows (BI_RGB, BI_BITFIELDS) end past the end of the file: stb reads
+// the missing bytes as zeros, where Pillow and libraries built on the format's size rules refuse the file.
+// Pixel rows are padded to 4 bytes; the height's sign only says the row order (negative: top-down).
+inline void check_bmp_pixels(const std::uint8_t* p, std::size_t size, const std::string& where) {
+    if (size < 30 || p[0] != 'B' || p[1] != 'M') return;
+    const auto header = load_unsigned<std::uint32_t>(p + 14, false);
+    if (header < 40 || size < 34) return;  // the OS/2 header is left to stb
+    const auto width = static_cast<std::int32_t>(load_unsigned<std::uint32_t>(p + 18, false));
+    const auto height = static_cast<std::int32_t>(load_unsigned<std::uint32_t>(p + 22, false));
+    const unsigned bits = load_unsigned<std::uint16_t>(p + 28, false);
+    const auto compression = load_unsigned<std::uint32_t>(p + 30, false);
+    if ((compression != 0 && compression != 3) || width <= 0 || height == 0 || height == INT32_MIN ||
+        bits == 0)
+        return;  // RLE, or a size stb refuses itself
+    const auto offset = load_unsigned<std::uint32_t>(p + 10, false);
+    const unsigned long long stride = (static_cast<unsigned long long>(width) * bits + 31) / 32 * 4;
+    const unsigned long long rows =
+        static_cast<unsigned long long>(height < 0 ? -static_cast<long long>(height) : height);
+    const unsigned long long end = offset + stride * rows;
+    if (end > size)
+        throw io_error(message(where, "cannot decode the image: truncated BMP: its ", width, " x ", rows, " ",
+                               bits, "-bit pixels need bytes ", offset, " to ", end, ", the file holds ",
+                               size));
 }
 
 // A copy of [bytes, bytes + size) with `count` zero bytes inserted at `at`; a file shorter than `at` is
@@ -274,13 +275,15 @@ inline bool bmp_with_full_palette(const std::uint8_t* p, std::size_t size, std::
     return true;
 }
 
-// PNG: two rewrites, in a copy made only when one is needed. For a palette image (colour type 3) the first
-// PLTE chunk of fewer than 256 entries is padded to 256, with its CRC recomputed (stb does not check CRCs,
-// but the copy stays a valid PNG). Empty IDAT chunks, which add nothing to the image data, are dropped: for
-// one that comes before any data stb passes a null pointer to memcpy (undefined behaviour; found by
-// fuzz_image under UBSan). A chunk longer than the rest of the file is refused here: stb allocates its
-// declared length (up to 2^30 bytes, rounded up to 2 GB) before it finds the data missing (found by
-// fuzz_image).
+// PNG: every chunk's CRC is checked, which stb does not do: a critical chunk (IHDR, PLTE, IDAT, IEND: an
+// upper-case first letter) that fails is refused, as libpng refuses it (Pillow checks the chunks it parses
+// itself, IHDR for one, but not IDAT); an ancillary one is dropped, as libpng drops it. Then two rewrites, in
+// a copy made only when one is needed. For a palette image (colour type 3) the first PLTE chunk of fewer than
+// 256 entries is padded to 256, with its CRC recomputed (the copy stays a valid PNG). Empty IDAT chunks,
+// which add nothing to the image data, are dropped: for one that comes before any data stb passes a null
+// pointer to memcpy (undefined behaviour; found by fuzz_image under UBSan). A chunk longer than the rest of
+// the file is refused here: stb allocates its declared length (up to 2^30 bytes, rounded up to 2 GB) before
+// it finds the data missing (found by fuzz_image).
 inline bool png_for_stb(const std::uint8_t* p, std::size_t size, std::vector<std::uint8_t>& rewritten,
                         const std::string& where) {
     static constexpr std::uint8_t signature[8] = {137, 80, 78, 71, 13, 10, 26, 10};
@@ -304,7 +307,15 @@ inline bool png_for_stb(const std::uint8_t* p, std::size_t size, std::vector<std
                                    " bytes of data, but the file holds ", size - at - 12,
                                    " more (truncated file?)"));
         const std::size_t end = at + 12 + length;
-        if (type == "IDAT" && length == 0) {
+        const std::uint32_t stored_crc = load_unsigned<std::uint32_t>(p + at + 8 + length, true);
+        const std::uint32_t crc =
+            stbiw__crc32(const_cast<std::uint8_t*>(p + at + 4), static_cast<int>(4 + length));
+        const bool critical = (p[at + 4] & 0x20) == 0;  // an upper-case first letter
+        if (crc != stored_crc && critical)
+            throw io_error(message(where, "cannot decode the image: corrupt PNG: the CRC of its ", type,
+                                   " chunk at byte ", at, " does not match its data (stored ", stored_crc,
+                                   ", computed ", crc, ")"));
+        if (crc != stored_crc || (type == "IDAT" && length == 0)) {  // an ancillary chunk libpng would drop
             copy_up_to(at);
             copied = end;
             changed = true;
@@ -337,20 +348,43 @@ inline int checked_stb_length(std::size_t size, const std::string& where) {
     return static_cast<int>(size);
 }
 
+// The size a PNG's IHDR declares, checked before stb, which reports a zero or too large one as an unknown
+// image type.
+inline void check_png_size(const std::uint8_t* p, std::size_t size, const std::string& where) {
+    static constexpr std::uint8_t signature[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+    if (size < 24 || !std::equal(signature, signature + 8, p) ||
+        std::string(reinterpret_cast<const char*>(p + 12), 4) != "IHDR")
+        return;
+    const auto width = load_unsigned<std::uint32_t>(p + 16, true),
+               height = load_unsigned<std::uint32_t>(p + 20, true);
+    if (width < 1 || height < 1 || width > (1u << 24) || height > (1u << 24))
+        throw io_error(message(where, "the PNG's header (IHDR) declares a ", width, " x ", height,
+                               " image, expected at least 1 x 1 and at most 16777216 a side"));
+}
+
 inline io::ImageInfo stb_image_info(const std::uint8_t* bytes, std::size_t size, const std::string& where) {
+    io::ImageInfo info;
+    if (is_binary_pnm(bytes, size)) {  // read by vit3d (io/pnm.hpp)
+        const PnmHeader h = read_pnm_header(bytes, size, where);
+        info.height = h.height;
+        info.width = h.width;
+        info.channels = h.channels;
+        info.bits_per_channel = h.bits();
+        return info;
+    }
     const int length = checked_stb_length(size, where);
     check_jpeg_huffman_tables(bytes, size, where);
-    check_pnm_header(bytes, size, where);
+    check_png_size(bytes, size, where);
     int width = 0, height = 0, channels = 0;
     if (size == 0 || !stbi_info_from_memory(bytes, length, &width, &height, &channels))
         throw io_error(message(
             where, "cannot decode the image: ", size == 0 ? "the file is empty" : stbi_failure_reason(),
             " (expected ", stb_formats, ")"));
-    // stb accepts a PNM header with a zero size (found by fuzz_image); an image has pixels.
+    // stb_image 2.27 reports a top-down BMP's height as stored, negative; it decodes such a file upright.
+    if (height < 0 && height != INT_MIN && size >= 2 && bytes[0] == 'B' && bytes[1] == 'M') height = -height;
     if (width < 1 || height < 1)
         throw io_error(
             message(where, "the image is ", width, " x ", height, " pixels, expected at least 1 x 1"));
-    io::ImageInfo info;
     info.height = height;
     info.width = width;
     info.channels = channels;
@@ -425,6 +459,16 @@ Tensor<T> decode_image_at(const std::uint8_t* bytes, std::size_t size, io::Image
                                enum_name_list<io::ImageChannels>("", ", ", " or "), ", got ImageChannels(",
                                wanted_code, ")"));
     const io::ImageInfo info = stb_image_info(bytes, size, where);
+    const int wanted_channels = wanted_code == 0 ? info.channels : wanted_code;
+    if (is_binary_pnm(bytes, size)) {
+        std::vector<std::uint8_t> eight;
+        std::vector<std::uint16_t> sixteen;
+        read_pnm_samples(bytes, size, read_pnm_header(bytes, size, where), eight, sixteen, where);
+        if (info.bits_per_channel == 16)
+            return planar_image<T>(sixteen.data(), info.height, info.width, info.channels, wanted_channels);
+        return planar_image<T>(eight.data(), info.height, info.width, info.channels, wanted_channels);
+    }
+    check_bmp_pixels(bytes, size, where);
     std::vector<std::uint8_t> padded;
     if (bmp_with_full_palette(bytes, size, padded, where) || png_for_stb(bytes, size, padded, where)) {
         bytes = padded.data();
