@@ -194,32 +194,47 @@ TYPED_TEST(AttentionTyped, QueryWeightsAreTheRowsOfTheFullWeights) {
     EXPECT_THROW(a.query_weights(x, 9, in), vit3d::shape_error);
 }
 
+// One attention in its three layouts of the q/k/v projections: fused qkv (with the key bias zero, as EVA's
+// keys have none), EVA's fused qkv without a key bias (q_bias, v_bias), and split q_proj, k_proj, v_proj,
+// all with the same weights.
+template <class T>
+struct ProjectionLayouts {
+    MultiHeadAttention<T> fused, keyless, split;
+};
+
+template <class T>
+ProjectionLayouts<T> projection_layouts(Index dim, Index heads, std::uint64_t seed) {
+    ProjectionLayouts<T> l{random_attention<T>(dim, heads, 0, true, seed), {}, {}};
+    const Index I = l.fused.inner_dim();
+    T* k_part = l.fused.qkv.bias->data() + I;
+    for (Index j = 0; j < I; ++j) k_part[j] = T(0);
+    vit3d::nn::MultiHeadAttentionConfig config;
+    config.dim = dim;
+    config.heads = heads;
+    config.k_bias = false;
+    l.keyless = MultiHeadAttention<T>(config);
+    config.qkv_split = true;
+    l.split = MultiHeadAttention<T>(config);
+    EXPECT_FALSE(l.keyless.qkv.bias);
+    EXPECT_TRUE(l.keyless.q_bias && l.keyless.v_bias && l.split.q_proj && !l.split.k_proj->bias);
+    l.keyless.qkv.weight = l.fused.qkv.weight;
+    l.keyless.q_bias = l.fused.qkv.bias->narrow(0, 0, I);
+    l.keyless.v_bias = l.fused.qkv.bias->narrow(0, 2 * I, I);
+    vit3d::nn::Linear<T>* parts[] = {&*l.split.q_proj, &*l.split.k_proj, &*l.split.v_proj};
+    for (Index p = 0; p < 3; ++p) {
+        parts[p]->weight = l.fused.qkv.weight.narrow(0, p * I, I);
+        if (p != 1) parts[p]->bias = l.fused.qkv.bias->narrow(0, p * I, I);
+    }
+    l.keyless.proj = l.split.proj = l.fused.proj;
+    return l;
+}
+
 // The split projections (q_proj, k_proj, v_proj) and EVA's fused qkv without a key bias (q_bias, v_bias)
 // are the fused qkv with its rows and bias parts moved: the same outputs and the same query rows.
 TYPED_TEST(AttentionTyped, SplitAndKeylessBiasLayoutsEqualTheFusedOne) {
     using T = TypeParam;
-    auto fused = random_attention<T>(12, 3, 0, true, 21);
-    const Index I = fused.inner_dim();
-    T* k_part = fused.qkv.bias->data() + I;
-    for (Index j = 0; j < I; ++j) k_part[j] = T(0);  // EVA's keys have no bias
-    vit3d::nn::MultiHeadAttentionConfig config;
-    config.dim = 12;
-    config.heads = 3;
-    config.k_bias = false;
-    MultiHeadAttention<T> keyless(config);
-    config.qkv_split = true;
-    MultiHeadAttention<T> split(config);
-    ASSERT_FALSE(keyless.qkv.bias);
-    ASSERT_TRUE(keyless.q_bias && keyless.v_bias && split.q_proj && !split.k_proj->bias);
-    keyless.qkv.weight = fused.qkv.weight;
-    keyless.q_bias = fused.qkv.bias->narrow(0, 0, I);
-    keyless.v_bias = fused.qkv.bias->narrow(0, 2 * I, I);
-    vit3d::nn::Linear<T>* parts[] = {&*split.q_proj, &*split.k_proj, &*split.v_proj};
-    for (Index p = 0; p < 3; ++p) {
-        parts[p]->weight = fused.qkv.weight.narrow(0, p * I, I);
-        if (p != 1) parts[p]->bias = fused.qkv.bias->narrow(0, p * I, I);
-    }
-    keyless.proj = split.proj = fused.proj;
+    const ProjectionLayouts<T> layouts = projection_layouts<T>(12, 3, 21);
+    const auto &fused = layouts.fused, &keyless = layouts.keyless, &split = layouts.split;
     const Tensor<T> x = Tensor<T>::randn({2, 5, 12}, 22), ctx = Tensor<T>::randn({2, 4, 12}, 23);
     AttentionInputs<T> cross;
     cross.context = &ctx;
@@ -244,26 +259,8 @@ TYPED_TEST(AttentionTyped, SplitAndKeylessBiasLayoutsEqualTheFusedOne) {
 // rotate halves take the passes everywhere.
 TYPED_TEST(AttentionTyped, RotaryEmbeddingInTheProjectionsEqualsItsPasses) {
     using T = TypeParam;
-    auto fused = random_attention<T>(80, 2, 0, true, 61);
-    const Index I = fused.inner_dim();
-    T* k_part = fused.qkv.bias->data() + I;
-    for (Index j = 0; j < I; ++j) k_part[j] = T(0);  // EVA's keys have no bias
-    vit3d::nn::MultiHeadAttentionConfig config;
-    config.dim = 80;
-    config.heads = 2;
-    config.k_bias = false;
-    MultiHeadAttention<T> keyless(config);
-    config.qkv_split = true;
-    MultiHeadAttention<T> split(config);
-    keyless.qkv.weight = fused.qkv.weight;
-    keyless.q_bias = fused.qkv.bias->narrow(0, 0, I);
-    keyless.v_bias = fused.qkv.bias->narrow(0, 2 * I, I);
-    vit3d::nn::Linear<T>* parts[] = {&*split.q_proj, &*split.k_proj, &*split.v_proj};
-    for (Index p = 0; p < 3; ++p) {
-        parts[p]->weight = fused.qkv.weight.narrow(0, p * I, I);
-        if (p != 1) parts[p]->bias = fused.qkv.bias->narrow(0, p * I, I);
-    }
-    keyless.proj = split.proj = fused.proj;
+    const ProjectionLayouts<T> layouts = projection_layouts<T>(80, 2, 61);
+    const auto &fused = layouts.fused, &keyless = layouts.keyless, &split = layouts.split;
     const Tensor<T> x = Tensor<T>::randn({2, 1 + 12, 80}, 62);
     for (bool rotate_half : {false, true}) {
         vit3d::nn::RotaryEmbeddingConfig rope;
