@@ -4,11 +4,13 @@
 // of a half-panel, few and many rows, one and two threads, at every instruction-set level, float and double,
 // with packs kept, made per call (packing off) or for products too large to keep one. The gated pack stands
 // for fc1's and fc1_x's own: pack_weights counts it and no Linear pack of fc1; a write to any of its four
-// tensors replaces it; the verified mode catches a write through a stale pointer; copies keep no pack.
+// tensors replaces it; the verified mode catches a write through a stale pointer; copies keep no pack;
+// concurrent forwards agree.
 
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 #include <vit3d.hpp>
 #include <vit3d/core/weight_packing.hpp>
@@ -150,7 +152,32 @@ TEST(FusedMlpPacks, VerifiedCatchesAWriteThroughAStalePointerAndCopiesKeepNoPack
     stale[5] += 1.0f;  // the tensor cannot see this write
     vit3d::set_weight_packing(WeightPacking::verified);
     EXPECT_THROW((void)mlp.forward(x), vit3d::stale_weights_error);
+    // The biases are copied into the pack too: a stale write to one is caught as well.
     vit3d::set_weight_packing(WeightPacking::cached);
+    mlp.fc1.weight.data()[5] -= 1.0f;  // a write through the tensor: a fresh pack
+    float* stale_bias = mlp.fc1.bias->data();
+    (void)mlp.forward(x);
+    stale_bias[3] += 1.0f;
+    vit3d::set_weight_packing(WeightPacking::verified);
+    EXPECT_THROW((void)mlp.forward(x), vit3d::stale_weights_error);
+    vit3d::set_weight_packing(WeightPacking::cached);
+}
+
+// Concurrent forwards of one gated MLP: the first ones race to make the pack, all agree (run under TSan
+// in CI).
+TEST(FusedMlpPacks, SafeToShareAcrossThreads) {
+    const nn::Mlp<float> mlp =
+        random_mlp<float>(nn::MlpKind::swiglu, 24, 70, true, true, nn::Activation::silu);
+    const Tensor<float> x = Tensor<float>::randn({10, 24}, 20);
+    const Tensor<float> expected = unfused(mlp, x);
+    std::vector<Tensor<float>> results(4);
+    std::vector<std::thread> threads;
+    for (std::size_t t = 0; t < results.size(); ++t)
+        threads.emplace_back([&, t] {
+            for (int call = 0; call < 3; ++call) results[t] = mlp.forward(x);
+        });
+    for (auto& thread : threads) thread.join();
+    for (const Tensor<float>& y : results) EXPECT_TRUE(y == expected);
 }
 
 TEST(FusedMlpPacks, AGatedFc1ThatDoesNotFitIsNamed) {

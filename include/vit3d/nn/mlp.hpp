@@ -14,6 +14,7 @@
 // timm ("fc1", "fc1_g", "fc1_x", "norm", "fc2"); the weight loaders map torchvision's "mlp.0"/"mlp.3",
 // vit-pytorch's "net.1"/"net.4" and MONAI's "linear1"/"linear2" onto them.
 
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -172,7 +173,10 @@ struct Mlp {
             gated_sources(), isa, make, "vit3d::nn::Mlp::forward", [&] { return make_gated_weights(isa); },
             [&](const GatedWeights& pack) {
                 const GatedRows rows = gated_rows();
-                return pack.weights.matches_gated(rows.gate, rows.value, fc1.in_features(), hidden());
+                const std::vector<T> bias = gated_bias(rows, isa);  // bit for bit, as the weights
+                return pack.weights.matches_gated(rows.gate, rows.value, fc1.in_features(), hidden()) &&
+                       pack.bias.size() == bias.size() &&
+                       std::memcmp(pack.bias.data(), bias.data(), bias.size() * sizeof(T)) == 0;
             });
     }
 
@@ -192,21 +196,26 @@ struct Mlp {
                 bias ? bias + value : nullptr};
     }
 
+    // The biases in the gated pack's column order (zero where absent and past hidden); empty without biases.
+    std::vector<T> gated_bias(const GatedRows& rows, Isa isa) const {
+        if (!rows.gate_bias && !rows.value_bias) return {};
+        const Index H = hidden(), half = detail::kernel_shape<T>(isa).columns() / 2;
+        std::vector<T> bias(static_cast<std::size_t>(detail::ceil_div(H, half) * 2 * half), T(0));
+        for (Index j = 0; j < H; ++j) {
+            const auto at = static_cast<std::size_t>((j / half) * 2 * half + j % half);
+            if (rows.gate_bias) bias[at] = rows.gate_bias[j];
+            if (rows.value_bias) bias[at + static_cast<std::size_t>(half)] = rows.value_bias[j];
+        }
+        return bias;
+    }
+
     GatedWeights make_gated_weights(Isa isa) const {
         const Index H = hidden(), D = fc1.in_features();
         const GatedRows rows = gated_rows();
         GatedWeights w;
         w.isa = isa;
         w.weights = detail::GemmWeights<T>::pack_gated(rows.gate, rows.value, D, H, D, isa, num_threads());
-        if (rows.gate_bias || rows.value_bias) {
-            const Index half = detail::kernel_shape<T>(isa).columns() / 2;
-            w.bias.assign(static_cast<std::size_t>(w.weights.N), T(0));
-            for (Index j = 0; j < H; ++j) {
-                const auto at = static_cast<std::size_t>((j / half) * 2 * half + j % half);
-                if (rows.gate_bias) w.bias[at] = rows.gate_bias[j];
-                if (rows.value_bias) w.bias[at + static_cast<std::size_t>(half)] = rows.value_bias[j];
-            }
-        }
+        w.bias = gated_bias(rows, isa);
         return w;
     }
 
