@@ -3,7 +3,7 @@
 # in <prefix>/include/ for package managers that install them flat (vcpkg, conda). Set
 # VIT3D_STB_INCLUDE_DIR to use another copy. Used when vit3d is configured and by the installed
 # vit3dConfig.cmake, so that the path comes from the machine that builds, never from where vit3d was
-# configured. vit3d/io/image.hpp compiles stb's implementation itself, so no stb library is linked.
+# configured. vit3d/formats/image.hpp compiles stb's implementation itself, so no stb library is linked.
 if(NOT TARGET vit3d::stb_headers)
     find_path(VIT3D_STB_INCLUDE_DIR NAMES stb_image.h PATH_SUFFIXES stb
               DOC "Directory holding stb_image.h and stb_image_write.h")

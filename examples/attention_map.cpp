@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 #include <vit3d.hpp>
-#include <vit3d/io/colormap.hpp>
-#include <vit3d/io/image.hpp>
+#include <vit3d/formats/colormap.hpp>
+#include <vit3d/formats/image.hpp>
 #include <vit3d/io/load_model.hpp>
 #include <vit3d/io/model_input.hpp>
 
@@ -33,6 +33,7 @@ using vit3d::Index;
 using vit3d::Shape;
 using vit3d::Tensor;
 namespace io = vit3d::io;
+namespace transforms = vit3d::transforms;
 using Clock = std::chrono::steady_clock;
 using vit3d_examples::ms_since;
 
@@ -166,7 +167,7 @@ int run(const Options& o) {
     const Index longer = std::max(view.dim(1), view.dim(2));
     const Index cell_h = std::max<Index>(1, view.dim(1) * o.cell / longer);
     const Index cell_w = std::max<Index>(1, view.dim(2) * o.cell / longer);
-    Tensor<float> shown = io::resize(view, cell_h, cell_w, io::ResizeFilter::bicubic);  // [C, cell_h, cell_w]
+    Tensor<float> shown = transforms::resize(view, cell_h, cell_w, transforms::ResizeFilter::bicubic);  // [C, cell_h, cell_w]
     if (shown.dim(0) == 1) shown = shown.select(0, 0);  // gray: [cell_h, cell_w]
 
     std::vector<Tensor<std::uint8_t>> cells;
@@ -182,7 +183,7 @@ int run(const Options& o) {
     const Tensor<float> maps = attention.select(0, 0);  // [heads, g1, g2]
     const Tensor<float> mean = vit3d::reduce(maps, "h a b -> a b", vit3d::Reduction::mean);
     const auto heat = [&](const Tensor<float>& map) {  // [g1, g2] -> blended cell
-        const Tensor<float> up = io::resize(map, cell_h, cell_w, io::ResizeFilter::bilinear, false);
+        const Tensor<float> up = transforms::resize(map, cell_h, cell_w, transforms::ResizeFilter::bilinear, false);
         return io::overlay_heatmap(shown, up, o.alpha);
     };
     cells.push_back(heat(mean));

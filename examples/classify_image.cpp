@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 #include <vit3d.hpp>
-#include <vit3d/io/image.hpp>
+#include <vit3d/formats/image.hpp>
 #include <vit3d/io/load_model.hpp>
 #include <vit3d/io/model_input.hpp>
 

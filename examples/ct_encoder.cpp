@@ -25,19 +25,20 @@
 #include <string>
 #include <vector>
 #include <vit3d.hpp>
-#include <vit3d/io/colormap.hpp>
-#include <vit3d/io/image.hpp>
+#include <vit3d/formats/colormap.hpp>
+#include <vit3d/formats/image.hpp>
 #include <vit3d/io/load_model.hpp>
-#include <vit3d/io/nifti.hpp>
-#include <vit3d/io/npy.hpp>
-#include <vit3d/io/preprocess.hpp>
-#include <vit3d/io/resample.hpp>
+#include <vit3d/formats/nifti.hpp>
+#include <vit3d/formats/npy.hpp>
+#include <vit3d/transforms/preprocess.hpp>
+#include <vit3d/transforms/resample.hpp>
 
 namespace {
 
 using vit3d::Index;
 using vit3d::Tensor;
 namespace io = vit3d::io;
+namespace transforms = vit3d::transforms;
 namespace models = vit3d::models;
 using Clock = std::chrono::steady_clock;
 
@@ -174,7 +175,7 @@ Tensor<float> label_colours(const Tensor<std::uint8_t>& labels) {
 io::Volume<std::uint8_t> on_model_grid(const io::Volume<float>& file, const Tensor<std::uint8_t>& labels) {
     io::Volume<std::uint8_t> v = io::volume_like(file, labels);
     v.intent_code = 1002;  // NIFTI_INTENT_LABEL
-    io::Affine scale = io::identity_affine();
+    transforms::Affine scale = transforms::identity_affine();
     for (std::size_t a = 0; a < 3; ++a) {  // a: model axis z, y, x = voxel axis k, j, i
         const double f = double(file.data.dim(Index(a))) / double(labels.dim(Index(a)));
         v.spacing[a] = file.spacing[a] * f;
@@ -182,7 +183,7 @@ io::Volume<std::uint8_t> on_model_grid(const io::Volume<float>& file, const Tens
         scale[voxel_axis][voxel_axis] = f;
         scale[voxel_axis][3] = (f - 1) / 2;
     }
-    io::Affine affine{};
+    transforms::Affine affine{};
     for (int r = 0; r < 4; ++r)
         for (int col = 0; col < 4; ++col)
             for (int k = 0; k < 4; ++k) affine[r][col] += file.affine[r][k] * scale[k][col];
@@ -227,14 +228,14 @@ int run(const Options& o) {
     if (file.data.rank() != 3)
         throw std::invalid_argument(o.volume + ": expected a 3D volume, got " +
                                     vit3d::shape_to_string(file.data.shape()));
-    const Tensor<float> resampled = io::resample_trilinear(file.data, c.input_size);
+    const Tensor<float> resampled = transforms::resample_trilinear(file.data, c.input_size);
     const Tensor<float> volume =
-        io::intensity_window(resampled, quantile(resampled, 0.01), quantile(resampled, 0.99));
+        transforms::intensity_window(resampled, quantile(resampled, 0.01), quantile(resampled, 0.99));
     Tensor<std::uint8_t> mask;
     std::string mask_source;
     if (!o.mask.empty()) {
         const auto labels = io::read_nifti<std::uint8_t>(o.mask).data;
-        mask = io::resample_nearest(labels, c.input_size);
+        mask = transforms::resample_nearest(labels, c.input_size);
         mask_source = o.mask + " (nearest-neighbour resampled)";
     } else {
         mask = make_mask(volume);
@@ -279,7 +280,7 @@ int run(const Options& o) {
     const Index H = c.input_size[1], W = c.input_size[2];
     const Tensor<float> slice = volume.select(0, z);
     const Tensor<float> heat_up =
-        io::resize(heat.unsqueeze(0), H, W, io::ResizeFilter::bilinear, false).squeeze(0);
+        transforms::resize(heat.unsqueeze(0), H, W, transforms::ResizeFilter::bilinear, false).squeeze(0);
     const Tensor<std::uint8_t> overlay = io::overlay_heatmap(slice, heat_up, 0.55f);
     Tensor<float> overlay_f = Tensor<float>::empty(overlay.shape());
     for (Index i = 0; i < overlay.size(); ++i) overlay_f.data()[i] = float(overlay.data()[i]) / 255.0f;

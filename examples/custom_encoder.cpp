@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 #include <vit3d.hpp>
-#include <vit3d/io/atomic_file_writer.hpp>
-#include <vit3d/io/npy.hpp>
+#include <vit3d/formats/atomic_file_writer.hpp>
+#include <vit3d/formats/npy.hpp>
 #include <vit3d/io/safetensors.hpp>
 #include <vit3d/io/state_dict.hpp>
 

@@ -26,8 +26,8 @@
 #include <string>
 #include <vector>
 #include <vit3d/io/load_model.hpp>
-#include <vit3d/io/npy.hpp>
-#include <vit3d/io/preprocess.hpp>
+#include <vit3d/formats/npy.hpp>
+#include <vit3d/transforms/preprocess.hpp>
 #include <vit3d/models/vision_transformer.hpp>
 
 #include "demo/volume.hpp"
@@ -41,6 +41,7 @@ namespace {
 using vit3d::Index;
 using vit3d::Tensor;
 namespace io = vit3d::io;
+namespace transforms = vit3d::transforms;
 namespace models = vit3d::models;
 using Clock = std::chrono::steady_clock;
 
@@ -104,15 +105,15 @@ void expect_shape(const std::string& what, const Tensor<float>& t, const vit3d::
 }
 
 // The file's preprocessing applied to raw images [N, H, W] at the model's input size, by
-// io::apply_value_steps (rescale, then mean and std: torch's order in float32, as tools/train_digits.py
+// transforms::apply_value_steps (rescale, then mean and std: torch's order in float32, as tools/train_digits.py
 // computes it).
-Tensor<float> preprocess_digits(const Tensor<std::uint8_t>& raw, const io::Preprocessing& p) {
+Tensor<float> preprocess_digits(const Tensor<std::uint8_t>& raw, const transforms::Preprocessing& p) {
     if (p.resize_size)
         throw std::runtime_error(
             "the digit model asks for a resize; this demo's images are at its input size");
     Tensor<float> x = Tensor<float>::empty({raw.dim(0), 1, raw.dim(1), raw.dim(2)});
     std::copy(raw.begin(), raw.end(), x.begin());
-    return io::apply_value_steps(std::move(x), p, 1);  // the file's rescale, window and mean / std
+    return transforms::apply_value_steps(std::move(x), p, 1);  // the file's rescale, window and mean / std
 }
 
 // The index of each row's largest value; the first of equal ones, as torch.argmax.

@@ -13,7 +13,7 @@
 // their K principal components (over the N patch tokens: centred, sorted by variance, each signed so that its
 // largest coefficient is positive); then the grid is upsampled to the model's input size (bilinear for 2D,
 // trilinear for 3D, align_corners=False: F.interpolate(grid, size=input_size, mode="bilinear" |
-// "trilinear", align_corners=False), which io::resize / io::resample_trilinear match to 1 ulp). Written:
+// "trilinear", align_corners=False), which transforms::resize / transforms::resample_trilinear match to 1 ulp). Written:
 // features.npy [1, D or K, spatial...] in the layout's axis order. --png also writes the input (as the model
 // sees it; for a volume its middle slice across the depth axis) beside its first three principal components
 // as red, green and blue, each stretched over its own range.
@@ -30,11 +30,11 @@
 #include <string>
 #include <vector>
 #include <vit3d.hpp>
-#include <vit3d/io/image.hpp>
+#include <vit3d/formats/image.hpp>
 #include <vit3d/io/load_model.hpp>
 #include <vit3d/io/model_input.hpp>
-#include <vit3d/io/nifti.hpp>
-#include <vit3d/io/npy.hpp>
+#include <vit3d/formats/nifti.hpp>
+#include <vit3d/formats/npy.hpp>
 
 #include "command_line.hpp"
 
@@ -45,6 +45,7 @@ using vit3d::Index;
 using vit3d::Shape;
 using vit3d::Tensor;
 namespace io = vit3d::io;
+namespace transforms = vit3d::transforms;
 using Clock = std::chrono::steady_clock;
 using vit3d_examples::ms_since;
 
@@ -129,8 +130,8 @@ Tensor<float> project(const Tensor<float>& grid, const Principal& p) {
 
 // grid [1, C, g...] upsampled to the spatial size, as F.interpolate(..., align_corners=False).
 Tensor<float> upsample(const Tensor<float>& grid, const Shape& size) {
-    if (size.size() == 2) return io::resize(grid, size[0], size[1], io::ResizeFilter::bilinear, false);
-    return io::resample_trilinear(grid, {size[0], size[1], size[2]});
+    if (size.size() == 2) return transforms::resize(grid, size[0], size[1], transforms::ResizeFilter::bilinear, false);
+    return transforms::resample_trilinear(grid, {size[0], size[1], size[2]});
 }
 
 // x [C, H, W] stretched to [0, 1] per channel.
@@ -157,7 +158,7 @@ int run(const Options& o) {
     if (o.threads > 0) vit3d::set_num_threads(o.threads);
     auto t = Clock::now();
     const auto model = io::load_model<float>(o.model);
-    const io::Preprocessing& p = model.preprocess();
+    const transforms::Preprocessing& p = model.preprocess();
     const Shape size(model.input_shape().begin() + 1, model.input_shape().end());
     const double load_ms = ms_since(t);
 

@@ -24,8 +24,8 @@
 #include <vit3d.hpp>
 #include <vit3d/io/load_model.hpp>
 #include <vit3d/io/model_input.hpp>
-#include <vit3d/io/nifti.hpp>
-#include <vit3d/io/npy.hpp>
+#include <vit3d/formats/nifti.hpp>
+#include <vit3d/formats/npy.hpp>
 
 #include "command_line.hpp"
 
@@ -36,6 +36,7 @@ using vit3d::Index;
 using vit3d::Shape;
 using vit3d::Tensor;
 namespace io = vit3d::io;
+namespace transforms = vit3d::transforms;
 using Clock = std::chrono::steady_clock;
 using vit3d_examples::ms_since;
 
@@ -95,7 +96,7 @@ int run(const Options& o) {
     io::write_npy(o.features, features);
     const double write_ms = ms_since(t);
 
-    const io::Preprocessing& p = model.preprocess();
+    const transforms::Preprocessing& p = model.preprocess();
     std::printf("model    %s: %s %s, %lld parameters, input %s, layout %s\n", o.model.c_str(),
                 model.family().c_str(), model.kind().c_str(), static_cast<long long>(model.parameter_count()),
                 vit3d::shape_to_string(model.input_shape()).c_str(), p.layout.c_str());

@@ -6,7 +6,7 @@
 
 // main.cpp: the logits of an exported model for a model input saved with numpy.save
 #include <vit3d/io/load_model.hpp>
-#include <vit3d/io/npy.hpp>
+#include <vit3d/formats/npy.hpp>
 
 int main(int argc, char** argv) {
     namespace io = vit3d::io;

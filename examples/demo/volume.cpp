@@ -14,11 +14,11 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-#include <vit3d/io/colormap.hpp>
-#include <vit3d/io/image.hpp>
-#include <vit3d/io/nifti.hpp>
-#include <vit3d/io/preprocess.hpp>
-#include <vit3d/io/resample.hpp>
+#include <vit3d/formats/colormap.hpp>
+#include <vit3d/formats/image.hpp>
+#include <vit3d/formats/nifti.hpp>
+#include <vit3d/transforms/preprocess.hpp>
+#include <vit3d/transforms/resample.hpp>
 #include <vit3d/models/vision_transformer.hpp>
 
 namespace {
@@ -26,6 +26,7 @@ namespace {
 using vit3d::Index;
 using vit3d::Tensor;
 namespace io = vit3d::io;
+namespace transforms = vit3d::transforms;
 namespace models = vit3d::models;
 using Clock = std::chrono::steady_clock;
 
@@ -91,8 +92,8 @@ models::ViT3D<float> random_volume_model(const std::array<Index, 3>& grid_size) 
 // A [rows, cols] slice to RGB [3, rows * zoom, cols * zoom] in [0, 1], flipped vertically (image row 0 at the
 // top shows the slice's last row: anterior / superior up, as radiologists look at the brain).
 Tensor<float> grey_panel(const Tensor<float>& slice, Index zoom) {
-    const Tensor<float> up = io::resize(slice.unsqueeze(0), slice.dim(0) * zoom, slice.dim(1) * zoom,
-                                        io::ResizeFilter::bilinear, false)
+    const Tensor<float> up = transforms::resize(slice.unsqueeze(0), slice.dim(0) * zoom, slice.dim(1) * zoom,
+                                        transforms::ResizeFilter::bilinear, false)
                                  .squeeze(0);
     const Index h = up.dim(0), w = up.dim(1);
     Tensor<float> rgb({3, h, w});
@@ -161,10 +162,10 @@ void run_volume(const std::string& path, const std::string& out_dir) {
         const double mm = double(file.data.dim(Index(a))) * file.spacing[a];
         grid_size[a] = std::max<Index>(8, static_cast<Index>(std::lround(mm / 8.0)) * 8);
     }
-    const Tensor<float> resampled = io::resample_trilinear(file.data, grid_size);
+    const Tensor<float> resampled = transforms::resample_trilinear(file.data, grid_size);
     // An MRI has no Hounsfield units: window between the 1st and 99th percentiles instead.
     const Tensor<float> volume =
-        io::intensity_window(resampled, quantile(resampled, 0.01), quantile(resampled, 0.99));
+        transforms::intensity_window(resampled, quantile(resampled, 0.01), quantile(resampled, 0.99));
     const double read_ms = ms_since(start);
 
     auto t = Clock::now();
@@ -186,7 +187,7 @@ void run_volume(const std::string& path, const std::string& out_dir) {
     for (Index h = 0; h < heads; ++h)
         for (Index p = 0; p < patches; ++p)
             grid_heat.data()[p] += output.class_attention(0, h, 1 + p) / float(heads);
-    Tensor<float> heat = io::resample_trilinear(grid_heat, grid_size);
+    Tensor<float> heat = transforms::resample_trilinear(grid_heat, grid_size);
     const auto [lo, hi] = std::minmax_element(heat.begin(), heat.end());
     const float low = *lo, range = std::max(*hi - *lo, 1e-30f);
     for (float& v : heat) v = (v - low) / range;

@@ -8,11 +8,11 @@
 #include <gtest/gtest.h>
 
 #include "cli/cli_runner.hpp"
-#include "vit3d/io/image.hpp"
+#include "vit3d/formats/image.hpp"
 #include "vit3d/io/load_model.hpp"
-#include "vit3d/io/nifti.hpp"
-#include "vit3d/io/npy.hpp"
-#include "vit3d/io/resample.hpp"
+#include "vit3d/formats/nifti.hpp"
+#include "vit3d/formats/npy.hpp"
+#include "vit3d/transforms/resample.hpp"
 
 namespace {
 
@@ -20,6 +20,7 @@ using namespace vit3d_cli_test;
 using vit3d::Index;
 using vit3d::Tensor;
 namespace io = vit3d::io;
+namespace transforms = vit3d::transforms;
 
 void expect_equal(const Tensor<float>& a, const Tensor<float>& b) {
     ASSERT_EQ(a.shape(), b.shape());
@@ -67,8 +68,8 @@ TEST_F(CliNumbers, AHuggingFaceFolderRunsWithItsProcessorsPreprocessing) {
                             "--save-input", path("seen")});
     ASSERT_EQ(r.code, 0) << r.err;
     Tensor<float> x = io::read_image<float>(path("a.png"), io::ImageChannels::rgb);
-    x = io::center_crop(io::resize_shorter_side(x, 18, io::ResizeFilter::bicubic), 16, 16);
-    x = io::normalize(x, {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}).unsqueeze(0);
+    x = transforms::center_crop(transforms::resize_shorter_side(x, 18, transforms::ResizeFilter::bicubic), 16, 16);
+    x = transforms::normalize(x, {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}).unsqueeze(0);
     expect_equal(io::read_npy<float>(path("seen/a.npy")), x);
     const auto loaded = io::load_model<float>(folder);
     expect_equal(io::read_npy<float>(path("a.npy")), loaded.forward(x, io::ModelOutput::pooled));

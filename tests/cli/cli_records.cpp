@@ -13,8 +13,8 @@
 #include <gtest/gtest.h>
 
 #include "cli/cli_runner.hpp"
-#include "vit3d/io/image.hpp"
-#include "vit3d/io/npy.hpp"
+#include "vit3d/formats/image.hpp"
+#include "vit3d/formats/npy.hpp"
 
 namespace {
 

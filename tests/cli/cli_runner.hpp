@@ -22,7 +22,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "vit3d/io/npy.hpp"
+#include "vit3d/formats/npy.hpp"
 
 extern char** environ;
 

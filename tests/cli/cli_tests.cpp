@@ -16,11 +16,11 @@
 
 #include "cli/cli_runner.hpp"
 #include "support/fixtures.hpp"
-#include "vit3d/io/image.hpp"
-#include "vit3d/io/nifti.hpp"
-#include "vit3d/io/npy.hpp"
-#include "vit3d/io/preprocess.hpp"
-#include "vit3d/io/resample.hpp"
+#include "vit3d/formats/image.hpp"
+#include "vit3d/formats/nifti.hpp"
+#include "vit3d/formats/npy.hpp"
+#include "vit3d/transforms/preprocess.hpp"
+#include "vit3d/transforms/resample.hpp"
 #include "vit3d/io/safetensors.hpp"
 
 namespace {
@@ -31,6 +31,7 @@ using ::testing::StartsWith;
 using vit3d::Index;
 using vit3d::Tensor;
 namespace io = vit3d::io;
+namespace transforms = vit3d::transforms;
 
 const std::string timm = model("timm_vit_token_f32");        // 2D, RGB, 32x32, head, class token
 const std::string monai = model("monai_vit_f32");            // 3D, BCHWD [16, 16, 8], window -1000..1000
@@ -154,8 +155,8 @@ TEST_F(Cli, PngAndJpegAreResizedAndCroppedToTheInputSize) {
         ASSERT_EQ(r.code, 0) << r.err;
         EXPECT_EQ(read(path(stem + ".npy")).shape(), (vit3d::Shape{1, 5}));
         Tensor<float> x = io::read_image<float>(fixture("images/" + name), io::ImageChannels::rgb);
-        x = io::center_crop(io::resize_shorter_side(x, 35, io::ResizeFilter::bicubic), 32, 32);
-        x = io::normalize(x, {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}).unsqueeze(0);
+        x = transforms::center_crop(transforms::resize_shorter_side(x, 35, transforms::ResizeFilter::bicubic), 32, 32);
+        x = transforms::normalize(x, {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}).unsqueeze(0);
         expect_equal(read(path("seen/" + stem + ".npy")), x);
     }
 }
@@ -229,7 +230,7 @@ TEST_F(Cli, NiftiOfAnotherSizeIsResampledTrilinearly) {
             .code,
         0);
     expect_equal(read(path("in/small.npy")),
-                 io::resample_trilinear(v.data.unsqueeze(0), {8, 16, 16}).unsqueeze(0));
+                 transforms::resample_trilinear(v.data.unsqueeze(0), {8, 16, 16}).unsqueeze(0));
 }
 
 // --- outputs ----------------------------------------------------------------------------------------------

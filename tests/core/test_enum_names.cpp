@@ -7,8 +7,8 @@
 #include <optional>
 #include <vit3d.hpp>
 #include <vit3d/io/loaded_model.hpp>
-#include <vit3d/io/npy.hpp>
-#include <vit3d/io/resample.hpp>
+#include <vit3d/formats/npy.hpp>
+#include <vit3d/transforms/resample.hpp>
 #include <vit3d/io/safetensors.hpp>
 
 #include "support/enum_tables.hpp"
@@ -31,6 +31,7 @@ constexpr auto enum_names(Stray) {
 namespace {
 
 namespace io = vit3d::io;
+namespace transforms = vit3d::transforms;
 namespace nn = vit3d::nn;
 namespace models = vit3d::models;
 using vit3d::test::expect_complete_enum_table;
@@ -49,7 +50,7 @@ TEST(EnumNames, EveryTableNamesEveryEnumerator) {
     expect_complete_enum_table<io::DType, 8>();
     expect_complete_enum_table<io::NpyDType, 16>();
     expect_complete_enum_table<io::ModelOutput, 8>();
-    expect_complete_enum_table<io::ResizeFilter, 8>();
+    expect_complete_enum_table<transforms::ResizeFilter, 8>();
 }
 
 TEST(EnumNames, TheCheckFindsAMissingOrAStrayName) {
@@ -78,7 +79,7 @@ TEST(EnumNames, ListsTheValidNamesInTableOrder) {
               "\"cls\", \"mean\", \"max\", \"mean_max\", \"attention\", \"none\"");
     EXPECT_EQ((vit3d::enum_name_list<models::Pooling>("", ", ", " or ")),
               "cls, mean, max, mean_max, attention or none");
-    EXPECT_EQ((vit3d::enum_name_list<io::ResizeFilter>("", ", ", " or ")), "bilinear or bicubic");
+    EXPECT_EQ((vit3d::enum_name_list<transforms::ResizeFilter>("", ", ", " or ")), "bilinear or bicubic");
 }
 
 // The names the named functions give are the tables'.

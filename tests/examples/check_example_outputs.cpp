@@ -24,13 +24,13 @@
 #include <string>
 #include <vector>
 #include <vit3d.hpp>
-#include <vit3d/io/colormap.hpp>
-#include <vit3d/io/image.hpp>
+#include <vit3d/formats/colormap.hpp>
+#include <vit3d/formats/image.hpp>
 #include <vit3d/io/load_model.hpp>
-#include <vit3d/io/nifti.hpp>
-#include <vit3d/io/npy.hpp>
-#include <vit3d/io/preprocess.hpp>
-#include <vit3d/io/resample.hpp>
+#include <vit3d/formats/nifti.hpp>
+#include <vit3d/formats/npy.hpp>
+#include <vit3d/transforms/preprocess.hpp>
+#include <vit3d/transforms/resample.hpp>
 #include <vit3d/io/safetensors.hpp>
 
 namespace {
@@ -39,6 +39,7 @@ using vit3d::Index;
 using vit3d::Shape;
 using vit3d::Tensor;
 namespace io = vit3d::io;
+namespace transforms = vit3d::transforms;
 
 struct mismatch : std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -66,7 +67,7 @@ void expect_close(const Tensor<float>& a, const Tensor<float>& b, double tol, co
 
 // The description's value steps after resizing, written out from the schema (docs/weights.md): the window
 // (clip if asked, [low, high] onto `to`), then (x - mean) / std per channel (axis 0 of [C, spatial...]).
-Tensor<float> window_and_normalize(Tensor<float> x, const io::Preprocessing& p) {
+Tensor<float> window_and_normalize(Tensor<float> x, const transforms::Preprocessing& p) {
     if (p.intensity_window) {
         const auto& w = *p.intensity_window;
         for (float& v : x) {
@@ -90,10 +91,10 @@ Tensor<float> window_and_normalize(Tensor<float> x, const io::Preprocessing& p) 
 // window, mean / std. Returns the tensor before the window and mean / std; `view_scale` turns it into the
 // picture's [0, 1].
 Tensor<float> image_before_values(const io::LoadedModel<float>& model, const std::string& path) {
-    const io::Preprocessing& p = model.preprocess();
+    const transforms::Preprocessing& p = model.preprocess();
     expect(p.layout == "BCHW" && (!p.channel_order || *p.channel_order != "BGR"),
            "the check expects a 2D description in RGB or gray order");
-    const auto filter = p.interpolation == "bicubic" ? io::ResizeFilter::bicubic : io::ResizeFilter::bilinear;
+    const auto filter = p.interpolation == "bicubic" ? transforms::ResizeFilter::bicubic : transforms::ResizeFilter::bilinear;
     const Tensor<std::uint8_t> raw = io::read_image<std::uint8_t>(
         path, model.input_shape()[0] == 1 ? io::ImageChannels::gray : io::ImageChannels::rgb);
     Tensor<float> image(raw.shape());
@@ -103,13 +104,13 @@ Tensor<float> image_before_values(const io::LoadedModel<float>& model, const std
         image.data()[i] = to_tensor ? v / 255.0f : p.rescale ? v * static_cast<float>(*p.rescale) : v;
     }
     const Index h = model.input_shape()[1], w = model.input_shape()[2];
-    if (p.resize_size) return io::center_crop(io::resize_shorter_side(image, *p.resize_size, filter), h, w);
-    return image.dim(1) == h && image.dim(2) == w ? image : io::resize(image, h, w, filter);
+    if (p.resize_size) return transforms::center_crop(transforms::resize_shorter_side(image, *p.resize_size, filter), h, w);
+    return image.dim(1) == h && image.dim(2) == w ? image : transforms::resize(image, h, w, filter);
 }
 
 Tensor<float> image_view(const io::LoadedModel<float>& model, const std::string& path) {
     Tensor<float> x = image_before_values(model, path);
-    const io::Preprocessing& p = model.preprocess();
+    const transforms::Preprocessing& p = model.preprocess();
     if (p.rescale && std::abs(*p.rescale * 255.0 - 1.0) < 1e-12) return x;
     const double scale = 255.0 * p.rescale.value_or(1.0);
     for (float& v : x) v = static_cast<float>(v / scale);
@@ -123,7 +124,7 @@ Tensor<float> image_input(const io::LoadedModel<float>& model, const std::string
 // The 3D model's input from a NIfTI volume: [nz, ny, nx] kept for BCDHW, [nx, ny, nz] for BCHWD; the
 // rescale; resampled; the description's window and mean / std; [1, 1, spatial...].
 Tensor<float> volume_input(const io::LoadedModel<float>& model, const std::string& path) {
-    const io::Preprocessing& p = model.preprocess();
+    const transforms::Preprocessing& p = model.preprocess();
     Tensor<float> v = io::read_nifti<float>(path).data;
     if (p.layout == "BCHWD") {
         // Axis by axis, so that this does not lean on Tensor::permute's order convention.
@@ -135,7 +136,7 @@ Tensor<float> volume_input(const io::LoadedModel<float>& model, const std::strin
     }
     if (p.rescale)
         for (float& x : v) x = x * static_cast<float>(*p.rescale);
-    v = io::resample_trilinear(v, {p.input_size[0], p.input_size[1], p.input_size[2]});
+    v = transforms::resample_trilinear(v, {p.input_size[0], p.input_size[1], p.input_size[2]});
     v = window_and_normalize(v.unsqueeze(0), p);
     return v.unsqueeze(0);
 }
@@ -263,7 +264,7 @@ void check_dense3d(const std::string& model_path, const std::string& nifti, cons
         for (Index n = 0; n < N; ++n) projected.data()[c * N + n] = static_cast<float>(coordinates(n));
     }
     const Shape& in = model.input_shape();
-    expect_close(io::read_npy<float>(npy), io::resample_trilinear(projected, {in[1], in[2], in[3]}), 1e-5,
+    expect_close(io::read_npy<float>(npy), transforms::resample_trilinear(projected, {in[1], in[2], in[3]}), 1e-5,
                  "dense principal components");
     const Index depth_axis = model.preprocess().layout == "BCHWD" ? 3 : 1;
     Index plane_h = 0, plane_w = 0;
@@ -289,9 +290,9 @@ void check_attention(const std::string& model_path, const std::string& image, co
 
     Tensor<float> mean({att.dim(2), att.dim(3)});
     for (Index h = 0; h < heads; ++h) mean = mean + att.select(0, 0).select(0, h) / float(heads);
-    const Tensor<float> shown = io::resize(view, ch, cw, io::ResizeFilter::bicubic);
+    const Tensor<float> shown = transforms::resize(view, ch, cw, transforms::ResizeFilter::bicubic);
     const Tensor<std::uint8_t> expected =
-        io::overlay_heatmap(shown, io::resize(mean, ch, cw, io::ResizeFilter::bilinear, false), alpha);
+        io::overlay_heatmap(shown, transforms::resize(mean, ch, cw, transforms::ResizeFilter::bilinear, false), alpha);
     const Tensor<std::uint8_t> picture = io::read_image<std::uint8_t>(png, io::ImageChannels::rgb);
     const Index top = 6 + (1 / cols) * (16 + ch + 6) + 16, left = 6 + (1 % cols) * (cw + 6);  // cell 1
     int worst = 0;

@@ -1,10 +1,10 @@
-// libFuzzer target for vit3d::io::decode_image, i.e. the stb_image decoders that vit3d/io/image.hpp
+// libFuzzer target for vit3d::io::decode_image, i.e. the stb_image decoders that vit3d/formats/image.hpp
 // compiles (with ASan and UBSan here, as a private static copy). Any input must either decode or throw
 // vit3d::io_error; every other exception, a crash, a leak or a sanitizer report is a bug. An image that
 // decodes must decode the same in every element type and whatever the stack held before, and written back as
 // a PNG decode to the same bytes.
 
-#include <vit3d/io/image.hpp>
+#include <vit3d/formats/image.hpp>
 
 #include <cstdint>
 #include <cstdlib>

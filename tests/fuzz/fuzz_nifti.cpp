@@ -1,4 +1,4 @@
-// libFuzzer target for vit3d's NIfTI reader (vit3d/io/nifti.hpp: its own header validation, the gzip
+// libFuzzer target for vit3d's NIfTI reader (vit3d/formats/nifti.hpp: its own header validation, the gzip
 // decompression of .nii.gz and the voxel decoding), from memory. Any input must either parse or throw
 // vit3d::io_error; every other exception, a crash, a leak or a sanitizer report is a bug. A volume that
 // reads as double must read as float too, its header must say its shape, and written back (as .nii, or
@@ -11,7 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
-#include <vit3d/io/nifti.hpp>
+#include <vit3d/formats/nifti.hpp>
 
 namespace {
 

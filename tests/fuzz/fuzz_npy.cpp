@@ -9,7 +9,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
-#include <vit3d/io/npy.hpp>
+#include <vit3d/formats/npy.hpp>
 
 namespace {
 

@@ -27,6 +27,7 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace io = vit3d::io;
+namespace transforms = vit3d::transforms;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::ThrowsMessage;
@@ -109,7 +110,7 @@ TEST(HuggingFaceFolder, ReadsThePreprocessorConfig) {
     {  // BiT's processor: the shorter side to 18, a 16 x 16 crop, bicubic, ImageNet statistics. The position
        // table covers 5 x 5 patches (image_size 20): the model runs at the crop's size by default.
         const io::LoadedModel<float> dinov2 = io::load_model<float>(fixture("dinov2"));
-        const io::Preprocessing& p = dinov2.preprocess();
+        const transforms::Preprocessing& p = dinov2.preprocess();
         EXPECT_EQ(p.input_size, (std::vector<vit3d::Index>{16, 16}));
         EXPECT_EQ(p.resize_size, 18);
         EXPECT_FALSE(p.resize_shape);
@@ -123,13 +124,13 @@ TEST(HuggingFaceFolder, ReadsThePreprocessorConfig) {
                   (std::array<vit3d::Index, 2>{20, 20}));
     }
     {  // DeiT's: both sides to 20, then a 16 x 16 crop.
-        const io::Preprocessing p = io::load_model<float>(fixture("deit_model")).preprocess();
+        const transforms::Preprocessing p = io::load_model<float>(fixture("deit_model")).preprocess();
         EXPECT_EQ(p.resize_shape, (std::vector<vit3d::Index>{20, 20}));
         EXPECT_FALSE(p.resize_size);
         EXPECT_EQ(p.input_size, (std::vector<vit3d::Index>{16, 16}));
     }
     {  // ViT's: straight to 16 x 16, bilinear, mean and std 0.5.
-        const io::Preprocessing p = io::load_model<float>(fixture("vit_model")).preprocess();
+        const transforms::Preprocessing p = io::load_model<float>(fixture("vit_model")).preprocess();
         EXPECT_FALSE(p.resize_size);
         EXPECT_FALSE(p.resize_shape);
         EXPECT_EQ(p.interpolation, "bilinear");
@@ -138,7 +139,7 @@ TEST(HuggingFaceFolder, ReadsThePreprocessorConfig) {
     {  // Without a preprocessor_config.json the model takes its input as given, at image_size.
         const std::string folder = copy_of("vit_model");
         fs::remove(folder + "/preprocessor_config.json");
-        const io::Preprocessing p = io::load_model<float>(folder).preprocess();
+        const transforms::Preprocessing p = io::load_model<float>(folder).preprocess();
         EXPECT_FALSE(p.rescale);
         EXPECT_FALSE(p.mean);
         EXPECT_EQ(p.input_size, (std::vector<vit3d::Index>{16, 16}));

@@ -1,4 +1,4 @@
-// Tests for vit3d/io/model_input.hpp and the value steps of vit3d/io/preprocess.hpp: a model's input from an
+// Tests for vit3d/io/model_input.hpp and the value steps of vit3d/transforms/preprocess.hpp: a model's input from an
 // image (against torchvision's transforms on a committed fixture,
 // tests/fixtures/make_model_input_samples.py), a NIfTI volume and a .npy array, each step and their order
 // checked against expectations computed here from the metadata schema (docs/weights.md), and the errors for
@@ -14,18 +14,25 @@
 #include <string>
 #include <vector>
 #include <vit3d.hpp>
-#include <vit3d/io/image.hpp>
+#include <vit3d/formats/image.hpp>
 #include <vit3d/io/model_input.hpp>
-#include <vit3d/io/nifti.hpp>
-#include <vit3d/io/npy.hpp>
-#include <vit3d/io/preprocess.hpp>
-#include <vit3d/io/resample.hpp>
+#include <vit3d/formats/nifti.hpp>
+#include <vit3d/formats/npy.hpp>
+#include <vit3d/transforms/preprocess.hpp>
+#include <vit3d/transforms/resample.hpp>
 
 #include "support/io_testing.hpp"
 #include "support/tensor_testing.hpp"
 
 namespace vit3d::io {
 namespace {
+using transforms::IntensityWindow;
+using transforms::Preprocessing;
+using transforms::center_crop;
+using transforms::intensity_window;
+using transforms::resample_trilinear;
+using transforms::rescale;
+using transforms::ResizeFilter;
 
 using ::testing::HasSubstr;
 using ::testing::ThrowsMessage;
@@ -75,7 +82,7 @@ TEST(ModelInput, ImageValueStepsAreTorchvisionsExactly) {
 }
 
 // ToTensor, Resize(36, bicubic), CenterCrop(32), Normalize: what a timm description asks for. Equal up to
-// the bicubic resize's rounding (vit3d/io/resample.hpp: 1.1e-6 before Normalize's division by std 0.225).
+// the bicubic resize's rounding (vit3d/transforms/resample.hpp: 1.1e-6 before Normalize's division by std 0.225).
 TEST(ModelInput, ImageIsTorchvisionsEvalTransform) {
     Preprocessing p = Described("BCHW", {32, 32});
     p.channel_order = "RGB";

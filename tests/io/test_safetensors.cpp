@@ -1,4 +1,4 @@
-// Tests for vit3d/io/float16.hpp and vit3d/io/safetensors.hpp: the F16/BF16 conversions exhaustively,
+// Tests for vit3d/formats/float16.hpp and vit3d/io/safetensors.hpp: the F16/BF16 conversions exhaustively,
 // round trips in every dtype, every validation error on crafted files, and files written by the Python
 // safetensors package (tests/fixtures/make_safetensors_sample.py).
 

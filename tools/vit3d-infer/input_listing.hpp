@@ -23,7 +23,7 @@
 
 #include "options.hpp"
 #include "vit3d/core/message.hpp"
-#include "vit3d/io/read_file.hpp"
+#include "vit3d/formats/read_file.hpp"
 
 namespace vit3d_infer {
 

@@ -3,7 +3,7 @@
 // vit3d/io/model_input.hpp (the library's functions, so that the tool and a C++ program give the same
 // input for the same file): .npy taken as it is (values as stored unless --npy-preprocess); images and
 // NIfTI volumes rescaled, resized, windowed and normalised. What this file adds: the command line's
-// overrides of the weights file's io::Preprocessing, the file's type from its name, what the report shows
+// overrides of the weights file's transforms::Preprocessing, the file's type from its name, what the report shows
 // of the file as read, and input_error (the file fails, the run goes on).
 
 #include <filesystem>
@@ -19,9 +19,9 @@
 #include "vit3d/io/loaded_model.hpp"
 #include "vit3d/io/model_description_json.hpp"
 #include "vit3d/io/model_input.hpp"
-#include "vit3d/io/nifti.hpp"
-#include "vit3d/io/npy.hpp"
-#include "vit3d/io/resample.hpp"
+#include "vit3d/formats/nifti.hpp"
+#include "vit3d/formats/npy.hpp"
+#include "vit3d/transforms/resample.hpp"
 
 namespace vit3d_infer {
 
@@ -30,6 +30,7 @@ using vit3d::message;
 using vit3d::Shape;
 using vit3d::Tensor;
 namespace io = vit3d::io;
+namespace transforms = vit3d::transforms;
 
 // An input that cannot be read, or does not fit the model: that file fails, the run goes on.
 struct input_error : std::runtime_error {
@@ -45,7 +46,7 @@ struct ModelInput {
 // What an input goes through: the model's input shape and layout, and the preprocessing in force.
 struct Pipeline {
     Shape input_shape;  // [C, spatial...]
-    io::Preprocessing preprocess;
+    transforms::Preprocessing preprocess;
     bool npy_values = false;  // --npy-preprocess
 };
 
@@ -93,7 +94,7 @@ inline Pipeline make_pipeline(const io::LoadedModel<float>& model, const Options
     p.input_shape = model.input_shape();
     p.preprocess = model.preprocess();
     p.npy_values = o.npy_preprocess;
-    io::Preprocessing& pre = p.preprocess;
+    transforms::Preprocessing& pre = p.preprocess;
     const auto channels = static_cast<std::size_t>(p.input_shape[0]);
     if (o.rescale) pre.rescale = *o.rescale;
     if (!o.mean.empty()) pre.mean = o.mean;
@@ -106,7 +107,7 @@ inline Pipeline make_pipeline(const io::LoadedModel<float>& model, const Options
                                       " value(s), one per channel of the model's input ", p.input_shape,
                                       ", got ", (*stat)->size(), " (", join_numbers(**stat), ")"));
     if (!o.window.empty()) {
-        io::IntensityWindow w = pre.intensity_window.value_or(io::IntensityWindow{});
+        transforms::IntensityWindow w = pre.intensity_window.value_or(transforms::IntensityWindow{});
         w.low = o.window[0];
         w.high = o.window[1];
         pre.intensity_window = w;
@@ -125,10 +126,10 @@ inline Pipeline make_pipeline(const io::LoadedModel<float>& model, const Options
             pre.resize_size = *o.resize_size;
     }
     if (!o.interpolation.empty()) pre.interpolation = o.interpolation;
-    if (pre.interpolation && !vit3d::enum_from_name<io::ResizeFilter>(*pre.interpolation))
+    if (pre.interpolation && !vit3d::enum_from_name<transforms::ResizeFilter>(*pre.interpolation))
         throw usage_error(message("the weights file asks for ", *pre.interpolation,
                                   " interpolation, which vit3d-infer does not do; choose --interpolation ",
-                                  vit3d::enum_name_list<io::ResizeFilter>("", ", ", " or ")));
+                                  vit3d::enum_name_list<transforms::ResizeFilter>("", ", ", " or ")));
     if (!o.channel_order.empty()) pre.channel_order = o.channel_order;
     if (!o.input_size.empty()) set_input_size(model, o.input_size, p);
     return p;

@@ -33,7 +33,7 @@
 #include "vit3d/core/message.hpp"
 #include "vit3d/io/load_model.hpp"
 #include "vit3d/io/model_description_json.hpp"
-#include "vit3d/io/npy.hpp"
+#include "vit3d/formats/npy.hpp"
 #include "vit3d/tensor/ops.hpp"
 
 namespace {

@@ -15,7 +15,7 @@
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/message.hpp"
 #include "vit3d/io/loaded_model.hpp"
-#include "vit3d/io/resample.hpp"
+#include "vit3d/transforms/resample.hpp"
 
 namespace vit3d_infer {
 
@@ -184,9 +184,9 @@ inline void check_options(Options& o) {
         if (size < 1) throw usage_error(message("--input-size: expected positive integers, got ", size));
     if (o.resize_size && *o.resize_size < 0)
         throw usage_error(message("--resize-size: expected a non-negative integer, got ", *o.resize_size));
-    if (!o.interpolation.empty() && !vit3d::enum_from_name<vit3d::io::ResizeFilter>(o.interpolation))
+    if (!o.interpolation.empty() && !vit3d::enum_from_name<vit3d::transforms::ResizeFilter>(o.interpolation))
         throw usage_error(message("--interpolation: expected ",
-                                  vit3d::enum_name_list<vit3d::io::ResizeFilter>("", ", ", " or "),
+                                  vit3d::enum_name_list<vit3d::transforms::ResizeFilter>("", ", ", " or "),
                                   ", got \"", o.interpolation, "\""));
     if (!o.channel_order.empty() && o.channel_order != "RGB" && o.channel_order != "BGR" &&
         o.channel_order != "L")

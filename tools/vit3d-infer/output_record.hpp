@@ -33,9 +33,9 @@
 #include "sha256.hpp"
 #include "vit3d/core/message.hpp"
 #include "vit3d/core/shape.hpp"
-#include "vit3d/io/atomic_file_writer.hpp"
-#include "vit3d/io/npy.hpp"
-#include "vit3d/io/read_file.hpp"
+#include "vit3d/formats/atomic_file_writer.hpp"
+#include "vit3d/formats/npy.hpp"
+#include "vit3d/formats/read_file.hpp"
 #include "vit3d/version.hpp"
 
 namespace vit3d_infer {

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "vit3d/core/message.hpp"
-#include "vit3d/io/read_file.hpp"
+#include "vit3d/formats/read_file.hpp"
 
 namespace vit3d_infer {
 

@@ -19,7 +19,7 @@
 #include <string>
 
 #include "vit3d/core/instances.hpp"
-#include "vit3d/io/file_bytes.hpp"
+#include "vit3d/formats/file_bytes.hpp"
 #include "vit3d/io/loaded_model.hpp"
 
 namespace vit3d::io {

@@ -8,7 +8,7 @@
 #include <type_traits>
 
 #include "vit3d/core/error.hpp"
-#include "vit3d/io/file_bytes.hpp"
+#include "vit3d/formats/file_bytes.hpp"
 #include "vit3d/io/huggingface/model_folder.hpp"
 #include "vit3d/io/key_maps.hpp"
 #include "vit3d/io/load_model.hpp"

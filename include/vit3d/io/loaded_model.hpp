@@ -76,7 +76,7 @@ class LoadedModel {
     const ModelDescription& description() const noexcept { return description_; }
     const std::string& family() const noexcept { return description_.family; }
     const std::string& kind() const noexcept { return description_.kind; }
-    const Preprocessing& preprocess() const noexcept { return description_.preprocess; }
+    const transforms::Preprocessing& preprocess() const noexcept { return description_.preprocess; }
     // [C, spatial...]: forward takes [B, C, spatial...]; the preprocessing resizes to it.
     const Shape& input_shape() const noexcept { return input_shape_; }
     const std::vector<ModelOutput>& outputs() const noexcept { return outputs_; }

@@ -3,7 +3,7 @@
 // key of its safetensors "__metadata__", written by tools/export_weights.py (or io::save_model). It says
 // which reference family the weights come from, which model kind vit3d builds for them (model_kinds.hpp),
 // that kind's configuration, which key map renames the tensors, and how inputs must be preprocessed
-// (io::Preprocessing, defined in preprocess.hpp with the functions that apply it).
+// (transforms::Preprocessing, defined in preprocess.hpp with the functions that apply it).
 // docs/weights.md documents every field; model_description_json.hpp reads and writes it. The kind's
 // configuration and the provenance stay JSON text here, so that this header (which every program that loads
 // a model includes) needs no JSON library.
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "vit3d/io/preprocess.hpp"
+#include "vit3d/transforms/preprocess.hpp"
 
 namespace vit3d::io {
 
@@ -36,7 +36,7 @@ struct ModelDescription {
     std::string kind;           // a model kind of model_kinds.hpp ("vit2d", "vit3d")
     std::string key_map;        // a key map of key_maps.hpp ("torchvision", ...)
     std::string config = "{}";  // the kind's configuration (a JSON object's text), read by the kind
-    Preprocessing preprocess;
+    transforms::Preprocessing preprocess;
     std::string source = "{}";  // provenance (a JSON object's text: class, arguments, package versions)
 };
 

@@ -17,16 +17,16 @@
 #include "vit3d/core/error.hpp"
 #include "vit3d/io/json_fields.hpp"
 #include "vit3d/io/model_description.hpp"
-#include "vit3d/io/preprocess.hpp"
+#include "vit3d/transforms/preprocess.hpp"
 #include "vit3d/io/safetensors.hpp"
 
 namespace vit3d::detail {
 
-inline io::Preprocessing parse_preprocessing(JsonFields& parent, const std::string& key,
+inline transforms::Preprocessing parse_preprocessing(JsonFields& parent, const std::string& key,
                                              Index channels_hint) {
     const nlohmann::json& value = parent.value(key);
     JsonFields f(value, parent.where(), parent.child(key));
-    io::Preprocessing p;
+    transforms::Preprocessing p;
     p.layout = f.choice("layout", {"BCHW", "BCDHW", "BCHWD"});
     p.input_size = f.integers("input_size", p.layout == "BCHW" ? 2 : 3, 1);
     if (!f.is_null("channel_order")) p.channel_order = f.choice("channel_order", {"RGB", "BGR", "L"});
@@ -40,7 +40,7 @@ inline io::Preprocessing parse_preprocessing(JsonFields& parent, const std::stri
     }
     if (!f.is_null("intensity_window")) {
         JsonFields w(f.value("intensity_window"), f.where(), f.child("intensity_window"));
-        io::IntensityWindow window;
+        transforms::IntensityWindow window;
         window.low = w.number("low");
         window.high = w.number("high");
         if (!(window.low < window.high)) w.fail("high", "a number above low", w.value("high"));
@@ -65,10 +65,10 @@ nlohmann::json optional_json(const std::optional<T>& v) {
     return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
 }
 
-inline nlohmann::json preprocessing_json(const io::Preprocessing& p) {
+inline nlohmann::json preprocessing_json(const transforms::Preprocessing& p) {
     nlohmann::json window = nullptr;
     if (p.intensity_window) {
-        const io::IntensityWindow& w = *p.intensity_window;
+        const transforms::IntensityWindow& w = *p.intensity_window;
         window = {{"low", w.low}, {"high", w.high}, {"to", {w.to[0], w.to[1]}}, {"clip", w.clip}};
     }
     return {{"layout", p.layout},

@@ -1,6 +1,6 @@
 #pragma once
 // A model's input [B, C, spatial...] from an image, a NIfTI volume or a .npy array, prepared as the weights
-// file's io::Preprocessing says (docs/weights.md: "The metadata schema"; docs/inputs.md: "Model inputs from
+// file's transforms::Preprocessing says (docs/weights.md: "The metadata schema"; docs/inputs.md: "Model inputs from
 // files"). vit3d-infer and the examples both use these functions, so that a file gives the same input, and so
 // the same outputs, from C++ and from the command line. Needs vit3d::io, vit3d::image and vit3d::nifti.
 //
@@ -37,13 +37,13 @@
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
-#include "vit3d/io/image.hpp"
+#include "vit3d/formats/image.hpp"
 #include "vit3d/io/loaded_model.hpp"
-#include "vit3d/io/nifti.hpp"
-#include "vit3d/io/npy.hpp"
-#include "vit3d/io/preprocess.hpp"
-#include "vit3d/io/read_file.hpp"
-#include "vit3d/io/resample.hpp"
+#include "vit3d/formats/nifti.hpp"
+#include "vit3d/formats/npy.hpp"
+#include "vit3d/transforms/preprocess.hpp"
+#include "vit3d/formats/read_file.hpp"
+#include "vit3d/transforms/resample.hpp"
 #include "vit3d/tensor/ops.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
@@ -76,7 +76,7 @@ inline std::string spatial_text(const Shape& input_shape) {
 // input_shape [C, spatial...] agrees with p (a description and a model input shape that disagree are a
 // programming error, not a bad file).
 inline void check_input_shape(const std::string& where, const Shape& input_shape,
-                              const io::Preprocessing& p) {
+                              const transforms::Preprocessing& p) {
     const std::size_t spatial = p.layout == "BCHW" ? 2 : 3;
     const bool known = p.layout == "BCHW" || p.layout == "BCDHW" || p.layout == "BCHWD";
     bool fits = known && input_shape.size() == spatial + 1 && input_shape[0] >= 1;
@@ -91,18 +91,18 @@ inline void check_input_shape(const std::string& where, const Shape& input_shape
                                   p.input_size, ", got ", input_shape, " and layout \"", p.layout, "\""));
 }
 
-inline io::ResizeFilter image_resize_filter(const std::string& where, const io::Preprocessing& p) {
-    if (!p.interpolation) return io::ResizeFilter::bilinear;
-    if (const std::optional<io::ResizeFilter> filter = enum_from_name<io::ResizeFilter>(*p.interpolation))
+inline transforms::ResizeFilter image_resize_filter(const std::string& where, const transforms::Preprocessing& p) {
+    if (!p.interpolation) return transforms::ResizeFilter::bilinear;
+    if (const std::optional<transforms::ResizeFilter> filter = enum_from_name<transforms::ResizeFilter>(*p.interpolation))
         return *filter;
     throw config_error(message(where, "preprocess.interpolation: expected ",
-                               enum_name_list<io::ResizeFilter>("", ", ", " or "),
+                               enum_name_list<transforms::ResizeFilter>("", ", ", " or "),
                                " (what vit3d resizes images with), got ", quoted_path(*p.interpolation)));
 }
 
 // The channels to decode an image with, for a model of `channels` channels and the description's order.
 inline io::ImageChannels image_channels_for(const std::string& where, Index channels,
-                                            const io::Preprocessing& p) {
+                                            const transforms::Preprocessing& p) {
     Index given = channels;
     io::ImageChannels wanted = io::ImageChannels::rgb;
     if (p.channel_order) {
@@ -123,14 +123,14 @@ inline io::ImageChannels image_channels_for(const std::string& where, Index chan
 }
 
 inline io::ImageInput image_input_at(const std::uint8_t* bytes, std::size_t size, const Shape& input_shape,
-                                     const io::Preprocessing& p, const std::string& where) {
+                                     const transforms::Preprocessing& p, const std::string& where) {
     if (p.layout != "BCHW")
         throw shape_error(
             message(where, "an image feeds a 2D model (layout BCHW); this model takes volumes (layout ",
                     p.layout, ", input ", input_shape, ")"));
     check_input_shape(where, input_shape, p);
     const io::ImageChannels channels = image_channels_for(where, input_shape[0], p);
-    const io::ResizeFilter filter = image_resize_filter(where, p);
+    const transforms::ResizeFilter filter = image_resize_filter(where, p);
     io::ImageInput in;
     in.stored = stb_image_info(bytes, size, where);
     const bool to_tensor = p.rescale && is_to_tensor_rescale(*p.rescale);
@@ -150,14 +150,14 @@ inline io::ImageInput image_input_at(const std::uint8_t* bytes, std::size_t size
     }
     if (p.channel_order && *p.channel_order == "BGR")
         x = concat<float>({x.narrow(0, 2, 1), x.narrow(0, 1, 1), x.narrow(0, 0, 1)}, 0);
-    if (p.rescale && !rescaled) x = io::rescale(x, *p.rescale);
+    if (p.rescale && !rescaled) x = transforms::rescale(x, *p.rescale);
     const Index height = input_shape[1], width = input_shape[2];
     if (p.resize_size) {
-        x = io::center_crop(io::resize_shorter_side(x, *p.resize_size, filter), height, width);
+        x = transforms::center_crop(transforms::resize_shorter_side(x, *p.resize_size, filter), height, width);
     } else if (p.resize_shape) {
-        x = io::center_crop(io::resize(x, (*p.resize_shape)[0], (*p.resize_shape)[1], filter), height, width);
+        x = transforms::center_crop(transforms::resize(x, (*p.resize_shape)[0], (*p.resize_shape)[1], filter), height, width);
     } else if (x.dim(1) != height || x.dim(2) != width) {
-        x = io::resize(x, height, width, filter);
+        x = transforms::resize(x, height, width, filter);
     }
     const double scale = p.rescale.value_or(1.0) * 255.0;
     if (to_tensor || scale == 0.0) {
@@ -167,12 +167,12 @@ inline io::ImageInput image_input_at(const std::uint8_t* bytes, std::size_t size
         for (Index i = 0; i < x.size(); ++i)
             in.view.data()[i] = static_cast<float>(static_cast<double>(x.data()[i]) / scale);
     }
-    in.batch = io::window_and_normalize(std::move(x), p, 0).unsqueeze(0);
+    in.batch = transforms::window_and_normalize(std::move(x), p, 0).unsqueeze(0);
     return in;
 }
 
 inline Tensor<float> volume_input_at(const io::Volume<float>& volume, const Shape& input_shape,
-                                     const io::Preprocessing& p, const std::string& where) {
+                                     const transforms::Preprocessing& p, const std::string& where) {
     if (p.layout != "BCDHW" && p.layout != "BCHWD")
         throw shape_error(message(
             where,
@@ -189,15 +189,15 @@ inline Tensor<float> volume_input_at(const io::Volume<float>& volume, const Shap
                                   " gives ", channels, " (a 4D volume's t axis is the channel axis)"));
     Tensor<float> x = read.size() == 3 ? volume.data.unsqueeze(0) : volume.data;
     if (p.layout == "BCHWD") x = x.permute({0, 3, 2, 1});  // [C, z, y, x] -> [C, x, y, z]
-    if (p.rescale) x = io::rescale(x, *p.rescale);
+    if (p.rescale) x = transforms::rescale(x, *p.rescale);
     const std::array<Index, 3> size{input_shape[1], input_shape[2], input_shape[3]};
     if (x.dim(1) != size[0] || x.dim(2) != size[1] || x.dim(3) != size[2])
-        x = io::resample_trilinear(x, size);
-    return io::window_and_normalize(std::move(x), p, 0).unsqueeze(0);
+        x = transforms::resample_trilinear(x, size);
+    return transforms::window_and_normalize(std::move(x), p, 0).unsqueeze(0);
 }
 
 inline Tensor<float> npy_input_at(const std::uint8_t* bytes, std::size_t size, const Shape& input_shape,
-                                  const io::Preprocessing& p, io::NpyValues values,
+                                  const transforms::Preprocessing& p, io::NpyValues values,
                                   const std::string& where) {
     check_input_shape(where, input_shape, p);
     const io::NpyHeader header = parse_npy_header(bytes, size, size, where);
@@ -219,7 +219,7 @@ inline Tensor<float> npy_input_at(const std::uint8_t* bytes, std::size_t size, c
                                   " (layout ", p.layout, ")"));
     Tensor<float> x = parse_npy_at<float>(bytes, size, where);
     if (one) x = x.unsqueeze(0);
-    if (values == io::NpyValues::preprocessed) x = io::apply_value_steps(std::move(x), p, 1);
+    if (values == io::NpyValues::preprocessed) x = transforms::apply_value_steps(std::move(x), p, 1);
     return x;
 }
 
@@ -234,7 +234,7 @@ namespace vit3d::io {
 // The input of a 2D model of input shape [C, H, W] (and layout BCHW) from an image held in memory (PNG,
 // JPEG, BMP, PNM), prepared as p says (see the top of this file).
 inline ImageInput image_input(const std::uint8_t* bytes, std::size_t size, const Shape& input_shape,
-                              const Preprocessing& p, const std::string& source_name = "<memory>") {
+                              const transforms::Preprocessing& p, const std::string& source_name = "<memory>") {
     return detail::image_input_at(bytes, size, input_shape, p,
                                   detail::model_input_where("image_input", source_name));
 }
@@ -247,7 +247,7 @@ inline ImageInput image_input(const std::uint8_t* bytes, std::size_t size, const
 
 // ... from the image file at `path`.
 inline ImageInput read_image_input(const std::string& path, const Shape& input_shape,
-                                   const Preprocessing& p) {
+                                   const transforms::Preprocessing& p) {
     const std::string where = detail::model_input_where("read_image_input", path);
     const std::vector<std::uint8_t> bytes = detail::read_file_bytes(path, where);
     return detail::image_input_at(bytes.data(), bytes.size(), input_shape, p, where);
@@ -260,7 +260,7 @@ inline ImageInput read_image_input(const std::string& path, const LoadedModel<fl
 // The input [1, C, spatial...] of a 3D model of input shape [C, spatial...] (layout BCDHW or BCHWD) from a
 // volume as read_nifti gives it, prepared as p says (see the top of this file).
 inline Tensor<float> volume_input(const Volume<float>& volume, const Shape& input_shape,
-                                  const Preprocessing& p) {
+                                  const transforms::Preprocessing& p) {
     return detail::volume_input_at(volume, input_shape, p, "vit3d::io::volume_input: ");
 }
 
@@ -270,7 +270,7 @@ inline Tensor<float> volume_input(const Volume<float>& volume, const LoadedModel
 
 // ... from the NIfTI file (.nii, .nii.gz) at `path`.
 inline Tensor<float> read_nifti_input(const std::string& path, const Shape& input_shape,
-                                      const Preprocessing& p) {
+                                      const transforms::Preprocessing& p) {
     const Volume<float> volume = read_nifti<float>(path);
     return detail::volume_input_at(volume, input_shape, p,
                                    detail::model_input_where("read_nifti_input", path));
@@ -283,14 +283,14 @@ inline Tensor<float> read_nifti_input(const std::string& path, const LoadedModel
 // The input [B, C, spatial...] of a model of input shape [C, spatial...] from a .npy array held in memory:
 // one sample [C, spatial...] (B = 1) or a batch [B, C, spatial...] (see the top of this file).
 inline Tensor<float> npy_input(const std::uint8_t* bytes, std::size_t size, const Shape& input_shape,
-                               const Preprocessing& p, NpyValues values = NpyValues::as_stored,
+                               const transforms::Preprocessing& p, NpyValues values = NpyValues::as_stored,
                                const std::string& source_name = "<memory>") {
     return detail::npy_input_at(bytes, size, input_shape, p, values,
                                 detail::model_input_where("npy_input", source_name));
 }
 
 // ... from the .npy file at `path`.
-inline Tensor<float> read_npy_input(const std::string& path, const Shape& input_shape, const Preprocessing& p,
+inline Tensor<float> read_npy_input(const std::string& path, const Shape& input_shape, const transforms::Preprocessing& p,
                                     NpyValues values = NpyValues::as_stored) {
     const std::string where = detail::model_input_where("read_npy_input", path);
     const std::vector<std::uint8_t> bytes = detail::read_file_bytes(path, where);

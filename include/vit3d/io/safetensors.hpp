@@ -39,9 +39,9 @@
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
-#include "vit3d/io/atomic_file_writer.hpp"
-#include "vit3d/io/file_bytes.hpp"
-#include "vit3d/io/float16.hpp"
+#include "vit3d/formats/atomic_file_writer.hpp"
+#include "vit3d/formats/file_bytes.hpp"
+#include "vit3d/formats/float16.hpp"
 #include "vit3d/io/tensor_source.hpp"
 #include "vit3d/tensor/tensor.hpp"
 

@@ -22,8 +22,8 @@
 namespace vit3d::io {
 
 // Preprocessing that records only the layout and the input size (the family defines none).
-inline Preprocessing no_preprocessing(std::string layout, std::vector<Index> input_size) {
-    Preprocessing p;
+inline transforms::Preprocessing no_preprocessing(std::string layout, std::vector<Index> input_size) {
+    transforms::Preprocessing p;
     p.layout = std::move(layout);
     p.input_size = std::move(input_size);
     return p;
@@ -32,7 +32,7 @@ inline Preprocessing no_preprocessing(std::string layout, std::vector<Index> inp
 // The description save_model writes for this model.
 template <class T, std::size_t N>
 ModelDescription describe_model(const models::VisionTransformer<T, N>& model,
-                                const Preprocessing& preprocess) {
+                                const transforms::Preprocessing& preprocess) {
     ModelDescription d;
     d.family = "vit3d";
     d.kind = detail::vision_transformer_kind<N>();
@@ -44,7 +44,7 @@ ModelDescription describe_model(const models::VisionTransformer<T, N>& model,
 }
 
 template <class T>
-ModelDescription describe_model(const models::CTEncoder<T>& model, const Preprocessing& preprocess) {
+ModelDescription describe_model(const models::CTEncoder<T>& model, const transforms::Preprocessing& preprocess) {
     ModelDescription d;
     d.family = "vit3d";
     d.kind = "ct_encoder";
@@ -60,7 +60,7 @@ ModelDescription describe_model(const models::CTEncoder<T>& model, const Preproc
 namespace vit3d::detail {
 
 template <class T, class Model>
-void save_described_model(const std::string& path, const Model& model, const io::Preprocessing& preprocess,
+void save_described_model(const std::string& path, const Model& model, const transforms::Preprocessing& preprocess,
                           io::DType as) {
     const std::string where = message("vit3d::io::save_model(", quoted(path), "): ");
     const std::vector<Index> size(model.config.input_size.begin(), model.config.input_size.end());
@@ -81,12 +81,12 @@ namespace vit3d::io {
 
 template <class T, std::size_t N>
 void save_model(const std::string& path, const models::VisionTransformer<T, N>& model,
-                const Preprocessing& preprocess, DType as = DType::F32) {
+                const transforms::Preprocessing& preprocess, DType as = DType::F32) {
     detail::save_described_model<T>(path, model, preprocess, as);
 }
 
 template <class T>
-void save_model(const std::string& path, const models::CTEncoder<T>& model, const Preprocessing& preprocess,
+void save_model(const std::string& path, const models::CTEncoder<T>& model, const transforms::Preprocessing& preprocess,
                 DType as = DType::F32) {
     detail::save_described_model<T>(path, model, preprocess, as);
 }

@@ -1,11 +1,11 @@
 // Built against an installed vit3d (see CMakeLists.txt next to this file): reads a .npy, a PNG and a
 // .nii.gz through the installed vit3d::io, vit3d::image and vit3d::nifti targets, writes each to the
 // directory given last, and reads the copies back.
-#include <vit3d/io/image.hpp>
+#include <vit3d/formats/image.hpp>
 
 #include <iostream>
-#include <vit3d/io/nifti.hpp>
-#include <vit3d/io/npy.hpp>
+#include <vit3d/formats/nifti.hpp>
+#include <vit3d/formats/npy.hpp>
 
 int main(int argc, char** argv) {
     if (argc != 5) {

@@ -1,6 +1,6 @@
 #pragma once
 // A Hugging Face folder's preprocessor_config.json (the image processor's settings) as vit3d's
-// io::Preprocessing: rescale (do_rescale, rescale_factor), resize (size as {"height", "width"}: both sides,
+// transforms::Preprocessing: rescale (do_rescale, rescale_factor), resize (size as {"height", "width"}: both sides,
 // or {"shortest_edge"}: the shorter side, then center_crop to crop_size when do_center_crop), the
 // interpolation (resample, Pillow's numbering) and normalize (image_mean, image_std). The steps apply in
 // vit3d's order (rescale first, then resize; docs/inputs.md), and vit3d resizes with its own filters:
@@ -14,7 +14,7 @@
 
 #include "vit3d/core/error.hpp"
 #include "vit3d/io/huggingface/model_config.hpp"
-#include "vit3d/io/preprocess.hpp"
+#include "vit3d/transforms/preprocess.hpp"
 
 namespace vit3d::detail {
 
@@ -86,9 +86,9 @@ namespace vit3d::io::huggingface {
 
 // The preprocessing a processor's settings describe, for a model of `channels` channels trained at
 // `image_size`. Without a preprocessor_config.json (processor null), the model takes its input as given.
-inline Preprocessing folder_preprocessing(const nlohmann::json* processor, Index channels,
+inline transforms::Preprocessing folder_preprocessing(const nlohmann::json* processor, Index channels,
                                           const std::array<Index, 2>& image_size, const std::string& where) {
-    Preprocessing out;
+    transforms::Preprocessing out;
     out.layout = "BCHW";
     out.input_size = {image_size[0], image_size[1]};
     if (!processor) return out;

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "vit3d/core/error.hpp"
-#include "vit3d/io/file_bytes.hpp"
-#include "vit3d/io/read_file.hpp"
+#include "vit3d/formats/file_bytes.hpp"
+#include "vit3d/formats/read_file.hpp"
 #include "vit3d/io/safetensors.hpp"
 #include "vit3d/io/tensor_source.hpp"
 

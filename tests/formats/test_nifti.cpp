@@ -1,4 +1,4 @@
-// Tests for vit3d/io/nifti.hpp and nifti_header.hpp: the axis order (files whose voxels hold their own
+// Tests for vit3d/formats/nifti.hpp and nifti_header.hpp: the axis order (files whose voxels hold their own
 // index), geometry and data against what nibabel reads (tests/fixtures/make_nifti_samples.py), the real MRI
 // volume of examples/data/, scaling for float and integer reads, every malformed header field, truncated
 // and corrupt .nii and .nii.gz files, and the writer.
@@ -15,8 +15,8 @@
 #include <utility>
 #include <vector>
 #include <vit3d.hpp>
-#include <vit3d/io/nifti.hpp>
-#include <vit3d/io/npy.hpp>
+#include <vit3d/formats/nifti.hpp>
+#include <vit3d/formats/npy.hpp>
 
 #include "support/enum_tables.hpp"
 #include "support/io_testing.hpp"
@@ -25,6 +25,8 @@
 namespace vit3d::io {
 namespace {
 
+using transforms::Affine;
+using transforms::identity_affine;
 using test::FixturePath;
 using test::ReadBytes;
 using test::TempPath;

@@ -39,7 +39,7 @@
 
 #if defined(STBI_INCLUDE_STB_IMAGE_H) || defined(INCLUDE_STB_IMAGE_WRITE_H)
 #error \
-    "vit3d/io/image.hpp compiles a private (static) copy of stb_image and stb_image_write: include it before stb_image.h and stb_image_write.h in this translation unit"
+    "vit3d/formats/image.hpp compiles a private (static) copy of stb_image and stb_image_write: include it before stb_image.h and stb_image_write.h in this translation unit"
 #endif
 
 #include <algorithm>
@@ -54,10 +54,10 @@
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
-#include "vit3d/io/atomic_file_writer.hpp"
-#include "vit3d/io/byte_order.hpp"
-#include "vit3d/io/pnm.hpp"
-#include "vit3d/io/read_file.hpp"
+#include "vit3d/formats/atomic_file_writer.hpp"
+#include "vit3d/formats/byte_order.hpp"
+#include "vit3d/formats/pnm.hpp"
+#include "vit3d/formats/read_file.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
 #define STB_IMAGE_STATIC
@@ -97,7 +97,7 @@
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
 #else
-#error "vit3d/io/image.hpp needs stb_image.h and stb_image_write.h (Debian: libstb-dev); link vit3d::image"
+#error "vit3d/formats/image.hpp needs stb_image.h and stb_image_write.h (Debian: libstb-dev); link vit3d::image"
 #endif
 #if defined(_MSC_VER)
 #pragma warning(pop)

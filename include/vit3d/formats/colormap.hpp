@@ -1,12 +1,12 @@
 #pragma once
 // Heat maps for the examples and the command-line tool: a scalar map [H, W] (an attention map resized to the
 // image) coloured with matplotlib's viridis, alone or blended over the image it explains; write the result
-// with write_png (vit3d/io/image.hpp). Needs nothing but vit3d::vit3d.
+// with write_png (vit3d/formats/image.hpp). Needs nothing but vit3d::vit3d.
 //
 // Why viridis: it is perceptually uniform (equal steps in value look like equal steps in colour, so no false
 // edges appear, as they do with "jet"), stays readable for colour-blind viewers and in grayscale, and is
 // matplotlib's default, so a PNG made here looks like the one a Python notebook makes of the same map. The
-// table is matplotlib's own (vit3d/io/viridis_table.hpp, CC0), looked up as matplotlib looks it up.
+// table is matplotlib's own (vit3d/formats/viridis_table.hpp, CC0), looked up as matplotlib looks it up.
 
 #include <algorithm>
 #include <cmath>
@@ -17,7 +17,7 @@
 
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
-#include "vit3d/io/viridis_table.hpp"
+#include "vit3d/formats/viridis_table.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
 namespace vit3d::io {
@@ -103,7 +103,7 @@ inline Tensor<std::uint8_t> apply_viridis(const Tensor<float>& heat,
 // An image with a heat map blended over it, as 8-bit RGB [3, H, W] for write_png: each pixel is
 // round(255 * ((1 - alpha) * image + alpha * viridis(heat))). `image` is a gray slice [H, W] or an RGB image
 // [3, H, W], values in [0, 1] (clamped); `heat` is [H, W] (resize an attention map to the image first, e.g.
-// with vit3d::io::resize), by default stretched over the whole colour map (HeatScaling::min_max). Where
+// with vit3d::transforms::resize), by default stretched over the whole colour map (HeatScaling::min_max). Where
 // heat is NaN the image shows through unchanged. alpha in [0, 1].
 inline Tensor<std::uint8_t> overlay_heatmap(const Tensor<float>& image, const Tensor<float>& heat,
                                             float alpha = 0.5f, HeatScaling scaling = HeatScaling::min_max) {

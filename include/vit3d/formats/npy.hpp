@@ -14,9 +14,9 @@
 //
 // Writing produces the bytes numpy.save() produces for the same array (version 1.0, or 2.0 when the header
 // needs more than 65535 bytes; the header padded so that the data start at a multiple of 64 bytes), into a
-// temporary file that replaces the destination only once complete (vit3d/io/atomic_file_writer.hpp).
+// temporary file that replaces the destination only once complete (vit3d/formats/atomic_file_writer.hpp).
 //
-// Needs nothing but vit3d::vit3d: this header is part of the vit3d::io target without using nlohmann/json.
+// Needs nothing but vit3d::vit3d.
 
 #include <algorithm>
 #include <cstdint>
@@ -30,11 +30,11 @@
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
-#include "vit3d/io/atomic_file_writer.hpp"
-#include "vit3d/io/byte_order.hpp"
-#include "vit3d/io/exact_conversion.hpp"
-#include "vit3d/io/float16.hpp"
-#include "vit3d/io/read_file.hpp"
+#include "vit3d/formats/atomic_file_writer.hpp"
+#include "vit3d/formats/byte_order.hpp"
+#include "vit3d/formats/exact_conversion.hpp"
+#include "vit3d/formats/float16.hpp"
+#include "vit3d/formats/read_file.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
 namespace vit3d::io {

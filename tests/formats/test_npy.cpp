@@ -1,4 +1,4 @@
-// Tests for vit3d/io/npy.hpp: files written by NumPy (tests/fixtures/make_npy_samples.py) are read with
+// Tests for vit3d/formats/npy.hpp: files written by NumPy (tests/fixtures/make_npy_samples.py) are read with
 // their values, vit3d's writer reproduces NumPy's bytes for the same arrays, and every malformed input is
 // an io_error naming the file and what was expected and found.
 
@@ -12,7 +12,7 @@
 #include <type_traits>
 #include <vector>
 #include <vit3d.hpp>
-#include <vit3d/io/npy.hpp>
+#include <vit3d/formats/npy.hpp>
 
 #include "support/io_testing.hpp"
 #include "support/tensor_testing.hpp"

@@ -1,4 +1,4 @@
-// Tests for vit3d/io/colormap.hpp: viridis gives matplotlib's bytes (tests/fixtures/make_colormap_samples.py)
+// Tests for vit3d/formats/colormap.hpp: viridis gives matplotlib's bytes (tests/fixtures/make_colormap_samples.py)
 // at every bin edge, and overlay_heatmap blends, normalises and refuses what it should.
 
 #include <gmock/gmock.h>
@@ -9,8 +9,8 @@
 #include <limits>
 #include <stdexcept>
 #include <vit3d.hpp>
-#include <vit3d/io/colormap.hpp>
-#include <vit3d/io/npy.hpp>
+#include <vit3d/formats/colormap.hpp>
+#include <vit3d/formats/npy.hpp>
 
 #include "support/io_testing.hpp"
 #include "support/tensor_testing.hpp"

@@ -18,9 +18,9 @@
 // tensors, with torch's promotions to double), so they are torch's exactly; the weighted sums are then taken
 // in double, one axis at a time, and rounded to T once per axis, where torch sums in T. What remains is
 // torch's own rounding, measured against torch 2.14 / torchvision 0.29 on [0, 1] float data
-// (tests/io/test_io_resample.cpp): max |error| 1.2e-7 (1 ulp) for bilinear, with or without antialiasing, and
-// trilinear; 1.1e-6 for bicubic, whose 4 to 10 taps torch sums in float. Against PIL on 8-bit images
-// (resizing v / 255 and rounding): within 1 level.
+// (tests/transforms/test_image_resample.cpp): max |error| 1.2e-7 (1 ulp) for bilinear, with or without
+// antialiasing, and trilinear; 1.1e-6 for bicubic, whose 4 to 10 taps torch sums in float. Against PIL on
+// 8-bit images (resizing v / 255 and rounding): within 1 level.
 
 #include <algorithm>
 #include <array>
@@ -43,7 +43,7 @@ struct ResampleTap {
 
 }  // namespace vit3d::detail
 
-namespace vit3d::io {
+namespace vit3d::transforms {
 
 enum class ResizeFilter { bilinear, bicubic };
 
@@ -58,7 +58,7 @@ enum class NearestMode {
     nearest,        // F.interpolate(mode="nearest"): floor(o * in / out)
 };
 
-}  // namespace vit3d::io
+}  // namespace vit3d::transforms
 
 namespace vit3d::detail {
 
@@ -86,16 +86,16 @@ W keys_cubic(W x, W a) {
 // double ones (torch's opmath), with the same promotions to double where torch's expressions have them,
 // so that the source positions and weights are torch's bit for bit. Weights are returned as double.
 template <class W>
-std::vector<std::vector<ResampleTap>> torch_resampling_taps(Index in, Index out, io::ResizeFilter filter,
-                                                            bool antialias) {
+std::vector<std::vector<ResampleTap>> torch_resampling_taps(Index in, Index out,
+                                                            transforms::ResizeFilter filter, bool antialias) {
     std::vector<std::vector<ResampleTap>> taps(static_cast<std::size_t>(out));
     const W scale =
         static_cast<W>(in) / static_cast<W>(out);  // area_pixel_compute_scale, align_corners=False
     if (antialias) {
         // _compute_indices_min_size_weights_aa: the filter stretched by the scale when downsampling, taps
         // outside the input dropped, weights normalised. Support 1 (triangle) or 2 (Keys, a = -0.5).
-        const W support =
-            static_cast<W>((filter == io::ResizeFilter::bilinear ? 1.0 : 2.0) * (scale >= 1.0 ? scale : 1));
+        const W support = static_cast<W>((filter == transforms::ResizeFilter::bilinear ? 1.0 : 2.0) *
+                                         (scale >= 1.0 ? scale : 1));
         const W invscale = scale >= 1.0 ? static_cast<W>(1.0 / scale) : W(1);
         for (Index o = 0; o < out; ++o) {
             const W center = static_cast<W>(scale * (static_cast<double>(o) + 0.5));
@@ -109,7 +109,7 @@ std::vector<std::vector<ResampleTap>> torch_resampling_taps(Index in, Index out,
             for (Index i = lo; i < hi; ++i) {
                 const W x =
                     static_cast<W>(static_cast<double>(static_cast<W>(i) - center + W(0.5)) * invscale);
-                const W w = filter == io::ResizeFilter::bilinear
+                const W w = filter == transforms::ResizeFilter::bilinear
                                 ? (std::abs(x) < W(1) ? W(1) - std::abs(x) : W(0))
                                 : keys_cubic(x, W(-0.5));
                 weights.push_back(w);
@@ -130,10 +130,10 @@ std::vector<std::vector<ResampleTap>> torch_resampling_taps(Index in, Index out,
         // area_pixel_compute_source_index: scale * (o + 0.5) - 0.5 in double, stored in W; not clamped below
         // 0 for cubic. Then guard_index_and_lambda, with its floorf.
         W real = static_cast<W>(static_cast<double>(scale) * (static_cast<double>(o) + 0.5) - 0.5);
-        if (filter == io::ResizeFilter::bilinear && real < W(0)) real = W(0);
+        if (filter == transforms::ResizeFilter::bilinear && real < W(0)) real = W(0);
         const Index first = std::min(static_cast<Index>(std::floor(static_cast<float>(real))), in - 1);
         const W lambda = std::min(std::max(real - static_cast<W>(first), W(0)), W(1));
-        if (filter == io::ResizeFilter::bilinear) {
+        if (filter == transforms::ResizeFilter::bilinear) {
             t.push_back({first, static_cast<double>(W(1) - lambda)});
             t.push_back({first + (first < in - 1 ? 1 : 0), static_cast<double>(lambda)});
         } else {
@@ -178,7 +178,8 @@ Tensor<T> apply_taps(const Tensor<T>& x, std::size_t axis,
 
 template <class T>
 void check_resample_input(const char* op, const Tensor<T>& x, std::size_t spatial, const Index* size) {
-    static_assert(std::is_floating_point_v<T>, "vit3d::io resampling interpolates float or double tensors");
+    static_assert(std::is_floating_point_v<T>,
+                  "vit3d::transforms resampling interpolates float or double tensors");
     const char* layout = spatial == 2 ? "[..., H, W]" : "[..., D, H, W]";
     if (x.rank() < static_cast<Index>(spatial))
         throw shape_error(message(op, ": expected a tensor ", layout, ", got ", x.shape()));
@@ -190,8 +191,8 @@ void check_resample_input(const char* op, const Tensor<T>& x, std::size_t spatia
 
 // The source index of output index o for torch's nearest modes, in torch's float arithmetic
 // (aten/src/ATen/native/UpSample.h: nearest_idx, nearest_exact_idx).
-inline Index torch_nearest_index(Index o, Index in, Index out, io::NearestMode mode) {
-    if (mode == io::NearestMode::nearest) {
+inline Index torch_nearest_index(Index o, Index in, Index out, transforms::NearestMode mode) {
+    if (mode == transforms::NearestMode::nearest) {
         if (out == in) return o;
         if (out == 2 * in) return o >> 1;
         const float scale = static_cast<float>(in) / static_cast<float>(out);
@@ -204,14 +205,14 @@ inline Index torch_nearest_index(Index o, Index in, Index out, io::NearestMode m
 
 }  // namespace vit3d::detail
 
-namespace vit3d::io {
+namespace vit3d::transforms {
 
 // The last two axes of `image` ([..., H, W]) resized to height x width (see the top of this file).
 template <class T>
 Tensor<T> resize(const Tensor<T>& image, Index height, Index width,
                  ResizeFilter filter = ResizeFilter::bilinear, bool antialias = true) {
     const Index size[2] = {height, width};
-    detail::check_resample_input("vit3d::io::resize", image, 2, size);
+    detail::check_resample_input("vit3d::transforms::resize", image, 2, size);
     const auto rank = static_cast<std::size_t>(image.rank());
     // Width first, then height, as torch's separable antialiased kernel.
     Tensor<T> x = image;
@@ -231,7 +232,7 @@ template <class T>
 Tensor<T> resize_shorter_side(const Tensor<T>& image, Index size,
                               ResizeFilter filter = ResizeFilter::bilinear, bool antialias = true,
                               Index max_size = 0) {
-    const char* op = "vit3d::io::resize_shorter_side";
+    const char* op = "vit3d::transforms::resize_shorter_side";
     if (image.rank() < 2 || image.dim(-1) < 1 || image.dim(-2) < 1 || size < 1)
         throw shape_error(message(op, ": expected an image [..., H, W] and a size >= 1, got ", image.shape(),
                                   " and ", size));
@@ -254,7 +255,7 @@ Tensor<T> resize_shorter_side(const Tensor<T>& image, Index size,
 // align_corners=False, as F.interpolate(mode="trilinear").
 template <class T>
 Tensor<T> resample_trilinear(const Tensor<T>& volume, const std::array<Index, 3>& size) {
-    detail::check_resample_input("vit3d::io::resample_trilinear", volume, 3, size.data());
+    detail::check_resample_input("vit3d::transforms::resample_trilinear", volume, 3, size.data());
     const auto rank = static_cast<std::size_t>(volume.rank());
     Tensor<T> x = volume;
     for (std::size_t a = 0; a < 3; ++a) {
@@ -272,8 +273,8 @@ Tensor<T> resample_trilinear(const Tensor<T>& volume, const std::array<Index, 3>
 template <class T, std::size_t N>
 Tensor<T> resample_nearest(const Tensor<T>& labels, const std::array<Index, N>& size,
                            NearestMode mode = NearestMode::nearest_exact) {
-    static_assert(N == 2 || N == 3, "vit3d::io::resample_nearest resamples the last 2 or 3 axes");
-    const char* op = "vit3d::io::resample_nearest";
+    static_assert(N == 2 || N == 3, "vit3d::transforms::resample_nearest resamples the last 2 or 3 axes");
+    const char* op = "vit3d::transforms::resample_nearest";
     if (labels.rank() < static_cast<Index>(N))
         throw shape_error(message(op, ": expected a tensor of rank >= ", N, ", got ", labels.shape()));
     const auto rank = static_cast<std::size_t>(labels.rank());
@@ -312,4 +313,4 @@ Tensor<T> resample_nearest(const Tensor<T>& labels, const std::array<Index, N>& 
     return out;
 }
 
-}  // namespace vit3d::io
+}  // namespace vit3d::transforms

@@ -1,4 +1,4 @@
-// Tests for vit3d/io/preprocess.hpp: center_crop and normalize against torchvision
+// Tests for vit3d/transforms/preprocess.hpp: center_crop and normalize against torchvision
 // (tests/fixtures/make_resample_samples.py), and the intensity window.
 
 #include <gmock/gmock.h>
@@ -9,20 +9,20 @@
 #include <stdexcept>
 #include <string>
 #include <vit3d.hpp>
-#include <vit3d/io/npy.hpp>
-#include <vit3d/io/preprocess.hpp>
+#include <vit3d/formats/npy.hpp>
+#include <vit3d/transforms/preprocess.hpp>
 
 #include "support/io_testing.hpp"
 #include "support/tensor_testing.hpp"
 
-namespace vit3d::io {
+namespace vit3d::transforms {
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::ThrowsMessage;
 
 Tensor<float> Fixture(const std::string& name) {
-    return read_npy<float>(test::FixturePath("resample/" + name + ".npy"));
+    return io::read_npy<float>(test::FixturePath("resample/" + name + ".npy"));
 }
 
 TEST(Preprocess, CenterCropIsTorchvisions) {
@@ -39,7 +39,7 @@ TEST(Preprocess, CenterCropIsTorchvisions) {
     EXPECT_EQ(detail::half_rounded_to_even(7), 4);  // round(3.5) = 4
     EXPECT_THAT([&] { center_crop(image, 0, 4); },
                 ThrowsMessage<shape_error>(
-                    HasSubstr("vit3d::io::center_crop: expected an image [..., H, W] and a crop "
+                    HasSubstr("vit3d::transforms::center_crop: expected an image [..., H, W] and a crop "
                               "size >= 1, got [3, 37, 53] and 0 x 4")));
 }
 
@@ -56,7 +56,7 @@ TEST(Preprocess, NormalizeIsTorchvisionsBitForBit) {
         [&] {
             normalize(image, {0.5, 0.5}, {0.5, 0.5});
         },
-        ThrowsMessage<shape_error>(HasSubstr("vit3d::io::normalize: expected 3 means and standard deviations "
+        ThrowsMessage<shape_error>(HasSubstr("vit3d::transforms::normalize: expected 3 means and standard deviations "
                                              "for axis 0 of [3, 37, 53], got 2 and 2")));
     EXPECT_THAT(
         [&] {
@@ -76,9 +76,9 @@ TEST(Preprocess, IntensityWindowClipsThenMapsOntoTheUnitInterval) {
     EXPECT_TRUE(std::isnan(nan(0)));
     EXPECT_THAT([&] { intensity_window(hu, 5.0, 5.0); },
                 ThrowsMessage<std::invalid_argument>(
-                    HasSubstr("vit3d::io::intensity_window: expected finite lo < hi, "
+                    HasSubstr("vit3d::transforms::intensity_window: expected finite lo < hi, "
                               "got [5, 5]")));
 }
 
 }  // namespace
-}  // namespace vit3d::io
+}  // namespace vit3d::transforms

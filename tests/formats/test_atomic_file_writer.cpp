@@ -1,4 +1,4 @@
-// Tests for vit3d/io/atomic_file_writer.hpp: the destination holds the old file or the complete new one,
+// Tests for vit3d/formats/atomic_file_writer.hpp: the destination holds the old file or the complete new one,
 // never a partial one, and no temporary file is left behind on success or failure.
 
 #include <gmock/gmock.h>
@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <stdexcept>
 #include <string>
-#include <vit3d/io/atomic_file_writer.hpp>
+#include <vit3d/formats/atomic_file_writer.hpp>
 
 #include "support/io_testing.hpp"
 

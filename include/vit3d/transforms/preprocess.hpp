@@ -4,9 +4,9 @@
 // channel (x - mean) / std, in T as torch computes it), rescale (x * factor; 1/255 as ToTensor's x / 255)
 // and intensity_window (a CT window: clip to [lo, hi], then map linearly onto [0, 1] or another range, as
 // MONAI's ScaleIntensityRange(a_min=lo, a_max=hi, b_min, b_max, clip)). Resizing is in
-// vit3d/io/resample.hpp.
+// vit3d/transforms/resample.hpp.
 //
-// Also io::Preprocessing, the description of what an input goes through that a weights file carries
+// Also transforms::Preprocessing, the description of what an input goes through that a weights file carries
 // (model_description_json.hpp reads and writes it; docs/weights.md: "The metadata schema"), and
 // apply_value_steps, which applies its value steps to a tensor. Whole inputs from image, NIfTI and .npy
 // files, resized as well, are made by vit3d/io/model_input.hpp.
@@ -27,7 +27,7 @@
 #include "vit3d/core/shape.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
-namespace vit3d::io {
+namespace vit3d::transforms {
 
 // A CT-style intensity window: clip (if `clip`) to [low, high], then map [low, high] linearly onto `to`.
 struct IntensityWindow {
@@ -60,7 +60,7 @@ struct Preprocessing {
 inline constexpr std::array<float, 3> imagenet_mean{0.485f, 0.456f, 0.406f};
 inline constexpr std::array<float, 3> imagenet_std{0.229f, 0.224f, 0.225f};
 
-}  // namespace vit3d::io
+}  // namespace vit3d::transforms
 
 namespace vit3d::detail {
 
@@ -75,7 +75,7 @@ inline Index half_rounded_to_even(Index d) {
 
 }  // namespace vit3d::detail
 
-namespace vit3d::io {
+namespace vit3d::transforms {
 
 // The central height x width window of the last two axes of [..., H, W], as torchvision's CenterCrop: the
 // top-left corner at round((H - height) / 2), round((W - width) / 2) with Python's round (half to even),
@@ -83,7 +83,7 @@ namespace vit3d::io {
 // rest after.
 template <class T>
 Tensor<T> center_crop(const Tensor<T>& image, Index height, Index width) {
-    const char* op = "vit3d::io::center_crop";
+    const char* op = "vit3d::transforms::center_crop";
     if (image.rank() < 2 || height < 1 || width < 1)
         throw shape_error(message(op, ": expected an image [..., H, W] and a crop size >= 1, got ",
                                   image.shape(), " and ", height, " x ", width));
@@ -115,8 +115,9 @@ Tensor<T> center_crop(const Tensor<T>& image, Index height, Index width) {
 // [B, C, H, W]; -4 for volumes [C, D, H, W]), in T: torchvision's Normalize, bit for bit for float.
 template <class T, class M, class S>
 Tensor<T> normalize(const Tensor<T>& x, const M& mean, const S& stddev, Index channel_axis = -3) {
-    static_assert(std::is_floating_point_v<T>, "vit3d::io::normalize works on float or double tensors");
-    const char* op = "vit3d::io::normalize";
+    static_assert(std::is_floating_point_v<T>,
+                  "vit3d::transforms::normalize works on float or double tensors");
+    const char* op = "vit3d::transforms::normalize";
     const Index axis = normalize_axis(channel_axis, x.rank(), op);
     const Index channels = x.dim(axis);
     // Converted to T first, as torch.as_tensor(mean, dtype=x.dtype) converts them.
@@ -152,10 +153,10 @@ Tensor<T> normalize(const Tensor<T>& x, std::initializer_list<double> mean,
 template <class T>
 Tensor<T> intensity_window(const Tensor<T>& x, double lo, double hi) {
     static_assert(std::is_floating_point_v<T>,
-                  "vit3d::io::intensity_window works on float or double tensors");
+                  "vit3d::transforms::intensity_window works on float or double tensors");
     if (!(lo < hi) || !std::isfinite(lo) || !std::isfinite(hi))
-        throw std::invalid_argument(
-            message("vit3d::io::intensity_window: expected finite lo < hi, got [", lo, ", ", hi, "]"));
+        throw std::invalid_argument(message(
+            "vit3d::transforms::intensity_window: expected finite lo < hi, got [", lo, ", ", hi, "]"));
     Tensor<T> out = Tensor<T>::empty(x.shape());
     const double width = hi - lo;
     for (Index i = 0; i < x.size(); ++i) {
@@ -179,13 +180,14 @@ Tensor<T> intensity_window_level(const Tensor<T>& x, double level, double width)
 template <class T>
 Tensor<T> intensity_window(const Tensor<T>& x, const IntensityWindow& w) {
     static_assert(std::is_floating_point_v<T>,
-                  "vit3d::io::intensity_window works on float or double tensors");
+                  "vit3d::transforms::intensity_window works on float or double tensors");
     const bool finite =
         std::isfinite(w.low) && std::isfinite(w.high) && std::isfinite(w.to[0]) && std::isfinite(w.to[1]);
     if (!(w.low < w.high) || !finite)
-        throw std::invalid_argument(message(
-            "vit3d::io::intensity_window: expected finite low < high and a finite target range, got [", w.low,
-            ", ", w.high, "] -> [", w.to[0], ", ", w.to[1], "]"));
+        throw std::invalid_argument(
+            message("vit3d::transforms::intensity_window: expected finite low < high and a finite target "
+                    "range, got [",
+                    w.low, ", ", w.high, "] -> [", w.to[0], ", ", w.to[1], "]"));
     const double width = w.high - w.low, span = w.to[1] - w.to[0];
     Tensor<T> out = Tensor<T>::empty(x.shape());
     for (Index i = 0; i < x.size(); ++i) {
@@ -205,9 +207,10 @@ Tensor<T> intensity_window(const Tensor<T>& x, const IntensityWindow& w) {
 // that rescale 1/255 gives ToTensor's tensor bit for bit (x * float(1/255) is one float off for some values).
 template <class T>
 Tensor<T> rescale(const Tensor<T>& x, double factor) {
-    static_assert(std::is_floating_point_v<T>, "vit3d::io::rescale works on float or double tensors");
+    static_assert(std::is_floating_point_v<T>, "vit3d::transforms::rescale works on float or double tensors");
     if (!std::isfinite(factor))
-        throw std::invalid_argument(message("vit3d::io::rescale: expected a finite factor, got ", factor));
+        throw std::invalid_argument(
+            message("vit3d::transforms::rescale: expected a finite factor, got ", factor));
     Tensor<T> out = Tensor<T>::empty(x.shape());
     if (detail::is_to_tensor_rescale(factor)) {
         for (Index i = 0; i < x.size(); ++i) out.data()[i] = x.data()[i] / T(255);
@@ -223,7 +226,7 @@ template <class T>
 Tensor<T> window_and_normalize(Tensor<T> x, const Preprocessing& p, Index channel_axis) {
     if (p.intensity_window) x = intensity_window(x, *p.intensity_window);
     if (p.mean || p.std) {
-        const Index axis = normalize_axis(channel_axis, x.rank(), "vit3d::io::window_and_normalize");
+        const Index axis = normalize_axis(channel_axis, x.rank(), "vit3d::transforms::window_and_normalize");
         const auto channels = static_cast<std::size_t>(x.dim(axis));
         x = normalize(x, p.mean.value_or(std::vector<double>(channels, 0.0)),
                       p.std.value_or(std::vector<double>(channels, 1.0)), axis);
@@ -246,12 +249,12 @@ template <class T>
 Tensor<T> apply_value_steps(Tensor<T> x, const Preprocessing& p) {
     const auto spatial = static_cast<Index>(p.input_size.size());
     if (spatial == 0 || x.rank() < spatial + 1 || x.rank() > spatial + 2)
-        throw shape_error(
-            message("vit3d::io::apply_value_steps: expected [C, spatial...] or [B, C, spatial...] with ",
-                    spatial, " spatial axes (preprocess.input_size ", p.input_size, ", layout ", p.layout,
-                    "), got ", x.shape()));
+        throw shape_error(message(
+            "vit3d::transforms::apply_value_steps: expected [C, spatial...] or [B, C, spatial...] with ",
+            spatial, " spatial axes (preprocess.input_size ", p.input_size, ", layout ", p.layout, "), got ",
+            x.shape()));
     const Index channel_axis = x.rank() - spatial - 1;
     return apply_value_steps(std::move(x), p, channel_axis);
 }
 
-}  // namespace vit3d::io
+}  // namespace vit3d::transforms

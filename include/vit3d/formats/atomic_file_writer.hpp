@@ -22,7 +22,7 @@
 #include <utility>
 
 #include "vit3d/core/error.hpp"
-#include "vit3d/io/read_file.hpp"
+#include "vit3d/formats/read_file.hpp"
 
 namespace vit3d::io {
 

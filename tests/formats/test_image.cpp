@@ -1,8 +1,8 @@
-// Tests for vit3d/io/image.hpp: images written by PIL (tests/fixtures/make_image_samples.py) read as PIL
+// Tests for vit3d/formats/image.hpp: images written by PIL (tests/fixtures/make_image_samples.py) read as PIL
 // reads them in every channel mode, 16-bit PNGs, values of every element type, each kind of unreadable
 // file with its message, and PNGs written by vit3d (read back, and checked chunk by chunk).
 
-#include <vit3d/io/image.hpp>  // first: it compiles stb itself
+#include <vit3d/formats/image.hpp>  // first: it compiles stb itself
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 #include <vit3d.hpp>
-#include <vit3d/io/npy.hpp>
+#include <vit3d/formats/npy.hpp>
 
 #include "support/enum_tables.hpp"
 #include "support/io_testing.hpp"
@@ -260,7 +260,7 @@ TEST(Image, RefusesMissingEmptyAndUndecodableFilesWithTheReason) {
 TEST(Image, EveryChannelChoiceHasAName) { test::expect_complete_enum_table<ImageChannels, 8>(); }
 
 TEST(Image, RefusesTheFormatsItDoesNotCompile) {
-    // TGA and GIF (and PSD, HDR, PIC) decoders are left out of the build: see vit3d/io/image.hpp.
+    // TGA and GIF (and PSD, HDR, PIC) decoders are left out of the build: see vit3d/formats/image.hpp.
     for (const char* name : {"rgb.tga", "rgb.gif"})
         EXPECT_THAT(
             [&] { read_image<std::uint8_t>(Image(name)); },

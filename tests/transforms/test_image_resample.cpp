@@ -1,4 +1,4 @@
-// Tests for vit3d/io/resample.hpp against torch, torchvision and PIL
+// Tests for vit3d/transforms/resample.hpp against torch, torchvision and PIL
 // (tests/fixtures/make_resample_samples.py): resize (bilinear and bicubic, with and without antialiasing,
 // down, up and mixed), resize_shorter_side, trilinear volume resampling, and nearest-neighbour label
 // resampling, which must be torch's exactly.
@@ -11,13 +11,13 @@
 #include <cstdint>
 #include <string>
 #include <vit3d.hpp>
-#include <vit3d/io/npy.hpp>
-#include <vit3d/io/resample.hpp>
+#include <vit3d/formats/npy.hpp>
+#include <vit3d/transforms/resample.hpp>
 
 #include "support/io_testing.hpp"
 #include "support/tensor_testing.hpp"
 
-namespace vit3d::io {
+namespace vit3d::transforms {
 namespace {
 
 using ::testing::HasSubstr;
@@ -25,7 +25,7 @@ using ::testing::ThrowsMessage;
 
 template <class T = float>
 Tensor<T> Fixture(const std::string& name) {
-    return read_npy<T>(test::FixturePath("resample/" + name + ".npy"));
+    return io::read_npy<T>(test::FixturePath("resample/" + name + ".npy"));
 }
 
 // Max |actual - expected|, after checking the shapes.
@@ -63,9 +63,9 @@ TEST(IoResample, ResizeMatchesTorchvision) {
 
 TEST(IoResample, ResizeInDoubleIsAsCloseAsTorchsFloat) {
     // The float64 resize of the float32 image: torch's float32 result is within its own rounding of it.
-    const Tensor<double> image = read_npy<double>(test::FixturePath("resample/image.npy"));
+    const Tensor<double> image = io::read_npy<double>(test::FixturePath("resample/image.npy"));
     const Tensor<double> expected =
-        read_npy<double>(test::FixturePath("resample/resize_bicubic_aa_17x23.npy"));
+        io::read_npy<double>(test::FixturePath("resample/resize_bicubic_aa_17x23.npy"));
     EXPECT_LE(MaxError(resize(image, 17, 23, ResizeFilter::bicubic), expected), kCubicTolerance);
 }
 
@@ -113,7 +113,7 @@ TEST(IoResample, ResizeKeepsLeadingAxesAndIdentity) {
     EXPECT_TENSOR_EQ(resize(image.select(0, 2), 17, 23), resize(image, 17, 23).select(0, 2));
     EXPECT_THAT([&] { resize(image, 0, 5); },
                 ThrowsMessage<shape_error>(
-                    HasSubstr("vit3d::io::resize: expected sizes >= 1, got [3, 37, 53] -> [0, 5]")));
+                    HasSubstr("vit3d::transforms::resize: expected sizes >= 1, got [3, 37, 53] -> [0, 5]")));
     EXPECT_THAT([] { resize(Tensor<float>({4}), 2, 2); },
                 ThrowsMessage<shape_error>(HasSubstr("expected a tensor [..., H, W], got [4]")));
 }
@@ -161,4 +161,4 @@ TEST(IoResample, NearestLabelsAreTorchsExactly) {
 }
 
 }  // namespace
-}  // namespace vit3d::io
+}  // namespace vit3d::transforms

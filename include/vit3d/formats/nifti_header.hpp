@@ -1,7 +1,7 @@
 #pragma once
 // The NIfTI-1 and NIfTI-2 headers (https://nifti.nimh.nih.gov/nifti-1, nifti2.h): their layout, read and
 // written by one field list per version (so the two directions cannot disagree), strict validation, and the
-// voxel-to-world affine the header describes. No compression and no voxel data here: vit3d/io/nifti.hpp
+// voxel-to-world affine the header describes. No compression and no voxel data here: vit3d/formats/nifti.hpp
 // builds the reader and writer on this. Needs nothing but vit3d::vit3d; part of the vit3d::nifti target.
 //
 // The affine: from the sform when sform_code > 0, else from the qform when qform_code > 0, else from the
@@ -26,9 +26,10 @@
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
-#include "vit3d/io/byte_order.hpp"
-#include "vit3d/io/exact_conversion.hpp"
-#include "vit3d/io/read_file.hpp"
+#include "vit3d/formats/byte_order.hpp"
+#include "vit3d/formats/exact_conversion.hpp"
+#include "vit3d/formats/read_file.hpp"
+#include "vit3d/transforms/affine.hpp"
 
 namespace vit3d::io {
 
@@ -93,15 +94,6 @@ enum class NiftiUnit : int {
 
 // Which of the header's transforms an affine comes from.
 enum class AffineSource { sform, qform, pixdim };
-
-// A 4 x 4 matrix, row-major: affine[row][column].
-using Affine = std::array<std::array<double, 4>, 4>;
-
-inline Affine identity_affine() {
-    Affine a{};
-    for (int i = 0; i < 4; ++i) a[i][i] = 1.0;
-    return a;
-}
 
 // A NIfTI header as stored (NIfTI-1's 16-bit and float fields widened to NIfTI-2's), after validation.
 // dim and pixdim are in the file's axis order: dim[1] = nx, the fastest-varying axis.
@@ -458,14 +450,14 @@ inline io::NiftiHeader parse_nifti_header(const std::uint8_t* bytes, std::size_t
 }
 
 // The sform as an affine.
-inline io::Affine nifti_sform_affine(const io::NiftiHeader& h) {
-    io::Affine a = io::identity_affine();
+inline transforms::Affine nifti_sform_affine(const io::NiftiHeader& h) {
+    transforms::Affine a = transforms::identity_affine();
     for (std::size_t r = 0; r < 3; ++r) a[r] = h.srow[r];
     return a;
 }
 
 // The qform as an affine, computed as nibabel's Nifti1Header.get_qform computes it.
-inline io::Affine nifti_qform_affine(const io::NiftiHeader& h) {
+inline transforms::Affine nifti_qform_affine(const io::NiftiHeader& h) {
     const double x = h.quatern_b, y = h.quatern_c, z = h.quatern_d;
     const double w2 = 1.0 - (x * x + y * y + z * z);
     const double w = w2 < 0.0 ? 0.0 : std::sqrt(w2);
@@ -485,7 +477,7 @@ inline io::Affine nifti_qform_affine(const io::NiftiHeader& h) {
     }
     const double qfac = h.pixdim[0] < 0.0 ? -1.0 : 1.0;
     const double scale[3] = {h.pixdim[1], h.pixdim[2], h.pixdim[3] * qfac};
-    io::Affine a = io::identity_affine();
+    transforms::Affine a = transforms::identity_affine();
     for (std::size_t i = 0; i < 3; ++i)
         for (std::size_t j = 0; j < 3; ++j) a[i][j] = r[i][j] * scale[j];
     a[0][3] = h.qoffset_x;
@@ -495,14 +487,14 @@ inline io::Affine nifti_qform_affine(const io::NiftiHeader& h) {
 }
 
 // The affine of the NIfTI standard's method 1 (no transform set): voxel sizes on the diagonal.
-inline io::Affine nifti_pixdim_affine(const io::NiftiHeader& h) {
-    io::Affine a = io::identity_affine();
+inline transforms::Affine nifti_pixdim_affine(const io::NiftiHeader& h) {
+    transforms::Affine a = transforms::identity_affine();
     for (std::size_t i = 0; i < 3; ++i) a[i][i] = h.pixdim[i + 1];
     return a;
 }
 
 // The affine the header prescribes (see the top of this file) and where it comes from.
-inline io::Affine nifti_best_affine(const io::NiftiHeader& h, io::AffineSource& source) {
+inline transforms::Affine nifti_best_affine(const io::NiftiHeader& h, io::AffineSource& source) {
     if (h.sform_code > 0) {
         source = io::AffineSource::sform;
         return nifti_sform_affine(h);
@@ -545,7 +537,7 @@ enum class QformFit {
 // orthogonal matrix nearest to the affine's normalised columns (its polar factor; the columns themselves
 // when they are orthogonal), the quaternion as nifti_mat44_to_quatern computes it. pixdim[1..3] are left
 // as they are.
-inline QformFit set_nifti_qform(io::NiftiHeader& h, const io::Affine& affine) {
+inline QformFit set_nifti_qform(io::NiftiHeader& h, const transforms::Affine& affine) {
     double r[3][3];
     for (std::size_t j = 0; j < 3; ++j) {
         const double norm = std::sqrt(affine[0][j] * affine[0][j] + affine[1][j] * affine[1][j] +

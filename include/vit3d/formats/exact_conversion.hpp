@@ -11,7 +11,7 @@
 #include <type_traits>
 
 #include "vit3d/core/message.hpp"
-#include "vit3d/io/float16.hpp"
+#include "vit3d/formats/float16.hpp"
 
 namespace vit3d::detail {
 

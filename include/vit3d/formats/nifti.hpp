@@ -15,9 +15,9 @@
 // reads x.nii.gz when asked for a missing x.nii, accepts ANALYZE 7.5 and ASCII headers and a header with
 // dim[0] = 0, and reads only from paths (no fuzzing from memory); a library that must never print and must
 // refuse what it cannot read exactly needs its own checks anyway. What is validated: see
-// vit3d/io/nifti_header.hpp, and the data: exactly vox_offset + voxels * bytes per voxel (of the decompressed
-// file for .nii.gz), no byte more or less; every voxel exact in the type asked for when that is an integer
-// type.
+// vit3d/formats/nifti_header.hpp, and the data: exactly vox_offset + voxels * bytes per voxel (of the
+// decompressed file for .nii.gz), no byte more or less; every voxel exact in the type asked for when that is
+// an integer type.
 //
 // Scaling: NiftiScaling::apply (the default) returns scl_slope * stored + scl_inter when the header sets a
 // slope (finite, nonzero, and not slope 1 with intercept 0), computed in double. For an integer T every
@@ -46,61 +46,19 @@
 
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
-#include "vit3d/io/atomic_file_writer.hpp"
-#include "vit3d/io/byte_order.hpp"
-#include "vit3d/io/exact_conversion.hpp"
-#include "vit3d/io/gzip.hpp"
-#include "vit3d/io/nifti_header.hpp"
-#include "vit3d/io/read_file.hpp"
+#include "vit3d/formats/atomic_file_writer.hpp"
+#include "vit3d/formats/byte_order.hpp"
+#include "vit3d/formats/exact_conversion.hpp"
+#include "vit3d/formats/gzip.hpp"
+#include "vit3d/formats/nifti_header.hpp"
+#include "vit3d/formats/read_file.hpp"
+#include "vit3d/formats/volume.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
 namespace vit3d::io {
 
 // What the reader does with scl_slope and scl_inter.
 enum class NiftiScaling { apply, raw };
-
-// A volume with its geometry. The defaults describe a new volume as nibabel makes one: the affine in the
-// sform with code 2 (aligned), no qform, millimetres.
-template <class T>
-struct Volume {
-    Tensor<T> data;  // [nz, ny, nx] or [nt, nz, ny, nx]: data(k, j, i) is voxel (i, j, k)
-    std::array<double, 3> spacing{1.0, 1.0,
-                                  1.0};  // along data's axes [z, y, x]: pixdim[3], pixdim[2], pixdim[1]
-    double time_step = 0.0;              // pixdim[4], for 4D volumes
-    Affine affine = identity_affine();   // voxel (i, j, k, 1) -> world (x, y, z, 1)
-    AffineSource affine_source = AffineSource::sform;  // which transform of the file `affine` is
-    int sform_code = 2;  // NIFTI_XFORM_*: 0 unset, 1 scanner, 2 aligned, 3 Talairach,
-    int qform_code = 0;  //   4 MNI 152, 5 other template
-    NiftiUnit spatial_unit = NiftiUnit::mm;
-    NiftiUnit time_unit = NiftiUnit::unknown;
-    int intent_code = 0;  // NIFTI_INTENT_*, e.g. 1002 for a label volume
-    std::string intent_name;
-    std::string description;  // descrip
-    // As read from the file (ignored by the writer, which writes T with scl_slope 1 and scl_inter 0):
-    NiftiDataType datatype = NiftiDataType::float32;
-    double scl_slope = 0.0, scl_inter = 0.0;
-    bool scaled = false;  // data = scl_slope * stored + scl_inter
-};
-
-// A volume holding `data` with the geometry, units, intent and description of `like`: for writing a label
-// mask or a prediction on the grid of the image it was computed from.
-template <class U, class T>
-Volume<U> volume_like(const Volume<T>& like, Tensor<U> data) {
-    Volume<U> out;
-    out.data = std::move(data);
-    out.spacing = like.spacing;
-    out.time_step = like.time_step;
-    out.affine = like.affine;
-    out.affine_source = like.affine_source;
-    out.sform_code = like.sform_code;
-    out.qform_code = like.qform_code;
-    out.spatial_unit = like.spatial_unit;
-    out.time_unit = like.time_unit;
-    out.intent_code = like.intent_code;
-    out.intent_name = like.intent_name;
-    out.description = like.description;
-    return out;
-}
 
 }  // namespace vit3d::io
 
