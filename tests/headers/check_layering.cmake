@@ -2,7 +2,7 @@
 #
 # Checks two rules over every header under <include dir>/vit3d/:
 #   1. Includes point down only. Directories are layered
-#          core < detail < tensor < einops < nn < models < transforms < formats < io
+#          core < detail < tensor < einops < nn < models < transforms < formats < dicom < io
 #      and a header includes only headers of its own layer or of layers below it. (The umbrella vit3d.hpp
 #      and version.hpp stand outside the layers.) Only io/ headers include nlohmann/json.
 #   2. There is one internal namespace, vit3d::detail, always opened by its full name at namespace scope.
@@ -18,7 +18,7 @@ if(NOT VIT3D_INCLUDE_ROOT)
     message(FATAL_ERROR "check_layering.cmake: pass -DVIT3D_INCLUDE_ROOT=<include directory>")
 endif()
 
-set(_layers core detail tensor einops nn models transforms formats io)
+set(_layers core detail tensor einops nn models transforms formats dicom io)
 file(GLOB_RECURSE _headers RELATIVE "${VIT3D_INCLUDE_ROOT}" "${VIT3D_INCLUDE_ROOT}/vit3d/*.hpp")
 list(LENGTH _headers _count)
 if(_count EQUAL 0)
