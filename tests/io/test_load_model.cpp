@@ -429,7 +429,7 @@ TEST(LoadModelErrors, PreprocessingMustDescribeTheModelsInput) {
                    "preprocess.layout: expected one of \"BCHW\", \"BCDHW\", \"BCHWD\"");
     d = tiny_description();
     d["preprocess"]["mean"] = {0.5, 0.5};
-    expect_refused("pre_mean.safetensors", d, "preprocess.mean: expected an array of 3 numbers");
+    expect_refused("pre_mean.safetensors", d, "preprocess.mean: expected an array of 3 finite numbers");
     d = tiny_description();
     d["preprocess"]["std"] = {0.5, 0.0, 0.5};
     expect_refused("pre_std.safetensors", d, "preprocess.std: expected positive numbers");

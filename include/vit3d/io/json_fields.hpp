@@ -93,10 +93,12 @@ class JsonFields {
         }
         return out;
     }
+    // An array of `count` finite numbers (count 0: any length).
     std::vector<double> numbers(const std::string& key, std::size_t count) {
         const nlohmann::json& v = value(key);
-        const std::string expected = message("an array of ", count, " numbers");
-        if (!v.is_array() || v.size() != count) fail(key, expected, v);
+        const std::string expected =
+            message("an array of ", count ? message(count, " ") : std::string(), "finite numbers");
+        if (!v.is_array() || (count && v.size() != count)) fail(key, expected, v);
         std::vector<double> out;
         for (const nlohmann::json& item : v) {
             if (!item.is_number() || !std::isfinite(item.get<double>())) fail(key, expected, v);
@@ -108,6 +110,7 @@ class JsonFields {
     // The path of a nested object's field, for a JsonFields over it.
     std::string child(const std::string& key) const { return name(key); }
     const std::string& where() const { return where_; }
+    const std::string& path() const { return path_; }
 
     // Every field of the object must have been read.
     void finish() const {

@@ -17,13 +17,14 @@
 #include "vit3d/core/error.hpp"
 #include "vit3d/io/json_fields.hpp"
 #include "vit3d/io/model_description.hpp"
-#include "vit3d/transforms/preprocess.hpp"
 #include "vit3d/io/safetensors.hpp"
+#include "vit3d/io/transform_json.hpp"
+#include "vit3d/transforms/preprocess.hpp"
 
 namespace vit3d::detail {
 
 inline transforms::Preprocessing parse_preprocessing(JsonFields& parent, const std::string& key,
-                                             Index channels_hint) {
+                                                     Index channels_hint) {
     const nlohmann::json& value = parent.value(key);
     JsonFields f(value, parent.where(), parent.child(key));
     transforms::Preprocessing p;
@@ -56,6 +57,13 @@ inline transforms::Preprocessing parse_preprocessing(JsonFields& parent, const s
         if (p.resize_size) f.fail("resize_shape", "null with a resize_size", f.value("resize_shape"));
     }
     if (!f.is_null("interpolation")) p.interpolation = f.string("interpolation");
+    if (f.has("steps") && !f.is_null("steps")) {  // absent in files before it existed
+        if (p.layout == "BCHW") f.fail("steps", "null for an image model (layout BCHW)", f.value("steps"));
+        if (p.rescale || p.mean || p.std || p.intensity_window)
+            f.fail("steps", "null with rescale, mean, std or intensity_window (steps replace them)",
+                   f.value("steps"));
+        p.steps = io::transforms_from_json(f.value("steps"), f.where(), f.child("steps"));
+    }
     f.finish();
     return p;
 }
@@ -81,6 +89,13 @@ inline nlohmann::json preprocessing_json(const transforms::Preprocessing& p) {
             {"resize_size", optional_json(p.resize_size)},
             {"resize_shape", optional_json(p.resize_shape)},
             {"interpolation", optional_json(p.interpolation)}};
+}
+
+// ... with the steps when there are any (files without them keep their metadata as it was).
+inline nlohmann::json preprocessing_json_with_steps(const transforms::Preprocessing& p) {
+    nlohmann::json out = preprocessing_json(p);
+    if (p.steps) out["steps"] = io::transforms_json(*p.steps);
+    return out;
 }
 
 }  // namespace vit3d::detail
@@ -162,7 +177,7 @@ inline std::string model_description_json(const ModelDescription& d) {
     out["kind"] = d.kind;
     out["key_map"] = d.key_map;
     out["config"] = description_json_field(d.config, "config");
-    out["preprocess"] = detail::preprocessing_json(d.preprocess);
+    out["preprocess"] = detail::preprocessing_json_with_steps(d.preprocess);
     out["source"] = description_json_field(d.source, "source");
     return out.dump();
 }

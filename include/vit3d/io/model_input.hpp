@@ -1,8 +1,9 @@
 #pragma once
 // A model's input [B, C, spatial...] from an image, a NIfTI volume or a .npy array, prepared as the weights
-// file's transforms::Preprocessing says (docs/weights.md: "The metadata schema"; docs/inputs.md: "Model inputs from
-// files"). vit3d-infer and the examples both use these functions, so that a file gives the same input, and so
-// the same outputs, from C++ and from the command line. Needs vit3d::io, vit3d::image and vit3d::nifti.
+// file's transforms::Preprocessing says (docs/weights.md: "The metadata schema"; docs/inputs.md: "Model
+// inputs from files"). vit3d-infer and the examples both use these functions, so that a file gives the same
+// input, and so the same outputs, from C++ and from the command line. Needs vit3d::io, vit3d::image and
+// vit3d::nifti.
 //
 // The steps, in the schema's order:
 //   images   decoded with the model's channels (channel_order, else 1 = gray, 2 = gray + alpha, 3 = RGB,
@@ -38,14 +39,14 @@
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
 #include "vit3d/formats/image.hpp"
-#include "vit3d/io/loaded_model.hpp"
 #include "vit3d/formats/nifti.hpp"
 #include "vit3d/formats/npy.hpp"
-#include "vit3d/transforms/preprocess.hpp"
 #include "vit3d/formats/read_file.hpp"
-#include "vit3d/transforms/resample.hpp"
+#include "vit3d/io/loaded_model.hpp"
 #include "vit3d/tensor/ops.hpp"
 #include "vit3d/tensor/tensor.hpp"
+#include "vit3d/transforms/preprocess.hpp"
+#include "vit3d/transforms/resample.hpp"
 
 namespace vit3d::io {
 
@@ -91,9 +92,11 @@ inline void check_input_shape(const std::string& where, const Shape& input_shape
                                   p.input_size, ", got ", input_shape, " and layout \"", p.layout, "\""));
 }
 
-inline transforms::ResizeFilter image_resize_filter(const std::string& where, const transforms::Preprocessing& p) {
+inline transforms::ResizeFilter image_resize_filter(const std::string& where,
+                                                    const transforms::Preprocessing& p) {
     if (!p.interpolation) return transforms::ResizeFilter::bilinear;
-    if (const std::optional<transforms::ResizeFilter> filter = enum_from_name<transforms::ResizeFilter>(*p.interpolation))
+    if (const std::optional<transforms::ResizeFilter> filter =
+            enum_from_name<transforms::ResizeFilter>(*p.interpolation))
         return *filter;
     throw config_error(message(where, "preprocess.interpolation: expected ",
                                enum_name_list<transforms::ResizeFilter>("", ", ", " or "),
@@ -120,6 +123,23 @@ inline io::ImageChannels image_channels_for(const std::string& where, Index chan
                                       : std::string("an image gives 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 "
                                                     "(RGBA)")));
     return wanted;
+}
+
+// A SpatialImage [C, i, j, k] in the model's layout: as it is for BCHWD, [C, k, j, i] for BCDHW.
+inline Tensor<float> in_layout(const transforms::SpatialImage<float>& image, const std::string& layout) {
+    return layout == "BCHWD" ? image.data : image.data.permute({0, 3, 2, 1});
+}
+
+// The volume through p.steps, [C, spatial...] in the model's layout; it must come out at input_size.
+inline Tensor<float> volume_steps_input(const io::Volume<float>& volume, const Shape& input_shape,
+                                        const transforms::Preprocessing& p, const std::string& where) {
+    const transforms::SpatialImage<float> image = transforms::apply(*p.steps, io::spatial_image(volume));
+    Tensor<float> x = in_layout(image, p.layout);
+    if (x.shape() != input_shape)
+        throw shape_error(message(where, "preprocess.steps give ", x.shape(), " (layout ", p.layout,
+                                  ") where the model takes ", input_shape,
+                                  ": end the steps with ResizeWithPadOrCrop to the input size"));
+    return x;
 }
 
 inline io::ImageInput image_input_at(const std::uint8_t* bytes, std::size_t size, const Shape& input_shape,
@@ -153,9 +173,11 @@ inline io::ImageInput image_input_at(const std::uint8_t* bytes, std::size_t size
     if (p.rescale && !rescaled) x = transforms::rescale(x, *p.rescale);
     const Index height = input_shape[1], width = input_shape[2];
     if (p.resize_size) {
-        x = transforms::center_crop(transforms::resize_shorter_side(x, *p.resize_size, filter), height, width);
+        x = transforms::center_crop(transforms::resize_shorter_side(x, *p.resize_size, filter), height,
+                                    width);
     } else if (p.resize_shape) {
-        x = transforms::center_crop(transforms::resize(x, (*p.resize_shape)[0], (*p.resize_shape)[1], filter), height, width);
+        x = transforms::center_crop(transforms::resize(x, (*p.resize_shape)[0], (*p.resize_shape)[1], filter),
+                                    height, width);
     } else if (x.dim(1) != height || x.dim(2) != width) {
         x = transforms::resize(x, height, width, filter);
     }
@@ -187,6 +209,7 @@ inline Tensor<float> volume_input_at(const io::Volume<float>& volume, const Shap
     if (channels != input_shape[0])
         throw shape_error(message(where, "the model takes ", input_shape[0], " channel(s); the volume ", read,
                                   " gives ", channels, " (a 4D volume's t axis is the channel axis)"));
+    if (p.steps) return volume_steps_input(volume, input_shape, p, where).unsqueeze(0);
     Tensor<float> x = read.size() == 3 ? volume.data.unsqueeze(0) : volume.data;
     if (p.layout == "BCHWD") x = x.permute({0, 3, 2, 1});  // [C, z, y, x] -> [C, x, y, z]
     if (p.rescale) x = transforms::rescale(x, *p.rescale);
@@ -234,7 +257,8 @@ namespace vit3d::io {
 // The input of a 2D model of input shape [C, H, W] (and layout BCHW) from an image held in memory (PNG,
 // JPEG, BMP, PNM), prepared as p says (see the top of this file).
 inline ImageInput image_input(const std::uint8_t* bytes, std::size_t size, const Shape& input_shape,
-                              const transforms::Preprocessing& p, const std::string& source_name = "<memory>") {
+                              const transforms::Preprocessing& p,
+                              const std::string& source_name = "<memory>") {
     return detail::image_input_at(bytes, size, input_shape, p,
                                   detail::model_input_where("image_input", source_name));
 }
@@ -290,7 +314,8 @@ inline Tensor<float> npy_input(const std::uint8_t* bytes, std::size_t size, cons
 }
 
 // ... from the .npy file at `path`.
-inline Tensor<float> read_npy_input(const std::string& path, const Shape& input_shape, const transforms::Preprocessing& p,
+inline Tensor<float> read_npy_input(const std::string& path, const Shape& input_shape,
+                                    const transforms::Preprocessing& p,
                                     NpyValues values = NpyValues::as_stored) {
     const std::string where = detail::model_input_where("read_npy_input", path);
     const std::vector<std::uint8_t> bytes = detail::read_file_bytes(path, where);

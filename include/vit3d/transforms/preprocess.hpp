@@ -26,6 +26,7 @@
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/shape.hpp"
 #include "vit3d/tensor/tensor.hpp"
+#include "vit3d/transforms/compose.hpp"
 
 namespace vit3d::transforms {
 
@@ -39,8 +40,9 @@ struct IntensityWindow {
 
 // What an input must go through before forward(), in this order: rescale, resize (images: resize_size or
 // resize_shape and a center crop, else straight to input_size; volumes: trilinear to input_size), intensity
-// window, (x - mean) / std. Absent values (std::nullopt, JSON null) mean the family defines none: that step
-// is skipped, so without a rescale the model takes the raw values (0..255 for an 8-bit image).
+// window, (x - mean) / std; or, for volumes, `steps`. Absent values (std::nullopt, JSON null) mean the family
+// defines none: that step is skipped, so without a rescale the model takes the raw values (0..255 for an
+// 8-bit image).
 struct Preprocessing {
     std::string layout;             // axes of the model input: "BCHW", "BCDHW" (torch Conv3d, vit-pytorch)
                                     // or "BCHWD" (MONAI, Reg2RG)
@@ -54,6 +56,11 @@ struct Preprocessing {
     std::optional<std::vector<Index>> resize_shape;  // or resize to exactly [H, W], then center-crop
                                                      // input_size (Hugging Face's DeiT: 256 x 256, then 224)
     std::optional<std::string> interpolation;        // of that resize: "bilinear", "bicubic", ...
+    // Volumes: MONAI's transforms in order (Orientation, Spacing, crops, intensity...) on the volume with
+    // its affine, [C, i, j, k], in place of rescale, resize, window and mean / std, which must then be
+    // absent; the result must have input_size (a final ResizeWithPadOrCrop ensures it) and is then put in
+    // the model's layout.
+    std::optional<std::vector<Transform>> steps;
 };
 
 // The ImageNet statistics torchvision's and timm's ImageNet weights expect after ToTensor (RGB order).

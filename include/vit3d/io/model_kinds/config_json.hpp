@@ -45,9 +45,21 @@ template <std::size_t N>
 struct IsIndexArray<std::array<Index, N>> : std::true_type {};
 
 // The value of one field, checked as its type and range say.
+template <class T>
+struct IsOptional : std::false_type {};
+template <class T>
+struct IsOptional<std::optional<T>> : std::true_type {};
+
 template <class V>
 V read_field_value(JsonFields& f, const std::string& key, FieldRange range) {
-    if constexpr (std::is_same_v<V, bool>) {
+    if constexpr (IsOptional<V>::value) {
+        if (f.is_null(key)) return std::nullopt;
+        return read_field_value<typename V::value_type>(f, key, range);
+    } else if constexpr (std::is_same_v<V, std::string>) {
+        return f.string(key);
+    } else if constexpr (std::is_same_v<V, std::vector<double>>) {
+        return f.numbers(key, 0);
+    } else if constexpr (std::is_same_v<V, bool>) {
         return f.boolean(key);
     } else if constexpr (std::is_enum_v<V>) {
         return read_enum<V>(f, key);
@@ -72,7 +84,9 @@ V read_field_value(JsonFields& f, const std::string& key, FieldRange range) {
 
 template <class V>
 nlohmann::json field_value_json(const V& value) {
-    if constexpr (std::is_enum_v<V>) {
+    if constexpr (IsOptional<V>::value) {
+        return value ? field_value_json(*value) : nlohmann::json(nullptr);
+    } else if constexpr (std::is_enum_v<V>) {
         return enum_name(value);
     } else if constexpr (IsIndexArray<V>::value) {
         return std::vector<Index>(value.begin(), value.end());
