@@ -1235,15 +1235,121 @@ def fit_state_dict(family, model, state, checkpoint_keys=None, stripped=""):
 # ---- preprocessing ------------------------------------------------------------------------------------------
 
 PREPROCESS_FIELDS = ("layout", "input_size", "channel_order", "rescale", "mean", "std", "intensity_window",
-                     "resize_size", "interpolation")
+                     "resize_size", "interpolation", "steps", "preset")
+
+# MONAI transforms that only load or convert, which vit3d's readers do themselves: left out of the steps.
+MONAI_LOADING = ("LoadImage", "EnsureChannelFirst", "EnsureType", "ToTensor", "CastToType", "ToNumpy")
+
+
+def _first(value):
+    """A dictionary transform's per-key setting for its first key (the image)."""
+    return value[0] if isinstance(value, (tuple, list)) else value
+
+
+def _plain(value):
+    """A MONAI setting as JSON: enums by value, tuples and arrays as lists."""
+    if hasattr(value, "value") and isinstance(getattr(value, "value"), str):
+        return value.value
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _monai_step(t):
+    """The step (a dict of MONAI's parameter names, as preprocess.steps holds them) of one MONAI transform, or
+    None for a loading transform."""
+    name = type(t).__name__
+    base = name[:-1] if name.endswith("d") and hasattr(t, "keys") else name
+    if base in MONAI_LOADING:
+        return None
+    inner = {"Orientation": "ornt_transform", "Spacing": "spacing_transform", "ScaleIntensityRange": "scaler",
+             "NormalizeIntensity": "normalizer", "CropForeground": "cropper", "SpatialPad": "padder",
+             "CenterSpatialCrop": "cropper", "ResizeWithPadOrCrop": "padder"}
+    if base not in inner:
+        raise ExportError(f"preprocess: MONAI's {name} has no vit3d step; vit3d applies {', '.join(inner)} "
+                          f"(and leaves out {', '.join(MONAI_LOADING)})")
+    if base != name:
+        if len(t.keys) != 1:
+            note(f"{name} applies to keys {list(t.keys)}: the step records its setting for {t.keys[0]!r}")
+        t_dict, t = t, getattr(t, inner[base])
+    else:
+        t_dict = None
+    if base == "Orientation":
+        return {"name": base, "axcodes": t.axcodes, "as_closest_canonical": bool(t.as_closest_canonical)}
+    if base == "Spacing":
+        r = t.sp_resample
+        mode = _first(t_dict.mode) if t_dict is not None else r.mode
+        padding = _first(t_dict.padding_mode) if t_dict is not None else r.padding_mode
+        align = _first(t_dict.align_corners) if t_dict is not None else r.align_corners
+        scale_extent = _first(t_dict.scale_extent) if t_dict is not None else t.scale_extent
+        return {"name": base, "pixdim": [float(x) for x in _plain(t.pixdim)], "mode": _plain(mode),
+                "padding_mode": _plain(padding), "align_corners": bool(align), "diagonal": bool(t.diagonal),
+                "scale_extent": bool(scale_extent)}
+    if base == "ScaleIntensityRange":
+        return {"name": base, "a_min": float(t.a_min), "a_max": float(t.a_max),
+                "b_min": None if t.b_min is None else float(t.b_min),
+                "b_max": None if t.b_max is None else float(t.b_max), "clip": bool(t.clip)}
+    if base == "NormalizeIntensity":
+        def values(v):
+            return None if v is None else [float(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
+        return {"name": base, "subtrahend": values(t.subtrahend), "divisor": values(t.divisor),
+                "nonzero": bool(t.nonzero), "channel_wise": bool(t.channel_wise)}
+
+    def pad_value(padder):
+        if _plain(padder.mode) != "constant" or set(padder.kwargs) - {"value"}:
+            raise ExportError(f"preprocess: {name} pads with mode {_plain(padder.mode)!r} {padder.kwargs}; vit3d "
+                              "pads with a constant value only")
+        return float(padder.kwargs.get("value", 0.0))
+
+    if base == "CropForeground":
+        from monai.transforms.utils import is_positive
+        if t.select_fn is not is_positive:
+            raise ExportError(f"preprocess: {name} selects the foreground with {t.select_fn!r}; vit3d records a "
+                              "threshold (voxels > threshold): give the step as JSON, "
+                              "{\"name\": \"CropForeground\", \"threshold\": ...}")
+        return {"name": base, "threshold": 0.0, "channel_indices": list(t.channel_indices or []),
+                "margin": [int(x) for x in _plain(t.margin if isinstance(t.margin, (list, tuple)) else [t.margin])],
+                "allow_smaller": bool(t.allow_smaller),
+                "k_divisible": [int(x) for x in _plain(t.k_divisible if isinstance(t.k_divisible, (list, tuple))
+                                                       else [t.k_divisible])],
+                "value": pad_value(t.padder)}
+    if base == "CenterSpatialCrop":
+        size = t.roi_size if isinstance(t.roi_size, (list, tuple)) else [t.roi_size]
+        return {"name": base, "roi_size": [int(x) for x in size]}
+    padder = t.padder if base == "ResizeWithPadOrCrop" else t
+    size = padder.spatial_size if isinstance(padder.spatial_size, (list, tuple)) else [padder.spatial_size]
+    return {"name": base, "spatial_size": [int(x) for x in size], "method": _plain(padder.method),
+            "value": pad_value(padder)}
+
+
+def monai_steps(transforms):
+    """preprocess.steps from a MONAI Compose (or a list of MONAI transforms, array or dictionary ones): each
+    transform as vit3d's step of the same name with its parameters, the loading ones left out."""
+    items = getattr(transforms, "transforms", transforms)
+    steps = [_monai_step(t) for t in items]
+    return [s for s in steps if s is not None]
 
 
 def merge_preprocess(family, defaults, overrides, channels, kind):
-    pre = dict(defaults)
+    pre = {"steps": None, "preset": None, **defaults}
     for key, value in (overrides or {}).items():
         if key not in PREPROCESS_FIELDS:
             raise ExportError(f"preprocess: unknown field {key!r}; fields: {', '.join(PREPROCESS_FIELDS)}")
         pre[key] = value
+    if pre["steps"] is not None and not isinstance(pre["steps"], list):
+        pre["steps"] = monai_steps(pre["steps"])
+    if pre["steps"] is not None and not all(isinstance(s, dict) and isinstance(s.get("name"), str)
+                                            for s in pre["steps"]):
+        raise ExportError("preprocess.steps: expected a list of steps {\"name\": ..., parameters} or a MONAI "
+                          f"Compose, got {pre['steps']!r}")
+    if pre["preset"] is not None and not isinstance(pre["preset"], str):
+        raise ExportError(f"preprocess.preset: expected a preset's name or null, got {pre['preset']!r}")
+    if (pre["steps"] is not None or pre["preset"] is not None) and kind == "vit2d":
+        raise ExportError("preprocess.steps and preprocess.preset describe volumes; this is a 2D model")
+    if pre["steps"] is not None and pre["preset"] is not None:
+        raise ExportError("preprocess: give steps or a preset, not both")
     layouts = {"vit2d": ("BCHW",), "vit3d": ("BCDHW", "BCHWD"), "ct_encoder": ("BCDHW",)}[kind]
     if pre["layout"] not in layouts:
         raise ExportError(f"preprocess.layout: expected one of {', '.join(layouts)} for a {kind} model, got {pre['layout']!r}")
@@ -1276,7 +1382,15 @@ def merge_preprocess(family, defaults, overrides, channels, kind):
         raise ExportError(f"preprocess.resize_size: expected an integer or null, got {pre['resize_size']!r}")
     if pre["interpolation"] is not None and not isinstance(pre["interpolation"], str):
         raise ExportError(f"preprocess.interpolation: expected a string or null, got {pre['interpolation']!r}")
-    return {k: pre[k] for k in PREPROCESS_FIELDS}
+    if pre["steps"] is not None or pre["preset"] is not None:
+        taken = [k for k in ("rescale", "mean", "std", "intensity_window") if pre[k] is not None]
+        if taken:
+            raise ExportError(f"preprocess: steps (or a preset) replace {', '.join(taken)}: leave those null")
+    out = {k: pre[k] for k in PREPROCESS_FIELDS}
+    for key in ("steps", "preset"):  # absent rather than null, as in files written before they existed
+        if out[key] is None:
+            del out[key]
+    return out
 
 
 # ---- the description and the file ---------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-// Tests for vit3d/io/model_input.hpp and the value steps of vit3d/transforms/preprocess.hpp: a model's input from an
-// image (against torchvision's transforms on a committed fixture,
+// Tests for vit3d/io/model_input.hpp and the value steps of vit3d/transforms/preprocess.hpp: a model's input
+// from an image (against torchvision's transforms on a committed fixture,
 // tests/fixtures/make_model_input_samples.py), a NIfTI volume and a .npy array, each step and their order
 // checked against expectations computed here from the metadata schema (docs/weights.md), and the errors for
 // inputs that do not fit the model.
@@ -7,17 +7,21 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <vector>
 #include <vit3d.hpp>
 #include <vit3d/formats/image.hpp>
-#include <vit3d/io/model_input.hpp>
 #include <vit3d/formats/nifti.hpp>
 #include <vit3d/formats/npy.hpp>
+#include <vit3d/io/model_input.hpp>
+#include <vit3d/io/transform_json.hpp>
 #include <vit3d/transforms/preprocess.hpp>
 #include <vit3d/transforms/resample.hpp>
 
@@ -26,10 +30,10 @@
 
 namespace vit3d::io {
 namespace {
-using transforms::IntensityWindow;
-using transforms::Preprocessing;
 using transforms::center_crop;
 using transforms::intensity_window;
+using transforms::IntensityWindow;
+using transforms::Preprocessing;
 using transforms::resample_trilinear;
 using transforms::rescale;
 using transforms::ResizeFilter;
@@ -82,7 +86,8 @@ TEST(ModelInput, ImageValueStepsAreTorchvisionsExactly) {
 }
 
 // ToTensor, Resize(36, bicubic), CenterCrop(32), Normalize: what a timm description asks for. Equal up to
-// the bicubic resize's rounding (vit3d/transforms/resample.hpp: 1.1e-6 before Normalize's division by std 0.225).
+// the bicubic resize's rounding (vit3d/transforms/resample.hpp: 1.1e-6 before Normalize's division by std
+// 0.225).
 TEST(ModelInput, ImageIsTorchvisionsEvalTransform) {
     Preprocessing p = Described("BCHW", {32, 32});
     p.channel_order = "RGB";
@@ -433,6 +438,35 @@ TEST(ModelInput, NpyMustFitTheModel) {
         ThrowsMessage<shape_error>(
             HasSubstr("shape [2, 3] does not fit the model: expected one sample [1, 2, "
                       "3] or a batch [B, 1, 2, 3] (layout BCHW)")));
+}
+
+// preprocess.steps on a CT stored LPS and the same CT stored RAS: both give MONAI's input (LoadImage, then
+// the chain; tests/fixtures/make_transform_samples.py) bit for bit, in either 3D layout.
+TEST(ModelInput, VolumeStepsGiveMonaisInputForLpsAndRasFiles) {
+    std::ifstream chain(test::FixturePath("transforms/ct_chain.json"));
+    Preprocessing p;
+    p.layout = "BCHWD";
+    p.input_size = {12, 8, 8};
+    p.steps = transforms_from_json(nlohmann::json::parse(chain), "", "steps");
+    const Tensor<float> expected = read_npy<float>(test::FixturePath("transforms/ct_lps_model_input.npy"))
+                                       .unsqueeze(0);  // [1, 1, i, j, k]
+    for (const char* file : {"transforms/ct_lps.nii.gz", "transforms/ct_ras.nii.gz"}) {
+        EXPECT_TENSOR_EQ(read_nifti_input(test::FixturePath(file), {1, 12, 8, 8}, p), expected) << file;
+        Preprocessing torch_order = p;
+        torch_order.layout = "BCDHW";
+        torch_order.input_size = {8, 8, 12};
+        EXPECT_TENSOR_EQ(read_nifti_input(test::FixturePath(file), {1, 8, 8, 12}, torch_order),
+                         expected.permute({0, 1, 4, 3, 2}))
+            << file;
+    }
+    Preprocessing other_size = p;
+    other_size.input_size = {10, 8, 8};
+    EXPECT_THAT(
+        [&] {
+            read_nifti_input(test::FixturePath("transforms/ct_lps.nii.gz"), {1, 10, 8, 8}, other_size);
+        },
+        ThrowsMessage<shape_error>(AllOf(HasSubstr("preprocess.steps give [1, 12, 8, 8]"),
+                                         HasSubstr("end the steps with ResizeWithPadOrCrop"))));
 }
 
 }  // namespace

@@ -185,6 +185,46 @@ class CommandLine(unittest.TestCase):
         self.assert_error(self.run_exporter("--preprocess", '{"colour": "RGB"}', config=TV), "unknown field 'colour'")
         self.assert_error(self.run_exporter("--preprocess", '{"layout": "BCDHW"}', config=TV), "preprocess.layout")
 
+    def test_monai_compose_becomes_the_steps(self):
+        import monai.transforms as mt
+        from monai.networks.nets import ViT
+        model = ViT(in_channels=1, img_size=(16, 16, 16), patch_size=(8, 8, 8), hidden_size=32, mlp_dim=64,
+                    num_layers=1, num_heads=2)
+        compose = mt.Compose([
+            mt.LoadImaged(keys="image"), mt.EnsureChannelFirstd(keys="image"),
+            mt.Orientationd(keys="image", axcodes="RAS"),
+            mt.ScaleIntensityRanged(keys="image", a_min=-1000, a_max=1000, b_min=0.0, b_max=1.0, clip=True),
+            mt.NormalizeIntensityd(keys="image", nonzero=True),
+            mt.CropForegroundd(keys="image", source_key="image", margin=2),
+            mt.ResizeWithPadOrCropd(keys="image", spatial_size=[16, 16, 16], value=-1)])
+        d = export_weights.export(model, "monai", str(self.output), preprocess={"input_size": [16, 16, 16], "steps": compose})
+        self.assertEqual([s["name"] for s in d["preprocess"]["steps"]],
+                         ["Orientation", "ScaleIntensityRange", "NormalizeIntensity", "CropForeground",
+                          "ResizeWithPadOrCrop"])
+        self.assertEqual(d["preprocess"]["steps"][0], {"name": "Orientation", "axcodes": "RAS",
+                                                       "as_closest_canonical": False})
+        self.assertEqual(d["preprocess"]["steps"][1], {"name": "ScaleIntensityRange", "a_min": -1000.0,
+                                                       "a_max": 1000.0, "b_min": 0.0, "b_max": 1.0, "clip": True})
+        self.assertEqual(d["preprocess"]["steps"][3]["margin"], [2])
+        self.assertEqual(d["preprocess"]["steps"][4], {"name": "ResizeWithPadOrCrop", "spatial_size": [16, 16, 16],
+                                                       "method": "symmetric", "value": -1.0})
+        with self.assertRaises(export_weights.ExportError) as caught:
+            export_weights.export(model, "monai", str(self.output),
+                                  preprocess={"input_size": [16, 16, 16], "steps": mt.Compose([mt.RandFlip(prob=0.5)])})
+        self.assertIn("MONAI's RandFlip has no vit3d step", str(caught.exception))
+        with self.assertRaises(export_weights.ExportError) as caught:
+            export_weights.export(model, "monai", str(self.output),
+                                  preprocess={"input_size": [16, 16, 16], "steps": [{"name": "Orientation"}], "rescale": 0.5})
+        self.assertIn("steps (or a preset) replace rescale", str(caught.exception))
+        with self.assertRaises(export_weights.ExportError) as caught:
+            export_weights.export(model, "monai", str(self.output),
+                                  preprocess={"input_size": [16, 16, 16], "steps": [{"name": "Orientation"}], "preset": "merlin"})
+        self.assertIn("steps or a preset, not both", str(caught.exception))
+
+    def test_steps_are_refused_for_an_image_model(self):
+        self.assert_error(self.run_exporter("--preprocess", '{"steps": [{"name": "Orientation"}]}', config=TV),
+                          "describe volumes")
+
     def test_an_existing_output_is_untouched_on_error(self):
         self.output.write_bytes(b"keep me")
         result = self.run_exporter(config=dict(TV, num_classes=4))
