@@ -19,9 +19,11 @@
 #include "vit3d/formats/image.hpp"
 #include "vit3d/formats/nifti.hpp"
 #include "vit3d/formats/npy.hpp"
+#include "vit3d/io/model_input.hpp"
+#include "vit3d/io/safetensors.hpp"
+#include "vit3d/io/transform_json.hpp"
 #include "vit3d/transforms/preprocess.hpp"
 #include "vit3d/transforms/resample.hpp"
-#include "vit3d/io/safetensors.hpp"
 
 namespace {
 
@@ -155,7 +157,8 @@ TEST_F(Cli, PngAndJpegAreResizedAndCroppedToTheInputSize) {
         ASSERT_EQ(r.code, 0) << r.err;
         EXPECT_EQ(read(path(stem + ".npy")).shape(), (vit3d::Shape{1, 5}));
         Tensor<float> x = io::read_image<float>(fixture("images/" + name), io::ImageChannels::rgb);
-        x = transforms::center_crop(transforms::resize_shorter_side(x, 35, transforms::ResizeFilter::bicubic), 32, 32);
+        x = transforms::center_crop(transforms::resize_shorter_side(x, 35, transforms::ResizeFilter::bicubic),
+                                    32, 32);
         x = transforms::normalize(x, {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}).unsqueeze(0);
         expect_equal(read(path("seen/" + stem + ".npy")), x);
     }
@@ -220,6 +223,45 @@ TEST_F(Cli, NiftiAxesFollowTheModelsLayout) {
                 }
         EXPECT_EQ(read(path("h.npy")).shape(), (vit3d::Shape{1, 3}));
     }
+}
+
+// --steps: one CT stored LPS and stored RAS gives the same model input and output (Orientation first); the
+// steps are part of the run's identity, so changing them is an existing output's conflict, not a skip.
+TEST_F(Cli, StepsMakeLpsAndRasFilesOfOneScanTheSame) {
+    const std::string steps =
+        R"([{"name": "Orientation", "axcodes": "RAS"},
+            {"name": "ScaleIntensityRange", "a_min": -1000, "a_max": 1000, "b_min": 0, "b_max": 1, "clip": true},
+            {"name": "ResizeWithPadOrCrop", "spatial_size": [16, 16, 8]}])";
+    const std::string fixtures = fixture("transforms/");
+    for (const char* name : {"ct_lps", "ct_ras"}) {
+        const Result r =
+            infer({"-w", monai, "-i", fixtures + name + ".nii.gz", "-o", path(std::string(name) + ".npy"),
+                   "--steps", steps, "--save-input", path(std::string(name) + "_in")});
+        ASSERT_EQ(r.code, 0) << r.err;
+    }
+    expect_equal(read(path("ct_lps_in/ct_lps.npy")), read(path("ct_ras_in/ct_ras.npy")));
+    expect_equal(read(path("ct_lps.npy")), read(path("ct_ras.npy")));
+    vit3d::transforms::Preprocessing p;
+    p.layout = "BCHWD";
+    p.input_size = {16, 16, 8};
+    p.steps = io::transforms_from_json(nlohmann::json::parse(steps), "", "steps");
+    expect_equal(read(path("ct_lps_in/ct_lps.npy")),
+                 io::read_nifti_input(fixtures + "ct_lps.nii.gz", {1, 16, 16, 8}, p));
+
+    write_text(path("steps.json"), R"([{"name": "Orientation", "axcodes": "LPS"},
+                                       {"name": "ResizeWithPadOrCrop", "spatial_size": [16, 16, 8]}])");
+    expect_one_line_error(infer({"-w", monai, "-i", fixtures + "ct_lps.nii.gz", "-o", path("ct_lps.npy"),
+                                 "--steps", "@" + path("steps.json")}),
+                          2, "was written with other preprocessing (steps");
+    expect_one_line_error(infer({"-w", monai, "-i", fixtures + "ct_lps.nii.gz", "-o", path("x.npy"),
+                                 "--steps", R"([{"name": "Rotate"}])"}),
+                          2, "--steps[0].name: expected one of");
+    expect_one_line_error(
+        infer({"-w", timm, "-i", fixtures + "ct_lps.nii.gz", "-o", path("x.npy"), "--steps", "[]"}), 2,
+        "--steps: the steps prepare volumes");
+    expect_one_line_error(infer({"-w", monai, "-i", fixtures + "ct_lps.nii.gz", "-o", path("x.npy"),
+                                 "--steps", "[]", "--window", "0,1"}),
+                          2, "--steps replaces the value steps");
 }
 
 TEST_F(Cli, NiftiOfAnotherSizeIsResampledTrilinearly) {

@@ -3,10 +3,12 @@
 // vit3d/io/model_input.hpp (the library's functions, so that the tool and a C++ program give the same
 // input for the same file): .npy taken as it is (values as stored unless --npy-preprocess); images and
 // NIfTI volumes rescaled, resized, windowed and normalised. What this file adds: the command line's
-// overrides of the weights file's transforms::Preprocessing, the file's type from its name, what the report shows
-// of the file as read, and input_error (the file fails, the run goes on).
+// overrides of the weights file's transforms::Preprocessing, the file's type from its name, what the report
+// shows of the file as read, and input_error (the file fails, the run goes on).
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -16,11 +18,12 @@
 #include "options.hpp"
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/message.hpp"
+#include "vit3d/formats/nifti.hpp"
+#include "vit3d/formats/npy.hpp"
 #include "vit3d/io/loaded_model.hpp"
 #include "vit3d/io/model_description_json.hpp"
 #include "vit3d/io/model_input.hpp"
-#include "vit3d/formats/nifti.hpp"
-#include "vit3d/formats/npy.hpp"
+#include "vit3d/io/transform_json.hpp"
 #include "vit3d/transforms/resample.hpp"
 
 namespace vit3d_infer {
@@ -87,6 +90,30 @@ inline void set_input_size(const io::LoadedModel<float>& model, const std::vecto
     p.preprocess.input_size = sizes;
 }
 
+// --steps JSON or @FILE: the volume steps in place of the weights file's preprocessing.
+inline void set_steps(const std::string& text, Pipeline& p) {
+    if (p.preprocess.layout == "BCHW")
+        throw usage_error("--steps: the steps prepare volumes; this model takes images (layout BCHW)");
+    std::string json = text;
+    if (!text.empty() && text[0] == '@') {
+        std::ifstream in(text.substr(1));
+        if (!in) throw usage_error(message("--steps: cannot read ", text.substr(1)));
+        json.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    const nlohmann::json parsed = nlohmann::json::parse(json, nullptr, false);
+    if (parsed.is_discarded())
+        throw usage_error("--steps: expected a JSON list of steps, or @FILE holding one");
+    try {
+        p.preprocess.steps = io::transforms_from_json(parsed, "--steps", "");
+    } catch (const std::exception& e) {
+        throw usage_error(e.what());
+    }
+    p.preprocess.rescale.reset();
+    p.preprocess.mean.reset();
+    p.preprocess.std.reset();
+    p.preprocess.intensity_window.reset();
+}
+
 // The weights file's preprocessing with the command line's overrides; usage_error for overrides that do not
 // fit the model.
 inline Pipeline make_pipeline(const io::LoadedModel<float>& model, const Options& o) {
@@ -131,6 +158,7 @@ inline Pipeline make_pipeline(const io::LoadedModel<float>& model, const Options
                                   " interpolation, which vit3d-infer does not do; choose --interpolation ",
                                   vit3d::enum_name_list<transforms::ResizeFilter>("", ", ", " or ")));
     if (!o.channel_order.empty()) pre.channel_order = o.channel_order;
+    if (!o.steps.empty()) set_steps(o.steps, p);
     if (!o.input_size.empty()) set_input_size(model, o.input_size, p);
     return p;
 }

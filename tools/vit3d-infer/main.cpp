@@ -308,7 +308,7 @@ int run(const Options& o) {
     report.model = facts_of(model, pipeline.input_shape);
     const io::ModelOutput output = choose_output(model, o.output_kind);
     report.output_kind = io::output_name(output);
-    report.preprocess = vit3d::detail::preprocessing_json(pipeline.preprocess);
+    report.preprocess = vit3d::detail::preprocessing_json_with_steps(pipeline.preprocess);
     report.preprocess["npy_values"] = pipeline.npy_values;
 
     RunIdentity identity;

@@ -62,6 +62,7 @@ struct Options {
     std::vector<Index> input_size;     // spatial sizes to run a dynamic_size model at; empty: the file's
     std::string interpolation;
     std::string channel_order;
+    std::string steps;  // volumes: MONAI-style steps as JSON, or @FILE holding it
 };
 
 inline const char* conventions_text() {
@@ -77,6 +78,9 @@ inline const char* conventions_text() {
                 layout BCHWD (MONAI, Reg2RG) takes [C, x, y, z], nibabel's and MONAI's order (H = x, W = y,
                 D = z). Then resampled (trilinear) to the input size.
   Value steps (images, volumes): rescale, resize, window, then (x - mean) / std per channel.
+  Volumes with steps (the weights file's preprocess.steps, or --steps): MONAI's transforms in order on
+                [C, x, y, z] with the file's affine (Orientation, Spacing, crops and pads, intensity), in
+                place of the value steps; they must end at the model's input size.
 Outputs: one .npy per input file, [B, ...] with B the file's samples (1 for an image, a volume or a
   single-sample .npy). With one input file --output is the file if it ends in .npy, a folder if it is one
   or ends in /, and refused otherwise; with several it is a folder and each output is <stem>.npy
@@ -134,6 +138,10 @@ inline void add_options(CLI::App& app, Options& o) {
         ->group(pre);
     app.add_option("--interpolation", o.interpolation, "images: bilinear | bicubic")->group(pre);
     app.add_option("--channel-order", o.channel_order, "images: RGB | BGR | L")->group(pre);
+    app.add_option("--steps", o.steps,
+                   "volumes: the steps (Orientation, Spacing, crops, intensity) as a JSON list, or @FILE; "
+                   "replaces the weights file's preprocessing")
+        ->group(pre);
 }
 
 inline Shard parse_shard(const std::string& text) {
@@ -188,6 +196,9 @@ inline void check_options(Options& o) {
         throw usage_error(message("--interpolation: expected ",
                                   vit3d::enum_name_list<vit3d::transforms::ResizeFilter>("", ", ", " or "),
                                   ", got \"", o.interpolation, "\""));
+    if (!o.steps.empty() && (o.rescale || !o.mean.empty() || !o.std.empty() || !o.window.empty()))
+        throw usage_error(
+            "--steps replaces the value steps: leave out --rescale, --mean, --std and --window");
     if (!o.channel_order.empty() && o.channel_order != "RGB" && o.channel_order != "BGR" &&
         o.channel_order != "L")
         throw usage_error(message("--channel-order: expected RGB, BGR or L, got \"", o.channel_order, "\""));
