@@ -141,30 +141,40 @@ SquareMatrix<M> matrix_product(const SquareMatrix<M>& a, const SquareMatrix<M>& 
     return c;
 }
 
-// a^-1 b by LU with partial pivoting, as LAPACK's gesv: multipliers and back substitution through the
-// reciprocal of the pivot, updates fused. Returns false when a pivot is 0 (a singular).
+// a^-1 b by LU with partial pivoting, as OpenBLAS's gesv does it for small matrices: the factorisation
+// left-looking (each column updated by dot products with the columns before it, then its pivot found and
+// the multipliers scaled by the pivot's reciprocal), the substitutions column by column (the last unknown
+// first on the way back), all sums fused. Returns false when a pivot is 0 (a singular).
 template <std::size_t M>
 bool lu_solve(SquareMatrix<M> a, SquareMatrix<M> b, SquareMatrix<M>& x) {
-    for (std::size_t k = 0; k < M; ++k) {
-        std::size_t pivot = k;
-        for (std::size_t i = k + 1; i < M; ++i)
-            if (std::abs(a[i][k]) > std::abs(a[pivot][k])) pivot = i;
-        if (!(a[pivot][k] != 0.0)) return false;
-        std::swap(a[k], a[pivot]);
-        std::swap(b[k], b[pivot]);
-        const double inverse = 1.0 / a[k][k];
-        for (std::size_t i = k + 1; i < M; ++i) {
-            a[i][k] *= inverse;
-            for (std::size_t j = k + 1; j < M; ++j) a[i][j] = std::fma(-a[i][k], a[k][j], a[i][j]);
-            for (std::size_t j = 0; j < M; ++j) b[i][j] = std::fma(-a[i][k], b[k][j], b[i][j]);
-        }
+    const auto dot = [&](std::size_t row, std::size_t column, std::size_t count) {
+        if (count == 0) return 0.0;
+        double sum = a[row][0] * a[0][column];
+        for (std::size_t k = 1; k < count; ++k) sum = std::fma(a[row][k], a[k][column], sum);
+        return sum;
+    };
+    for (std::size_t j = 0; j < M; ++j) {
+        for (std::size_t i = 1; i < M; ++i) a[i][j] -= dot(i, j, std::min(i, j));
+        std::size_t pivot = j;
+        for (std::size_t i = j + 1; i < M; ++i)
+            if (std::abs(a[i][j]) > std::abs(a[pivot][j])) pivot = i;
+        if (!(a[pivot][j] != 0.0)) return false;
+        std::swap(a[j], a[pivot]);
+        std::swap(b[j], b[pivot]);
+        const double inverse = 1.0 / a[j][j];
+        for (std::size_t i = j + 1; i < M; ++i) a[i][j] *= inverse;
     }
-    for (std::size_t j = 0; j < M; ++j)
-        for (std::size_t i = M; i-- > 0;) {
-            double v = b[i][j];
-            for (std::size_t k = i + 1; k < M; ++k) v = std::fma(-a[i][k], x[k][j], v);
-            x[i][j] = v * (1.0 / a[i][i]);
+    for (std::size_t c = 0; c < M; ++c) {
+        std::array<double, M> y{};
+        for (std::size_t i = 0; i < M; ++i) y[i] = b[i][c];
+        for (std::size_t k = 0; k < M; ++k)
+            for (std::size_t i = k + 1; i < M; ++i) y[i] = std::fma(-a[i][k], y[k], y[i]);
+        for (std::size_t k = M; k-- > 0;) {
+            y[k] *= 1.0 / a[k][k];
+            for (std::size_t i = 0; i < k; ++i) y[i] = std::fma(-a[i][k], y[k], y[i]);
         }
+        for (std::size_t i = 0; i < M; ++i) x[i][c] = y[i];
+    }
     return true;
 }
 
