@@ -1,10 +1,10 @@
 #pragma once
 // transforms::spacing(): a volume or image resampled to a new voxel spacing, as MONAI 1.6's
 // monai.transforms.Spacing(pixdim, mode, padding_mode, align_corners=False, diagonal=False,
-// scale_extent=False, recompute_affine=False, min_pixdim, max_pixdim) does it to a MetaTensor with its
-// default dtype (the resampling computed in float64): the same output shape, the same output affine and the
-// same voxels. The image is SpatialImage<T> ([C, i, j, k] or [C, i, j] and a 4 x 4 affine), T float or
-// double; the spatial rank (2 or 3) is the image's.
+// scale_extent=False, recompute_affine=False, min_pixdim, max_pixdim, dtype=float64 (its default) or None)
+// does it to a MetaTensor: the same output shape, the same output affine and the same voxels. The image is
+// SpatialImage<T> ([C, i, j, k] or [C, i, j] and a 4 x 4 affine), T float or double; the spatial rank (2 or
+// 3) is the image's.
 //
 // What MONAI does, in its order, and what is reproduced here:
 //   1. The target spacing. pixdim is cut to the spatial rank, or padded with its last value when shorter
@@ -31,8 +31,8 @@
 //      (embedded in 4 x 4 for images). Each output voxel is what torch.nn.functional.grid_sample
 //      (align_corners=False) reads at the grid affine_grid makes from X in normalised coordinates, and the
 //      source position is computed as torch computes it: theta = (S X) D^-1, with S and D the [-1, 1]
-//      normalisations of the input and output sizes (D^-1 with reciprocal diagonal, as LAPACK inverts it;
-//      the products unfused, as torch's small batched matmul); the output coordinate
+//      normalisations of the input and output sizes (D^-1 as NumPy's inverse gives it; the products
+//      unfused, as torch's small batched matmul); the output coordinate
 //      linspace(-1, 1, size)[o] * (size - 1) / size, with torch's linspace (one FMA from the nearer end);
 //      the normalised source as MKL's matrix product forms it (the last axis' term, the other terms fused
 //      onto it, then the translation); then the unnormalisation, ((g + 1) size - 1) / 2 for volumes
@@ -40,22 +40,24 @@
 //      which the compiler fuses), clipped to [0, size - 1] for border padding. Bilinear weights and sums
 //      are torch's: in 3D eight products of three distances, each corner added to 0 in turn, unfused; in
 //      2D weights (1 - dy)(1 - dx) and so on, the four corners summed with FMAs. Nearest rounds half to
-//      even, as torch does. All in double, the result rounded to T once.
-//   The small matrix steps (R^T R, Cholesky, the solves, the products) are written as OpenBLAS and MKL
-//   do them on an AVX2 / AVX-512 machine (FMA accumulation, reciprocal pivots), so the index transform is
-//   LAPACK's to the last bit for diagonal, permuted and 2D affines and within a few 1e-16 otherwise.
-// Measured against MONAI 1.6.1 / torch 2.14.1 on small volumes and images
-// (tests/transforms/test_spacing.cpp): shapes equal (also for 512 x 512 x 300 CT geometries), affines
-// within 8.9e-16, voxels bit-identical except 2 of 28,280 float voxels (1 ulp) and, for oblique affines in
-// double, 2.2e-15 of the value range; nearest (label maps) bit-identical. On an exact tie of nearest (a
-// source position at k + 0.5, which MONAI's centring makes common) the last bit of the index transform
-// decides, in MONAI too.
+//      even, as torch does. All in double (MONAI's default dtype, float64), the result rounded to T once;
+//      or, with options.resample_in_input_type (MONAI's dtype=None), all of it in T.
+//   The small matrix steps (R^T R, Cholesky, the solves, the products) are written as OpenBLAS, which
+//   NumPy uses, and MKL, which torch uses, do them on an AVX2 / AVX-512 machine (FMA accumulation,
+//   reciprocal pivots, a left-looking LU), so the index transform is NumPy's to the last bit.
+// Measured against MONAI 1.6.1 / torch 2.14.1 / NumPy 1.26 on x86-64 (tests/transforms/test_spacing.cpp,
+// volumes and images with diagonal, flipped, permuted, oblique and sheared affines): shapes equal (also
+// for 512 x 512 x 300 CT geometries), output affines equal, every voxel bit-identical, float and double,
+// bilinear and nearest, resampled in double or in float. Another BLAS under NumPy or torch (or torch's
+// kernels without AVX2) may round the last bit differently; that matters only at exact ties of nearest
+// (a source position at k + 0.5, which MONAI's centring makes common), where MONAI's own choice then
+// changes too.
 //
-// Not reproduced: diagonal=True, scale_extent, recompute_affine, align_corners=True, reflection padding,
-// spline (integer) modes and MONAI's dtype=None (resampling in float32); NaN pixdim values, which MONAI
-// treats as non-positive ones, are rejected here. MONAI returns float32 whatever the input; spacing()
-// returns T. Bit-level agreement assumes the compiler fuses nothing on its own: GCC and Clang do not
-// unless FMA instructions are enabled (-march=haswell, -mfma, -march=native) without -ffp-contract=off.
+// Not reproduced: diagonal=True, scale_extent, recompute_affine, align_corners=True, reflection padding
+// and spline (integer) modes; NaN pixdim values, which MONAI treats as non-positive ones, are rejected
+// here. MONAI returns float32 whatever the input; spacing() returns T. Bit-level agreement assumes the
+// compiler fuses nothing on its own: GCC and Clang do not unless FMA instructions are enabled
+// (-march=haswell, -mfma, -march=native) without -ffp-contract=off.
 //
 // Cost: the output and, per thread, a few small arrays; no coordinate grid is stored. The output slices
 // (first spatial axis) are shared among vit3d::num_threads() threads. A 512 x 512 x 300 CT from
@@ -97,6 +99,9 @@ constexpr auto enum_names(SpacingPadding) {
 struct SpacingOptions {
     SpacingMode mode = SpacingMode::bilinear;
     SpacingPadding padding = SpacingPadding::border;
+    // MONAI's dtype: false resamples in double (MONAI's default, float64), true in T itself, as
+    // Spacing(..., dtype=None) does (float32 arithmetic throughout for a float image).
+    bool resample_in_input_type = false;
     // MONAI's min_pixdim / max_pixdim, one entry per spatial axis in order; a missing entry or NaN means
     // none for that axis (MONAI's None), so {1.0} bounds the first axis only, as in MONAI. An axis whose
     // input spacing lies within [min (or the target), max (or the target)], with 1e-3 of slack, keeps its
@@ -435,7 +440,8 @@ std::array<std::array<W, N + 1>, N + 1> normalised_theta(const SquareMatrix<N + 
         const auto scale = static_cast<W>(2.0 / out), shift = static_cast<W>(1.0 / out - 1.0);
         const W reciprocal = W(1) / scale;
         d_inverse[a][a] = reciprocal;
-        d_inverse[a][N] = -(shift * reciprocal);
+        // NumPy's (OpenBLAS's) inverse: the translation through the reciprocal in double, divided in float.
+        d_inverse[a][N] = std::is_same_v<W, float> ? -(shift / scale) : -(shift * reciprocal);
     }
     const auto product = [](const WMatrix& p, const WMatrix& q) {
         WMatrix r{};
@@ -582,7 +588,10 @@ transforms::SpatialImage<T> spacing_nd(const transforms::SpatialImage<T>& image,
     Shape shape{image.channels()};
     shape.insert(shape.end(), plan.geometry.spatial_shape.begin(), plan.geometry.spatial_shape.end());
     transforms::SpatialImage<T> out{Tensor<T>::empty(shape), plan.geometry.affine};
-    spacing_resample<N, double>(image.data, out.data, plan.index_transform, options);
+    if (options.resample_in_input_type)
+        spacing_resample<N, T>(image.data, out.data, plan.index_transform, options);
+    else
+        spacing_resample<N, double>(image.data, out.data, plan.index_transform, options);
     return out;
 }
 
