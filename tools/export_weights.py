@@ -1284,9 +1284,28 @@ def _monai_step(t):
         padding = _first(t_dict.padding_mode) if t_dict is not None else r.padding_mode
         align = _first(t_dict.align_corners) if t_dict is not None else r.align_corners
         scale_extent = _first(t_dict.scale_extent) if t_dict is not None else t.scale_extent
+        dtype = _first(t_dict.dtype) if t_dict is not None else r.dtype
+        unsupported = {"align_corners": align, "scale_extent": scale_extent, "recompute_affine": t.recompute_affine,
+                       "diagonal": t.diagonal}
+        for key, value in unsupported.items():
+            if value:
+                raise ExportError(f"preprocess: {name}({key}=True) is not among what vit3d's Spacing reproduces")
+        if str(dtype) not in ("<class 'numpy.float64'>", "float64", "torch.float64"):
+            raise ExportError(f"preprocess: {name}(dtype={dtype}) resamples in another type than MONAI's default "
+                              "float64, which vit3d's Spacing step uses")
+
+        def bound(v):
+            if v is None:
+                return []
+            values = [float(x) for x in (v if isinstance(v, (list, tuple)) or hasattr(v, "tolist") else [v])]
+            if all(math.isnan(x) for x in values):  # MONAI's None for every axis
+                return []
+            if any(math.isnan(x) for x in values):
+                raise ExportError(f"preprocess: {name} has a min_pixdim / max_pixdim with None entries, "
+                                  "which the step cannot record")
+            return values
         return {"name": base, "pixdim": [float(x) for x in _plain(t.pixdim)], "mode": _plain(mode),
-                "padding_mode": _plain(padding), "align_corners": bool(align), "diagonal": bool(t.diagonal),
-                "scale_extent": bool(scale_extent)}
+                "padding_mode": _plain(padding), "min_pixdim": bound(_plain(t.min_pixdim)), "max_pixdim": bound(_plain(t.max_pixdim))}
     if base == "ScaleIntensityRange":
         return {"name": base, "a_min": float(t.a_min), "a_max": float(t.a_max),
                 "b_min": None if t.b_min is None else float(t.b_min),

@@ -193,20 +193,24 @@ class CommandLine(unittest.TestCase):
         compose = mt.Compose([
             mt.LoadImaged(keys="image"), mt.EnsureChannelFirstd(keys="image"),
             mt.Orientationd(keys="image", axcodes="RAS"),
+            mt.Spacingd(keys=["image", "label"], pixdim=(1.5, 1.5, 3), mode=("bilinear", "nearest")),
             mt.ScaleIntensityRanged(keys="image", a_min=-1000, a_max=1000, b_min=0.0, b_max=1.0, clip=True),
             mt.NormalizeIntensityd(keys="image", nonzero=True),
             mt.CropForegroundd(keys="image", source_key="image", margin=2),
             mt.ResizeWithPadOrCropd(keys="image", spatial_size=[16, 16, 16], value=-1)])
         d = export_weights.export(model, "monai", str(self.output), preprocess={"input_size": [16, 16, 16], "steps": compose})
         self.assertEqual([s["name"] for s in d["preprocess"]["steps"]],
-                         ["Orientation", "ScaleIntensityRange", "NormalizeIntensity", "CropForeground",
+                         ["Orientation", "Spacing", "ScaleIntensityRange", "NormalizeIntensity", "CropForeground",
                           "ResizeWithPadOrCrop"])
+        self.assertEqual(d["preprocess"]["steps"][1], {"name": "Spacing", "pixdim": [1.5, 1.5, 3.0], "mode": "bilinear",
+                                                       "padding_mode": "border", "min_pixdim": [],
+                                                       "max_pixdim": []})
         self.assertEqual(d["preprocess"]["steps"][0], {"name": "Orientation", "axcodes": "RAS",
                                                        "as_closest_canonical": False})
-        self.assertEqual(d["preprocess"]["steps"][1], {"name": "ScaleIntensityRange", "a_min": -1000.0,
+        self.assertEqual(d["preprocess"]["steps"][2], {"name": "ScaleIntensityRange", "a_min": -1000.0,
                                                        "a_max": 1000.0, "b_min": 0.0, "b_max": 1.0, "clip": True})
-        self.assertEqual(d["preprocess"]["steps"][3]["margin"], [2])
-        self.assertEqual(d["preprocess"]["steps"][4], {"name": "ResizeWithPadOrCrop", "spatial_size": [16, 16, 16],
+        self.assertEqual(d["preprocess"]["steps"][4]["margin"], [2])
+        self.assertEqual(d["preprocess"]["steps"][5], {"name": "ResizeWithPadOrCrop", "spatial_size": [16, 16, 16],
                                                        "method": "symmetric", "value": -1.0})
         with self.assertRaises(export_weights.ExportError) as caught:
             export_weights.export(model, "monai", str(self.output),

@@ -12,13 +12,14 @@
 #include "vit3d/transforms/crop_pad.hpp"
 #include "vit3d/transforms/intensity.hpp"
 #include "vit3d/transforms/orientation.hpp"
+#include "vit3d/transforms/spacing.hpp"
 #include "vit3d/transforms/spatial_image.hpp"
 
 namespace vit3d::transforms {
 
 // One step: each alternative has a static `name` (MONAI's class name), its fields (list_fields) and
 // operator() on a SpatialImage.
-using Transform = std::variant<Orientation, ScaleIntensityRange, NormalizeIntensity, CropForeground,
+using Transform = std::variant<Orientation, Spacing, ScaleIntensityRange, NormalizeIntensity, CropForeground,
                                SpatialPad, CenterSpatialCrop, ResizeWithPadOrCrop>;
 
 // MONAI's class name of a step.

@@ -76,6 +76,7 @@
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/fields.hpp"
 #include "vit3d/core/shape.hpp"
 #include "vit3d/detail/threading.hpp"
 #include "vit3d/tensor/tensor.hpp"
@@ -625,5 +626,35 @@ SpatialImage<T> spacing(const SpatialImage<T>& image, const std::vector<double>&
     if (image.spatial_rank() == 3) return detail::spacing_nd<3>(image, pixdim, options, op);
     return detail::spacing_nd<2>(image, pixdim, options, op);
 }
+
+// MONAI's Spacing as a step of a chain (compose.hpp): spacing() with these settings, under MONAI's names.
+struct Spacing {
+    static constexpr const char* name = "Spacing";
+    std::vector<double> pixdim;
+    SpacingMode mode = SpacingMode::bilinear;
+    SpacingPadding padding_mode = SpacingPadding::border;
+    std::vector<double> min_pixdim;  // empty: none
+    std::vector<double> max_pixdim;
+
+    template <class Self, class F>
+    static void list_fields(Self& c, F&& f) {
+        f(field("pixdim", c.pixdim, "the voxel spacing per index axis in mm (<= 0: as it is)"));
+        f(field("mode", c.mode, "bilinear (trilinear for volumes) or nearest (label maps)"));
+        f(field("padding_mode", c.padding_mode, "what a voxel outside the input reads: border or zeros"));
+        f(field("min_pixdim", c.min_pixdim, "axes whose spacing is at least this keep it (empty: none)"));
+        f(field("max_pixdim", c.max_pixdim, "axes whose spacing is at most this keep it (empty: none)"));
+    }
+    VIT3D_VISIT_FIELDS_WITH(list_fields)
+
+    template <class T>
+    SpatialImage<T> operator()(const SpatialImage<T>& image) const {
+        SpacingOptions options;
+        options.mode = mode;
+        options.padding = padding_mode;
+        options.min_pixdim = min_pixdim;
+        options.max_pixdim = max_pixdim;
+        return spacing(image, pixdim, options);
+    }
+};
 
 }  // namespace vit3d::transforms
