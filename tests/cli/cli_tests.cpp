@@ -262,6 +262,19 @@ TEST_F(Cli, StepsMakeLpsAndRasFilesOfOneScanTheSame) {
     expect_one_line_error(infer({"-w", monai, "-i", fixtures + "ct_lps.nii.gz", "-o", path("x.npy"),
                                  "--steps", "[]", "--window", "0,1"}),
                           2, "--steps replaces the value steps");
+    expect_one_line_error(
+        infer({"-w", monai, "-i", fixtures + "ct_lps.nii.gz", "-o", path("x.npy"), "--preset", "merlin2"}), 2,
+        "--preset: expected one of merlin, monai_unetr_btcv, got \"merlin2\"");
+    expect_one_line_error(infer({"-w", monai, "-i", fixtures + "ct_lps.nii.gz", "-o", path("x.npy"),
+                                 "--preset", "merlin", "--steps", "[]"}),
+                          2, "--steps and --preset: give one of them");
+    // Merlin's pipeline ends at 224 x 224 x 160; this model takes 16 x 16 x 8.
+    const Result merlin =
+        infer({"-w", monai, "-i", fixtures + "ct_lps.nii.gz", "-o", path("m.npy"), "--preset", "merlin"});
+    EXPECT_EQ(merlin.code, 1) << merlin.err;
+    EXPECT_THAT(merlin.err,
+                HasSubstr("preprocess.steps give [1, 224, 224, 160] (layout BCHWD) where the model "
+                          "takes [1, 16, 16, 8]"));
 }
 
 TEST_F(Cli, NiftiOfAnotherSizeIsResampledTrilinearly) {

@@ -20,6 +20,7 @@
 #include <vit3d/formats/image.hpp>
 #include <vit3d/formats/nifti.hpp>
 #include <vit3d/formats/npy.hpp>
+#include <vit3d/io/model_description_json.hpp>
 #include <vit3d/io/model_input.hpp>
 #include <vit3d/io/transform_json.hpp>
 #include <vit3d/transforms/preprocess.hpp>
@@ -467,6 +468,32 @@ TEST(ModelInput, VolumeStepsGiveMonaisInputForLpsAndRasFiles) {
         },
         ThrowsMessage<shape_error>(AllOf(HasSubstr("preprocess.steps give [1, 12, 8, 8]"),
                                          HasSubstr("end the steps with ResizeWithPadOrCrop"))));
+}
+
+// preprocess.preset in a weights file's description: read as the preset's steps, written back by name; a
+// run's record (expand_preset) holds the steps too.
+TEST(ModelInput, PresetInMetadataIsItsSteps) {
+    const auto read = [](const std::string& extra) {
+        const nlohmann::json pre = nlohmann::json::parse(
+            R"({"layout": "BCHWD", "input_size": [224, 224, 160], "channel_order": null, "rescale": null,
+                "mean": null, "std": null, "intensity_window": null, "resize_size": null, "interpolation": null)" +
+            extra + "}");
+        nlohmann::json holder = {{"preprocess", pre}};
+        detail::JsonFields f(holder, "file.safetensors: ", "");
+        return detail::parse_preprocessing(f, "preprocess", 1);
+    };
+    const Preprocessing p = read(R"(, "preset": "merlin")");
+    ASSERT_TRUE(p.steps && p.preset);
+    EXPECT_EQ(transforms_json(*p.steps), transforms_json(transforms::preset("merlin").steps));
+    const nlohmann::json written = detail::preprocessing_json_with_steps(p, false);
+    EXPECT_EQ(written["preset"], "merlin");
+    EXPECT_FALSE(written.contains("steps"));
+    EXPECT_TRUE(detail::preprocessing_json_with_steps(p).contains("steps"));
+    EXPECT_THAT(
+        [&] { read(R"(, "preset": "merlin2")"); },
+        ThrowsMessage<io_error>(HasSubstr("preprocess.preset: expected one of merlin, monai_unetr_btcv")));
+    EXPECT_THAT([&] { read(R"(, "preset": "merlin", "steps": [])"); },
+                ThrowsMessage<io_error>(HasSubstr("preprocess.preset: expected null with steps")));
 }
 
 }  // namespace

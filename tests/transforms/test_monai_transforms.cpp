@@ -15,6 +15,7 @@
 #include <vit3d/formats/npy.hpp>
 #include <vit3d/io/transform_json.hpp>
 #include <vit3d/transforms/compose.hpp>
+#include <vit3d/transforms/presets.hpp>
 
 #include "support/io_testing.hpp"
 
@@ -152,6 +153,22 @@ TEST(MonaiTransforms, BadParametersAreRefusedWhenApplied) {
     const SpatialPad one_size{{4}};
     EXPECT_THAT([&] { one_size(rank1); },
                 ThrowsMessage<shape_error>(HasSubstr("expected an image [C, i, j] or [C, i, j, k]")));
+}
+
+// Each preset is the chain the authors' own MONAI Compose gives (tests/fixtures/transforms/presets.json:
+// their Compose read by the exporter's reader of MONAI transforms), parameter for parameter.
+TEST(Presets, EachIsItsAuthorsCompose) {
+    std::ifstream in(test::FixturePath("transforms/presets.json"));
+    const nlohmann::json authors = nlohmann::json::parse(in);
+    ASSERT_EQ(authors.size(), presets().size());
+    for (const Preset& p : presets()) {
+        ASSERT_TRUE(authors.contains(p.name)) << p.name;
+        EXPECT_EQ(io::transforms_json(p.steps), authors[p.name]) << p.name;
+        EXPECT_EQ(&preset(p.name), &p);
+    }
+    EXPECT_THAT([] { preset("merlin2"); },
+                ThrowsMessage<std::invalid_argument>(
+                    AllOf(HasSubstr("expected one of merlin, monai_unetr_btcv"), HasSubstr("\"merlin2\""))));
 }
 
 }  // namespace

@@ -112,6 +112,19 @@ inline void set_steps(const std::string& text, Pipeline& p) {
     p.preprocess.mean.reset();
     p.preprocess.std.reset();
     p.preprocess.intensity_window.reset();
+    p.preprocess.preset.reset();
+}
+
+// --preset NAME: a published pipeline's steps in place of the weights file's preprocessing.
+inline void set_preset(const std::string& name, Pipeline& p) {
+    if (p.preprocess.layout == "BCHW")
+        throw usage_error("--preset: the presets prepare volumes; this model takes images (layout BCHW)");
+    p.preprocess.steps = transforms::preset(name).steps;
+    p.preprocess.preset = name;
+    p.preprocess.rescale.reset();
+    p.preprocess.mean.reset();
+    p.preprocess.std.reset();
+    p.preprocess.intensity_window.reset();
 }
 
 // The weights file's preprocessing with the command line's overrides; usage_error for overrides that do not
@@ -159,6 +172,7 @@ inline Pipeline make_pipeline(const io::LoadedModel<float>& model, const Options
                                   vit3d::enum_name_list<transforms::ResizeFilter>("", ", ", " or ")));
     if (!o.channel_order.empty()) pre.channel_order = o.channel_order;
     if (!o.steps.empty()) set_steps(o.steps, p);
+    if (!o.preset.empty()) set_preset(o.preset, p);
     if (!o.input_size.empty()) set_input_size(model, o.input_size, p);
     return p;
 }

@@ -15,6 +15,7 @@
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/message.hpp"
 #include "vit3d/io/loaded_model.hpp"
+#include "vit3d/transforms/presets.hpp"
 #include "vit3d/transforms/resample.hpp"
 
 namespace vit3d_infer {
@@ -62,7 +63,8 @@ struct Options {
     std::vector<Index> input_size;     // spatial sizes to run a dynamic_size model at; empty: the file's
     std::string interpolation;
     std::string channel_order;
-    std::string steps;  // volumes: MONAI-style steps as JSON, or @FILE holding it
+    std::string steps;   // volumes: MONAI-style steps as JSON, or @FILE holding it
+    std::string preset;  // volumes: a published pipeline's steps (transforms/presets.hpp)
 };
 
 inline const char* conventions_text() {
@@ -80,7 +82,8 @@ inline const char* conventions_text() {
   Value steps (images, volumes): rescale, resize, window, then (x - mean) / std per channel.
   Volumes with steps (the weights file's preprocess.steps, or --steps): MONAI's transforms in order on
                 [C, x, y, z] with the file's affine (Orientation, Spacing, crops and pads, intensity), in
-                place of the value steps; they must end at the model's input size.
+                place of the value steps; they must end at the model's input size. --preset NAME takes a
+                published pipeline's steps (listed under --preset above; docs/inputs.md says where each is from).
 Outputs: one .npy per input file, [B, ...] with B the file's samples (1 for an image, a volume or a
   single-sample .npy). With one input file --output is the file if it ends in .npy, a folder if it is one
   or ends in /, and refused otherwise; with several it is a folder and each output is <stem>.npy
@@ -142,6 +145,11 @@ inline void add_options(CLI::App& app, Options& o) {
                    "volumes: the steps (Orientation, Spacing, crops, intensity) as a JSON list, or @FILE; "
                    "replaces the weights file's preprocessing")
         ->group(pre);
+    app.add_option(
+           "--preset", o.preset,
+           vit3d::message("volumes: a published pipeline's steps (", vit3d::transforms::preset_names(),
+                          "); replaces the weights file's preprocessing"))
+        ->group(pre);
 }
 
 inline Shard parse_shard(const std::string& text) {
@@ -196,9 +204,19 @@ inline void check_options(Options& o) {
         throw usage_error(message("--interpolation: expected ",
                                   vit3d::enum_name_list<vit3d::transforms::ResizeFilter>("", ", ", " or "),
                                   ", got \"", o.interpolation, "\""));
-    if (!o.steps.empty() && (o.rescale || !o.mean.empty() || !o.std.empty() || !o.window.empty()))
+    const char* chain = !o.steps.empty() ? "--steps" : !o.preset.empty() ? "--preset" : nullptr;
+    if (!o.steps.empty() && !o.preset.empty()) throw usage_error("--steps and --preset: give one of them");
+    if (chain && (o.rescale || !o.mean.empty() || !o.std.empty() || !o.window.empty()))
         throw usage_error(
-            "--steps replaces the value steps: leave out --rescale, --mean, --std and --window");
+            message(chain, " replaces the value steps: leave out --rescale, --mean, --std and --window"));
+    if (!o.preset.empty()) {
+        try {
+            vit3d::transforms::preset(o.preset);
+        } catch (const std::invalid_argument&) {
+            throw usage_error(message("--preset: expected one of ", vit3d::transforms::preset_names(),
+                                      ", got \"", o.preset, "\""));
+        }
+    }
     if (!o.channel_order.empty() && o.channel_order != "RGB" && o.channel_order != "BGR" &&
         o.channel_order != "L")
         throw usage_error(message("--channel-order: expected RGB, BGR or L, got \"", o.channel_order, "\""));

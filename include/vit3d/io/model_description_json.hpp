@@ -20,6 +20,7 @@
 #include "vit3d/io/safetensors.hpp"
 #include "vit3d/io/transform_json.hpp"
 #include "vit3d/transforms/preprocess.hpp"
+#include "vit3d/transforms/presets.hpp"
 
 namespace vit3d::detail {
 
@@ -57,12 +58,27 @@ inline transforms::Preprocessing parse_preprocessing(JsonFields& parent, const s
         if (p.resize_size) f.fail("resize_shape", "null with a resize_size", f.value("resize_shape"));
     }
     if (!f.is_null("interpolation")) p.interpolation = f.string("interpolation");
-    if (f.has("steps") && !f.is_null("steps")) {  // absent in files before it existed
-        if (p.layout == "BCHW") f.fail("steps", "null for an image model (layout BCHW)", f.value("steps"));
+    // steps and preset: absent in files before they existed.
+    const bool steps = f.has("steps") && !f.is_null("steps"),
+               preset = f.has("preset") && !f.is_null("preset");
+    if (steps || preset) {
+        const char* key = steps ? "steps" : "preset";
+        if (steps && preset)
+            f.fail("preset", "null with steps (a preset is a list of steps)", f.value("preset"));
+        if (p.layout == "BCHW") f.fail(key, "null for an image model (layout BCHW)", f.value(key));
         if (p.rescale || p.mean || p.std || p.intensity_window)
-            f.fail("steps", "null with rescale, mean, std or intensity_window (steps replace them)",
-                   f.value("steps"));
-        p.steps = io::transforms_from_json(f.value("steps"), f.where(), f.child("steps"));
+            f.fail(key, "null with rescale, mean, std or intensity_window (steps replace them)",
+                   f.value(key));
+    }
+    if (steps) p.steps = io::transforms_from_json(f.value("steps"), f.where(), f.child("steps"));
+    if (preset) {
+        const std::string name = f.string("preset");
+        try {
+            p.steps = transforms::preset(name).steps;
+        } catch (const std::invalid_argument&) {
+            f.fail("preset", message("one of ", transforms::preset_names()), f.value("preset"));
+        }
+        p.preset = name;
     }
     f.finish();
     return p;
@@ -91,10 +107,14 @@ inline nlohmann::json preprocessing_json(const transforms::Preprocessing& p) {
             {"interpolation", optional_json(p.interpolation)}};
 }
 
-// ... with the steps when there are any (files without them keep their metadata as it was).
-inline nlohmann::json preprocessing_json_with_steps(const transforms::Preprocessing& p) {
+// ... with the steps when there are any (files without them keep their metadata as it was): a preset by
+// its name, for a weights file; or, with expand_preset, its steps as well (what a run records, so that a
+// preset whose definition changes does not pass for the old one).
+inline nlohmann::json preprocessing_json_with_steps(const transforms::Preprocessing& p,
+                                                    bool expand_preset = true) {
     nlohmann::json out = preprocessing_json(p);
-    if (p.steps) out["steps"] = io::transforms_json(*p.steps);
+    if (p.preset) out["preset"] = *p.preset;
+    if (p.steps && (expand_preset || !p.preset)) out["steps"] = io::transforms_json(*p.steps);
     return out;
 }
 
@@ -177,7 +197,7 @@ inline std::string model_description_json(const ModelDescription& d) {
     out["kind"] = d.kind;
     out["key_map"] = d.key_map;
     out["config"] = description_json_field(d.config, "config");
-    out["preprocess"] = detail::preprocessing_json_with_steps(d.preprocess);
+    out["preprocess"] = detail::preprocessing_json_with_steps(d.preprocess, false);
     out["source"] = description_json_field(d.source, "source");
     return out.dump();
 }

@@ -61,6 +61,7 @@ struct Preprocessing {
     // absent; the result must have input_size (a final ResizeWithPadOrCrop ensures it) and is then put in
     // the model's layout.
     std::optional<std::vector<Transform>> steps;
+    std::optional<std::string> preset;  // the published pipeline `steps` came from (transforms/presets.hpp)
 };
 
 // The ImageNet statistics torchvision's and timm's ImageNet weights expect after ToTensor (RGB order).
