@@ -1,6 +1,6 @@
 #pragma once
 // transforms::spacing(): a volume or image resampled to a new voxel spacing, as MONAI 1.6's
-// monai.transforms.Spacing(pixdim, mode, padding_mode, align_corners=False, diagonal=False,
+// monai.transforms.Spacing(pixdim, diagonal, mode, padding_mode, align_corners=False,
 // scale_extent=False, recompute_affine=False, min_pixdim, max_pixdim, dtype=float64 (its default) or None)
 // does it to a MetaTensor: the same output shape, the same output affine and the same voxels. The image is
 // SpatialImage<T> ([C, i, j, k] or [C, i, j] and a 4 x 4 affine), T float or double; the spatial rank (2 or
@@ -15,7 +15,8 @@
 //   2. The output rotation. The spatial block R of the affine (rank x rank) is split as R = Q U with Q
 //      orthogonal and U upper triangular with a positive diagonal (computed as MONAI does: U from the
 //      Cholesky factor of R^T R, Q = R U^-1); the output block is Q diag(spacing). Axis order and flips are
-//      kept, shear is dropped.
+//      kept, shear is dropped. With options.diagonal (MONAI's diagonal=True) the output block is
+//      diag(spacing) instead: the grid follows the world axes.
 //   3. The output shape: the input's corner voxel centres (0 and size - 1 on each axis) are mapped into
 //      the output grid (new block, no translation) and the shape is round(extent + 1) per axis, rounding
 //      halves to even as NumPy does.
@@ -47,13 +48,14 @@
 //   reciprocal pivots, a left-looking LU), so the index transform is NumPy's to the last bit.
 // Measured against MONAI 1.6.1 / torch 2.14.1 / NumPy 1.26 on x86-64 (tests/transforms/test_spacing.cpp,
 // volumes and images with diagonal, flipped, permuted, oblique and sheared affines): shapes equal (also
-// for 512 x 512 x 300 CT geometries), output affines equal, every voxel bit-identical, float and double,
-// bilinear and nearest, resampled in double or in float. Another BLAS under NumPy or torch (or torch's
-// kernels without AVX2) may round the last bit differently; that matters only at exact ties of nearest
-// (a source position at k + 0.5, which MONAI's centring makes common), where MONAI's own choice then
-// changes too.
+// for 512 x 512 x 300 CT geometries), output affines equal (but for 1.8e-15 in the translation of a
+// centred diagonal=True grid: NumPy's matrix-vector product sums in an order not reproduced here), every
+// voxel bit-identical, float and double, bilinear and nearest, resampled in double or in float. Another BLAS
+// under NumPy or torch (or torch's kernels without AVX2) may round the last bit differently; that matters
+// only at exact ties of nearest (a source position at k + 0.5, which MONAI's centring makes common), where
+// MONAI's own choice then changes too.
 //
-// Not reproduced: diagonal=True, scale_extent, recompute_affine, align_corners=True, reflection padding
+// Not reproduced: scale_extent, recompute_affine, align_corners=True, reflection padding
 // and spline (integer) modes; NaN pixdim values, which MONAI treats as non-positive ones, are rejected
 // here. MONAI returns float32 whatever the input; spacing() returns T. Bit-level agreement assumes the
 // compiler fuses nothing on its own: GCC and Clang do not unless FMA instructions are enabled
@@ -99,6 +101,10 @@ constexpr auto enum_names(SpacingPadding) {
 struct SpacingOptions {
     SpacingMode mode = SpacingMode::bilinear;
     SpacingPadding padding = SpacingPadding::border;
+    // MONAI's diagonal: true resamples onto a grid along the world axes, the output block diag(spacing)
+    // (flips, axis order and rotation of the input resampled away), instead of keeping the input's
+    // rotation.
+    bool diagonal = false;
     // MONAI's dtype: false resamples in double (MONAI's default, float64), true in T itself, as
     // Spacing(..., dtype=None) does (float32 arithmetic throughout for a float image).
     bool resample_in_input_type = false;
@@ -228,6 +234,46 @@ struct SpacingPlan {
     SquareMatrix<N + 1> index_transform{};  // output (i, j, k, 1) -> input (i, j, k, 1)
 };
 
+// MONAI's zoom_affine (diagonal=False): the rotation Q of the spatial block R = Q U (U upper triangular
+// with a positive diagonal, from the Cholesky factor of R^T R, as NumPy computes it; Q = R U^-1) times
+// diag(spacing). Throws singular() when R is singular.
+template <std::size_t N, class Singular>
+SquareMatrix<N + 1> rotation_times_spacing(const SquareMatrix<N + 1>& a, const std::array<double, N>& spacing,
+                                           const Singular& singular) {
+    constexpr std::size_t M = N + 1;
+    SquareMatrix<N> gram{}, lower{};  // R^T R and its Cholesky factor L (U = L^T)
+    for (std::size_t i = 0; i < N; ++i)
+        for (std::size_t j = 0; j < N; ++j) {
+            double sum = a[0][i] * a[0][j];
+            for (std::size_t k = 1; k < N; ++k) sum = std::fma(a[k][i], a[k][j], sum);
+            gram[i][j] = sum;
+        }
+    for (std::size_t j = 0; j < N; ++j) {
+        double d = gram[j][j];
+        for (std::size_t k = 0; k < j; ++k) d = std::fma(-lower[j][k], lower[j][k], d);
+        if (!(d > 0.0)) throw singular();
+        lower[j][j] = std::sqrt(d);
+        for (std::size_t i = j + 1; i < N; ++i) {
+            double v = gram[i][j];
+            for (std::size_t k = 0; k < j; ++k) v = std::fma(-lower[i][k], lower[j][k], v);
+            lower[i][j] = v * (1.0 / lower[j][j]);
+        }
+    }
+    SquareMatrix<M> upper = identity_matrix<M>(), block = identity_matrix<M>();
+    for (std::size_t i = 0; i < N; ++i)
+        for (std::size_t j = 0; j < N; ++j) {
+            upper[i][j] = lower[j][i];
+            block[i][j] = a[i][j];
+        }
+    SquareMatrix<M> upper_inverse{};
+    if (!lu_solve<M>(upper, identity_matrix<M>(), upper_inverse)) throw singular();
+    const SquareMatrix<M> rotation = matrix_product<M>(block, upper_inverse);
+    SquareMatrix<M> out = identity_matrix<M>();
+    for (std::size_t i = 0; i < N; ++i)
+        for (std::size_t j = 0; j < N; ++j) out[i][j] = rotation[i][j] * spacing[j];
+    return out;
+}
+
 // Steps 1 to 6 of the top of this file (without the voxels).
 template <std::size_t N>
 SpacingPlan<N> plan_spacing(const transforms::Affine& affine, const Shape& in_shape,
@@ -283,38 +329,13 @@ SpacingPlan<N> plan_spacing(const transforms::Affine& affine, const Shape& in_sh
         if (!(spacing[i] > 0.0)) spacing[i] = input_spacing[i];  // MONAI's fall back for values <= 0
     }
 
-    // 2. Output block Q diag(spacing), Q from R = Q U.
-    SquareMatrix<N> gram{}, lower{};  // R^T R and its Cholesky factor L (U = L^T)
-    for (std::size_t i = 0; i < N; ++i)
-        for (std::size_t j = 0; j < N; ++j) {
-            double sum = a[0][i] * a[0][j];
-            for (std::size_t k = 1; k < N; ++k) sum = std::fma(a[k][i], a[k][j], sum);
-            gram[i][j] = sum;
-        }
-    for (std::size_t j = 0; j < N; ++j) {
-        double d = gram[j][j];
-        for (std::size_t k = 0; k < j; ++k) d = std::fma(-lower[j][k], lower[j][k], d);
-        if (!(d > 0.0)) throw singular();
-        lower[j][j] = std::sqrt(d);
-        for (std::size_t i = j + 1; i < N; ++i) {
-            double v = gram[i][j];
-            for (std::size_t k = 0; k < j; ++k) v = std::fma(-lower[i][k], lower[j][k], v);
-            lower[i][j] = v * (1.0 / lower[j][j]);
-        }
-    }
-    SquareMatrix<M> upper = identity_matrix<M>(), block = identity_matrix<M>();
-    for (std::size_t i = 0; i < N; ++i)
-        for (std::size_t j = 0; j < N; ++j) {
-            upper[i][j] = lower[j][i];
-            block[i][j] = a[i][j];
-        }
-    SquareMatrix<M> upper_inverse{};
-    if (!lu_solve<M>(upper, identity_matrix<M>(), upper_inverse)) throw singular();
-    const SquareMatrix<M> rotation = matrix_product<M>(block, upper_inverse);
+    // 2. Output block Q diag(spacing), Q from R = Q U; or diag(spacing) with options.diagonal.
     SquareMatrix<M> out = identity_matrix<M>();
-    for (std::size_t i = 0; i < N; ++i)
-        for (std::size_t j = 0; j < N; ++j) out[i][j] = rotation[i][j] * spacing[j];
-
+    if (options.diagonal)
+        for (std::size_t i = 0; i < N; ++i) out[i][i] = spacing[i];
+    else
+        out = rotation_times_spacing<N>(a, spacing, singular);
+    // R^T R and its Cholesky factor L (U = L^T)
     // 3. Output shape from the input corners in output index space.
     constexpr std::size_t corners = std::size_t(1) << N;
     SquareMatrix<M> in_to_out{};
