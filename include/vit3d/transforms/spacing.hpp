@@ -3,8 +3,8 @@
 // monai.transforms.Spacing(pixdim, diagonal, mode, padding_mode, align_corners=False,
 // scale_extent=False, recompute_affine=False, min_pixdim, max_pixdim, dtype=float64 (its default) or None)
 // does it to a MetaTensor: the same output shape, the same output affine and the same voxels. The image is
-// SpatialImage<T> ([C, i, j, k] or [C, i, j] and a 4 x 4 affine), T float or double; the spatial rank (2 or
-// 3) is the image's.
+// SpatialImage<T> ([C, i, j, k] or [C, i, j] and a 4 x 4 affine), T float or double (or an integer type for
+// label maps, with nearest); the spatial rank (2 or 3) is the image's.
 //
 // What MONAI does, in its order, and what is reproduced here:
 //   1. The target spacing. pixdim is cut to the spatial rank, or padded with its last value when shorter
@@ -612,10 +612,13 @@ transforms::SpatialImage<T> spacing_nd(const transforms::SpatialImage<T>& image,
     Shape shape{image.channels()};
     shape.insert(shape.end(), plan.geometry.spatial_shape.begin(), plan.geometry.spatial_shape.end());
     transforms::SpatialImage<T> out{Tensor<T>::empty(shape), plan.geometry.affine};
-    if (options.resample_in_input_type)
-        spacing_resample<N, T>(image.data, out.data, plan.index_transform, options);
-    else
-        spacing_resample<N, double>(image.data, out.data, plan.index_transform, options);
+    if constexpr (std::is_floating_point_v<T>) {
+        if (options.resample_in_input_type) {
+            spacing_resample<N, T>(image.data, out.data, plan.index_transform, options);
+            return out;
+        }
+    }
+    spacing_resample<N, double>(image.data, out.data, plan.index_transform, options);
     return out;
 }
 
@@ -638,13 +641,22 @@ inline SpacingGeometry spacing_geometry(const Affine& affine, const Shape& spati
 
 // image resampled to the voxel spacing pixdim (millimetres, per index axis i, j, k; see the top of this
 // file for MONAI's rules on shorter and non-positive pixdim), as MONAI's Spacing: the output image and its
-// affine. Label maps: options.mode = SpacingMode::nearest.
+// affine. Label maps: options.mode = SpacingMode::nearest, with T float, double or an integer type (the
+// labels copied as they are; MONAI would give them as float32).
 template <class T>
 SpatialImage<T> spacing(const SpatialImage<T>& image, const std::vector<double>& pixdim,
                         const SpacingOptions& options = {}) {
-    static_assert(std::is_floating_point_v<T>,
-                  "vit3d::transforms::spacing resamples float or double images (labels too, as MONAI does)");
     const char* op = "vit3d::transforms::spacing";
+    if constexpr (!std::is_floating_point_v<T>) {
+        if (options.mode != SpacingMode::nearest)
+            throw std::invalid_argument(message(
+                op, ": expected mode nearest for an integer image (a label map), got mode ", options.mode));
+        if (options.resample_in_input_type)
+            throw std::invalid_argument(
+                message(op,
+                        ": expected resample_in_input_type false for an integer image, got true (MONAI's "
+                        "dtype=None needs a float image)"));
+    }
     detail::check_spatial_image(image, op);
     if (image.spatial_rank() == 3) return detail::spacing_nd<3>(image, pixdim, options, op);
     return detail::spacing_nd<2>(image, pixdim, options, op);
