@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -209,6 +210,30 @@ TEST(Spacing, ThreadCountDoesNotChangeTheResult) {
     }
 }
 
+TEST(Spacing, IntegerLabelMapsTakeNearestAndKeepTheirValues) {
+    const nlohmann::json cases = Cases();
+    int checked = 0;
+    for (const auto& c : cases.at("cases")) {
+        if (c.at("input") != "labels_f32" || c.at("resample_dtype") != "float64") continue;
+        SCOPED_TRACE(c.at("name").get<std::string>());
+        const Tensor<float> labels = io::read_npy<float>(test::FixturePath("spacing/labels_f32.npy"));
+        Tensor<std::uint8_t> as_bytes = Tensor<std::uint8_t>::empty(labels.shape());
+        std::transform(labels.begin(), labels.end(), as_bytes.begin(),
+                       [](float v) { return static_cast<std::uint8_t>(v); });
+        const SpatialImage<std::uint8_t> image{as_bytes, ToAffine(c.at("affine"))};
+        const SpatialImage<std::uint8_t> out =
+            spacing(image, c.at("pixdim").get<std::vector<double>>(), Options(c));
+        const Tensor<float> expected =
+            io::read_npy<float>(test::FixturePath("spacing/" + c.at("name").get<std::string>() + ".npy"));
+        ASSERT_EQ(out.data.shape(), expected.shape());
+        EXPECT_TRUE(std::equal(out.data.begin(), out.data.end(), expected.begin(),
+                               [](std::uint8_t a, float b) { return float(a) == b; }));
+        EXPECT_LE(MaxAffineError(out.affine, ToAffine(c.at("out_affine"))), kAffineTolerance);
+        ++checked;
+    }
+    EXPECT_GE(checked, 6);
+}
+
 // ---- errors -----------------------------------------------------------------------------------------------
 
 SpatialImage<float> SmallVolume() {
@@ -273,6 +298,20 @@ TEST(Spacing, RejectsContradictoryPixdimBounds) {
     options.max_pixdim = {1.0};
     EXPECT_THAT([&] { spacing(SmallVolume(), {1.0}, options); },
                 ThrowsMessage<std::invalid_argument>(HasSubstr("got min_pixdim [-1] and max_pixdim [1]")));
+}
+
+TEST(Spacing, RejectsInterpolatingIntegerImages) {
+    const SpatialImage<std::int16_t> labels{Tensor<std::int16_t>::zeros({1, 4, 3, 2}), SmallVolume().affine};
+    EXPECT_THAT(
+        [&] { spacing(labels, {1.0}); },
+        ThrowsMessage<std::invalid_argument>(HasSubstr(
+            "vit3d::transforms::spacing: expected mode nearest for an integer image (a label map), got "
+            "mode bilinear")));
+    SpacingOptions options;
+    options.mode = SpacingMode::nearest;
+    options.resample_in_input_type = true;
+    EXPECT_THAT([&] { spacing(labels, {1.0}, options); },
+                ThrowsMessage<std::invalid_argument>(HasSubstr("expected resample_in_input_type false")));
 }
 
 TEST(Spacing, RejectsNonFiniteAndSingularAffines) {
