@@ -38,11 +38,12 @@
 //      the normalised source as MKL's matrix product forms it (the last axis' term, the other terms fused
 //      onto it, then the translation); then the unnormalisation, ((g + 1) size - 1) / 2 for volumes
 //      (torch's scalar 3D kernel) and fma(g + 1, size / 2, -0.5) for images (its vectorised 2D kernel,
-//      which the compiler fuses), clipped to [0, size - 1] for border padding. Bilinear weights and sums
-//      are torch's: in 3D eight products of three distances, each corner added to 0 in turn, unfused; in
-//      2D weights (1 - dy)(1 - dx) and so on, the four corners summed with FMAs. Nearest rounds half to
-//      even, as torch does. All in double (MONAI's default dtype, float64), the result rounded to T once;
-//      or, with options.resample_in_input_type (MONAI's dtype=None), all of it in T.
+//      which the compiler fuses), mirrored at -0.5 and size - 0.5 for reflection padding (torch's two
+//      formulas, fmod in 3D and trunc in 2D), clipped to [0, size - 1] for border and reflection padding.
+//      Bilinear weights and sums are torch's: in 3D eight products of three distances, each corner added to 0
+//      in turn, unfused; in 2D weights (1 - dy)(1 - dx) and so on, the four corners summed with FMAs. Nearest
+//      rounds half to even, as torch does. All in double (MONAI's default dtype, float64), the result rounded
+//      to T once; or, with options.resample_in_input_type (MONAI's dtype=None), all of it in T.
 //   The small matrix steps (R^T R, Cholesky, the solves, the products) are written as OpenBLAS, which
 //   NumPy uses, and MKL, which torch uses, do them on an AVX2 / AVX-512 machine (FMA accumulation,
 //   reciprocal pivots, a left-looking LU), so the index transform is NumPy's to the last bit.
@@ -58,10 +59,10 @@
 // round the last bit differently; that matters only at exact ties of nearest (a source position at
 // k + 0.5, which MONAI's centring makes common), where MONAI's own choice then changes too.
 //
-// Not reproduced: scale_extent, recompute_affine, align_corners=True, reflection padding
-// and spline (integer) modes; NaN pixdim values, which MONAI treats as non-positive ones, are rejected
-// here. MONAI returns float32 whatever the input; spacing() returns T. Bit-level agreement assumes the
-// compiler fuses nothing on its own: GCC and Clang do not unless FMA instructions are enabled
+// Not reproduced: scale_extent, recompute_affine, align_corners=True and spline (integer) modes; NaN pixdim
+// values, which MONAI treats as non-positive ones, are rejected here. MONAI returns float32 whatever the
+// input; spacing() returns T. Bit-level agreement assumes the compiler fuses nothing on its own: GCC and
+// Clang do not unless FMA instructions are enabled
 // (-march=haswell, -mfma, -march=native) without -ffp-contract=off.
 //
 // Cost: the output and, per thread, a few small arrays; no coordinate grid is stored. The output slices
@@ -91,14 +92,17 @@ namespace vit3d::transforms {
 
 // MONAI's mode: "bilinear" (trilinear for volumes) or "nearest" (label maps).
 enum class SpacingMode { bilinear, nearest };
-// MONAI's padding_mode: what an output voxel that maps outside the input sees. "border" is MONAI's default.
-enum class SpacingPadding { border, zeros };
+// MONAI's padding_mode: what an output voxel that maps outside the input sees: the nearest edge voxel
+// ("border", MONAI's default), 0, or the input mirrored at its outer edges.
+enum class SpacingPadding { border, zeros, reflection };
 
 constexpr auto enum_names(SpacingMode) {
     return enum_table<SpacingMode>({{SpacingMode::bilinear, "bilinear"}, {SpacingMode::nearest, "nearest"}});
 }
 constexpr auto enum_names(SpacingPadding) {
-    return enum_table<SpacingPadding>({{SpacingPadding::border, "border"}, {SpacingPadding::zeros, "zeros"}});
+    return enum_table<SpacingPadding>({{SpacingPadding::border, "border"},
+                                       {SpacingPadding::zeros, "zeros"},
+                                       {SpacingPadding::reflection, "reflection"}});
 }
 
 struct SpacingOptions {
@@ -492,6 +496,7 @@ void spacing_resample(const Tensor<T>& in, Tensor<T>& out, const SquareMatrix<N 
     std::array<std::vector<W>, N> grid;
     for (std::size_t a = 0; a < N; ++a) grid[a] = torch_grid_coordinates<W>(out_shape[a]);
     const bool border = options.padding == transforms::SpacingPadding::border;
+    const bool reflection = options.padding == transforms::SpacingPadding::reflection;
     const bool nearest = options.mode == transforms::SpacingMode::nearest;
     Index in_plane = 1, out_plane = 1;  // voxels per channel
     for (std::size_t a = 0; a < N; ++a) {
@@ -516,7 +521,23 @@ void spacing_resample(const Tensor<T>& in, Tensor<T>& out, const SquareMatrix<N 
         g = g + theta[a][N];
         const auto size = static_cast<W>(in_shape[a]);
         W c = N == 3 ? ((g + W(1)) * size - W(1)) / W(2) : std::fma(g + W(1), size / W(2), W(-0.5));
-        if (border) c = std::min(size - W(1), std::max(c, W(0)));
+        if (reflection) {
+            // Mirrored at the outer edges -0.5 and size - 0.5, as torch's 3D (scalar) and 2D
+            // (vectorised, fused) kernels do it; then clipped like border.
+            if constexpr (N == 3) {
+                const W low = W(-1) / W(2), span = static_cast<W>(2 * in_shape[a]) / W(2);
+                const W from_low = std::abs(c - low);
+                const W extra = std::fmod(from_low, span);
+                const int flips = static_cast<int>(std::floor(from_low / span));
+                c = flips % 2 == 0 ? extra + low : (span - extra) + low;
+            } else {
+                const W low = W(-0.5), twice_span = size * W(2);
+                const W from_low = std::abs(c - low);
+                const W extra = std::fma(-std::trunc(from_low / twice_span), twice_span, from_low);
+                c = std::min(extra, twice_span - extra) + low;
+            }
+        }
+        if (border || reflection) c = std::min(size - W(1), std::max(c, W(0)));
         return c;
     };
 
