@@ -63,7 +63,9 @@ std::vector<double> Bounds(const nlohmann::json& value) {
 SpacingOptions Options(const nlohmann::json& c) {
     SpacingOptions o;
     o.mode = c.at("mode") == "nearest" ? SpacingMode::nearest : SpacingMode::bilinear;
-    o.padding = c.at("padding") == "zeros" ? SpacingPadding::zeros : SpacingPadding::border;
+    o.padding = c.at("padding") == "zeros"        ? SpacingPadding::zeros
+                : c.at("padding") == "reflection" ? SpacingPadding::reflection
+                                                  : SpacingPadding::border;
     o.min_pixdim = Bounds(c.at("min_pixdim"));
     o.max_pixdim = Bounds(c.at("max_pixdim"));
     o.resample_in_input_type = c.at("resample_dtype") == "input";
