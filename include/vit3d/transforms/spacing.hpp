@@ -22,7 +22,7 @@
 //      halves to even as NumPy does.
 //   4. The output origin: if one input corner is the lowest corner on every output axis (within 1e-8), the
 //      output's voxel 0 is put on that corner's centre; otherwise (oblique affines) the grid is centred as
-//      MONAI centres it: origin = R (size / 2) + t - Q diag(spacing) (out_size / 2), with sizes, not
+//      MONAI centres it: origin = R (size / 2) + t - B (out_size / 2), B the output block, with sizes, not
 //      size - 1, halved.
 //   5. Nothing to do: when the new affine equals the old one within |a - b| <= 1e-3 + 1e-5 |b| element by
 //      element (or the index transform the identity, likewise) and the shape is unchanged, MONAI returns the
@@ -62,8 +62,8 @@
 // Not reproduced: scale_extent, recompute_affine, align_corners=True and spline (integer) modes; NaN pixdim
 // values, which MONAI treats as non-positive ones, are rejected here. MONAI returns float32 whatever the
 // input; spacing() returns T. Bit-level agreement assumes the compiler fuses nothing on its own: GCC and
-// Clang do not unless FMA instructions are enabled
-// (-march=haswell, -mfma, -march=native) without -ffp-contract=off.
+// Clang do not unless FMA instructions are enabled (-march=haswell, -mfma, -march=native) without
+// -ffp-contract=off.
 //
 // Cost: the output and, per thread, a few small arrays; no coordinate grid is stored. The output slices
 // (first spatial axis) are shared among vit3d::num_threads() threads. A 512 x 512 x 300 CT from
@@ -73,7 +73,6 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
-#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
