@@ -20,6 +20,7 @@
 #include <vit3d/formats/npy.hpp>
 #include <vit3d/transforms/spacing.hpp>
 
+#include "support/enum_tables.hpp"
 #include "support/io_testing.hpp"
 
 namespace vit3d::transforms {
@@ -234,6 +235,13 @@ TEST(Spacing, IntegerLabelMapsTakeNearestAndKeepTheirValues) {
         ++checked;
     }
     EXPECT_GE(checked, 6);
+}
+
+TEST(Spacing, ModesAndPaddingsHaveMonaisNames) {
+    test::expect_complete_enum_table<SpacingMode, 8>();
+    test::expect_complete_enum_table<SpacingPadding, 8>();
+    EXPECT_EQ(enum_from_name<SpacingPadding>("reflection"), SpacingPadding::reflection);
+    EXPECT_STREQ(enum_name(SpacingMode::nearest), "nearest");
 }
 
 // ---- errors -----------------------------------------------------------------------------------------------
