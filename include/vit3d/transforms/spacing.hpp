@@ -254,16 +254,20 @@ SquareMatrix<N + 1> rotation_times_spacing(const SquareMatrix<N + 1>& a, const s
             for (std::size_t k = 1; k < N; ++k) sum = std::fma(a[k][i], a[k][j], sum);
             gram[i][j] = sum;
         }
+    // As OpenBLAS's potf2: each entry less the fused dot product of the row parts before it, the column
+    // below the diagonal scaled by the diagonal's reciprocal.
+    const auto dot = [&](std::size_t i, std::size_t j, std::size_t count) {
+        if (count == 0) return 0.0;
+        double sum = lower[i][0] * lower[j][0];
+        for (std::size_t k = 1; k < count; ++k) sum = std::fma(lower[i][k], lower[j][k], sum);
+        return sum;
+    };
     for (std::size_t j = 0; j < N; ++j) {
-        double d = gram[j][j];
-        for (std::size_t k = 0; k < j; ++k) d = std::fma(-lower[j][k], lower[j][k], d);
+        const double d = gram[j][j] - dot(j, j, j);
         if (!(d > 0.0)) throw singular();
         lower[j][j] = std::sqrt(d);
-        for (std::size_t i = j + 1; i < N; ++i) {
-            double v = gram[i][j];
-            for (std::size_t k = 0; k < j; ++k) v = std::fma(-lower[i][k], lower[j][k], v);
-            lower[i][j] = v * (1.0 / lower[j][j]);
-        }
+        for (std::size_t i = j + 1; i < N; ++i)
+            lower[i][j] = (gram[i][j] - dot(i, j, j)) * (1.0 / lower[j][j]);
     }
     SquareMatrix<M> upper = identity_matrix<M>(), block = identity_matrix<M>();
     for (std::size_t i = 0; i < N; ++i)
@@ -400,12 +404,15 @@ SpacingPlan<N> plan_spacing(const transforms::Affine& affine, const Shape& in_sh
     }
     if (!found)
         for (std::size_t r = 0; r < N; ++r) {
-            double in_centre = a[r][0] * (static_cast<double>(in_shape[0]) / 2.0);
-            double out_centre = out[r][0] * (static_cast<double>(out_shape[0]) / 2.0);
-            for (std::size_t k = 1; k < N; ++k) {
-                in_centre = std::fma(a[r][k], static_cast<double>(in_shape[k]) / 2.0, in_centre);
-                out_centre = std::fma(out[r][k], static_cast<double>(out_shape[k]) / 2.0, out_centre);
-            }
+            // NumPy's matrix-vector product (OpenBLAS's small gemv): the second term first, the first
+            // fused onto it, then the others.
+            const auto centre = [&](const SquareMatrix<M>& m, const Shape& size) {
+                const auto half = [&](std::size_t k) { return static_cast<double>(size[k]) / 2.0; };
+                double sum = std::fma(m[r][0], half(0), m[r][1] * half(1));
+                for (std::size_t k = 2; k < N; ++k) sum = std::fma(m[r][k], half(k), sum);
+                return sum;
+            };
+            const double in_centre = centre(a, in_shape), out_centre = centre(out, out_shape);
             offset[r] = (in_centre + a[r][N]) - out_centre;
         }
     for (std::size_t r = 0; r < N; ++r) out[r][N] = offset[r];
@@ -512,7 +519,7 @@ void spacing_resample(const Tensor<T>& in, Tensor<T>& out, const SquareMatrix<N 
 
     // The normalised source coordinate along axis a of output index o: affine_grid's matrix product
     // (the last axis' term first, the others fused onto it, the translation added), then grid_sample's
-    // unnormalisation and border clipping.
+    // unnormalisation and padding.
     const auto source = [&](std::size_t a, const std::array<Index, N>& o) {
         W g = grid[N - 1][static_cast<std::size_t>(o[N - 1])] * theta[a][N - 1];
         for (std::size_t k = N - 1; k-- > 0;)
