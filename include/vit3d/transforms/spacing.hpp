@@ -35,8 +35,9 @@
 //      normalisations of the input and output sizes (D^-1 as NumPy's inverse gives it; the products
 //      unfused, as torch's small batched matmul); the output coordinate
 //      linspace(-1, 1, size)[o] * (size - 1) / size, with torch's linspace (one FMA from the nearer end);
-//      the normalised source as MKL's matrix product forms it (the last axis' term, the other terms fused
-//      onto it, then the translation); then the unnormalisation, ((g + 1) size - 1) / 2 for volumes
+//      the normalised source as torch's batched matrix product forms it (the last axis' term, the other
+//      terms added, fused by MKL but not by torch's own loop for fewer than 400 / (rank (rank + 1)) output
+//      voxels, then the translation); then the unnormalisation, ((g + 1) size - 1) / 2 for volumes
 //      (torch's scalar 3D kernel) and fma(g + 1, size / 2, -0.5) for images (its vectorised 2D kernel,
 //      which the compiler fuses), mirrored at -0.5 and size - 0.5 for reflection padding (torch's two
 //      formulas, fmod in 3D and trunc in 2D), clipped to [0, size - 1] for border and reflection padding.
@@ -517,13 +518,17 @@ void spacing_resample(const Tensor<T>& in, Tensor<T>& out, const SquareMatrix<N 
     Index inner = 1;  // output voxels per slice of the first axis
     for (std::size_t a = 1; a < N; ++a) inner *= out_shape[a];
 
-    // The normalised source coordinate along axis a of output index o: affine_grid's matrix product
-    // (the last axis' term first, the others fused onto it, the translation added), then grid_sample's
-    // unnormalisation and padding.
+    // affine_grid's batched matrix product: torch's own unfused loop when points x N x (N + 1) < 400,
+    // MKL's fused kernel otherwise.
+    const bool fused_grid = out_plane * static_cast<Index>(N * (N + 1)) >= 400;
+    // The normalised source coordinate along axis a of output index o: that product (the last axis' term
+    // first, then the others, then the translation), then grid_sample's unnormalisation and padding.
     const auto source = [&](std::size_t a, const std::array<Index, N>& o) {
         W g = grid[N - 1][static_cast<std::size_t>(o[N - 1])] * theta[a][N - 1];
-        for (std::size_t k = N - 1; k-- > 0;)
-            g = std::fma(grid[k][static_cast<std::size_t>(o[k])], theta[a][k], g);
+        for (std::size_t k = N - 1; k-- > 0;) {
+            const W x = grid[k][static_cast<std::size_t>(o[k])];
+            g = fused_grid ? std::fma(x, theta[a][k], g) : g + x * theta[a][k];
+        }
         g = g + theta[a][N];
         const auto size = static_cast<W>(in_shape[a]);
         W c = N == 3 ? ((g + W(1)) * size - W(1)) / W(2) : std::fma(g + W(1), size / W(2), W(-0.5));
