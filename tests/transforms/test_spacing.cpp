@@ -1,8 +1,9 @@
 // Tests for vit3d/transforms/spacing.hpp against MONAI 1.6.1's Spacing
 // (tests/fixtures/make_spacing_fixtures.py): output shapes, affines and voxels for diagonal, LPS-like,
 // permuted, oblique and sheared affines, up- and downsampling, short, long and non-positive pixdim,
-// min_pixdim / max_pixdim, border and zeros padding, bilinear and nearest, float and double, volumes and
-// images; and the errors.
+// min_pixdim / max_pixdim, border, zeros and reflection padding, bilinear and nearest, diagonal=True,
+// resampling in float64 and in float32 (dtype=None), float and double, volumes, images and a single
+// slice; CT-sized geometries; integer label maps; and the errors.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -32,7 +33,8 @@ using ::testing::ThrowsMessage;
 // The fixtures' voxel values lie in [-1000, 1000) (labels: 0..5).
 constexpr double kValueScale = 1000.0;
 // spacing() follows the order of operations of MONAI, torch and the BLAS / LAPACK under them, so that on
-// these fixtures every output affine and voxel is bit-identical (x86-64; RecordProperty keeps the figures).
+// these fixtures every output affine and voxel is bit-identical (x86-64; RecordProperty keeps the figures),
+// which MatchesMonaiOnEveryFixture expects.
 // The tolerances leave room for a compiler that fuses multiplies and adds on its own: affines absolute,
 // voxels relative to the value scale; resampling in float (dtype=None) carries float rounding in the
 // source positions.
