@@ -1285,8 +1285,7 @@ def _monai_step(t):
         align = _first(t_dict.align_corners) if t_dict is not None else r.align_corners
         scale_extent = _first(t_dict.scale_extent) if t_dict is not None else t.scale_extent
         dtype = _first(t_dict.dtype) if t_dict is not None else r.dtype
-        unsupported = {"align_corners": align, "scale_extent": scale_extent, "recompute_affine": t.recompute_affine,
-                       "diagonal": t.diagonal}
+        unsupported = {"align_corners": align, "scale_extent": scale_extent, "recompute_affine": t.recompute_affine}
         for key, value in unsupported.items():
             if value:
                 raise ExportError(f"preprocess: {name}({key}=True) is not among what vit3d's Spacing reproduces")
@@ -1305,7 +1304,7 @@ def _monai_step(t):
                                   "which the step cannot record")
             return values
         return {"name": base, "pixdim": [float(x) for x in _plain(t.pixdim)], "mode": _plain(mode),
-                "padding_mode": _plain(padding), "min_pixdim": bound(_plain(t.min_pixdim)), "max_pixdim": bound(_plain(t.max_pixdim))}
+                "padding_mode": _plain(padding), "diagonal": bool(t.diagonal), "min_pixdim": bound(_plain(t.min_pixdim)), "max_pixdim": bound(_plain(t.max_pixdim))}
     if base == "ScaleIntensityRange":
         return {"name": base, "a_min": float(t.a_min), "a_max": float(t.a_max),
                 "b_min": None if t.b_min is None else float(t.b_min),

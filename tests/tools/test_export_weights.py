@@ -203,7 +203,7 @@ class CommandLine(unittest.TestCase):
                          ["Orientation", "Spacing", "ScaleIntensityRange", "NormalizeIntensity", "CropForeground",
                           "ResizeWithPadOrCrop"])
         self.assertEqual(d["preprocess"]["steps"][1], {"name": "Spacing", "pixdim": [1.5, 1.5, 3.0], "mode": "bilinear",
-                                                       "padding_mode": "border", "min_pixdim": [],
+                                                       "padding_mode": "border", "diagonal": False, "min_pixdim": [],
                                                        "max_pixdim": []})
         self.assertEqual(d["preprocess"]["steps"][0], {"name": "Orientation", "axcodes": "RAS",
                                                        "as_closest_canonical": False})

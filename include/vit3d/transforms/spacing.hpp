@@ -1,10 +1,10 @@
 #pragma once
 // transforms::spacing(): a volume or image resampled to a new voxel spacing, as MONAI 1.6's
-// monai.transforms.Spacing(pixdim, mode, padding_mode, align_corners=False, diagonal=False,
+// monai.transforms.Spacing(pixdim, diagonal, mode, padding_mode, align_corners=False,
 // scale_extent=False, recompute_affine=False, min_pixdim, max_pixdim, dtype=float64 (its default) or None)
 // does it to a MetaTensor: the same output shape, the same output affine and the same voxels. The image is
-// SpatialImage<T> ([C, i, j, k] or [C, i, j] and a 4 x 4 affine), T float or double; the spatial rank (2 or
-// 3) is the image's.
+// SpatialImage<T> ([C, i, j, k] or [C, i, j] and a 4 x 4 affine), T float or double (or an integer type for
+// label maps, with nearest); the spatial rank (2 or 3) is the image's.
 //
 // What MONAI does, in its order, and what is reproduced here:
 //   1. The target spacing. pixdim is cut to the spatial rank, or padded with its last value when shorter
@@ -15,13 +15,14 @@
 //   2. The output rotation. The spatial block R of the affine (rank x rank) is split as R = Q U with Q
 //      orthogonal and U upper triangular with a positive diagonal (computed as MONAI does: U from the
 //      Cholesky factor of R^T R, Q = R U^-1); the output block is Q diag(spacing). Axis order and flips are
-//      kept, shear is dropped.
+//      kept, shear is dropped. With options.diagonal (MONAI's diagonal=True) the output block is
+//      diag(spacing) instead: the grid follows the world axes.
 //   3. The output shape: the input's corner voxel centres (0 and size - 1 on each axis) are mapped into
 //      the output grid (new block, no translation) and the shape is round(extent + 1) per axis, rounding
 //      halves to even as NumPy does.
 //   4. The output origin: if one input corner is the lowest corner on every output axis (within 1e-8), the
 //      output's voxel 0 is put on that corner's centre; otherwise (oblique affines) the grid is centred as
-//      MONAI centres it: origin = R (size / 2) + t - Q diag(spacing) (out_size / 2), with sizes, not
+//      MONAI centres it: origin = R (size / 2) + t - B (out_size / 2), B the output block, with sizes, not
 //      size - 1, halved.
 //   5. Nothing to do: when the new affine equals the old one within |a - b| <= 1e-3 + 1e-5 |b| element by
 //      element (or the index transform the identity, likewise) and the shape is unchanged, MONAI returns the
@@ -34,30 +35,33 @@
 //      normalisations of the input and output sizes (D^-1 as NumPy's inverse gives it; the products
 //      unfused, as torch's small batched matmul); the output coordinate
 //      linspace(-1, 1, size)[o] * (size - 1) / size, with torch's linspace (one FMA from the nearer end);
-//      the normalised source as MKL's matrix product forms it (the last axis' term, the other terms fused
-//      onto it, then the translation); then the unnormalisation, ((g + 1) size - 1) / 2 for volumes
+//      the normalised source as torch's batched matrix product forms it (the last axis' term, the other
+//      terms added, fused by MKL but not by torch's own loop for fewer than 400 / (rank (rank + 1)) output
+//      voxels, then the translation); then the unnormalisation, ((g + 1) size - 1) / 2 for volumes
 //      (torch's scalar 3D kernel) and fma(g + 1, size / 2, -0.5) for images (its vectorised 2D kernel,
-//      which the compiler fuses), clipped to [0, size - 1] for border padding. Bilinear weights and sums
-//      are torch's: in 3D eight products of three distances, each corner added to 0 in turn, unfused; in
-//      2D weights (1 - dy)(1 - dx) and so on, the four corners summed with FMAs. Nearest rounds half to
-//      even, as torch does. All in double (MONAI's default dtype, float64), the result rounded to T once;
-//      or, with options.resample_in_input_type (MONAI's dtype=None), all of it in T.
+//      which the compiler fuses), mirrored at -0.5 and size - 0.5 for reflection padding (torch's two
+//      formulas, fmod in 3D and trunc in 2D), clipped to [0, size - 1] for border and reflection padding.
+//      Bilinear weights and sums are torch's: in 3D eight products of three distances, each corner added to 0
+//      in turn, unfused; in 2D weights (1 - dy)(1 - dx) and so on, the four corners summed with FMAs. Nearest
+//      rounds half to even, as torch does. All in double (MONAI's default dtype, float64), the result rounded
+//      to T once; or, with options.resample_in_input_type (MONAI's dtype=None), all of it in T.
 //   The small matrix steps (R^T R, Cholesky, the solves, the products) are written as OpenBLAS, which
 //   NumPy uses, and MKL, which torch uses, do them on an AVX2 / AVX-512 machine (FMA accumulation,
 //   reciprocal pivots, a left-looking LU), so the index transform is NumPy's to the last bit.
 // Measured against MONAI 1.6.1 / torch 2.14.1 / NumPy 1.26 on x86-64 (tests/transforms/test_spacing.cpp,
-// volumes and images with diagonal, flipped, permuted, oblique and sheared affines): shapes equal (also
-// for 512 x 512 x 300 CT geometries), output affines equal, every voxel bit-identical, float and double,
-// bilinear and nearest, resampled in double or in float. Another BLAS under NumPy or torch (or torch's
-// kernels without AVX2) may round the last bit differently; that matters only at exact ties of nearest
-// (a source position at k + 0.5, which MONAI's centring makes common), where MONAI's own choice then
-// changes too.
+// volumes and images with diagonal, flipped, permuted, oblique and sheared affines; and once on 462 random
+// cases, 2D and 3D, sizes 1 to 24, random pixdim, modes, paddings, dtypes and diagonal): every shape and
+// every output affine equal, every voxel bit-identical, float and double, bilinear and nearest, resampled
+// in double or in float; also the shapes and affines of 512 x 512 x 300 CT geometries. Another BLAS under
+// NumPy or torch (or torch's kernels on a CPU without AVX2) may round the last bit differently; that
+// matters only at exact ties of nearest (a source position at k + 0.5, which MONAI's centring makes
+// common), where MONAI's own choice then changes too.
 //
-// Not reproduced: diagonal=True, scale_extent, recompute_affine, align_corners=True, reflection padding
-// and spline (integer) modes; NaN pixdim values, which MONAI treats as non-positive ones, are rejected
-// here. MONAI returns float32 whatever the input; spacing() returns T. Bit-level agreement assumes the
-// compiler fuses nothing on its own: GCC and Clang do not unless FMA instructions are enabled
-// (-march=haswell, -mfma, -march=native) without -ffp-contract=off.
+// Not reproduced: scale_extent, recompute_affine, align_corners=True and spline (integer) modes; NaN pixdim
+// values, which MONAI treats as non-positive ones, are rejected here. MONAI returns float32 whatever the
+// input; spacing() returns T. Bit-level agreement assumes the compiler fuses nothing on its own: GCC and
+// Clang do not unless FMA instructions are enabled (-march=haswell, -mfma, -march=native) without
+// -ffp-contract=off.
 //
 // Cost: the output and, per thread, a few small arrays; no coordinate grid is stored. The output slices
 // (first spatial axis) are shared among vit3d::num_threads() threads. A 512 x 512 x 300 CT from
@@ -67,7 +71,6 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
-#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -87,19 +90,26 @@ namespace vit3d::transforms {
 
 // MONAI's mode: "bilinear" (trilinear for volumes) or "nearest" (label maps).
 enum class SpacingMode { bilinear, nearest };
-// MONAI's padding_mode: what an output voxel that maps outside the input sees. "border" is MONAI's default.
-enum class SpacingPadding { border, zeros };
+// MONAI's padding_mode: what an output voxel that maps outside the input sees: the nearest edge voxel
+// ("border", MONAI's default), 0, or the input mirrored at its outer edges.
+enum class SpacingPadding { border, zeros, reflection };
 
 constexpr auto enum_names(SpacingMode) {
     return enum_table<SpacingMode>({{SpacingMode::bilinear, "bilinear"}, {SpacingMode::nearest, "nearest"}});
 }
 constexpr auto enum_names(SpacingPadding) {
-    return enum_table<SpacingPadding>({{SpacingPadding::border, "border"}, {SpacingPadding::zeros, "zeros"}});
+    return enum_table<SpacingPadding>({{SpacingPadding::border, "border"},
+                                       {SpacingPadding::zeros, "zeros"},
+                                       {SpacingPadding::reflection, "reflection"}});
 }
 
 struct SpacingOptions {
     SpacingMode mode = SpacingMode::bilinear;
     SpacingPadding padding = SpacingPadding::border;
+    // MONAI's diagonal: true resamples onto a grid along the world axes, the output block diag(spacing)
+    // (flips, axis order and rotation of the input resampled away), instead of keeping the input's
+    // rotation.
+    bool diagonal = false;
     // MONAI's dtype: false resamples in double (MONAI's default, float64), true in T itself, as
     // Spacing(..., dtype=None) does (float32 arithmetic throughout for a float image).
     bool resample_in_input_type = false;
@@ -229,6 +239,50 @@ struct SpacingPlan {
     SquareMatrix<N + 1> index_transform{};  // output (i, j, k, 1) -> input (i, j, k, 1)
 };
 
+// MONAI's zoom_affine (diagonal=False): the rotation Q of the spatial block R = Q U (U upper triangular
+// with a positive diagonal, from the Cholesky factor of R^T R, as NumPy computes it; Q = R U^-1) times
+// diag(spacing). Throws singular() when R is singular.
+template <std::size_t N, class Singular>
+SquareMatrix<N + 1> rotation_times_spacing(const SquareMatrix<N + 1>& a, const std::array<double, N>& spacing,
+                                           const Singular& singular) {
+    constexpr std::size_t M = N + 1;
+    SquareMatrix<N> gram{}, lower{};  // R^T R and its Cholesky factor L (U = L^T)
+    for (std::size_t i = 0; i < N; ++i)
+        for (std::size_t j = 0; j < N; ++j) {
+            double sum = a[0][i] * a[0][j];
+            for (std::size_t k = 1; k < N; ++k) sum = std::fma(a[k][i], a[k][j], sum);
+            gram[i][j] = sum;
+        }
+    // As OpenBLAS's potf2: each entry less the fused dot product of the row parts before it, the column
+    // below the diagonal scaled by the diagonal's reciprocal.
+    const auto dot = [&](std::size_t i, std::size_t j, std::size_t count) {
+        if (count == 0) return 0.0;
+        double sum = lower[i][0] * lower[j][0];
+        for (std::size_t k = 1; k < count; ++k) sum = std::fma(lower[i][k], lower[j][k], sum);
+        return sum;
+    };
+    for (std::size_t j = 0; j < N; ++j) {
+        const double d = gram[j][j] - dot(j, j, j);
+        if (!(d > 0.0)) throw singular();
+        lower[j][j] = std::sqrt(d);
+        for (std::size_t i = j + 1; i < N; ++i)
+            lower[i][j] = (gram[i][j] - dot(i, j, j)) * (1.0 / lower[j][j]);
+    }
+    SquareMatrix<M> upper = identity_matrix<M>(), block = identity_matrix<M>();
+    for (std::size_t i = 0; i < N; ++i)
+        for (std::size_t j = 0; j < N; ++j) {
+            upper[i][j] = lower[j][i];
+            block[i][j] = a[i][j];
+        }
+    SquareMatrix<M> upper_inverse{};
+    if (!lu_solve<M>(upper, identity_matrix<M>(), upper_inverse)) throw singular();
+    const SquareMatrix<M> rotation = matrix_product<M>(block, upper_inverse);
+    SquareMatrix<M> out = identity_matrix<M>();
+    for (std::size_t i = 0; i < N; ++i)
+        for (std::size_t j = 0; j < N; ++j) out[i][j] = rotation[i][j] * spacing[j];
+    return out;
+}
+
 // Steps 1 to 6 of the top of this file (without the voxels).
 template <std::size_t N>
 SpacingPlan<N> plan_spacing(const transforms::Affine& affine, const Shape& in_shape,
@@ -284,38 +338,13 @@ SpacingPlan<N> plan_spacing(const transforms::Affine& affine, const Shape& in_sh
         if (!(spacing[i] > 0.0)) spacing[i] = input_spacing[i];  // MONAI's fall back for values <= 0
     }
 
-    // 2. Output block Q diag(spacing), Q from R = Q U.
-    SquareMatrix<N> gram{}, lower{};  // R^T R and its Cholesky factor L (U = L^T)
-    for (std::size_t i = 0; i < N; ++i)
-        for (std::size_t j = 0; j < N; ++j) {
-            double sum = a[0][i] * a[0][j];
-            for (std::size_t k = 1; k < N; ++k) sum = std::fma(a[k][i], a[k][j], sum);
-            gram[i][j] = sum;
-        }
-    for (std::size_t j = 0; j < N; ++j) {
-        double d = gram[j][j];
-        for (std::size_t k = 0; k < j; ++k) d = std::fma(-lower[j][k], lower[j][k], d);
-        if (!(d > 0.0)) throw singular();
-        lower[j][j] = std::sqrt(d);
-        for (std::size_t i = j + 1; i < N; ++i) {
-            double v = gram[i][j];
-            for (std::size_t k = 0; k < j; ++k) v = std::fma(-lower[i][k], lower[j][k], v);
-            lower[i][j] = v * (1.0 / lower[j][j]);
-        }
-    }
-    SquareMatrix<M> upper = identity_matrix<M>(), block = identity_matrix<M>();
-    for (std::size_t i = 0; i < N; ++i)
-        for (std::size_t j = 0; j < N; ++j) {
-            upper[i][j] = lower[j][i];
-            block[i][j] = a[i][j];
-        }
-    SquareMatrix<M> upper_inverse{};
-    if (!lu_solve<M>(upper, identity_matrix<M>(), upper_inverse)) throw singular();
-    const SquareMatrix<M> rotation = matrix_product<M>(block, upper_inverse);
+    // 2. Output block Q diag(spacing), Q from R = Q U; or diag(spacing) with options.diagonal.
     SquareMatrix<M> out = identity_matrix<M>();
-    for (std::size_t i = 0; i < N; ++i)
-        for (std::size_t j = 0; j < N; ++j) out[i][j] = rotation[i][j] * spacing[j];
-
+    if (options.diagonal)
+        for (std::size_t i = 0; i < N; ++i) out[i][i] = spacing[i];
+    else
+        out = rotation_times_spacing<N>(a, spacing, singular);
+    // R^T R and its Cholesky factor L (U = L^T)
     // 3. Output shape from the input corners in output index space.
     constexpr std::size_t corners = std::size_t(1) << N;
     SquareMatrix<M> in_to_out{};
@@ -374,12 +403,15 @@ SpacingPlan<N> plan_spacing(const transforms::Affine& affine, const Shape& in_sh
     }
     if (!found)
         for (std::size_t r = 0; r < N; ++r) {
-            double in_centre = a[r][0] * (static_cast<double>(in_shape[0]) / 2.0);
-            double out_centre = out[r][0] * (static_cast<double>(out_shape[0]) / 2.0);
-            for (std::size_t k = 1; k < N; ++k) {
-                in_centre = std::fma(a[r][k], static_cast<double>(in_shape[k]) / 2.0, in_centre);
-                out_centre = std::fma(out[r][k], static_cast<double>(out_shape[k]) / 2.0, out_centre);
-            }
+            // NumPy's matrix-vector product (OpenBLAS's small gemv): the second term first, the first
+            // fused onto it, then the others.
+            const auto centre = [&](const SquareMatrix<M>& m, const Shape& size) {
+                const auto half = [&](std::size_t k) { return static_cast<double>(size[k]) / 2.0; };
+                double sum = std::fma(m[r][0], half(0), m[r][1] * half(1));
+                for (std::size_t k = 2; k < N; ++k) sum = std::fma(m[r][k], half(k), sum);
+                return sum;
+            };
+            const double in_centre = centre(a, in_shape), out_centre = centre(out, out_shape);
             offset[r] = (in_centre + a[r][N]) - out_centre;
         }
     for (std::size_t r = 0; r < N; ++r) out[r][N] = offset[r];
@@ -469,6 +501,7 @@ void spacing_resample(const Tensor<T>& in, Tensor<T>& out, const SquareMatrix<N 
     std::array<std::vector<W>, N> grid;
     for (std::size_t a = 0; a < N; ++a) grid[a] = torch_grid_coordinates<W>(out_shape[a]);
     const bool border = options.padding == transforms::SpacingPadding::border;
+    const bool reflection = options.padding == transforms::SpacingPadding::reflection;
     const bool nearest = options.mode == transforms::SpacingMode::nearest;
     Index in_plane = 1, out_plane = 1;  // voxels per channel
     for (std::size_t a = 0; a < N; ++a) {
@@ -483,17 +516,37 @@ void spacing_resample(const Tensor<T>& in, Tensor<T>& out, const SquareMatrix<N 
     Index inner = 1;  // output voxels per slice of the first axis
     for (std::size_t a = 1; a < N; ++a) inner *= out_shape[a];
 
-    // The normalised source coordinate along axis a of output index o: affine_grid's matrix product
-    // (the last axis' term first, the others fused onto it, the translation added), then grid_sample's
-    // unnormalisation and border clipping.
+    // affine_grid's batched matrix product: torch's own unfused loop when points x N x (N + 1) < 400,
+    // MKL's fused kernel otherwise.
+    const bool fused_grid = out_plane * static_cast<Index>(N * (N + 1)) >= 400;
+    // The normalised source coordinate along axis a of output index o: that product (the last axis' term
+    // first, then the others, then the translation), then grid_sample's unnormalisation and padding.
     const auto source = [&](std::size_t a, const std::array<Index, N>& o) {
         W g = grid[N - 1][static_cast<std::size_t>(o[N - 1])] * theta[a][N - 1];
-        for (std::size_t k = N - 1; k-- > 0;)
-            g = std::fma(grid[k][static_cast<std::size_t>(o[k])], theta[a][k], g);
+        for (std::size_t k = N - 1; k-- > 0;) {
+            const W x = grid[k][static_cast<std::size_t>(o[k])];
+            g = fused_grid ? std::fma(x, theta[a][k], g) : g + x * theta[a][k];
+        }
         g = g + theta[a][N];
         const auto size = static_cast<W>(in_shape[a]);
         W c = N == 3 ? ((g + W(1)) * size - W(1)) / W(2) : std::fma(g + W(1), size / W(2), W(-0.5));
-        if (border) c = std::min(size - W(1), std::max(c, W(0)));
+        if (reflection) {
+            // Mirrored at the outer edges -0.5 and size - 0.5, as torch's 3D (scalar) and 2D
+            // (vectorised, fused) kernels do it; then clipped like border.
+            if constexpr (N == 3) {
+                const W low = W(-1) / W(2), span = static_cast<W>(2 * in_shape[a]) / W(2);
+                const W from_low = std::abs(c - low);
+                const W extra = std::fmod(from_low, span);
+                const int flips = static_cast<int>(std::floor(from_low / span));
+                c = flips % 2 == 0 ? extra + low : (span - extra) + low;
+            } else {
+                const W low = W(-0.5), twice_span = size * W(2);
+                const W from_low = std::abs(c - low);
+                const W extra = std::fma(-std::trunc(from_low / twice_span), twice_span, from_low);
+                c = std::min(extra, twice_span - extra) + low;
+            }
+        }
+        if (border || reflection) c = std::min(size - W(1), std::max(c, W(0)));
         return c;
     };
 
@@ -589,10 +642,13 @@ transforms::SpatialImage<T> spacing_nd(const transforms::SpatialImage<T>& image,
     Shape shape{image.channels()};
     shape.insert(shape.end(), plan.geometry.spatial_shape.begin(), plan.geometry.spatial_shape.end());
     transforms::SpatialImage<T> out{Tensor<T>::empty(shape), plan.geometry.affine};
-    if (options.resample_in_input_type)
-        spacing_resample<N, T>(image.data, out.data, plan.index_transform, options);
-    else
-        spacing_resample<N, double>(image.data, out.data, plan.index_transform, options);
+    if constexpr (std::is_floating_point_v<T>) {
+        if (options.resample_in_input_type) {
+            spacing_resample<N, T>(image.data, out.data, plan.index_transform, options);
+            return out;
+        }
+    }
+    spacing_resample<N, double>(image.data, out.data, plan.index_transform, options);
     return out;
 }
 
@@ -615,13 +671,22 @@ inline SpacingGeometry spacing_geometry(const Affine& affine, const Shape& spati
 
 // image resampled to the voxel spacing pixdim (millimetres, per index axis i, j, k; see the top of this
 // file for MONAI's rules on shorter and non-positive pixdim), as MONAI's Spacing: the output image and its
-// affine. Label maps: options.mode = SpacingMode::nearest.
+// affine. Label maps: options.mode = SpacingMode::nearest, with T float, double or an integer type (the
+// labels copied as they are; MONAI would give them as float32).
 template <class T>
 SpatialImage<T> spacing(const SpatialImage<T>& image, const std::vector<double>& pixdim,
                         const SpacingOptions& options = {}) {
-    static_assert(std::is_floating_point_v<T>,
-                  "vit3d::transforms::spacing resamples float or double images (labels too, as MONAI does)");
     const char* op = "vit3d::transforms::spacing";
+    if constexpr (!std::is_floating_point_v<T>) {
+        if (options.mode != SpacingMode::nearest)
+            throw std::invalid_argument(message(
+                op, ": expected mode nearest for an integer image (a label map), got mode ", options.mode));
+        if (options.resample_in_input_type)
+            throw std::invalid_argument(
+                message(op,
+                        ": expected resample_in_input_type false for an integer image, got true (MONAI's "
+                        "dtype=None needs a float image)"));
+    }
     detail::check_spatial_image(image, op);
     if (image.spatial_rank() == 3) return detail::spacing_nd<3>(image, pixdim, options, op);
     return detail::spacing_nd<2>(image, pixdim, options, op);
@@ -633,6 +698,7 @@ struct Spacing {
     std::vector<double> pixdim;
     SpacingMode mode = SpacingMode::bilinear;
     SpacingPadding padding_mode = SpacingPadding::border;
+    bool diagonal = false;
     std::vector<double> min_pixdim;  // empty: none
     std::vector<double> max_pixdim;
 
@@ -640,7 +706,9 @@ struct Spacing {
     static void list_fields(Self& c, F&& f) {
         f(field("pixdim", c.pixdim, "the voxel spacing per index axis in mm (<= 0: as it is)"));
         f(field("mode", c.mode, "bilinear (trilinear for volumes) or nearest (label maps)"));
-        f(field("padding_mode", c.padding_mode, "what a voxel outside the input reads: border or zeros"));
+        f(field("padding_mode", c.padding_mode,
+                "what a voxel outside the input reads: border, zeros, reflection"));
+        f(field("diagonal", c.diagonal, "resample onto the world axes, dropping the input's rotation"));
         f(field("min_pixdim", c.min_pixdim, "axes whose spacing is at least this keep it (empty: none)"));
         f(field("max_pixdim", c.max_pixdim, "axes whose spacing is at most this keep it (empty: none)"));
     }
@@ -651,6 +719,7 @@ struct Spacing {
         SpacingOptions options;
         options.mode = mode;
         options.padding = padding_mode;
+        options.diagonal = diagonal;
         options.min_pixdim = min_pixdim;
         options.max_pixdim = max_pixdim;
         return spacing(image, pixdim, options);
