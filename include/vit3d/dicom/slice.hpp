@@ -1,0 +1,546 @@
+#pragma once
+// One DICOM file as a slice of a series (CMake target vit3d::dicom, which links GDCM): what the series
+// reader (vit3d/dicom/series.hpp) needs of its header, and its pixels decoded. GDCM parses the file and
+// decodes every transfer syntax it knows (uncompressed, deflated, RLE, JPEG baseline and lossless, JPEG-LS,
+// JPEG 2000); vit3d reads the attributes it uses from their bytes itself and checks each, so that a
+// malformed value is refused with its name rather than taken as a default.
+//
+// A file is read from memory (the bytes of a file read whole), through the same code for files and for
+// the fuzzer. Only DICOM Part 10 files are read: the 128-byte preamble and "DICM" first; the series
+// reader skips other files in a folder.
+//
+// GDCM writes warnings and errors to std::cerr unless told otherwise; a library must not print, so the
+// first parse turns GDCM's trace output off (gdcm::Trace, a process-wide setting of GDCM).
+
+#include <gdcmDataSet.h>
+#include <gdcmImage.h>
+#include <gdcmImageReader.h>
+#include <gdcmReader.h>
+#include <gdcmTrace.h>
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <istream>
+#include <optional>
+#include <streambuf>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "vit3d/core/error.hpp"
+#include "vit3d/core/message.hpp"
+#include "vit3d/core/shape.hpp"
+#include "vit3d/formats/read_file.hpp"
+
+namespace vit3d::dicom {
+
+// What the series reader uses of one file. Strings are the values as stored, without DICOM's padding
+// (trailing spaces and NULs); an absent attribute is an empty string, an empty vector or nullopt.
+struct Slice {
+    std::string source;  // the path or name the bytes came from, for messages
+    // Identity.
+    std::string series_uid;  // SeriesInstanceUID (0020,000E): required
+    std::string study_uid;   // StudyInstanceUID (0020,000D)
+    std::string sop_instance_uid, sop_class_uid;
+    std::string frame_of_reference_uid;
+    std::string modality;            // (0008,0060): CT, MR, PT, ...
+    std::string series_description;  // (0008,103E)
+    std::string transfer_syntax;     // the file meta information's (0002,0010)
+    std::optional<double> instance_number;
+    // The image, as GDCM reads it.
+    Index rows = 0, columns = 0, frames = 1;
+    int samples_per_pixel = 1, bits_allocated = 0, bits_stored = 0, high_bit = 0;
+    bool is_signed = false;   // PixelRepresentation 1
+    std::string photometric;  // PhotometricInterpretation: MONOCHROME2, MONOCHROME1, RGB, ...
+    // Geometry (patient coordinates, LPS, mm); empty when the file does not have it.
+    std::vector<double> position;     // ImagePositionPatient (0020,0032): 3 values
+    std::vector<double> orientation;  // ImageOrientationPatient (0020,0037): row cosines, column cosines
+    std::vector<double>
+        pixel_spacing;  // PixelSpacing (0028,0030): row spacing (between rows), column spacing
+    std::optional<double> slice_thickness, spacing_between_slices;
+    // Values: real = slope * stored + intercept (1 and 0 when the file has no rescale).
+    double rescale_slope = 1.0, rescale_intercept = 0.0;
+    bool has_rescale = false;
+    std::vector<double> window_center, window_width;
+    // The stored values as numbers, [frames, rows, columns] (x samples), when decoded: sign-extended or
+    // masked to BitsStored.
+    std::vector<double> pixels;
+};
+
+}  // namespace vit3d::dicom
+
+namespace vit3d::detail {
+
+// A read-only std::streambuf over bytes in memory, with seeking: GDCM reads from a std::istream and seeks
+// within it.
+class MemoryStreamBuf : public std::streambuf {
+  public:
+    MemoryStreamBuf(const std::uint8_t* bytes, std::size_t size) {
+        char* begin = const_cast<char*>(reinterpret_cast<const char*>(bytes));  // never written through
+        setg(begin, begin, begin + size);
+    }
+
+  protected:
+    pos_type seekoff(off_type offset, std::ios_base::seekdir dir, std::ios_base::openmode which) override {
+        if (!(which & std::ios_base::in)) return pos_type(off_type(-1));
+        const off_type base = dir == std::ios_base::beg   ? 0
+                              : dir == std::ios_base::cur ? static_cast<off_type>(gptr() - eback())
+                                                          : static_cast<off_type>(egptr() - eback());
+        return seek_to(base, offset);
+    }
+    pos_type seekpos(pos_type position, std::ios_base::openmode which) override {
+        if (!(which & std::ios_base::in)) return pos_type(off_type(-1));
+        return seek_to(0, off_type(position));
+    }
+
+  private:
+    pos_type seek_to(off_type base, off_type offset) {
+        const off_type size = static_cast<off_type>(egptr() - eback());
+        if ((offset > 0 && base > size - offset) || (offset < 0 && base < -offset))
+            return pos_type(off_type(-1));
+        const off_type target = base + offset;
+        if (target < 0 || target > size) return pos_type(off_type(-1));
+        setg(eback(), eback() + target, egptr());
+        return pos_type(target);
+    }
+};
+
+inline void quiet_gdcm() {
+    static const bool once = [] {
+        gdcm::Trace::DebugOff();
+        gdcm::Trace::WarningOff();
+        gdcm::Trace::ErrorOff();
+        return true;
+    }();
+    (void)once;
+}
+
+inline bool has_dicom_magic(const std::uint8_t* bytes, std::size_t size) {
+    return size >= 132 && std::memcmp(bytes + 128, "DICM", 4) == 0;
+}
+
+// A DICOM tag as "(gggg,eeee)", for messages.
+inline std::string tag_text(std::uint16_t group, std::uint16_t element) {
+    static const char hex[] = "0123456789ABCDEF";
+    std::string out = "(";
+    for (int shift = 12; shift >= 0; shift -= 4) out += hex[(group >> shift) & 15];
+    out += ',';
+    for (int shift = 12; shift >= 0; shift -= 4) out += hex[(element >> shift) & 15];
+    return out + ")";
+}
+
+// The element structure of a DICOM Part 10 file, checked before GDCM parses it. Debian's GDCM is built with
+// its assertions on, and several of them fire on a truncated or malformed file (gdcmReader.cxx:385 and
+// gdcmFileMetaInformation.cxx:375, 406, 436 and 591 when the file ends inside the meta information,
+// gdcmSequenceOfFragments.cxx:120 when it ends inside encapsulated pixel data): abort() in the caller's
+// process. So vit3d walks every element first (PS3.5 section 7: the meta information in explicit VR little
+// endian, then the data set in the transfer syntax's encoding, into sequences, items and pixel data
+// fragments) and refuses a file in which an element, an item or a fragment does not fit.
+class DicomStructure {
+  public:
+    DicomStructure(const std::uint8_t* bytes, std::size_t size, const std::string& where)
+        : bytes_(bytes), size_(size), where_(where) {}
+
+    // Walks the whole file; returns the transfer syntax UID of the meta information.
+    std::string check() {
+        std::size_t at = 132;  // after the preamble and "DICM"
+        std::string syntax;
+        while (at < size_ && at + 4 <= size_ && u16(at, false) == 0x0002) {
+            const Element e = header(at, true, false, "file meta information");
+            if (e.length == undefined)
+                fail(at, "an element of the file meta information has an undefined length");
+            end_of(e, "file meta information");
+            if (e.tag == 0x00020010) {
+                syntax.assign(reinterpret_cast<const char*>(bytes_ + e.value), e.length);
+                while (!syntax.empty() && (syntax.back() == '\0' || syntax.back() == ' ')) syntax.pop_back();
+            }
+            at = e.value + e.length;
+        }
+        if (at >= size_) fail(at, "the file ends with its file meta information, before any data set");
+        if (syntax.empty())
+            throw io_error(message(where_,
+                                   "expected the TransferSyntaxUID (0002,0010) in the file meta "
+                                   "information, got none (truncated or not a DICOM file)"));
+        if (syntax == "1.2.840.10008.1.2.1.99")
+            throw io_error(message(where_,
+                                   "transfer syntax \"1.2.840.10008.1.2.1.99\" (deflated explicit VR "
+                                   "little endian) is not read"));
+        const bool explicit_vr = syntax != "1.2.840.10008.1.2";
+        const bool big_endian = syntax == "1.2.840.10008.1.2.2";
+        walk(at, size_, explicit_vr, big_endian, 0);
+        return syntax;
+    }
+
+  private:
+    static constexpr std::uint32_t undefined = 0xFFFFFFFFu;
+    struct Element {
+        std::uint32_t tag;
+        char vr[2];
+        std::size_t value;     // offset of the value
+        std::uint32_t length;  // or `undefined`
+    };
+
+    [[noreturn]] void fail(std::size_t at, const std::string& what) const {
+        throw io_error(
+            message(where_, "malformed DICOM at byte ", at, ": ", what, " (file of ", size_, " bytes)"));
+    }
+    std::uint16_t u16(std::size_t at, bool big) const {
+        return big ? static_cast<std::uint16_t>(bytes_[at] << 8 | bytes_[at + 1])
+                   : static_cast<std::uint16_t>(bytes_[at] | bytes_[at + 1] << 8);
+    }
+    std::uint32_t u32(std::size_t at, bool big) const {
+        return big ? static_cast<std::uint32_t>(u16(at, true)) << 16 | u16(at + 2, true)
+                   : static_cast<std::uint32_t>(u16(at + 2, false)) << 16 | u16(at, false);
+    }
+    static bool long_length_vr(const char* vr) {
+        static const char* const vrs[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ",
+                                          "SV", "UC", "UN", "UR", "UT", "UV"};
+        for (const char* v : vrs)
+            if (vr[0] == v[0] && vr[1] == v[1]) return true;
+        return false;
+    }
+
+    Element header(std::size_t at, bool explicit_vr, bool big, const char* what) const {
+        if (size_ - at < 8) fail(at, message("the file ends inside an element's header (", what, ")"));
+        Element e{};
+        e.tag = static_cast<std::uint32_t>(u16(at, big)) << 16 | u16(at + 2, big);
+        const bool item_tag = (e.tag >> 16) == 0xFFFE;  // items and delimiters have no VR in any syntax
+        if (!explicit_vr || item_tag) {
+            e.length = u32(at + 4, big);
+            e.value = at + 8;
+            return e;
+        }
+        e.vr[0] = static_cast<char>(bytes_[at + 4]);
+        e.vr[1] = static_cast<char>(bytes_[at + 5]);
+        if (e.vr[0] < 'A' || e.vr[0] > 'Z' || e.vr[1] < 'A' || e.vr[1] > 'Z')
+            fail(at, message("expected a value representation (two capital letters) after tag ",
+                             tag_text(static_cast<std::uint16_t>(e.tag >> 16),
+                                      static_cast<std::uint16_t>(e.tag))));
+        if (long_length_vr(e.vr)) {
+            if (size_ - at < 12) fail(at, message("the file ends inside an element's header (", what, ")"));
+            e.length = u32(at + 8, big);
+            e.value = at + 12;
+        } else {
+            e.length = u16(at + 6, big);
+            e.value = at + 8;
+        }
+        return e;
+    }
+
+    void end_of(const Element& e, const char* what) const {
+        if (e.length != undefined && e.length > size_ - e.value)
+            fail(e.value,
+                 message("element ",
+                         tag_text(static_cast<std::uint16_t>(e.tag >> 16), static_cast<std::uint16_t>(e.tag)),
+                         " of ", what, " has ", e.length, " bytes, the file has ", size_ - e.value,
+                         " after its header (truncated?)"));
+    }
+
+    // The elements from `at` to `end`, or to the delimiter `stop` when end is undefined (size_ then bounds
+    // them); returns the offset after the last one (after the delimiter).
+    std::size_t walk(std::size_t at, std::size_t end, bool explicit_vr, bool big, int depth,
+                     std::uint32_t stop = 0) {
+        if (depth > 32) fail(at, "sequences nested more than 32 deep");
+        while (at < end) {
+            const Element e = header(at, explicit_vr, big, "data set");
+            if (stop != 0 && e.tag == stop) {
+                if (e.length != 0) fail(at, "a delimitation item with a nonzero length");
+                return e.value;
+            }
+            if ((e.tag >> 16) == 0xFFFE) fail(at, "an item or delimiter outside a sequence");
+            if (e.length == undefined) {
+                const bool sequence =
+                    !explicit_vr || (e.vr[0] == 'S' && e.vr[1] == 'Q') || (e.vr[0] == 'U' && e.vr[1] == 'N');
+                if (e.tag == 0x7FE00010 && explicit_vr && !sequence) {
+                    at = fragments(e.value, big);
+                } else if (sequence) {
+                    // UN of undefined length holds implicit VR little endian (PS3.5 6.2.2).
+                    const bool unknown = explicit_vr && e.vr[0] == 'U';
+                    at = items(e.value, size_, unknown ? false : explicit_vr, unknown ? false : big,
+                               depth + 1, true);
+                } else {
+                    fail(at, "an undefined length on an element that is not a sequence or pixel data");
+                }
+            } else {
+                end_of(e, "the data set");
+                const std::size_t value_end = e.value + e.length;
+                const bool sequence = explicit_vr ? (e.vr[0] == 'S' && e.vr[1] == 'Q')
+                                                  : e.length >= 8 && u32(e.value, big) == 0xFFFEE000u;
+                if (sequence) {
+                    const std::size_t after = items(e.value, value_end, explicit_vr, big, depth + 1, false);
+                    if (after != value_end) fail(after, "a sequence's items do not fill its length");
+                }
+                at = value_end;
+            }
+            if (stop == 0 && at > end) fail(at, "an element runs past the end of its container");
+        }
+        if (stop != 0) fail(at, "the file ends before a delimitation item (truncated?)");
+        return at;
+    }
+
+    // The items of a sequence, to `end` (defined length) or to the sequence delimiter.
+    std::size_t items(std::size_t at, std::size_t end, bool explicit_vr, bool big, int depth,
+                      bool undefined_length) {
+        while (undefined_length || at < end) {
+            if (undefined_length && at >= size_) fail(at, "the file ends inside a sequence (truncated?)");
+            const Element item = header(at, false, big, "sequence item");
+            if (undefined_length && item.tag == 0xFFFEE0DDu) {
+                if (item.length != 0) fail(at, "a sequence delimiter with a nonzero length");
+                return item.value;
+            }
+            if (item.tag != 0xFFFEE000u) fail(at, "expected an item (FFFE,E000) in a sequence");
+            if (item.length == undefined) {
+                at = walk(item.value, size_, explicit_vr, big, depth, 0xFFFEE00Du);
+            } else {
+                end_of(item, "a sequence item");
+                const std::size_t item_end = item.value + item.length;
+                if (item_end > end) fail(at, "an item runs past the end of its sequence");
+                walk(item.value, item_end, explicit_vr, big, depth);
+                at = item_end;
+            }
+        }
+        return at;
+    }
+
+    // Encapsulated pixel data: the basic offset table and fragments (items of defined length) to the
+    // sequence delimiter.
+    std::size_t fragments(std::size_t at, bool big) {
+        while (true) {
+            const Element item = header(at, false, big, "pixel data fragment");
+            if (item.tag == 0xFFFEE0DDu) {
+                if (item.length != 0) fail(at, "a sequence delimiter with a nonzero length");
+                return item.value;
+            }
+            if (item.tag != 0xFFFEE000u || item.length == undefined)
+                fail(at, "expected a pixel data fragment (FFFE,E000) of defined length");
+            end_of(item, "encapsulated pixel data");
+            at = item.value + item.length;
+        }
+    }
+
+    const std::uint8_t* bytes_;
+    std::size_t size_;
+    const std::string& where_;
+};
+
+// The value of a text attribute (UI, CS, LO, DS, IS, ...) of the top-level data set without its padding;
+// nullopt when absent, empty, or not a plain value (a sequence).
+inline std::optional<std::string> dicom_text(const gdcm::DataSet& ds, std::uint16_t group,
+                                             std::uint16_t element) {
+    const gdcm::Tag tag(group, element);
+    if (!ds.FindDataElement(tag)) return std::nullopt;
+    const gdcm::ByteValue* value = ds.GetDataElement(tag).GetByteValue();
+    if (value == nullptr || value->GetPointer() == nullptr) return std::nullopt;
+    std::string_view text(value->GetPointer(), value->GetLength());
+    const auto padding = [](char c) { return c == ' ' || c == '\0'; };
+    while (!text.empty() && padding(text.back())) text.remove_suffix(1);
+    while (!text.empty() && padding(text.front())) text.remove_prefix(1);
+    if (text.empty()) return std::nullopt;
+    return std::string(text);
+}
+
+// The numbers of a decimal string (DS) or integer string (IS): values separated by backslashes, each a
+// decimal number with optional surrounding spaces and a leading sign. Throws io_error naming the attribute
+// for anything else, for a non-finite value, or for a count other than `count` (0: any).
+inline std::vector<double> dicom_numbers(const gdcm::DataSet& ds, std::uint16_t group, std::uint16_t element,
+                                         const char* name, std::size_t count, const std::string& where) {
+    const std::optional<std::string> text = dicom_text(ds, group, element);
+    std::vector<double> out;
+    if (!text) return out;
+    std::size_t start = 0;
+    while (true) {
+        const std::size_t end = std::min(text->find('\\', start), text->size());
+        std::string_view item(text->data() + start, end - start);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        if (!item.empty() && item.front() == '+') item.remove_prefix(1);
+        double value = 0.0;
+        const std::from_chars_result parsed = std::from_chars(item.data(), item.data() + item.size(), value);
+        if (item.empty() || parsed.ec != std::errc() || parsed.ptr != item.data() + item.size() ||
+            !std::isfinite(value))
+            throw io_error(message(where, name, " ", tag_text(group, element), " is ", detail::quoted(*text),
+                                   ": expected decimal numbers separated by backslashes"));
+        out.push_back(value);
+        if (end == text->size()) break;
+        start = end + 1;
+    }
+    if (count != 0 && out.size() != count)
+        throw io_error(message(where, name, " ", tag_text(group, element), " is ", detail::quoted(*text),
+                               ": expected ", count, " values, got ", out.size()));
+    return out;
+}
+
+inline std::optional<double> dicom_number(const gdcm::DataSet& ds, std::uint16_t group, std::uint16_t element,
+                                          const char* name, const std::string& where) {
+    const std::vector<double> v = dicom_numbers(ds, group, element, name, 1, where);
+    return v.empty() ? std::nullopt : std::optional<double>(v[0]);
+}
+
+// Why GDCM's image reader refused a file: not DICOM, or DICOM without an image, or an image it cannot read.
+inline std::string why_no_image(const std::uint8_t* bytes, std::size_t size) {
+    MemoryStreamBuf buffer(bytes, size);
+    std::istream stream(&buffer);
+    gdcm::Reader reader;
+    reader.SetStream(stream);
+    if (!reader.Read()) return "GDCM cannot parse it as DICOM (malformed or truncated)";
+    const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
+    if (!ds.FindDataElement(gdcm::Tag(0x7fe0, 0x0010))) {
+        const std::optional<std::string> sop_class = dicom_text(ds, 0x0008, 0x0016);
+        return message("it has no pixel data (7FE0,0010)",
+                       sop_class ? message(", SOP class ", detail::quoted(*sop_class)) : std::string(),
+                       ": not an image");
+    }
+    return "GDCM cannot read its image (pixel data or image attributes malformed)";
+}
+
+// The stored values of GDCM's decoded buffer (host byte order) as numbers: masked, or sign-extended, to
+// BitsStored, since the bits above HighBit are not part of the value (they may hold overlays).
+template <class Raw>
+void decode_stored(const char* buffer, std::size_t count, const dicom::Slice& s, std::vector<double>& out) {
+    using Unsigned = std::make_unsigned_t<Raw>;
+    const int bits = s.bits_stored;
+    const std::uint64_t mask = bits >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << bits) - 1;
+    out.resize(count);
+    for (std::size_t p = 0; p < count; ++p) {
+        Unsigned raw;
+        std::memcpy(&raw, buffer + p * sizeof(Raw), sizeof(Raw));
+        const std::uint64_t bits_value = static_cast<std::uint64_t>(raw) & mask;
+        if (s.is_signed && bits_value >> (bits - 1))
+            out[p] = static_cast<double>(static_cast<std::int64_t>(bits_value) -
+                                         static_cast<std::int64_t>(std::uint64_t(1) << bits));
+        else
+            out[p] = static_cast<double>(bits_value);
+    }
+}
+
+inline dicom::Slice parse_slice(const std::uint8_t* bytes, std::size_t size, const std::string& source,
+                                bool decode, const std::string& where) {
+    quiet_gdcm();
+    if (!has_dicom_magic(bytes, size))
+        throw io_error(
+            message(where, "not a DICOM file: expected \"DICM\" at byte 128 (DICOM Part 10), got ",
+                    size < 132 ? message("a file of ", size, " bytes") : std::string("other bytes")));
+    DicomStructure(bytes, size, where).check();
+    dicom::Slice s;
+    s.source = source;
+    MemoryStreamBuf buffer(bytes, size);
+    std::istream stream(&buffer);
+    gdcm::ImageReader reader;
+    reader.SetStream(stream);
+    bool read = false;
+    try {
+        read = reader.Read();
+    } catch (const std::exception& e) {
+        throw io_error(message(where, "GDCM cannot read it: ", e.what()));
+    }
+    if (!read) throw io_error(message(where, why_no_image(bytes, size)));
+    const gdcm::File& file = reader.GetFile();
+    const gdcm::DataSet& ds = file.GetDataSet();
+    const gdcm::Image& image = reader.GetImage();
+
+    const std::optional<std::string> series_uid = dicom_text(ds, 0x0020, 0x000e);
+    if (!series_uid)
+        throw io_error(message(where,
+                               "expected a SeriesInstanceUID (0020,000E), which every DICOM image has, "
+                               "got none"));
+    s.series_uid = *series_uid;
+    s.study_uid = dicom_text(ds, 0x0020, 0x000d).value_or("");
+    s.sop_instance_uid = dicom_text(ds, 0x0008, 0x0018).value_or("");
+    s.sop_class_uid = dicom_text(ds, 0x0008, 0x0016).value_or("");
+    s.frame_of_reference_uid = dicom_text(ds, 0x0020, 0x0052).value_or("");
+    s.modality = dicom_text(ds, 0x0008, 0x0060).value_or("");
+    s.series_description = dicom_text(ds, 0x0008, 0x103e).value_or("");
+    s.transfer_syntax = dicom_text(file.GetHeader(), 0x0002, 0x0010).value_or("");
+    s.instance_number = dicom_number(ds, 0x0020, 0x0013, "InstanceNumber", where);
+
+    const unsigned dimensions = image.GetNumberOfDimensions();
+    if (dimensions != 2 && dimensions != 3)
+        throw io_error(message(where, "GDCM reads an image of ", dimensions, " dimensions, expected 2 or 3"));
+    s.columns = static_cast<Index>(image.GetDimension(0));
+    s.rows = static_cast<Index>(image.GetDimension(1));
+    s.frames = dimensions == 3 ? static_cast<Index>(image.GetDimension(2)) : 1;
+    const gdcm::PixelFormat& format = image.GetPixelFormat();
+    s.samples_per_pixel = format.GetSamplesPerPixel();
+    s.bits_allocated = format.GetBitsAllocated();
+    s.bits_stored = format.GetBitsStored();
+    s.high_bit = format.GetHighBit();
+    s.is_signed = format.GetPixelRepresentation() == 1;
+    const char* photometric = image.GetPhotometricInterpretation().GetString();
+    s.photometric = photometric ? photometric : "";
+    while (!s.photometric.empty() && s.photometric.back() == ' ') s.photometric.pop_back();
+
+    s.position = dicom_numbers(ds, 0x0020, 0x0032, "ImagePositionPatient", 3, where);
+    s.orientation = dicom_numbers(ds, 0x0020, 0x0037, "ImageOrientationPatient", 6, where);
+    s.pixel_spacing = dicom_numbers(ds, 0x0028, 0x0030, "PixelSpacing", 2, where);
+    s.slice_thickness = dicom_number(ds, 0x0018, 0x0050, "SliceThickness", where);
+    s.spacing_between_slices = dicom_number(ds, 0x0018, 0x0088, "SpacingBetweenSlices", where);
+    const std::optional<double> slope = dicom_number(ds, 0x0028, 0x1053, "RescaleSlope", where);
+    const std::optional<double> intercept = dicom_number(ds, 0x0028, 0x1052, "RescaleIntercept", where);
+    s.has_rescale = slope || intercept;
+    s.rescale_slope = slope.value_or(1.0);
+    s.rescale_intercept = intercept.value_or(0.0);
+    if (s.rescale_slope == 0.0)
+        throw io_error(message(where, "RescaleSlope (0028,1053) is 0, expected a nonzero slope"));
+    s.window_center = dicom_numbers(ds, 0x0028, 0x1050, "WindowCenter", 0, where);
+    s.window_width = dicom_numbers(ds, 0x0028, 0x1051, "WindowWidth", 0, where);
+    if (!decode) return s;
+
+    // What the decoder supports: whole bytes per sample, the value in the low bits.
+    if (s.bits_allocated != 8 && s.bits_allocated != 16 && s.bits_allocated != 32)
+        throw io_error(message(where, "BitsAllocated is ", s.bits_allocated, ", expected 8, 16 or 32"));
+    if (s.bits_stored < 1 || s.bits_stored > s.bits_allocated || s.high_bit != s.bits_stored - 1)
+        throw io_error(message(where, "BitsStored ", s.bits_stored, " and HighBit ", s.high_bit,
+                               " do not fit BitsAllocated ", s.bits_allocated,
+                               ": expected 1 <= BitsStored <= BitsAllocated and HighBit = BitsStored - 1"));
+    const std::uint64_t count = static_cast<std::uint64_t>(s.rows) * static_cast<std::uint64_t>(s.columns) *
+                                static_cast<std::uint64_t>(s.frames) *
+                                static_cast<std::uint64_t>(s.samples_per_pixel);
+    const std::uint64_t expected = count * static_cast<std::uint64_t>(s.bits_allocated / 8);
+    const unsigned long length = image.GetBufferLength();
+    if (count == 0 || length != expected)
+        throw io_error(message(where, "expected ", s.rows, " rows x ", s.columns, " columns x ", s.frames,
+                               " frame(s) x ", s.samples_per_pixel, " sample(s) of ", s.bits_allocated,
+                               " bits (", expected, " bytes), GDCM's decoded image has ", length, " bytes"));
+    if (expected > (std::uint64_t(1) << 34))
+        throw io_error(message(where, "the image has ", expected, " bytes, more than vit3d reads (16 GiB)"));
+    std::vector<char> decoded(static_cast<std::size_t>(expected));
+    bool ok = false;
+    try {
+        ok = image.GetBuffer(decoded.data());
+    } catch (const std::exception& e) {
+        throw io_error(message(where, "GDCM cannot decode the pixel data (transfer syntax ",
+                               detail::quoted(s.transfer_syntax), "): ", e.what()));
+    }
+    if (!ok)
+        throw io_error(message(where, "GDCM cannot decode the pixel data (transfer syntax ",
+                               detail::quoted(s.transfer_syntax), "): corrupt, truncated or unsupported"));
+    const auto n = static_cast<std::size_t>(count);
+    if (s.bits_allocated == 8)
+        decode_stored<std::uint8_t>(decoded.data(), n, s, s.pixels);
+    else if (s.bits_allocated == 16)
+        decode_stored<std::uint16_t>(decoded.data(), n, s, s.pixels);
+    else
+        decode_stored<std::uint32_t>(decoded.data(), n, s, s.pixels);
+    return s;
+}
+
+}  // namespace vit3d::detail
+
+namespace vit3d::dicom {
+
+// Parses one DICOM file held in memory: its header, and with decode = true its pixels (decoded by GDCM).
+// Throws io_error naming `source_name` for a file that is not DICOM Part 10, that GDCM cannot read, that has
+// no image, or whose attributes are malformed.
+inline Slice parse_slice(const std::uint8_t* bytes, std::size_t size,
+                         const std::string& source_name = "<memory>", bool decode = true) {
+    return detail::parse_slice(
+        bytes, size, source_name, decode,
+        message("vit3d::dicom::parse_slice(", detail::quoted_path(source_name), "): "));
+}
+
+}  // namespace vit3d::dicom
