@@ -398,5 +398,33 @@ TEST(DicomSlice, RefusesEveryTruncationWithAnIoError) {
     }
 }
 
+// Inputs that aborted or crashed GDCM before vit3d checked the file's structure (tests/fuzz/corpus/dicom/):
+// each must now be an io_error saying what is wrong.
+TEST(DicomSlice, FuzzFindingsAreRefusedBeforeGdcmSeesThem) {
+    const std::string corpus = FixturePath("../fuzz/corpus/dicom/");
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"fuzz_cut_in_meta.dcm", "the file ends with its file meta information, before any data set"},
+        {"fuzz_meta_unknown_vr.dcm",
+         "expected a value representation after tag (0002,0000), got bytes 85 68"},
+        {"fuzz_j2k_marker_past_end.dcm",
+         "a JPEG 2000 codestream whose marker segments do not fit its fragments"},
+        {"fuzz_j2k_size_mismatch.dcm",
+         "the compressed image's header (transfer syntax \"1.2.840.10008.1.2.4.90\") does not match Rows 12, "
+         "Columns 10, SamplesPerPixel 1 and BitsAllocated 16"},
+        {"fuzz_jpeg_extraneous_bytes.dcm",
+         "the compressed image's header (transfer syntax \"1.2.840.10008.1.2.4.70\")"},
+        {"invalid_truncated.dcm",
+         "malformed DICOM at byte 700: element (0028,0102) of the data set has 2 bytes, the file has 0 after "
+         "its header (truncated?) (file of 700 bytes)"},
+    };
+    for (const auto& [name, expected] : cases) {
+        SCOPED_TRACE(name);
+        const std::vector<std::uint8_t> bytes = ReadBytes(corpus + name);
+        EXPECT_THAT([&] { (void)parse_slice(bytes.data(), bytes.size(), name); },
+                    ThrowsMessage<io_error>(AllOf(StartsWith("vit3d::dicom::parse_slice(\"" + name + "\"): "),
+                                                  HasSubstr(expected))));
+    }
+}
+
 }  // namespace
 }  // namespace vit3d::dicom

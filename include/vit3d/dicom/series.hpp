@@ -278,15 +278,7 @@ inline std::string file_pair(const dicom::Slice& a, const dicom::Slice& b) {
 // Checks one slice for what a volume needs of it, and that it agrees with the first.
 inline void check_slice(const dicom::Slice& s, const dicom::Slice& first, const std::string& where) {
     const std::string file = message("file ", quoted_path(s.source), ": ");
-    if (s.frames != 1)
-        throw io_error(message(where, file, "expected single-frame slices, got a multi-frame image of ",
-                               s.frames, " frames (NumberOfFrames), which vit3d does not read"));
-    if (s.samples_per_pixel != 1 || (s.photometric != "MONOCHROME1" && s.photometric != "MONOCHROME2"))
-        throw io_error(message(where, file,
-                               "expected a greyscale image (MONOCHROME1 or MONOCHROME2, 1 sample "
-                               "per pixel), got ",
-                               detail::quoted(s.photometric), " with ", s.samples_per_pixel,
-                               " samples per pixel; vit3d does not read colour images"));
+    check_single_frame_greyscale(s, where + file);
     for (const auto& [values, name] : {std::pair{&s.position, "ImagePositionPatient (0020,0032)"},
                                        std::pair{&s.orientation, "ImageOrientationPatient (0020,0037)"},
                                        std::pair{&s.pixel_spacing, "PixelSpacing (0028,0030)"}})

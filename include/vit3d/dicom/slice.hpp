@@ -30,6 +30,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "vit3d/core/error.hpp"
@@ -173,7 +174,115 @@ class DicomStructure {
         const bool explicit_vr = syntax != "1.2.840.10008.1.2";
         const bool big_endian = syntax == "1.2.840.10008.1.2.2";
         walk(at, size_, explicit_vr, big_endian, 0);
+        const bool jpeg2000 = syntax == "1.2.840.10008.1.2.4.90" || syntax == "1.2.840.10008.1.2.4.91" ||
+                              syntax == "1.2.840.10008.1.2.4.92" || syntax == "1.2.840.10008.1.2.4.93";
+        if (jpeg2000) check_jpeg2000();
+        // GDCM reads the compressed frame's header while it reads the file: check it against the image
+        // attributes first.
+        if (!frame_fits(syntax, image_[0], image_[1], static_cast<int>(image_[3]),
+                        static_cast<int>(image_[2])))
+            throw io_error(message(where_, "the compressed image's header (transfer syntax ",
+                                   detail::quoted(syntax), ") does not match Rows ", image_[0], ", Columns ",
+                                   image_[1], ", SamplesPerPixel ", image_[3], " and BitsAllocated ",
+                                   image_[2], ", or holds what GDCM cannot decode safely"));
         return syntax;
+    }
+
+    // The bytes of the last encapsulated pixel data's fragments joined (a single frame's codestream).
+    std::vector<std::uint8_t> joined_fragments() const {
+        std::vector<std::uint8_t> frame;
+        for (std::size_t f = 1; f < fragments_.size(); ++f)
+            frame.insert(frame.end(), bytes_ + fragments_[f].first,
+                         bytes_ + fragments_[f].first + fragments_[f].second);
+        return frame;
+    }
+
+    // GDCM decodes a JPEG 2000 codestream into a buffer sized by the DICOM header's rows, columns, samples
+    // and BitsAllocated, but writes what the codestream's SIZ marker segment says (gdcmJPEG2000Codec.cxx,
+    // DecodeByStreamsCommon; a heap overflow found by fuzzing): the two must agree.
+    static bool jpeg2000_size_fits(const std::vector<std::uint8_t>& c, Index rows, Index columns, int samples,
+                                   int bits_allocated) {
+        const auto u16 = [&](std::size_t at) { return static_cast<std::uint32_t>(c[at] << 8 | c[at + 1]); };
+        const auto u32 = [&](std::size_t at) { return u16(at) << 16 | u16(at + 2); };
+        // SOC, then SIZ: Lsiz, Rsiz, Xsiz, Ysiz, XOsiz, YOsiz, XTsiz, YTsiz, XTOsiz, YTOsiz, Csiz,
+        // components.
+        if (c.size() < 42 || u16(0) != 0xFF4F || u16(2) != 0xFF51) return false;
+        const std::uint32_t components = u16(40);
+        if (components != static_cast<std::uint32_t>(samples) ||
+            c.size() < 42 + 3 * std::size_t(components) || u16(4) < 38 + 3 * components)
+            return false;
+        const std::uint32_t x = u32(8), y = u32(12), x0 = u32(16), y0 = u32(20);
+        if (x <= x0 || y <= y0 || x - x0 != static_cast<std::uint64_t>(columns) ||
+            y - y0 != static_cast<std::uint64_t>(rows))
+            return false;
+        for (std::uint32_t k = 0; k < components; ++k) {
+            const std::size_t at = 42 + 3 * std::size_t(k);
+            if ((c[at] & 0x7F) + 1 > bits_allocated || c[at + 1] != 1 || c[at + 2] != 1) return false;
+        }
+        return true;
+    }
+
+    // GDCM's JPEG codec (gdcmJPEGBITSCodec.hxx, GetHeaderInfo and DecodeByStreams) asserts on any warning
+    // of libjpeg while it reads the header (extraneous bytes before a marker: found by fuzzing), on more
+    // than 16 bits, on component counts and colour spaces it does not expect, and on processes other than
+    // baseline, extended and lossless; and it decodes into a buffer sized by the DICOM header. So vit3d
+    // reads the header's marker segments up to the start of scan itself and lets through only what GDCM
+    // handles and the DICOM header agrees with: segments back to back, one SOF0, SOF1 or SOF3 of one
+    // component with the image's rows and columns and at most BitsAllocated bits, JFIF version 1.
+    static bool jpeg_header_fits(const std::vector<std::uint8_t>& c, Index rows, Index columns,
+                                 int bits_allocated) {
+        const auto u16 = [&](std::size_t at) { return static_cast<std::size_t>(c[at] << 8 | c[at + 1]); };
+        if (c.size() < 4 || u16(0) != 0xFFD8) return false;
+        std::size_t at = 2;
+        bool frame = false;
+        while (true) {
+            while (at < c.size() && c[at] == 0xFF && at + 1 < c.size() && c[at + 1] == 0xFF)
+                ++at;  // fill bytes
+            if (c.size() - at < 4 || c[at] != 0xFF) return false;
+            const unsigned marker = c[at + 1];
+            const std::size_t length = u16(at + 2);
+            if (length < 2 || length > c.size() - at - 2) return false;
+            const std::size_t body = at + 4;
+            if (marker == 0xDA) return frame && length >= 8;  // start of scan: the header is complete
+            if (marker == 0xC0 || marker == 0xC1 || marker == 0xC3) {
+                if (frame || length != 11) return false;  // one frame of one component
+                const unsigned precision = c[body];
+                const std::size_t height = u16(body + 1), width = u16(body + 3);
+                if (c[body + 5] != 1 || precision < 2 || precision > 16 ||
+                    static_cast<int>(precision) > bits_allocated ||
+                    height != static_cast<std::size_t>(rows) || width != static_cast<std::size_t>(columns))
+                    return false;
+                if (marker != 0xC3 && precision != 8 && precision != 12) return false;
+                frame = true;
+            } else if (marker == 0xE0) {
+                if (length >= 7 && std::memcmp(&c[body], "JFIF\0", 5) == 0 &&
+                    (length < 8 || c[body + 5] != 1))
+                    return false;
+            } else if (marker == 0xEE) {
+                if (length >= 14 && std::memcmp(&c[body], "Adobe", 5) == 0 && c[body + 11] > 2) return false;
+            } else if (marker != 0xC4 && marker != 0xDB && marker != 0xDD && marker != 0xFE &&
+                       !(marker >= 0xE1 && marker <= 0xEF)) {
+                return false;
+            }
+            at += 2 + length;
+        }
+    }
+
+    // The compressed frame's header agrees with the DICOM header, for the codecs whose checks GDCM lacks.
+    bool frame_fits(const std::string& syntax, Index rows, Index columns, int samples,
+                    int bits_allocated) const {
+        const bool jpeg2000 = syntax == "1.2.840.10008.1.2.4.90" || syntax == "1.2.840.10008.1.2.4.91" ||
+                              syntax == "1.2.840.10008.1.2.4.92" || syntax == "1.2.840.10008.1.2.4.93";
+        const bool jpeg = syntax == "1.2.840.10008.1.2.4.50" || syntax == "1.2.840.10008.1.2.4.51" ||
+                          syntax == "1.2.840.10008.1.2.4.57" || syntax == "1.2.840.10008.1.2.4.70";
+        if (!jpeg2000 && !jpeg) return true;
+        if (fragments_.size() < 2) return true;  // no fragment: GDCM refuses it
+        const std::vector<std::uint8_t> frame = joined_fragments();
+        if (jpeg2000) return jpeg2000_size_fits(frame, rows, columns, samples, bits_allocated);
+        const std::vector<std::uint8_t> first(bytes_ + fragments_[1].first,
+                                              bytes_ + fragments_[1].first + fragments_[1].second);
+        return samples == 1 && jpeg_header_fits(frame, rows, columns, bits_allocated) &&
+               jpeg_header_fits(first, rows, columns, bits_allocated);
     }
 
   private:
@@ -197,6 +306,16 @@ class DicomStructure {
         return big ? static_cast<std::uint32_t>(u16(at, true)) << 16 | u16(at + 2, true)
                    : static_cast<std::uint32_t>(u16(at + 2, false)) << 16 | u16(at, false);
     }
+    // The value representations of PS3.5 6.2; GDCM guesses at others, and its guesses can abort.
+    static bool known_vr(const char* vr) {
+        static const char* const vrs[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL",
+                                          "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW",
+                                          "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC",
+                                          "UI", "UL", "UN", "UR", "US", "UT", "UV"};
+        for (const char* v : vrs)
+            if (vr[0] == v[0] && vr[1] == v[1]) return true;
+        return false;
+    }
     static bool long_length_vr(const char* vr) {
         static const char* const vrs[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ",
                                           "SV", "UC", "UN", "UR", "UT", "UV"};
@@ -217,10 +336,11 @@ class DicomStructure {
         }
         e.vr[0] = static_cast<char>(bytes_[at + 4]);
         e.vr[1] = static_cast<char>(bytes_[at + 5]);
-        if (e.vr[0] < 'A' || e.vr[0] > 'Z' || e.vr[1] < 'A' || e.vr[1] > 'Z')
-            fail(at, message("expected a value representation (two capital letters) after tag ",
-                             tag_text(static_cast<std::uint16_t>(e.tag >> 16),
-                                      static_cast<std::uint16_t>(e.tag))));
+        if (!known_vr(e.vr))
+            fail(at,
+                 message("expected a value representation after tag ",
+                         tag_text(static_cast<std::uint16_t>(e.tag >> 16), static_cast<std::uint16_t>(e.tag)),
+                         ", got bytes ", +bytes_[at + 4], " ", +bytes_[at + 5]));
         if (long_length_vr(e.vr)) {
             if (size_ - at < 12) fail(at, message("the file ends inside an element's header (", what, ")"));
             e.length = u32(at + 8, big);
@@ -253,6 +373,15 @@ class DicomStructure {
                 return e.value;
             }
             if ((e.tag >> 16) == 0xFFFE) fail(at, "an item or delimiter outside a sequence");
+            if (depth == 0 && e.length == 2 && (e.tag >> 16) == 0x0028) {
+                const std::uint32_t element = e.tag & 0xFFFF;
+                const int slot = element == 0x0010   ? 0
+                                 : element == 0x0011 ? 1
+                                 : element == 0x0100 ? 2
+                                 : element == 0x0002 ? 3
+                                                     : -1;
+                if (slot >= 0 && e.value + 2 <= size_) image_[slot] = u16(e.value, big);
+            }
             if (e.length == undefined) {
                 const bool sequence =
                     !explicit_vr || (e.vr[0] == 'S' && e.vr[1] == 'Q') || (e.vr[0] == 'U' && e.vr[1] == 'N');
@@ -307,9 +436,46 @@ class DicomStructure {
         return at;
     }
 
+    // GDCM reads the marker segments of a JPEG 2000 codestream (its first fragment, and the frame's
+    // fragments joined) up to SOD before openjpeg does, without checking their lengths against the data
+    // (gdcmJPEG2000Codec.cxx, parsej2k_imp and parsejp2_imp; a SEGV found by fuzzing): vit3d checks that
+    // every segment GDCM steps over fits, and refuses the JP2 file format, which DICOM does not use.
+    static bool jpeg2000_markers_fit(const std::uint8_t* p, std::size_t n) {
+        if (n < 12) return false;  // GDCM compares the first 12 bytes with the JP2 signature
+        if (p[0] == 0 && p[1] == 0 && p[2] == 0 && p[3] == 12) return false;
+        std::size_t at = 0;
+        while (n - at >= 2) {
+            const unsigned marker = static_cast<unsigned>(p[at] << 8 | p[at + 1]);
+            at += 2;
+            if (marker == 0xFF93) return true;  // SOD: the main header ends
+            if ((marker >= 0xFF30 && marker <= 0xFF3F) || marker == 0xFF4F || marker == 0xFFD9 ||
+                marker == 0xFF92)
+                continue;  // no length
+            if (n - at < 2) return true;
+            const std::size_t length = static_cast<std::size_t>(p[at] << 8 | p[at + 1]);
+            at += 2;
+            if (length < 2) return true;                        // GDCM stops there
+            if (marker == 0xFF52 && n - at < 10) return false;  // COD: GDCM reads its bytes 4 and 9
+            if (length - 2 > n - at) return false;
+            at += length - 2;
+        }
+        return true;
+    }
+
+    void check_jpeg2000() const {
+        if (fragments_.size() < 2) return;  // GDCM refuses pixel data without a fragment
+        const auto [first_at, first_size] = fragments_[1];
+        const std::vector<std::uint8_t> frame = joined_fragments();
+        if (!jpeg2000_markers_fit(bytes_ + first_at, first_size) ||
+            !jpeg2000_markers_fit(frame.data(), frame.size()))
+            fail(first_at,
+                 "a JPEG 2000 codestream whose marker segments do not fit its fragments (or a JP2 file)");
+    }
+
     // Encapsulated pixel data: the basic offset table and fragments (items of defined length) to the
     // sequence delimiter.
     std::size_t fragments(std::size_t at, bool big) {
+        fragments_.clear();
         while (true) {
             const Element item = header(at, false, big, "pixel data fragment");
             if (item.tag == 0xFFFEE0DDu) {
@@ -319,6 +485,7 @@ class DicomStructure {
             if (item.tag != 0xFFFEE000u || item.length == undefined)
                 fail(at, "expected a pixel data fragment (FFFE,E000) of defined length");
             end_of(item, "encapsulated pixel data");
+            fragments_.emplace_back(item.value, item.length);
             at = item.value + item.length;
         }
     }
@@ -326,6 +493,8 @@ class DicomStructure {
     const std::uint8_t* bytes_;
     std::size_t size_;
     const std::string& where_;
+    std::vector<std::pair<std::size_t, std::size_t>> fragments_;  // of the last encapsulated pixel data
+    Index image_[4] = {-1, -1, -1, -1};  // Rows, Columns, BitsAllocated, SamplesPerPixel of the data set
 };
 
 // The value of a text attribute (UI, CS, LO, DS, IS, ...) of the top-level data set without its padding;
@@ -379,6 +548,19 @@ inline std::optional<double> dicom_number(const gdcm::DataSet& ds, std::uint16_t
                                           const char* name, const std::string& where) {
     const std::vector<double> v = dicom_numbers(ds, group, element, name, 1, where);
     return v.empty() ? std::nullopt : std::optional<double>(v[0]);
+}
+
+// What vit3d decodes: one frame of one sample per pixel, greyscale. (The series reader refuses the others
+// anyway, and GDCM's decoders are least tried on them.)
+inline void check_single_frame_greyscale(const dicom::Slice& s, const std::string& where) {
+    if (s.frames != 1)
+        throw io_error(message(where, "expected single-frame slices, got a multi-frame image of ", s.frames,
+                               " frames (NumberOfFrames), which vit3d does not read"));
+    if (s.samples_per_pixel != 1 || (s.photometric != "MONOCHROME1" && s.photometric != "MONOCHROME2"))
+        throw io_error(message(
+            where, "expected a greyscale image (MONOCHROME1 or MONOCHROME2, 1 sample per pixel), got ",
+            detail::quoted(s.photometric), " with ", s.samples_per_pixel,
+            " samples per pixel; vit3d does not read colour images"));
 }
 
 // Why GDCM's image reader refused a file: not DICOM, or DICOM without an image, or an image it cannot read.
@@ -489,6 +671,8 @@ inline dicom::Slice parse_slice(const std::uint8_t* bytes, std::size_t size, con
     s.window_center = dicom_numbers(ds, 0x0028, 0x1050, "WindowCenter", 0, where);
     s.window_width = dicom_numbers(ds, 0x0028, 0x1051, "WindowWidth", 0, where);
     if (!decode) return s;
+
+    check_single_frame_greyscale(s, where);
 
     // What the decoder supports: whole bytes per sample, the value in the low bits.
     if (s.bits_allocated != 8 && s.bits_allocated != 16 && s.bits_allocated != 32)
