@@ -413,6 +413,8 @@ TEST(DicomSlice, FuzzFindingsAreRefusedBeforeGdcmSeesThem) {
          "Columns 10, SamplesPerPixel 1 and BitsAllocated 16"},
         {"fuzz_jpeg_extraneous_bytes.dcm",
          "the compressed image's header (transfer syntax \"1.2.840.10008.1.2.4.70\")"},
+        {"fuzz_intercept_without_slope.dcm",
+         "expected RescaleSlope (0028,1053) with RescaleIntercept (0028,1052), got an intercept alone"},
         {"invalid_truncated.dcm",
          "malformed DICOM at byte 700: element (0028,0102) of the data set has 2 bytes, the file has 0 after "
          "its header (truncated?) (file of 700 bytes)"},

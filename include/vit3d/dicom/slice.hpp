@@ -174,6 +174,12 @@ class DicomStructure {
         const bool explicit_vr = syntax != "1.2.840.10008.1.2";
         const bool big_endian = syntax == "1.2.840.10008.1.2.2";
         walk(at, size_, explicit_vr, big_endian, 0);
+        // GDCM reads an MR image's intercept without a slope as slope 0, and asserts that it is not
+        // (gdcmImageHelper.cxx:1214, found by fuzzing); the Modality LUT module has both or neither.
+        if (has_intercept_ && !has_slope_)
+            throw io_error(message(where_,
+                                   "expected RescaleSlope (0028,1053) with RescaleIntercept (0028,1052), "
+                                   "got an intercept alone"));
         const bool jpeg2000 = syntax == "1.2.840.10008.1.2.4.90" || syntax == "1.2.840.10008.1.2.4.91" ||
                               syntax == "1.2.840.10008.1.2.4.92" || syntax == "1.2.840.10008.1.2.4.93";
         if (jpeg2000) check_jpeg2000();
@@ -382,6 +388,9 @@ class DicomStructure {
                                                      : -1;
                 if (slot >= 0 && e.value + 2 <= size_) image_[slot] = u16(e.value, big);
             }
+            if (depth == 0 && (e.tag == 0x00281052u || e.tag == 0x00281053u) && e.length != 0 &&
+                e.length != undefined)
+                (e.tag == 0x00281052u ? has_intercept_ : has_slope_) = true;
             if (e.length == undefined) {
                 const bool sequence =
                     !explicit_vr || (e.vr[0] == 'S' && e.vr[1] == 'Q') || (e.vr[0] == 'U' && e.vr[1] == 'N');
@@ -495,6 +504,7 @@ class DicomStructure {
     const std::string& where_;
     std::vector<std::pair<std::size_t, std::size_t>> fragments_;  // of the last encapsulated pixel data
     Index image_[4] = {-1, -1, -1, -1};  // Rows, Columns, BitsAllocated, SamplesPerPixel of the data set
+    bool has_intercept_ = false, has_slope_ = false;
 };
 
 // The value of a text attribute (UI, CS, LO, DS, IS, ...) of the top-level data set without its padding;
