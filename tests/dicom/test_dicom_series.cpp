@@ -381,8 +381,18 @@ TEST(DicomSlice, ParsesFromMemoryAsFromFiles) {
         const std::vector<std::uint8_t> bytes = ReadBytes(entry.path().string());
         slices.push_back(parse_slice(bytes.data(), bytes.size(), entry.path().string()));
     }
+    std::vector<Slice> headers;
+    for (const Slice& s : slices) {
+        const std::vector<std::uint8_t> bytes = ReadBytes(s.source);
+        headers.push_back(parse_slice(bytes.data(), bytes.size(), s.source, /*decode=*/false));
+    }
     const SeriesVolume<std::int16_t> read = assemble_series<std::int16_t>(std::move(slices));
     EXPECT_TRUE(SameVoxels(read.volume.data, Sitk("ct_axial").voxels));
+    EXPECT_THAT(
+        [&] { (void)assemble_series<float>(headers); },
+        ThrowsMessage<io_error>(AllOf(StartsWith("vit3d::dicom::assemble_series: slice 0 (file "),
+                                      HasSubstr("has 0 decoded pixels, expected 120 (parse slices with "
+                                                "decode = true)"))));
 }
 
 TEST(DicomSlice, RefusesEveryTruncationWithAnIoError) {
@@ -398,8 +408,8 @@ TEST(DicomSlice, RefusesEveryTruncationWithAnIoError) {
     }
 }
 
-// Inputs that aborted or crashed GDCM before vit3d checked the file's structure (tests/fuzz/corpus/dicom/):
-// each must now be an io_error saying what is wrong.
+// Inputs that aborted or crashed GDCM before vit3d checked the file's structure and attributes
+// (tests/fuzz/corpus/dicom/): each must now be an io_error saying what is wrong.
 TEST(DicomSlice, FuzzFindingsAreRefusedBeforeGdcmSeesThem) {
     const std::string corpus = FixturePath("../fuzz/corpus/dicom/");
     const std::vector<std::pair<std::string, std::string>> cases = {
@@ -415,6 +425,7 @@ TEST(DicomSlice, FuzzFindingsAreRefusedBeforeGdcmSeesThem) {
          "the compressed image's header (transfer syntax \"1.2.840.10008.1.2.4.70\")"},
         {"fuzz_intercept_without_slope.dcm",
          "expected RescaleSlope (0028,1053) with RescaleIntercept (0028,1052), got an intercept alone"},
+        {"fuzz_samples_per_pixel.dcm", "expected SamplesPerPixel (0028,0002) 1 or 3, got 10241"},
         {"invalid_truncated.dcm",
          "malformed DICOM at byte 700: element (0028,0102) of the data set has 2 bytes, the file has 0 after "
          "its header (truncated?) (file of 700 bytes)"},

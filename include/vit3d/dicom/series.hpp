@@ -160,23 +160,15 @@ inline std::vector<dicom::SeriesInfo> group_series(const std::vector<dicom::Slic
     return groups;
 }
 
-// Whether the bytes are a DICOM file GDCM reads but without an image (DICOMDIR, a structured report, ...).
+// Whether the bytes are a well-formed DICOM file without an image (DICOMDIR, a structured report, ...).
 inline bool dicom_without_image(const std::uint8_t* bytes, std::size_t size) {
-    quiet_gdcm();
+    DicomStructure structure(bytes, size, "");
     try {
-        DicomStructure(bytes, size, "").check();
+        structure.check();
     } catch (const io_error&) {
         return false;  // parse_slice says what is wrong
     }
-    MemoryStreamBuf buffer(bytes, size);
-    std::istream stream(&buffer);
-    gdcm::Reader reader;
-    reader.SetStream(stream);
-    try {
-        return reader.Read() && !reader.GetFile().GetDataSet().FindDataElement(gdcm::Tag(0x7fe0, 0x0010));
-    } catch (const std::exception&) {
-        return false;
-    }
+    return !structure.has_pixel_data();
 }
 
 inline dicom::Slice read_slice(const std::string& path, bool decode, const std::string& where) {
@@ -336,9 +328,12 @@ inline io::NiftiDataType stored_datatype(const dicom::Slice& s) {
     return s.is_signed ? NiftiDataType::int32 : NiftiDataType::uint32;
 }
 
-template <class T>
+// The volume of slices whose headers are parsed; pixels_of(slice) gives each slice's decoded stored values
+// when its turn comes (from the slice itself, or by decoding its file then), so that memory holds the
+// volume and one slice's values, not every slice's.
+template <class T, class PixelsOf>
 dicom::SeriesVolume<T> assemble_series(std::vector<dicom::Slice> slices, const dicom::ReadOptions& options,
-                                       const std::string& where) {
+                                       const std::string& where, PixelsOf&& pixels_of) {
     static_assert(is_readable_element_type_v<T>,
                   "vit3d::dicom::read_series reads into float, double or a fixed-width integer type");
     if (slices.empty()) throw io_error(message(where, "expected at least one slice, got none"));
@@ -449,13 +444,14 @@ dicom::SeriesVolume<T> assemble_series(std::vector<dicom::Slice> slices, const d
     T* dst = v.data.data();
     const Index plane = ny * nx;
     for (Index k = 0; k < n; ++k) {
-        const dicom::Slice& slice = sorted[static_cast<std::size_t>(k)];
-        if (static_cast<Index>(slice.pixels.size()) != plane)
-            throw io_error(message(where, "internal error: slice ", k, " has ", slice.pixels.size(),
-                                   " decoded pixels, expected ", plane));
+        dicom::Slice& slice = sorted[static_cast<std::size_t>(k)];
+        const std::vector<double> pixels = pixels_of(slice);
+        if (static_cast<Index>(pixels.size()) != plane)
+            throw io_error(message(where, "slice ", k, " (file ", quoted_path(slice.source), ") has ",
+                                   pixels.size(), " decoded pixels, expected ", plane,
+                                   " (parse slices with decode = true)"));
         for (Index p = 0; p < plane; ++p)
-            dst[k * plane + p] =
-                rescaled_value<T>(slice.pixels[static_cast<std::size_t>(p)], slice, k, p, where);
+            dst[k * plane + p] = rescaled_value<T>(pixels[static_cast<std::size_t>(p)], slice, k, p, where);
     }
     const double row_spacing = first.pixel_spacing[0], column_spacing = first.pixel_spacing[1];
     v.spacing = {slice_spacing, row_spacing, column_spacing};
@@ -512,12 +508,37 @@ dicom::SeriesVolume<T> assemble_series(std::vector<dicom::Slice> slices, const d
     return out;
 }
 
+// The volume of files whose headers are parsed: each file is decoded in its turn, and must still have the
+// header it had.
+template <class T>
+dicom::SeriesVolume<T> read_series_headers(std::vector<dicom::Slice> headers,
+                                           const dicom::ReadOptions& options, const std::string& where) {
+    return assemble_series<T>(std::move(headers), options, where, [&](const dicom::Slice& header) {
+        dicom::Slice decoded = read_slice(header.source, true, where);
+        if (decoded.rows != header.rows || decoded.columns != header.columns ||
+            decoded.position != header.position || decoded.rescale_slope != header.rescale_slope ||
+            decoded.rescale_intercept != header.rescale_intercept)
+            throw io_error(
+                message(where, "file ", quoted_path(header.source), ": changed while the series was read"));
+        return std::move(decoded.pixels);
+    });
+}
+
 template <class T>
 dicom::SeriesVolume<T> read_series_files(const std::vector<std::string>& files,
                                          const dicom::ReadOptions& options, const std::string& where) {
-    std::vector<dicom::Slice> slices;
-    for (const std::string& path : files) slices.push_back(read_slice(path, true, where));
-    return assemble_series<T>(std::move(slices), options, where);
+    std::vector<dicom::Slice> headers;
+    for (const std::string& path : files) headers.push_back(read_slice(path, false, where));
+    return read_series_headers<T>(std::move(headers), options, where);
+}
+
+// The headers of the chosen series' files, out of all those listed.
+inline std::vector<dicom::Slice> headers_of(std::vector<dicom::Slice> all, const dicom::SeriesInfo& chosen) {
+    std::vector<dicom::Slice> out;
+    for (dicom::Slice& s : all)
+        if (std::binary_search(chosen.files.begin(), chosen.files.end(), s.source))
+            out.push_back(std::move(s));
+    return out;
 }
 
 }  // namespace vit3d::detail
@@ -543,12 +564,13 @@ template <class T>
 SeriesVolume<T> read_series(const std::string& folder, const ReadOptions& options = {}) {
     const std::string where = message("vit3d::dicom::read_series(", detail::quoted_path(folder), "): ");
     std::size_t skipped = 0;
-    const std::vector<SeriesInfo> list = detail::group_series(detail::folder_headers(folder, where, skipped));
+    std::vector<Slice> headers = detail::folder_headers(folder, where, skipped);
+    const std::vector<SeriesInfo> list = detail::group_series(headers);
     const std::string skipped_text = skipped ? message(" (", skipped, " file", (skipped == 1 ? "" : "s"),
                                                        " skipped: not DICOM Part 10, or without an image)")
                                              : std::string(" (the folder holds no file)");
     const SeriesInfo& chosen = detail::choose_series(list, options, where, skipped_text);
-    return detail::read_series_files<T>(chosen.files, options, where);
+    return detail::read_series_headers<T>(detail::headers_of(std::move(headers), chosen), options, where);
 }
 
 // Reads the given files, which must be DICOM images, as a volume of T (their only series, or
@@ -556,9 +578,10 @@ SeriesVolume<T> read_series(const std::string& folder, const ReadOptions& option
 template <class T>
 SeriesVolume<T> read_series(const std::vector<std::string>& files, const ReadOptions& options = {}) {
     const std::string where = detail::files_where("read_series", files);
-    const std::vector<SeriesInfo> list = detail::group_series(detail::files_headers(files, where));
+    std::vector<Slice> headers = detail::files_headers(files, where);
+    const std::vector<SeriesInfo> list = detail::group_series(headers);
     const SeriesInfo& chosen = detail::choose_series(list, options, where, "");
-    return detail::read_series_files<T>(chosen.files, options, where);
+    return detail::read_series_headers<T>(detail::headers_of(std::move(headers), chosen), options, where);
 }
 
 // Reads a series (or part) list_series found.
@@ -572,7 +595,8 @@ SeriesVolume<T> read_series(const SeriesInfo& series, const ReadOptions& options
 // checks and conventions of read_series.
 template <class T>
 SeriesVolume<T> assemble_series(std::vector<Slice> slices, const ReadOptions& options = {}) {
-    return detail::assemble_series<T>(std::move(slices), options, "vit3d::dicom::assemble_series: ");
+    return detail::assemble_series<T>(std::move(slices), options, "vit3d::dicom::assemble_series: ",
+                                      [](Slice& slice) { return std::move(slice.pixels); });
 }
 
 }  // namespace vit3d::dicom

@@ -1,9 +1,11 @@
 #pragma once
 // One DICOM file as a slice of a series (CMake target vit3d::dicom, which links GDCM): what the series
 // reader (vit3d/dicom/series.hpp) needs of its header, and its pixels decoded. GDCM parses the file and
-// decodes every transfer syntax it knows (uncompressed, deflated, RLE, JPEG baseline and lossless, JPEG-LS,
-// JPEG 2000); vit3d reads the attributes it uses from their bytes itself and checks each, so that a
-// malformed value is refused with its name rather than taken as a default.
+// decodes the transfer syntaxes it knows (uncompressed, RLE, JPEG baseline and lossless, JPEG-LS, JPEG
+// 2000); vit3d reads the attributes it uses from their bytes itself and checks each, so that a malformed
+// value is refused with its name rather than taken as a default. Debian's GDCM keeps its assertions, which
+// abort on malformed files: vit3d checks the file's structure, image attributes and compressed frame
+// header first, and gives GDCM only the attributes it reads (DicomStructure below).
 //
 // A file is read from memory (the bytes of a file read whole), through the same code for files and for
 // the fuzzer. Only DICOM Part 10 files are read: the 128-byte preamble and "DICM" first; the series
@@ -143,6 +145,13 @@ inline std::string tag_text(std::uint16_t group, std::uint16_t element) {
 // endian, then the data set in the transfer syntax's encoding, into sequences, items and pixel data
 // fragments) and refuses a file in which an element, an item or a fragment does not fit.
 class DicomStructure {
+    struct TopElement {
+        std::uint32_t tag;
+        std::size_t start, end;  // the whole element, header to end of value (or delimiter)
+        std::size_t value;
+        std::uint32_t length;  // or `undefined`
+    };
+
   public:
     DicomStructure(const std::uint8_t* bytes, std::size_t size, const std::string& where)
         : bytes_(bytes), size_(size), where_(where) {}
@@ -173,25 +182,55 @@ class DicomStructure {
                                    "little endian) is not read"));
         const bool explicit_vr = syntax != "1.2.840.10008.1.2";
         const bool big_endian = syntax == "1.2.840.10008.1.2.2";
+        data_set_ = at;
+        big_ = big_endian;
         walk(at, size_, explicit_vr, big_endian, 0);
-        // GDCM reads an MR image's intercept without a slope as slope 0, and asserts that it is not
-        // (gdcmImageHelper.cxx:1214, found by fuzzing); the Modality LUT module has both or neither.
-        if (has_intercept_ && !has_slope_)
-            throw io_error(message(where_,
-                                   "expected RescaleSlope (0028,1053) with RescaleIntercept (0028,1052), "
-                                   "got an intercept alone"));
+        if (!has_pixel_data()) return syntax;
+        check_image_attributes();
+        const Index rows = us(0x0010), columns = us(0x0011), bits = us(0x0100), samples = us(0x0002);
         const bool jpeg2000 = syntax == "1.2.840.10008.1.2.4.90" || syntax == "1.2.840.10008.1.2.4.91" ||
                               syntax == "1.2.840.10008.1.2.4.92" || syntax == "1.2.840.10008.1.2.4.93";
         if (jpeg2000) check_jpeg2000();
         // GDCM reads the compressed frame's header while it reads the file: check it against the image
         // attributes first.
-        if (!frame_fits(syntax, image_[0], image_[1], static_cast<int>(image_[3]),
-                        static_cast<int>(image_[2])))
+        if (!frame_fits(syntax, rows, columns, static_cast<int>(samples), static_cast<int>(bits)))
             throw io_error(message(where_, "the compressed image's header (transfer syntax ",
-                                   detail::quoted(syntax), ") does not match Rows ", image_[0], ", Columns ",
-                                   image_[1], ", SamplesPerPixel ", image_[3], " and BitsAllocated ",
-                                   image_[2], ", or holds what GDCM cannot decode safely"));
+                                   detail::quoted(syntax), ") does not match Rows ", rows, ", Columns ",
+                                   columns, ", SamplesPerPixel ", samples, " and BitsAllocated ", bits,
+                                   ", or holds what GDCM cannot decode safely"));
         return syntax;
+    }
+
+    bool has_pixel_data() const { return find(0x7FE00010u) != nullptr; }
+
+    // A text attribute of the data set without its padding ("" when absent).
+    std::string text(std::uint32_t tag) const {
+        const TopElement* e = find(tag);
+        if (e == nullptr || e->length == undefined) return "";
+        std::string out(reinterpret_cast<const char*>(bytes_ + e->value), e->length);
+        while (!out.empty() && (out.back() == ' ' || out.back() == '\0')) out.pop_back();
+        return out;
+    }
+
+    // The file as GDCM gets it: the preamble and meta information as they are, then only the data set's
+    // elements vit3d reads (identity, geometry, the image pixel module, rescale, window, pixel data), in tag
+    // order. GDCM's image reader also interprets overlays, curves, palettes, icon images, functional group
+    // sequences and vendors' private rescale attributes, with assertions on their contents (found by
+    // fuzzing: gdcmPixelFormat.h:94 and others in gdcmPixmapReader.cxx); vit3d uses none of them.
+    std::vector<std::uint8_t> for_gdcm() const {
+        static const std::uint32_t kept[] = {
+            0x00080016u, 0x00080018u, 0x00080060u, 0x0008103Eu, 0x00180050u, 0x00180088u, 0x0020000Du,
+            0x0020000Eu, 0x00200013u, 0x00200032u, 0x00200037u, 0x00200052u, 0x00280002u, 0x00280004u,
+            0x00280006u, 0x00280008u, 0x00280010u, 0x00280011u, 0x00280030u, 0x00280100u, 0x00280101u,
+            0x00280102u, 0x00280103u, 0x00281050u, 0x00281051u, 0x00281052u, 0x00281053u, 0x7FE00010u};
+        std::vector<const TopElement*> elements;
+        for (const TopElement& e : top_)
+            if (std::find(std::begin(kept), std::end(kept), e.tag) != std::end(kept)) elements.push_back(&e);
+        std::stable_sort(elements.begin(), elements.end(),
+                         [](const TopElement* a, const TopElement* b) { return a->tag < b->tag; });
+        std::vector<std::uint8_t> out(bytes_, bytes_ + data_set_);
+        for (const TopElement* e : elements) out.insert(out.end(), bytes_ + e->start, bytes_ + e->end);
+        return out;
     }
 
     // The bytes of the last encapsulated pixel data's fragments joined (a single frame's codestream).
@@ -293,6 +332,62 @@ class DicomStructure {
 
   private:
     static constexpr std::uint32_t undefined = 0xFFFFFFFFu;
+
+    const TopElement* find(std::uint32_t tag) const {
+        for (const TopElement& e : top_)
+            if (e.tag == tag) return &e;
+        return nullptr;
+    }
+
+    // The value of a US attribute of group 0028 (-1 when absent); refused unless it is one 2-byte value.
+    Index us(std::uint16_t element) const {
+        const TopElement* e = find(0x00280000u | element);
+        if (e == nullptr) return -1;
+        if (e->length != 2)
+            throw io_error(message(
+                where_, "expected ", tag_text(0x0028, element), " to hold one 2-byte value, got ",
+                e->length == undefined ? std::string("an undefined length") : message(e->length, " bytes")));
+        return u16(e->value, big_);
+    }
+
+    // The image pixel module as vit3d and GDCM's pixel format can take it (GDCM asserts on the others).
+    void check_image_attributes() const {
+        const auto require = [&](bool ok, const std::string& what) {
+            if (!ok) throw io_error(message(where_, "expected ", what));
+        };
+        const Index rows = us(0x0010), columns = us(0x0011), samples = us(0x0002), bits = us(0x0100),
+                    stored = us(0x0101), high = us(0x0102), representation = us(0x0103);
+        require(rows >= 1 && columns >= 1,
+                message("Rows (0028,0010) and Columns (0028,0011) >= 1, got ", rows, " and ", columns));
+        require(samples == 1 || samples == 3, message("SamplesPerPixel (0028,0002) 1 or 3, got ", samples));
+        require(bits == 8 || bits == 16 || bits == 32,
+                message("BitsAllocated (0028,0100) 8, 16 or 32, got ", bits));
+        require(
+            stored >= 1 && stored <= bits && high == stored - 1,
+            message("1 <= BitsStored (0028,0101) <= BitsAllocated and HighBit (0028,0102) = BitsStored - 1, "
+                    "got BitsStored ",
+                    stored, ", HighBit ", high, ", BitsAllocated ", bits));
+        require(representation == 0 || representation == 1,
+                message("PixelRepresentation (0028,0103) 0 or 1, got ", representation));
+        const Index planar = us(0x0006);
+        require(planar == -1 || planar == 0 || planar == 1,
+                message("PlanarConfiguration (0028,0006) 0 or 1, got ", planar));
+        static const char* const photometrics[] = {"MONOCHROME1",  "MONOCHROME2", "RGB",    "YBR_FULL",
+                                                   "YBR_FULL_422", "YBR_ICT",     "YBR_RCT"};
+        const std::string photometric = text(0x00280004u);
+        require(std::find(std::begin(photometrics), std::end(photometrics), photometric) !=
+                    std::end(photometrics),
+                message("PhotometricInterpretation (0028,0004) MONOCHROME1, MONOCHROME2, RGB or YBR_*, got ",
+                        detail::quoted(photometric)));
+        // GDCM reads an MR image's intercept without a slope as slope 0, and asserts that it is not
+        // (gdcmImageHelper.cxx:1214, found by fuzzing); the Modality LUT module has both or neither.
+        const auto present = [&](std::uint32_t tag) {
+            const TopElement* e = find(tag);
+            return e != nullptr && e->length != 0;
+        };
+        require(!present(0x00281052u) || present(0x00281053u),
+                "RescaleSlope (0028,1053) with RescaleIntercept (0028,1052), got an intercept alone");
+    }
     struct Element {
         std::uint32_t tag;
         char vr[2];
@@ -373,24 +468,13 @@ class DicomStructure {
                      std::uint32_t stop = 0) {
         if (depth > 32) fail(at, "sequences nested more than 32 deep");
         while (at < end) {
+            const std::size_t start = at;
             const Element e = header(at, explicit_vr, big, "data set");
             if (stop != 0 && e.tag == stop) {
                 if (e.length != 0) fail(at, "a delimitation item with a nonzero length");
                 return e.value;
             }
             if ((e.tag >> 16) == 0xFFFE) fail(at, "an item or delimiter outside a sequence");
-            if (depth == 0 && e.length == 2 && (e.tag >> 16) == 0x0028) {
-                const std::uint32_t element = e.tag & 0xFFFF;
-                const int slot = element == 0x0010   ? 0
-                                 : element == 0x0011 ? 1
-                                 : element == 0x0100 ? 2
-                                 : element == 0x0002 ? 3
-                                                     : -1;
-                if (slot >= 0 && e.value + 2 <= size_) image_[slot] = u16(e.value, big);
-            }
-            if (depth == 0 && (e.tag == 0x00281052u || e.tag == 0x00281053u) && e.length != 0 &&
-                e.length != undefined)
-                (e.tag == 0x00281052u ? has_intercept_ : has_slope_) = true;
             if (e.length == undefined) {
                 const bool sequence =
                     !explicit_vr || (e.vr[0] == 'S' && e.vr[1] == 'Q') || (e.vr[0] == 'U' && e.vr[1] == 'N');
@@ -416,6 +500,7 @@ class DicomStructure {
                 at = value_end;
             }
             if (stop == 0 && at > end) fail(at, "an element runs past the end of its container");
+            if (depth == 0) top_.push_back({e.tag, start, at, e.value, e.length});
         }
         if (stop != 0) fail(at, "the file ends before a delimitation item (truncated?)");
         return at;
@@ -503,8 +588,9 @@ class DicomStructure {
     std::size_t size_;
     const std::string& where_;
     std::vector<std::pair<std::size_t, std::size_t>> fragments_;  // of the last encapsulated pixel data
-    Index image_[4] = {-1, -1, -1, -1};  // Rows, Columns, BitsAllocated, SamplesPerPixel of the data set
-    bool has_intercept_ = false, has_slope_ = false;
+    std::vector<TopElement> top_;  // the data set's elements, not those in sequences
+    std::size_t data_set_ = 0;     // where the data set starts
+    bool big_ = false;
 };
 
 // The value of a text attribute (UI, CS, LO, DS, IS, ...) of the top-level data set without its padding;
@@ -617,10 +703,19 @@ inline dicom::Slice parse_slice(const std::uint8_t* bytes, std::size_t size, con
         throw io_error(
             message(where, "not a DICOM file: expected \"DICM\" at byte 128 (DICOM Part 10), got ",
                     size < 132 ? message("a file of ", size, " bytes") : std::string("other bytes")));
-    DicomStructure(bytes, size, where).check();
+    DicomStructure structure(bytes, size, where);
+    structure.check();
+    if (!structure.has_pixel_data()) {
+        const std::string sop_class = structure.text(0x00080016u);
+        throw io_error(
+            message(where, "it has no pixel data (7FE0,0010)",
+                    sop_class.empty() ? std::string() : message(", SOP class ", detail::quoted(sop_class)),
+                    ": not an image"));
+    }
+    const std::vector<std::uint8_t> for_gdcm = structure.for_gdcm();
     dicom::Slice s;
     s.source = source;
-    MemoryStreamBuf buffer(bytes, size);
+    MemoryStreamBuf buffer(for_gdcm.data(), for_gdcm.size());
     std::istream stream(&buffer);
     gdcm::ImageReader reader;
     reader.SetStream(stream);
@@ -630,7 +725,7 @@ inline dicom::Slice parse_slice(const std::uint8_t* bytes, std::size_t size, con
     } catch (const std::exception& e) {
         throw io_error(message(where, "GDCM cannot read it: ", e.what()));
     }
-    if (!read) throw io_error(message(where, why_no_image(bytes, size)));
+    if (!read) throw io_error(message(where, why_no_image(for_gdcm.data(), for_gdcm.size())));
     const gdcm::File& file = reader.GetFile();
     const gdcm::DataSet& ds = file.GetDataSet();
     const gdcm::Image& image = reader.GetImage();
