@@ -1,8 +1,9 @@
 // Tests for vit3d/dicom/series.hpp and slice.hpp: the synthetic series of tests/fixtures/make_dicom_series.py
 // read as SimpleITK's ImageSeriesReader reads them (voxels exactly; spacing and affine within 1e-6 mm, the
 // rounding of the decimal strings that SimpleITK and vit3d turn into numbers in different orders), the
-// compressed transfer syntaxes (RLE, JPEG lossless, JPEG 2000), pydicom's values where SimpleITK reads
-// otherwise (per-slice rescale, 12 stored bits, MONOCHROME1), listing, choosing a series, and every refusal.
+// compressed transfer syntaxes (RLE, JPEG lossless, JPEG-LS, JPEG 2000), pydicom's values where SimpleITK
+// reads otherwise (per-slice rescale, 12 stored bits, MONOCHROME1), listing, choosing a series, and every
+// refusal.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -119,7 +120,7 @@ TEST(DicomSeries, CtReadsAsSimpleItkReadsIt) {
 }
 
 TEST(DicomSeries, CompressedSeriesReadAsTheUncompressedOne) {
-    for (const char* name : {"ct_rle", "ct_jpeg_lossless", "ct_j2k"}) {
+    for (const char* name : {"ct_rle", "ct_jpeg_lossless", "ct_jpegls", "ct_j2k"}) {
         SCOPED_TRACE(name);
         const SeriesVolume<std::int16_t> read = read_series<std::int16_t>(Dicom(name));
         ExpectLikeSitk(read, name);
@@ -128,6 +129,7 @@ TEST(DicomSeries, CompressedSeriesReadAsTheUncompressedOne) {
     EXPECT_EQ(read_series<float>(Dicom("ct_rle")).facts.transfer_syntax, "1.2.840.10008.1.2.5");
     EXPECT_EQ(read_series<float>(Dicom("ct_jpeg_lossless")).facts.transfer_syntax, "1.2.840.10008.1.2.4.70");
     EXPECT_EQ(read_series<float>(Dicom("ct_j2k")).facts.transfer_syntax, "1.2.840.10008.1.2.4.90");
+    EXPECT_EQ(read_series<float>(Dicom("ct_jpegls")).facts.transfer_syntax, "1.2.840.10008.1.2.4.80");
 }
 
 TEST(DicomSeries, ObliqueMrReadsAsSimpleItkReadsIt) {

@@ -14,10 +14,8 @@
 // GDCM writes warnings and errors to std::cerr unless told otherwise; a library must not print, so the
 // first parse turns GDCM's trace output off (gdcm::Trace, a process-wide setting of GDCM).
 
-#include <gdcmDataSet.h>
 #include <gdcmImage.h>
 #include <gdcmImageReader.h>
-#include <gdcmReader.h>
 #include <gdcmTrace.h>
 
 #include <array>
@@ -187,21 +185,24 @@ class DicomStructure {
         walk(at, size_, explicit_vr, big_endian, 0);
         if (!has_pixel_data()) return syntax;
         check_image_attributes();
-        const Index rows = us(0x0010), columns = us(0x0011), bits = us(0x0100), samples = us(0x0002);
         const bool jpeg2000 = syntax == "1.2.840.10008.1.2.4.90" || syntax == "1.2.840.10008.1.2.4.91" ||
                               syntax == "1.2.840.10008.1.2.4.92" || syntax == "1.2.840.10008.1.2.4.93";
         if (jpeg2000) check_jpeg2000();
-        // GDCM reads the compressed frame's header while it reads the file: check it against the image
-        // attributes first.
-        if (!frame_fits(syntax, rows, columns, static_cast<int>(samples), static_cast<int>(bits)))
-            throw io_error(message(where_, "the compressed image's header (transfer syntax ",
-                                   detail::quoted(syntax), ") does not match Rows ", rows, ", Columns ",
-                                   columns, ", SamplesPerPixel ", samples, " and BitsAllocated ", bits,
-                                   ", or holds what GDCM cannot decode safely"));
         return syntax;
     }
 
     bool has_pixel_data() const { return find(0x7FE00010u) != nullptr; }
+
+    // The value of a US attribute of group 0028 (-1 when absent); refused unless it is one 2-byte value.
+    Index us(std::uint16_t element) const {
+        const TopElement* e = find(0x00280000u | element);
+        if (e == nullptr) return -1;
+        if (e->length != 2)
+            throw io_error(message(
+                where_, "expected ", tag_text(0x0028, element), " to hold one 2-byte value, got ",
+                e->length == undefined ? std::string("an undefined length") : message(e->length, " bytes")));
+        return u16(e->value, big_);
+    }
 
     // A text attribute of the data set without its padding ("" when absent).
     std::string text(std::uint32_t tag) const {
@@ -274,8 +275,10 @@ class DicomStructure {
     // reads the header's marker segments up to the start of scan itself and lets through only what GDCM
     // handles and the DICOM header agrees with: segments back to back, one SOF0, SOF1 or SOF3 of one
     // component with the image's rows and columns and at most BitsAllocated bits, JFIF version 1.
+    // JPEG-LS (ls = true) the same way, with its SOF55 of 2 to 16 bits and LSE segments: GDCM's JPEG-LS
+    // codec asserts on more than 16 bits and leaks its copy of the frame when CharLS refuses the header.
     static bool jpeg_header_fits(const std::vector<std::uint8_t>& c, Index rows, Index columns,
-                                 int bits_allocated) {
+                                 int bits_allocated, bool ls = false) {
         const auto u16 = [&](std::size_t at) { return static_cast<std::size_t>(c[at] << 8 | c[at + 1]); };
         if (c.size() < 4 || u16(0) != 0xFFD8) return false;
         std::size_t at = 2;
@@ -289,7 +292,7 @@ class DicomStructure {
             if (length < 2 || length > c.size() - at - 2) return false;
             const std::size_t body = at + 4;
             if (marker == 0xDA) return frame && length >= 8;  // start of scan: the header is complete
-            if (marker == 0xC0 || marker == 0xC1 || marker == 0xC3) {
+            if (ls ? marker == 0xF7 : (marker == 0xC0 || marker == 0xC1 || marker == 0xC3)) {
                 if (frame || length != 11) return false;  // one frame of one component
                 const unsigned precision = c[body];
                 const std::size_t height = u16(body + 1), width = u16(body + 3);
@@ -297,7 +300,7 @@ class DicomStructure {
                     static_cast<int>(precision) > bits_allocated ||
                     height != static_cast<std::size_t>(rows) || width != static_cast<std::size_t>(columns))
                     return false;
-                if (marker != 0xC3 && precision != 8 && precision != 12) return false;
+                if (!ls && marker != 0xC3 && precision != 8 && precision != 12) return false;
                 frame = true;
             } else if (marker == 0xE0) {
                 if (length >= 7 && std::memcmp(&c[body], "JFIF\0", 5) == 0 &&
@@ -305,8 +308,8 @@ class DicomStructure {
                     return false;
             } else if (marker == 0xEE) {
                 if (length >= 14 && std::memcmp(&c[body], "Adobe", 5) == 0 && c[body + 11] > 2) return false;
-            } else if (marker != 0xC4 && marker != 0xDB && marker != 0xDD && marker != 0xFE &&
-                       !(marker >= 0xE1 && marker <= 0xEF)) {
+            } else if ((ls ? marker != 0xF8 : (marker != 0xC4 && marker != 0xDB)) && marker != 0xDD &&
+                       marker != 0xFE && !(marker >= 0xE1 && marker <= 0xEF)) {
                 return false;
             }
             at += 2 + length;
@@ -320,14 +323,15 @@ class DicomStructure {
                               syntax == "1.2.840.10008.1.2.4.92" || syntax == "1.2.840.10008.1.2.4.93";
         const bool jpeg = syntax == "1.2.840.10008.1.2.4.50" || syntax == "1.2.840.10008.1.2.4.51" ||
                           syntax == "1.2.840.10008.1.2.4.57" || syntax == "1.2.840.10008.1.2.4.70";
-        if (!jpeg2000 && !jpeg) return true;
+        const bool jpeg_ls = syntax == "1.2.840.10008.1.2.4.80" || syntax == "1.2.840.10008.1.2.4.81";
+        if (!jpeg2000 && !jpeg && !jpeg_ls) return true;
         if (fragments_.size() < 2) return true;  // no fragment: GDCM refuses it
         const std::vector<std::uint8_t> frame = joined_fragments();
         if (jpeg2000) return jpeg2000_size_fits(frame, rows, columns, samples, bits_allocated);
         const std::vector<std::uint8_t> first(bytes_ + fragments_[1].first,
                                               bytes_ + fragments_[1].first + fragments_[1].second);
-        return samples == 1 && jpeg_header_fits(frame, rows, columns, bits_allocated) &&
-               jpeg_header_fits(first, rows, columns, bits_allocated);
+        return samples == 1 && jpeg_header_fits(frame, rows, columns, bits_allocated, jpeg_ls) &&
+               jpeg_header_fits(first, rows, columns, bits_allocated, jpeg_ls);
     }
 
   private:
@@ -337,17 +341,6 @@ class DicomStructure {
         for (const TopElement& e : top_)
             if (e.tag == tag) return &e;
         return nullptr;
-    }
-
-    // The value of a US attribute of group 0028 (-1 when absent); refused unless it is one 2-byte value.
-    Index us(std::uint16_t element) const {
-        const TopElement* e = find(0x00280000u | element);
-        if (e == nullptr) return -1;
-        if (e->length != 2)
-            throw io_error(message(
-                where_, "expected ", tag_text(0x0028, element), " to hold one 2-byte value, got ",
-                e->length == undefined ? std::string("an undefined length") : message(e->length, " bytes")));
-        return u16(e->value, big_);
     }
 
     // The image pixel module as vit3d and GDCM's pixel format can take it (GDCM asserts on the others).
@@ -593,34 +586,20 @@ class DicomStructure {
     bool big_ = false;
 };
 
-// The value of a text attribute (UI, CS, LO, DS, IS, ...) of the top-level data set without its padding;
-// nullopt when absent, empty, or not a plain value (a sequence).
-inline std::optional<std::string> dicom_text(const gdcm::DataSet& ds, std::uint16_t group,
-                                             std::uint16_t element) {
-    const gdcm::Tag tag(group, element);
-    if (!ds.FindDataElement(tag)) return std::nullopt;
-    const gdcm::ByteValue* value = ds.GetDataElement(tag).GetByteValue();
-    if (value == nullptr || value->GetPointer() == nullptr) return std::nullopt;
-    std::string_view text(value->GetPointer(), value->GetLength());
-    const auto padding = [](char c) { return c == ' ' || c == '\0'; };
-    while (!text.empty() && padding(text.back())) text.remove_suffix(1);
-    while (!text.empty() && padding(text.front())) text.remove_prefix(1);
-    if (text.empty()) return std::nullopt;
-    return std::string(text);
-}
-
 // The numbers of a decimal string (DS) or integer string (IS): values separated by backslashes, each a
 // decimal number with optional surrounding spaces and a leading sign. Throws io_error naming the attribute
-// for anything else, for a non-finite value, or for a count other than `count` (0: any).
-inline std::vector<double> dicom_numbers(const gdcm::DataSet& ds, std::uint16_t group, std::uint16_t element,
-                                         const char* name, std::size_t count, const std::string& where) {
-    const std::optional<std::string> text = dicom_text(ds, group, element);
+// for anything else, for a non-finite value, or for a count other than `count` (0: any). An absent
+// attribute gives no numbers.
+inline std::vector<double> dicom_numbers(const DicomStructure& file, std::uint16_t group,
+                                         std::uint16_t element, const char* name, std::size_t count,
+                                         const std::string& where) {
+    const std::string text = file.text(static_cast<std::uint32_t>(group) << 16 | element);
     std::vector<double> out;
-    if (!text) return out;
+    if (text.empty()) return out;
     std::size_t start = 0;
     while (true) {
-        const std::size_t end = std::min(text->find('\\', start), text->size());
-        std::string_view item(text->data() + start, end - start);
+        const std::size_t end = std::min(text.find('\\', start), text.size());
+        std::string_view item(text.data() + start, end - start);
         while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
         while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
         if (!item.empty() && item.front() == '+') item.remove_prefix(1);
@@ -628,21 +607,21 @@ inline std::vector<double> dicom_numbers(const gdcm::DataSet& ds, std::uint16_t 
         const std::from_chars_result parsed = std::from_chars(item.data(), item.data() + item.size(), value);
         if (item.empty() || parsed.ec != std::errc() || parsed.ptr != item.data() + item.size() ||
             !std::isfinite(value))
-            throw io_error(message(where, name, " ", tag_text(group, element), " is ", detail::quoted(*text),
+            throw io_error(message(where, name, " ", tag_text(group, element), " is ", detail::quoted(text),
                                    ": expected decimal numbers separated by backslashes"));
         out.push_back(value);
-        if (end == text->size()) break;
+        if (end == text.size()) break;
         start = end + 1;
     }
     if (count != 0 && out.size() != count)
-        throw io_error(message(where, name, " ", tag_text(group, element), " is ", detail::quoted(*text),
+        throw io_error(message(where, name, " ", tag_text(group, element), " is ", detail::quoted(text),
                                ": expected ", count, " values, got ", out.size()));
     return out;
 }
 
-inline std::optional<double> dicom_number(const gdcm::DataSet& ds, std::uint16_t group, std::uint16_t element,
-                                          const char* name, const std::string& where) {
-    const std::vector<double> v = dicom_numbers(ds, group, element, name, 1, where);
+inline std::optional<double> dicom_number(const DicomStructure& file, std::uint16_t group,
+                                          std::uint16_t element, const char* name, const std::string& where) {
+    const std::vector<double> v = dicom_numbers(file, group, element, name, 1, where);
     return v.empty() ? std::nullopt : std::optional<double>(v[0]);
 }
 
@@ -657,23 +636,6 @@ inline void check_single_frame_greyscale(const dicom::Slice& s, const std::strin
             where, "expected a greyscale image (MONOCHROME1 or MONOCHROME2, 1 sample per pixel), got ",
             detail::quoted(s.photometric), " with ", s.samples_per_pixel,
             " samples per pixel; vit3d does not read colour images"));
-}
-
-// Why GDCM's image reader refused a file: not DICOM, or DICOM without an image, or an image it cannot read.
-inline std::string why_no_image(const std::uint8_t* bytes, std::size_t size) {
-    MemoryStreamBuf buffer(bytes, size);
-    std::istream stream(&buffer);
-    gdcm::Reader reader;
-    reader.SetStream(stream);
-    if (!reader.Read()) return "GDCM cannot parse it as DICOM (malformed or truncated)";
-    const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
-    if (!ds.FindDataElement(gdcm::Tag(0x7fe0, 0x0010))) {
-        const std::optional<std::string> sop_class = dicom_text(ds, 0x0008, 0x0016);
-        return message("it has no pixel data (7FE0,0010)",
-                       sop_class ? message(", SOP class ", detail::quoted(*sop_class)) : std::string(),
-                       ": not an image");
-    }
-    return "GDCM cannot read its image (pixel data or image attributes malformed)";
 }
 
 // The stored values of GDCM's decoded buffer (host byte order) as numbers: masked, or sign-extended, to
@@ -698,13 +660,12 @@ void decode_stored(const char* buffer, std::size_t count, const dicom::Slice& s,
 
 inline dicom::Slice parse_slice(const std::uint8_t* bytes, std::size_t size, const std::string& source,
                                 bool decode, const std::string& where) {
-    quiet_gdcm();
     if (!has_dicom_magic(bytes, size))
         throw io_error(
             message(where, "not a DICOM file: expected \"DICM\" at byte 128 (DICOM Part 10), got ",
                     size < 132 ? message("a file of ", size, " bytes") : std::string("other bytes")));
     DicomStructure structure(bytes, size, where);
-    structure.check();
+    const std::string syntax = structure.check();
     if (!structure.has_pixel_data()) {
         const std::string sop_class = structure.text(0x00080016u);
         throw io_error(
@@ -712,9 +673,63 @@ inline dicom::Slice parse_slice(const std::uint8_t* bytes, std::size_t size, con
                     sop_class.empty() ? std::string() : message(", SOP class ", detail::quoted(sop_class)),
                     ": not an image"));
     }
-    const std::vector<std::uint8_t> for_gdcm = structure.for_gdcm();
     dicom::Slice s;
     s.source = source;
+    s.series_uid = structure.text(0x0020000Eu);
+    if (s.series_uid.empty())
+        throw io_error(message(where,
+                               "expected a SeriesInstanceUID (0020,000E), which every DICOM image has, "
+                               "got none"));
+    s.study_uid = structure.text(0x0020000Du);
+    s.sop_instance_uid = structure.text(0x00080018u);
+    s.sop_class_uid = structure.text(0x00080016u);
+    s.frame_of_reference_uid = structure.text(0x00200052u);
+    s.modality = structure.text(0x00080060u);
+    s.series_description = structure.text(0x0008103Eu);
+    s.transfer_syntax = syntax;
+    s.instance_number = dicom_number(structure, 0x0020, 0x0013, "InstanceNumber", where);
+    // The image pixel module, which check() has validated.
+    s.rows = structure.us(0x0010);
+    s.columns = structure.us(0x0011);
+    const std::optional<double> frames = dicom_number(structure, 0x0028, 0x0008, "NumberOfFrames", where);
+    if (frames && (*frames < 1 || *frames != std::floor(*frames) || *frames > 1e9))
+        throw io_error(
+            message(where, "NumberOfFrames (0028,0008) is ", *frames, ", expected an integer >= 1"));
+    s.frames = frames ? static_cast<Index>(*frames) : 1;
+    s.samples_per_pixel = static_cast<int>(structure.us(0x0002));
+    s.bits_allocated = static_cast<int>(structure.us(0x0100));
+    s.bits_stored = static_cast<int>(structure.us(0x0101));
+    s.high_bit = static_cast<int>(structure.us(0x0102));
+    s.is_signed = structure.us(0x0103) == 1;
+    s.photometric = structure.text(0x00280004u);
+
+    s.position = dicom_numbers(structure, 0x0020, 0x0032, "ImagePositionPatient", 3, where);
+    s.orientation = dicom_numbers(structure, 0x0020, 0x0037, "ImageOrientationPatient", 6, where);
+    s.pixel_spacing = dicom_numbers(structure, 0x0028, 0x0030, "PixelSpacing", 2, where);
+    s.slice_thickness = dicom_number(structure, 0x0018, 0x0050, "SliceThickness", where);
+    s.spacing_between_slices = dicom_number(structure, 0x0018, 0x0088, "SpacingBetweenSlices", where);
+    const std::optional<double> slope = dicom_number(structure, 0x0028, 0x1053, "RescaleSlope", where);
+    const std::optional<double> intercept =
+        dicom_number(structure, 0x0028, 0x1052, "RescaleIntercept", where);
+    s.has_rescale = slope || intercept;
+    s.rescale_slope = slope.value_or(1.0);
+    s.rescale_intercept = intercept.value_or(0.0);
+    if (s.rescale_slope == 0.0)
+        throw io_error(message(where, "RescaleSlope (0028,1053) is 0, expected a nonzero slope"));
+    s.window_center = dicom_numbers(structure, 0x0028, 0x1050, "WindowCenter", 0, where);
+    s.window_width = dicom_numbers(structure, 0x0028, 0x1051, "WindowWidth", 0, where);
+    if (!decode) return s;
+
+    // Decoding, by GDCM: only what vit3d reads (GDCM's decoders are least tried on the rest), and only
+    // once the compressed frame's header has been checked against the image attributes.
+    check_single_frame_greyscale(s, where);
+    if (!structure.frame_fits(syntax, s.rows, s.columns, s.samples_per_pixel, s.bits_allocated))
+        throw io_error(message(where, "the compressed image's header (transfer syntax ",
+                               detail::quoted(syntax), ") does not match Rows ", s.rows, ", Columns ",
+                               s.columns, ", SamplesPerPixel ", s.samples_per_pixel, " and BitsAllocated ",
+                               s.bits_allocated, ", or holds what GDCM cannot decode safely"));
+    quiet_gdcm();
+    const std::vector<std::uint8_t> for_gdcm = structure.for_gdcm();
     MemoryStreamBuf buffer(for_gdcm.data(), for_gdcm.size());
     std::istream stream(&buffer);
     gdcm::ImageReader reader;
@@ -725,59 +740,19 @@ inline dicom::Slice parse_slice(const std::uint8_t* bytes, std::size_t size, con
     } catch (const std::exception& e) {
         throw io_error(message(where, "GDCM cannot read it: ", e.what()));
     }
-    if (!read) throw io_error(message(where, why_no_image(for_gdcm.data(), for_gdcm.size())));
-    const gdcm::File& file = reader.GetFile();
-    const gdcm::DataSet& ds = file.GetDataSet();
+    if (!read) throw io_error(message(where, "GDCM cannot read its image (pixel data or image attributes)"));
     const gdcm::Image& image = reader.GetImage();
-
-    const std::optional<std::string> series_uid = dicom_text(ds, 0x0020, 0x000e);
-    if (!series_uid)
-        throw io_error(message(where,
-                               "expected a SeriesInstanceUID (0020,000E), which every DICOM image has, "
-                               "got none"));
-    s.series_uid = *series_uid;
-    s.study_uid = dicom_text(ds, 0x0020, 0x000d).value_or("");
-    s.sop_instance_uid = dicom_text(ds, 0x0008, 0x0018).value_or("");
-    s.sop_class_uid = dicom_text(ds, 0x0008, 0x0016).value_or("");
-    s.frame_of_reference_uid = dicom_text(ds, 0x0020, 0x0052).value_or("");
-    s.modality = dicom_text(ds, 0x0008, 0x0060).value_or("");
-    s.series_description = dicom_text(ds, 0x0008, 0x103e).value_or("");
-    s.transfer_syntax = dicom_text(file.GetHeader(), 0x0002, 0x0010).value_or("");
-    s.instance_number = dicom_number(ds, 0x0020, 0x0013, "InstanceNumber", where);
-
-    const unsigned dimensions = image.GetNumberOfDimensions();
-    if (dimensions != 2 && dimensions != 3)
-        throw io_error(message(where, "GDCM reads an image of ", dimensions, " dimensions, expected 2 or 3"));
-    s.columns = static_cast<Index>(image.GetDimension(0));
-    s.rows = static_cast<Index>(image.GetDimension(1));
-    s.frames = dimensions == 3 ? static_cast<Index>(image.GetDimension(2)) : 1;
     const gdcm::PixelFormat& format = image.GetPixelFormat();
-    s.samples_per_pixel = format.GetSamplesPerPixel();
-    s.bits_allocated = format.GetBitsAllocated();
-    s.bits_stored = format.GetBitsStored();
-    s.high_bit = format.GetHighBit();
-    s.is_signed = format.GetPixelRepresentation() == 1;
-    const char* photometric = image.GetPhotometricInterpretation().GetString();
-    s.photometric = photometric ? photometric : "";
-    while (!s.photometric.empty() && s.photometric.back() == ' ') s.photometric.pop_back();
-
-    s.position = dicom_numbers(ds, 0x0020, 0x0032, "ImagePositionPatient", 3, where);
-    s.orientation = dicom_numbers(ds, 0x0020, 0x0037, "ImageOrientationPatient", 6, where);
-    s.pixel_spacing = dicom_numbers(ds, 0x0028, 0x0030, "PixelSpacing", 2, where);
-    s.slice_thickness = dicom_number(ds, 0x0018, 0x0050, "SliceThickness", where);
-    s.spacing_between_slices = dicom_number(ds, 0x0018, 0x0088, "SpacingBetweenSlices", where);
-    const std::optional<double> slope = dicom_number(ds, 0x0028, 0x1053, "RescaleSlope", where);
-    const std::optional<double> intercept = dicom_number(ds, 0x0028, 0x1052, "RescaleIntercept", where);
-    s.has_rescale = slope || intercept;
-    s.rescale_slope = slope.value_or(1.0);
-    s.rescale_intercept = intercept.value_or(0.0);
-    if (s.rescale_slope == 0.0)
-        throw io_error(message(where, "RescaleSlope (0028,1053) is 0, expected a nonzero slope"));
-    s.window_center = dicom_numbers(ds, 0x0028, 0x1050, "WindowCenter", 0, where);
-    s.window_width = dicom_numbers(ds, 0x0028, 0x1051, "WindowWidth", 0, where);
-    if (!decode) return s;
-
-    check_single_frame_greyscale(s, where);
+    if (image.GetNumberOfDimensions() != 2 || image.GetDimension(0) != static_cast<unsigned>(s.columns) ||
+        image.GetDimension(1) != static_cast<unsigned>(s.rows) || format.GetSamplesPerPixel() != 1 ||
+        format.GetBitsAllocated() != s.bits_allocated ||
+        format.GetPixelRepresentation() != (s.is_signed ? 1 : 0))
+        throw io_error(message(where, "GDCM reads the image as ", image.GetNumberOfDimensions(),
+                               " dimensions of ", image.GetDimension(0), " x ", image.GetDimension(1), ", ",
+                               format.GetSamplesPerPixel(), " sample(s) of ", format.GetBitsAllocated(),
+                               " bits, pixel representation ", format.GetPixelRepresentation(),
+                               "; the attributes say ", s.columns, " x ", s.rows, ", 1 sample of ",
+                               s.bits_allocated, " bits, pixel representation ", s.is_signed ? 1 : 0));
 
     // What the decoder supports: whole bytes per sample, the value in the low bits.
     if (s.bits_allocated != 8 && s.bits_allocated != 16 && s.bits_allocated != 32)
