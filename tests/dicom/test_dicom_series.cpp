@@ -428,6 +428,7 @@ TEST(DicomSlice, FuzzFindingsAreRefusedBeforeGdcmSeesThem) {
         {"fuzz_intercept_without_slope.dcm",
          "expected RescaleSlope (0028,1053) with RescaleIntercept (0028,1052), got an intercept alone"},
         {"fuzz_samples_per_pixel.dcm", "expected SamplesPerPixel (0028,0002) 1 or 3, got 10241"},
+        {"fuzz_rows_not_us.dcm", "expected value representation US for (0028,0010), got SS"},
         {"invalid_truncated.dcm",
          "malformed DICOM at byte 700: element (0028,0102) of the data set has 2 bytes, the file has 0 after "
          "its header (truncated?) (file of 700 bytes)"},

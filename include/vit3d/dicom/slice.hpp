@@ -18,6 +18,7 @@
 #include <gdcmImageReader.h>
 #include <gdcmTrace.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -148,7 +149,28 @@ class DicomStructure {
         std::size_t start, end;  // the whole element, header to end of value (or delimiter)
         std::size_t value;
         std::uint32_t length;  // or `undefined`
+        char vr[2];            // explicit VR; zeros in implicit VR
     };
+
+    // The attributes GDCM gets (for_gdcm), with their value representations: GDCM asserts that an
+    // attribute's VR in the file agrees with its dictionary's (gdcmAttribute.h:445, found by fuzzing).
+    struct Kept {
+        std::uint32_t tag;
+        const char* vr;  // "OB" or "OW" both for pixel data
+    };
+    static constexpr Kept kept_[] = {
+        {0x00080016u, "UI"}, {0x00080018u, "UI"}, {0x00080060u, "CS"}, {0x0008103Eu, "LO"},
+        {0x00180050u, "DS"}, {0x00180088u, "DS"}, {0x0020000Du, "UI"}, {0x0020000Eu, "UI"},
+        {0x00200013u, "IS"}, {0x00200032u, "DS"}, {0x00200037u, "DS"}, {0x00200052u, "UI"},
+        {0x00280002u, "US"}, {0x00280004u, "CS"}, {0x00280006u, "US"}, {0x00280008u, "IS"},
+        {0x00280010u, "US"}, {0x00280011u, "US"}, {0x00280030u, "DS"}, {0x00280100u, "US"},
+        {0x00280101u, "US"}, {0x00280102u, "US"}, {0x00280103u, "US"}, {0x00281050u, "DS"},
+        {0x00281051u, "DS"}, {0x00281052u, "DS"}, {0x00281053u, "DS"}, {0x7FE00010u, "OW"}};
+    static const Kept* kept(std::uint32_t tag) {
+        for (const Kept& k : kept_)
+            if (k.tag == tag) return &k;
+        return nullptr;
+    }
 
   public:
     DicomStructure(const std::uint8_t* bytes, std::size_t size, const std::string& where)
@@ -183,7 +205,28 @@ class DicomStructure {
         data_set_ = at;
         big_ = big_endian;
         walk(at, size_, explicit_vr, big_endian, 0);
+        std::vector<std::uint32_t> tags;
+        for (const TopElement& e : top_) tags.push_back(e.tag);
+        std::sort(tags.begin(), tags.end());
+        const auto twice = std::adjacent_find(tags.begin(), tags.end());
+        if (twice != tags.end())
+            fail(data_set_, message("tag ",
+                                    tag_text(static_cast<std::uint16_t>(*twice >> 16),
+                                             static_cast<std::uint16_t>(*twice)),
+                                    " appears more than once in the data set"));
         if (!has_pixel_data()) return syntax;
+        for (const TopElement& e : top_) {
+            const Kept* k = kept(e.tag);
+            if (k == nullptr || e.vr[0] == 0) continue;
+            const bool pixels = e.tag == 0x7FE00010u;
+            const bool ok = pixels ? e.vr[0] == 'O' && (e.vr[1] == 'B' || e.vr[1] == 'W')
+                                   : e.vr[0] == k->vr[0] && e.vr[1] == k->vr[1];
+            if (!ok)
+                fail(e.start, message("expected value representation ", pixels ? "OB or OW" : k->vr, " for ",
+                                      tag_text(static_cast<std::uint16_t>(e.tag >> 16),
+                                               static_cast<std::uint16_t>(e.tag)),
+                                      ", got ", std::string(e.vr, 2)));
+        }
         check_image_attributes();
         const bool jpeg2000 = syntax == "1.2.840.10008.1.2.4.90" || syntax == "1.2.840.10008.1.2.4.91" ||
                               syntax == "1.2.840.10008.1.2.4.92" || syntax == "1.2.840.10008.1.2.4.93";
@@ -219,14 +262,9 @@ class DicomStructure {
     // sequences and vendors' private rescale attributes, with assertions on their contents (found by
     // fuzzing: gdcmPixelFormat.h:94 and others in gdcmPixmapReader.cxx); vit3d uses none of them.
     std::vector<std::uint8_t> for_gdcm() const {
-        static const std::uint32_t kept[] = {
-            0x00080016u, 0x00080018u, 0x00080060u, 0x0008103Eu, 0x00180050u, 0x00180088u, 0x0020000Du,
-            0x0020000Eu, 0x00200013u, 0x00200032u, 0x00200037u, 0x00200052u, 0x00280002u, 0x00280004u,
-            0x00280006u, 0x00280008u, 0x00280010u, 0x00280011u, 0x00280030u, 0x00280100u, 0x00280101u,
-            0x00280102u, 0x00280103u, 0x00281050u, 0x00281051u, 0x00281052u, 0x00281053u, 0x7FE00010u};
         std::vector<const TopElement*> elements;
         for (const TopElement& e : top_)
-            if (std::find(std::begin(kept), std::end(kept), e.tag) != std::end(kept)) elements.push_back(&e);
+            if (kept(e.tag) != nullptr) elements.push_back(&e);
         std::stable_sort(elements.begin(), elements.end(),
                          [](const TopElement* a, const TopElement* b) { return a->tag < b->tag; });
         std::vector<std::uint8_t> out(bytes_, bytes_ + data_set_);
@@ -493,7 +531,7 @@ class DicomStructure {
                 at = value_end;
             }
             if (stop == 0 && at > end) fail(at, "an element runs past the end of its container");
-            if (depth == 0) top_.push_back({e.tag, start, at, e.value, e.length});
+            if (depth == 0) top_.push_back({e.tag, start, at, e.value, e.length, {e.vr[0], e.vr[1]}});
         }
         if (stop != 0) fail(at, "the file ends before a delimitation item (truncated?)");
         return at;
