@@ -1,18 +1,20 @@
 #pragma once
 // One DICOM file as a slice of a series (CMake target vit3d::dicom, which links GDCM): what the series
-// reader (vit3d/dicom/series.hpp) needs of its header, and its pixels decoded. GDCM parses the file and
-// decodes the transfer syntaxes it knows (uncompressed, RLE, JPEG baseline and lossless, JPEG-LS, JPEG
-// 2000); vit3d reads the attributes it uses from their bytes itself and checks each, so that a malformed
-// value is refused with its name rather than taken as a default. Debian's GDCM keeps its assertions, which
-// abort on malformed files: vit3d checks the file's structure, image attributes and compressed frame
-// header first, and gives GDCM only the attributes it reads (DicomStructure below).
+// reader (vit3d/dicom/series.hpp) needs of its header, and its pixels decoded. vit3d walks the file's
+// elements and reads the attributes it uses from their bytes itself, checking each, so that a malformed
+// value is refused with its name rather than taken as a default; GDCM decodes the pixel data, in the
+// transfer syntaxes it knows (uncompressed, RLE, JPEG baseline and lossless, JPEG-LS, JPEG 2000). Debian's
+// GDCM keeps its assertions, which abort on malformed files: vit3d checks the file's structure, image
+// attributes and compressed frame header first, and gives GDCM only the attributes it reads
+// (DicomStructure below). Parsing a header without decoding never runs GDCM.
 //
 // A file is read from memory (the bytes of a file read whole), through the same code for files and for
 // the fuzzer. Only DICOM Part 10 files are read: the 128-byte preamble and "DICM" first; the series
 // reader skips other files in a folder.
 //
 // GDCM writes warnings and errors to std::cerr unless told otherwise; a library must not print, so the
-// first parse turns GDCM's trace output off (gdcm::Trace, a process-wide setting of GDCM).
+// first decoding turns GDCM's trace output off (gdcm::Trace, a process-wide setting of GDCM). GDCM's copy
+// of libjpeg still writes "Corrupt JPEG data: ..." for corrupt JPEG scan data.
 
 #include <gdcmImage.h>
 #include <gdcmImageReader.h>
@@ -142,7 +144,8 @@ inline std::string tag_text(std::uint16_t group, std::uint16_t element) {
 // gdcmSequenceOfFragments.cxx:120 when it ends inside encapsulated pixel data): abort() in the caller's
 // process. So vit3d walks every element first (PS3.5 section 7: the meta information in explicit VR little
 // endian, then the data set in the transfer syntax's encoding, into sequences, items and pixel data
-// fragments) and refuses a file in which an element, an item or a fragment does not fit.
+// fragments) and refuses a file in which an element, an item or a fragment does not fit. It keeps the data
+// set's own elements (not those in sequences), whose values parse_slice reads.
 class DicomStructure {
     struct TopElement {
         std::uint32_t tag;
