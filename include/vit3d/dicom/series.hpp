@@ -7,7 +7,7 @@
 // ImageOrientationPatient; a series whose files differ in those is listed as parts (SeriesInfo::part 1, 2,
 // ...) and read only one part at a time. In a folder (not its sub-folders), files that are not DICOM Part
 // 10 ("DICM" at byte 128) or that hold no image (DICOMDIR, structured reports, presentation states) are
-// skipped, as are hidden files; a DICOM file that GDCM cannot parse is an error. Given as a list, every file
+// skipped, as are hidden files; a malformed DICOM file is an error (naming it). Given as a list, every file
 // must be a DICOM image.
 //
 // The volume: data [nz, ny, nx] with data(k, j, i) = pixel (column i, row j) of slice k, the slices sorted
