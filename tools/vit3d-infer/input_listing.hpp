@@ -21,6 +21,7 @@
 #include <system_error>
 #include <vector>
 
+#include "dicom_input.hpp"
 #include "options.hpp"
 #include "vit3d/core/message.hpp"
 #include "vit3d/formats/read_file.hpp"
@@ -56,6 +57,8 @@ inline const char* known_extensions = ".npy, .png, .jpg, .jpeg, .bmp, .pgm, .ppm
 // The file name without its type: "a.nii.gz" -> "a", "b.png" -> "b", "c" -> "c".
 inline std::string stem_of(const std::string& path) {
     const std::string name = fs::path(path).filename().string();
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) return name;  // a DICOM series folder, often named by a UID with dots
     if (ends_with(lowercase(name), ".nii.gz")) return name.substr(0, name.size() - 7);
     return fs::path(name).stem().string();
 }
@@ -81,6 +84,8 @@ inline void add_folder(const std::string& folder, bool recursive, std::vector<st
         std::error_code e;
         if (entry.is_regular_file(e) && format_of(name) != InputFormat::unknown)
             found.push_back(entry.path().string());
+        else if (entry.is_directory(e) && is_dicom_folder(entry.path().string()))
+            found.push_back(dicom_folder_input(entry.path().string()));
     };
     if (recursive) {
         for (fs::recursive_directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
@@ -89,6 +94,7 @@ inline void add_folder(const std::string& folder, bool recursive, std::vector<st
                 it.disable_recursion_pending();
                 continue;
             }
+            if (it->is_directory() && is_dicom_folder(it->path().string())) it.disable_recursion_pending();
             visit(*it);
         }
     } else {
@@ -97,7 +103,8 @@ inline void add_folder(const std::string& folder, bool recursive, std::vector<st
     if (ec) throw usage_error(message("input folder ", quote(folder), ": cannot list it: ", ec.message()));
     if (found.empty())
         throw usage_error(message("input folder ", quote(folder), " holds no input file (", known_extensions,
-                                  ")", (recursive ? "" : "; --recursive descends into its sub-folders")));
+                                  ", or a folder of DICOM files)",
+                                  (recursive ? "" : "; --recursive descends into its sub-folders")));
     out.insert(out.end(), found.begin(), found.end());
 }
 
@@ -154,6 +161,8 @@ inline void add_value(const std::string& value, bool recursive, const std::strin
     std::error_code ec;
     if (origin.empty() && value[0] == '@') {
         add_list(value.substr(1), recursive, out, several);
+    } else if (fs::is_directory(value, ec) && is_dicom_folder(value)) {
+        out.push_back(dicom_folder_input(value));  // one series: one input
     } else if (fs::is_directory(value, ec)) {
         add_folder(value, recursive, out);
         several = true;

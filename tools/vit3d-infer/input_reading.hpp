@@ -208,6 +208,14 @@ inline ModelInput read_nifti_input(const std::string& path, const Pipeline& p) {
     return in;
 }
 
+inline ModelInput read_dicom_input(const std::string& folder, const Pipeline& p) {
+    ModelInput in;
+    const io::Volume<float> volume = read_dicom_volume(folder, in.read_dtype);
+    in.read_shape = volume.data.shape();
+    in.batch = io::volume_input(volume, p.input_shape, p.preprocess);
+    return in;
+}
+
 inline ModelInput read_known_input(const std::string& path, InputFormat format, const Pipeline& p) {
     switch (format) {
         case InputFormat::npy:
@@ -228,8 +236,10 @@ inline ModelInput read_input(const std::string& path, const Pipeline& p) {
     std::error_code ec;
     const auto status = fs::status(path, ec);
     if (!fs::exists(status)) throw input_error("no such file");
-    if (fs::is_directory(status)) throw input_error("is a folder, not a file");
+    const bool dicom = fs::is_directory(status) && is_dicom_folder(path);
+    if (fs::is_directory(status) && !dicom) throw input_error("is a folder, not a file");
     try {
+        if (dicom) return detail::read_dicom_input(path, p);
         return detail::read_known_input(path, format_of(path), p);
     } catch (const input_error&) {
         throw;

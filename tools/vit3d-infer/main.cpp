@@ -139,7 +139,7 @@ class Run {
             f.read_dtype = in.read_dtype;
             f.input_shape = in.batch.shape();
             const auto hash_start = Clock::now();
-            FileDigest input = sha256_of_file(f.input);
+            FileDigest input = sha256_of_input(f.input);
             report_.hash_seconds += seconds_since(hash_start);
             f.input_sha256 = input.sha256;
             if (!o_.save_input.empty())
