@@ -312,8 +312,9 @@ Tensor<T> importance_map(const Shape& roi, BlendMode mode, const std::vector<dou
 // Runs predict over the windows of x [B, C, spatial...] and stitches the results: predict takes a batch of
 // windows [n, C, roi...] (n <= sw_batch_size) and returns a std::vector of outputs, each [n, C_k, out_k...]
 // (any spatial size, the same for every call); the result holds one [B, C_k, int(size * out_k / roi)...]
-// per output. Throws config_error for a config that does not fit the input, shape_error for an input or a
-// prediction of the wrong shape.
+// per output (none when predict returns none: it has seen every window, in order, which is all a caller
+// that keeps its own results needs). Throws config_error for a config that does not fit the input,
+// shape_error for an input or a prediction of the wrong shape.
 template <class T, class Predictor>
 std::vector<Tensor<T>> sliding_window_inference_outputs(const Tensor<T>& x, const SlidingWindowConfig& config,
                                                         Predictor&& predict) {
@@ -349,10 +350,7 @@ std::vector<Tensor<T>> sliding_window_inference_outputs(const Tensor<T>& x, cons
         }
         std::vector<Tensor<T>> predicted = predict(static_cast<const Tensor<T>&>(windows));
         windows = Tensor<T>();  // the batch's input is no longer needed while the outputs are summed
-        if (stitches.empty()) {
-            if (predicted.empty()) throw shape_error(message(op, ": the predictor returned no output"));
-            stitches.resize(predicted.size());
-        }
+        if (first == 0) stitches.resize(predicted.size());
         if (predicted.size() != stitches.size())
             throw shape_error(message(op, ": expected the predictor to return ", stitches.size(),
                                       " output(s) each call, got ", predicted.size()));
