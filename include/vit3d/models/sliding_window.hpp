@@ -20,9 +20,10 @@
 // window sizes (about 1 in 100 values) it differs by that ulp, which moves a float64 result by ~1e-8 of its
 // scale there (tests/fixtures/make_sliding_window_fixtures.py lists the sizes checked to agree exactly).
 //
-// Memory: the output [B, C', out...], the summed weights [out...], the importance map, and one batch of
-// windows (sw_batch_size x [C, roi...] in, whatever the predictor returns for it); the input is read in
-// place (no padded copy) and no list of windows is kept.
+// Memory: the output [B, C', out...] (divided in place; with padding, its crop is a second, smaller copy
+// at the end), the summed weights [out...], the importance map, and one batch of windows (sw_batch_size x
+// [C, roi...] in, whatever the predictor returns for it); the input is read in place (no padded copy) and
+// no list of windows is kept.
 
 #include <algorithm>
 #include <cmath>
@@ -138,6 +139,18 @@ inline Index row_offset(const Shape& at, const Shape& size) {
     Index offset = 0;
     for (std::size_t a = 0; a < at.size(); ++a) offset = offset * size[a] + at[a];
     return offset * size.back();
+}
+
+// Adds the block src [window...] into dst [size...] at the cells from `at` on, row by row.
+template <class T>
+void add_block(T* dst, const Shape& size, const Shape& at, const T* src, const Shape& window) {
+    Shape cell(at.size() - 1);
+    for_each_row(window, [&](const Shape& row) {
+        for (std::size_t a = 0; a < cell.size(); ++a) cell[a] = at[a] + row[a];
+        T* to = dst + row_offset(cell, size) + at.back();
+        const T* from = src + row_offset(row, window);
+        for (Index j = 0; j < window.back(); ++j) to[j] += from[j];
+    });
 }
 
 // Copies the window of sample b starting at `start` (padded coordinates) into dst [C, roi...], with cval
@@ -399,13 +412,7 @@ std::vector<Tensor<T>> sliding_window_inference_outputs(const Tensor<T>& x, cons
                 s.count = Tensor<T>::zeros(s.size);
                 for (Index w = 0; w < per_sample; ++w) {
                     const Shape at = s.place(plan.window_start(w), roi, op);
-                    detail::for_each_row(s.window, [&](const Shape& row) {
-                        Shape cell(rank - 1);
-                        for (std::size_t a = 0; a + 1 < rank; ++a) cell[a] = at[a] + row[a];
-                        T* dst = s.count.data() + detail::row_offset(cell, s.size) + at.back();
-                        const T* src = s.weight.data() + detail::row_offset(row, s.window);
-                        for (Index i = 0; i < s.window.back(); ++i) dst[i] += src[i];
-                    });
+                    detail::add_block(s.count.data(), s.size, at, s.weight.data(), s.window);
                 }
             }
             Index window_cells = 1;
@@ -420,17 +427,9 @@ std::vector<Tensor<T>> sliding_window_inference_outputs(const Tensor<T>& x, cons
             for (Index i = 0; i < n; ++i) {
                 const Index w = first + i, b = w / per_sample;
                 const Shape at = s.place(plan.window_start(w % per_sample), roi, op);
-                for (Index c = 0; c < s.channels; ++c) {
-                    T* out = s.sum.data() + (b * s.channels + c) * out_cells;
-                    const T* in = values + (i * s.channels + c) * window_cells;
-                    detail::for_each_row(s.window, [&](const Shape& row) {
-                        Shape cell(rank - 1);
-                        for (std::size_t a = 0; a + 1 < rank; ++a) cell[a] = at[a] + row[a];
-                        T* dst = out + detail::row_offset(cell, s.size) + at.back();
-                        const T* src = in + detail::row_offset(row, s.window);
-                        for (Index j = 0; j < s.window.back(); ++j) dst[j] += src[j];
-                    });
-                }
+                for (Index c = 0; c < s.channels; ++c)
+                    detail::add_block(s.sum.data() + (b * s.channels + c) * out_cells, s.size, at,
+                                      values + (i * s.channels + c) * window_cells, s.window);
             }
         }
     }
@@ -457,24 +456,32 @@ std::vector<Tensor<T>> sliding_window_inference_outputs(const Tensor<T>& x, cons
             out_cells *= s.size[a];
             kept_cells *= size[a];
         }
-        Shape result_shape{batch, s.channels};
-        result_shape.insert(result_shape.end(), size.begin(), size.end());
-        Tensor<T> result = Tensor<T>::empty(result_shape);
-        if (kept_cells > 0) {
-            for (Index bc = 0; bc < batch * s.channels; ++bc) {
+        const T* count = s.count.data();
+        Tensor<T> result;
+        if (!padded) {  // in place: the output is held once
+            result = std::move(s.sum);
+            T* sum = result.data();
+            for (Index bc = 0; bc < batch * s.channels; ++bc)
+                for (Index j = 0; j < out_cells; ++j) sum[bc * out_cells + j] /= count[j];
+        } else {
+            Shape result_shape{batch, s.channels};
+            result_shape.insert(result_shape.end(), size.begin(), size.end());
+            result = Tensor<T>::empty(result_shape);
+            Shape cell(rank - 1);
+            for (Index bc = 0; kept_cells > 0 && bc < batch * s.channels; ++bc) {
                 const T* sum = s.sum.data() + bc * out_cells;
                 T* dst_channel = result.data() + bc * kept_cells;
                 detail::for_each_row(size, [&](const Shape& row) {
-                    Shape cell(rank - 1);
-                    for (std::size_t a = 0; a + 1 < rank; ++a) cell[a] = begin[a] + row[a];
+                    for (std::size_t a = 0; a < cell.size(); ++a) cell[a] = begin[a] + row[a];
                     const Index from = detail::row_offset(cell, s.size) + begin.back();
                     T* dst = dst_channel + detail::row_offset(row, size);
-                    for (Index j = 0; j < size.back(); ++j) dst[j] = sum[from + j] / s.count.data()[from + j];
+                    for (Index j = 0; j < size.back(); ++j) dst[j] = sum[from + j] / count[from + j];
                 });
             }
         }
         results.push_back(std::move(result));
         s.sum = Tensor<T>();
+        s.count = Tensor<T>();
     }
     return results;
 }
