@@ -16,6 +16,8 @@
 #include "vit3d/formats/npy.hpp"
 #include "vit3d/io/load_model.hpp"
 #include "vit3d/io/sliding_window_inference.hpp"
+#include "vit3d/transforms/compose.hpp"
+#include "vit3d/transforms/presets.hpp"
 #include "vit3d/transforms/resample.hpp"
 
 namespace {
@@ -27,6 +29,7 @@ using vit3d::Shape;
 using vit3d::Tensor;
 namespace io = vit3d::io;
 namespace models = vit3d::models;
+namespace transforms = vit3d::transforms;
 
 const std::string monai = model("monai_vit_f32");  // BCHWD [16, 16, 8], patches 8x8x4, window -1000..1000
 
@@ -90,6 +93,34 @@ TEST_F(CliSlidingWindow, ANpyOfAnotherSizeRunsOverWindowsAsItIs) {
     expect_equal(io::read_npy<float>(path("g.npy")),
                  io::sliding_window_forward(io::load_model<float>(monai), x.unsqueeze(0),
                                             io::ModelOutput::token_grid, c));
+}
+
+// MONAI's UNETR validation pipeline leaves each volume at its own size (spacing, then the body's bounding
+// box), for sliding windows: with them the preset's steps run whole and the model over windows.
+TEST_F(CliSlidingWindow, APresetThatLeavesTheSizeFreeRunsOverWindows) {
+    io::Volume<float> v;
+    v.data = Tensor<float>::rand({20, 36, 42}, 36, -100.0f, 200.0f);  // all foreground after the window
+    io::write_nifti(path("ct.nii.gz"), v);
+    const std::vector<std::string> args{"-w", monai,        "-i",       path("ct.nii.gz"),
+                                        "-k", "token_grid", "--preset", "monai_unetr_btcv"};
+    std::vector<std::string> with = args;
+    with.insert(with.end(), {"-o", path("g.npy"), "--sliding-window", "0.5", "--save-input", path("in")});
+    const Result r = infer(with);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const transforms::SpatialImage<float> image =
+        transforms::apply(transforms::preset("monai_unetr_btcv").steps, io::spatial_image(v));
+    const Tensor<float> seen = io::read_npy<float>(path("in/ct.npy"));
+    expect_equal(seen, image.data.unsqueeze(0));  // BCHWD: [C, i, j, k] as the steps give it
+    models::SlidingWindowConfig c;
+    c.overlap = {0.5};
+    expect_equal(
+        io::read_npy<float>(path("g.npy")),
+        io::sliding_window_forward(io::load_model<float>(monai), seen, io::ModelOutput::token_grid, c));
+    std::vector<std::string> without = args;
+    without.insert(without.end(), {"-o", path("n.npy")});
+    const Result plain = infer(without);
+    EXPECT_EQ(plain.code, 1);
+    EXPECT_THAT(plain.err, HasSubstr("end the steps with ResizeWithPadOrCrop to the input size"));
 }
 
 TEST_F(CliSlidingWindow, RefusesTokensBadOverlapsAndImageModels) {

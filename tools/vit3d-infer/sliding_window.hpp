@@ -5,7 +5,10 @@
 // Which inputs: a NIfTI volume whose spatial size, in the model's axis order, exceeds the model's input on
 // some axis, and a .npy [C, spatial...] or [B, C, spatial...] of another spatial size than the model's.
 // Such an input goes through every step of the preprocessing but the resize (rescale, window, mean / std;
-// for .npy only with --npy-preprocess), at its own size; the model then runs over windows of its input size
+// for .npy only with --npy-preprocess), at its own size; with preprocess.steps (--steps, --preset), through
+// the steps but the trailing ones that only size it to the input (SpatialPad, CenterSpatialCrop,
+// ResizeWithPadOrCrop), and a volume the steps leave at any size (the monai_unetr_btcv preset) always runs
+// over windows; the model then runs over windows of its input size
 // (--input-size's for a dynamic_size model), --batch-size windows per forward pass, and the output is
 // stitched over the whole input (token_grid, cls_attention) or averaged over the windows (pooled, logits).
 // Smaller volumes, images, and .npy at the model's size run as without the option. tokens cannot be
@@ -16,6 +19,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "input_listing.hpp"
@@ -28,6 +32,7 @@
 #include "vit3d/io/model_input.hpp"
 #include "vit3d/io/sliding_window_inference.hpp"
 #include "vit3d/models/sliding_window.hpp"
+#include "vit3d/transforms/compose.hpp"
 #include "vit3d/transforms/preprocess.hpp"
 
 namespace vit3d_infer {
@@ -98,15 +103,51 @@ inline bool exceeds(const Shape& spatial, const Shape& input_shape) {
     return false;
 }
 
+// Whether a step only brings the volume to the model's input size (what windows replace).
+inline bool sizes_to_input(const transforms::Transform& step) {
+    return std::holds_alternative<transforms::ResizeWithPadOrCrop>(step) ||
+           std::holds_alternative<transforms::CenterSpatialCrop>(step) ||
+           std::holds_alternative<transforms::SpatialPad>(step);
+}
+
+// [C, i, j, k] of a SpatialImage in the model's layout (as io::volume_input lays it out).
+inline Tensor<float> in_layout(const transforms::SpatialImage<float>& image, const std::string& layout) {
+    return layout == "BCHWD" ? image.data : image.data.permute({0, 3, 2, 1});
+}
+
+// With preprocess.steps: the steps but the trailing ones that only size the volume to the input (SpatialPad,
+// CenterSpatialCrop, ResizeWithPadOrCrop); those too when the result is no larger than the input on any
+// axis. Steps that leave the size free (the monai_unetr_btcv preset) always give the windowed input.
+inline Tensor<float> steps_input(const io::Volume<float>& volume, const Pipeline& p) {
+    const std::vector<transforms::Transform>& steps = *p.preprocess.steps;
+    std::size_t head = steps.size();
+    while (head > 0 && sizes_to_input(steps[head - 1])) --head;
+    const std::vector<transforms::Transform> first(steps.begin(), steps.begin() + static_cast<long>(head));
+    const std::vector<transforms::Transform> last(steps.begin() + static_cast<long>(head), steps.end());
+    transforms::SpatialImage<float> image = transforms::apply(first, io::spatial_image(volume));
+    Tensor<float> x = in_layout(image, p.preprocess.layout);
+    const Shape spatial(x.shape().begin() + 1, x.shape().end());
+    if (!last.empty() && !exceeds(spatial, p.input_shape))
+        x = in_layout(transforms::apply(last, std::move(image)), p.preprocess.layout);
+    if (x.dim(0) != p.input_shape[0])
+        throw input_error(
+            message("the model takes ", p.input_shape[0], " channel(s); the steps give ", x.shape()));
+    return x.unsqueeze(0);
+}
+
 inline std::optional<ModelInput> whole_volume_input(const std::string& path, const Pipeline& p) {
     const io::Volume<float> volume = io::read_nifti<float>(path);
     const Shape& read = volume.data.shape();
     if (read.size() != 3 && read.size() != 4) return std::nullopt;  // the usual path says what is wrong
-    Shape spatial(read.end() - 3, read.end());                      // [z, y, x]
-    if (p.preprocess.layout == "BCHWD") std::reverse(spatial.begin(), spatial.end());
     ModelInput in;
     in.read_shape = read;
     in.read_dtype = io::nifti_datatype_name(volume.datatype);
+    if (p.preprocess.steps) {
+        in.batch = steps_input(volume, p);
+        return in;
+    }
+    Shape spatial(read.end() - 3, read.end());  // [z, y, x]
+    if (p.preprocess.layout == "BCHWD") std::reverse(spatial.begin(), spatial.end());
     if (!exceeds(spatial, p.input_shape)) {
         in.batch = io::volume_input(volume, p.input_shape, p.preprocess);
         return in;
