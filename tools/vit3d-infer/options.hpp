@@ -65,7 +65,8 @@ struct Options {
     std::string channel_order;
     std::string steps;   // volumes: MONAI-style steps as JSON, or @FILE holding it
     std::string preset;  // volumes: a published pipeline's steps (transforms/presets.hpp)
-    std::string sliding_window;  // OVERLAP[,gaussian]: larger volumes over windows (sliding_window.hpp)
+    // OVERLAP[,gaussian]: volumes larger than the input run over windows (sliding_window.hpp)
+    std::string sliding_window;
 };
 
 inline const char* conventions_text() {
