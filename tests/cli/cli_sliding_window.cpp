@@ -123,6 +123,29 @@ TEST_F(CliSlidingWindow, APresetThatLeavesTheSizeFreeRunsOverWindows) {
     EXPECT_THAT(plain.err, HasSubstr("end the steps with ResizeWithPadOrCrop to the input size"));
 }
 
+// Steps that end by sizing the volume to the input: a larger volume skips that sizing and runs over
+// windows; a volume no larger than the input on any axis takes every step, as without the option.
+TEST_F(CliSlidingWindow, StepsEndingInASizingStepSkipItForALargerVolume) {
+    const std::string steps =
+        R"([{"name": "ScaleIntensityRange", "a_min": -1000, "a_max": 1000, "b_min": 0, "b_max": 1, "clip": true},
+            {"name": "ResizeWithPadOrCrop", "spatial_size": [16, 16, 8]}])";
+    io::Volume<float> big, small;
+    big.data = Tensor<float>::rand({12, 20, 24}, 37, -1200.0f, 1200.0f);   // [x, y, z] = [24, 20, 12]
+    small.data = Tensor<float>::rand({6, 10, 12}, 38, -1200.0f, 1200.0f);  // [12, 10, 6]
+    io::write_nifti(path("big.nii.gz"), big);
+    io::write_nifti(path("small.nii.gz"), small);
+    for (const char* name : {"big", "small"}) {
+        const Result r = infer({"-w", monai, "-i", path(std::string(name) + ".nii.gz"), "-o",
+                                path(std::string(name) + ".npy"), "-k", "token_grid", "--steps", steps,
+                                "--sliding-window", "0.25", "--save-input", path("in")});
+        ASSERT_EQ(r.code, 0) << r.err;
+    }
+    EXPECT_EQ(io::read_npy<float>(path("in/big.npy")).shape(), (Shape{1, 1, 24, 20, 12}));
+    EXPECT_EQ(io::read_npy<float>(path("big.npy")).shape(), (Shape{1, 24, 3, 2, 3}));
+    EXPECT_EQ(io::read_npy<float>(path("in/small.npy")).shape(), (Shape{1, 1, 16, 16, 8}));
+    EXPECT_EQ(io::read_npy<float>(path("small.npy")).shape(), (Shape{1, 24, 2, 2, 2}));
+}
+
 TEST_F(CliSlidingWindow, RefusesTokensBadOverlapsAndImageModels) {
     io::write_npy(path("x.npy"), Tensor<float>::randn({1, 20, 16, 12}, 34));
     const auto run = [&](const std::vector<std::string>& extra) {
