@@ -24,6 +24,7 @@
 #include "vit3d/io/model_description_json.hpp"
 #include "vit3d/io/model_input.hpp"
 #include "vit3d/io/transform_json.hpp"
+#include "vit3d/models/sliding_window.hpp"
 #include "vit3d/transforms/resample.hpp"
 
 namespace vit3d_infer {
@@ -51,6 +52,8 @@ struct Pipeline {
     Shape input_shape;  // [C, spatial...]
     transforms::Preprocessing preprocess;
     bool npy_values = false;  // --npy-preprocess
+    // --sliding-window: the windows larger volumes run over (sliding_window.hpp)
+    std::optional<vit3d::models::SlidingWindowConfig> windows;
 };
 
 inline std::string join_numbers(const std::vector<double>& v) {

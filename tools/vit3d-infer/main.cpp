@@ -28,6 +28,7 @@
 #include "progress.hpp"
 #include "report.hpp"
 #include "sha256.hpp"
+#include "sliding_window.hpp"
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/message.hpp"
@@ -133,8 +134,9 @@ class Run {
     void file(std::size_t index) {
         FileResult& f = report_.files[index];
         const auto start = Clock::now();
+        bool whole = false;
         try {
-            ModelInput in = read_input(f.input, pipeline_);
+            ModelInput in = read_model_input(f.input, pipeline_);
             f.read_shape = in.read_shape;
             f.read_dtype = in.read_dtype;
             f.input_shape = in.batch.shape();
@@ -144,6 +146,9 @@ class Run {
             f.input_sha256 = input.sha256;
             if (!o_.save_input.empty())
                 io::write_npy((fs::path(o_.save_input) / (stem_of(f.input) + ".npy")).string(), in.batch);
+            // An input run over windows goes alone: its size is not the others'.
+            whole = runs_over_windows(in.batch, pipeline_);
+            if (whole) flush();
             pending_samples_ += in.batch.dim(0);
             pending_.push_back({index, std::move(in.batch), std::move(input)});
         } catch (const std::exception& e) {
@@ -154,7 +159,7 @@ class Run {
         }
         f.read_seconds = seconds_since(start);
         report_.read_seconds += f.read_seconds;
-        if (pending_samples_ >= o_.batch_size) flush();
+        if (whole || pending_samples_ >= o_.batch_size) flush();
     }
 
     // Runs the pending files through the model, batch_size samples at a time, and writes their outputs.
@@ -177,7 +182,8 @@ class Run {
             std::vector<Tensor<float>> results;
             for (vit3d::Index first = 0; first < samples; first += o_.batch_size) {
                 const vit3d::Index n = std::min(o_.batch_size, samples - first);
-                results.push_back(model_.forward(n == samples ? x : x.narrow(0, first, n), output_));
+                results.push_back(
+                    forward_output(model_, n == samples ? x : x.narrow(0, first, n), output_, pipeline_));
             }
             out = results.size() == 1 ? std::move(results[0]) : vit3d::concat<float>(results, 0);
         } catch (const std::exception& e) {
@@ -304,12 +310,15 @@ int run(const Options& o) {
         }
     }();
     report.load_seconds = seconds_since(load_start);
-    const Pipeline pipeline = make_pipeline(model, o);
+    Pipeline pipeline = make_pipeline(model, o);
+    pipeline.windows = sliding_window_config(o, pipeline);
     report.model = facts_of(model, pipeline.input_shape);
     const io::ModelOutput output = choose_output(model, o.output_kind);
     report.output_kind = io::output_name(output);
     report.preprocess = vit3d::detail::preprocessing_json_with_steps(pipeline.preprocess);
     report.preprocess["npy_values"] = pipeline.npy_values;
+    check_sliding_window_output(pipeline, output);
+    if (pipeline.windows) report.preprocess["sliding_window"] = sliding_window_json(*pipeline.windows);
 
     RunIdentity identity;
     identity.weights_path = absolute_path(o.weights);

@@ -65,6 +65,8 @@ struct Options {
     std::string channel_order;
     std::string steps;   // volumes: MONAI-style steps as JSON, or @FILE holding it
     std::string preset;  // volumes: a published pipeline's steps (transforms/presets.hpp)
+    // OVERLAP[,gaussian]: volumes larger than the input run over windows (sliding_window.hpp)
+    std::string sliding_window;
 };
 
 inline const char* conventions_text() {
@@ -149,6 +151,11 @@ inline void add_options(CLI::App& app, Options& o) {
            "--preset", o.preset,
            vit3d::message("volumes: a published pipeline's steps (", vit3d::transforms::preset_names(),
                           "); replaces the weights file's preprocessing"))
+        ->group(pre);
+    app.add_option("--sliding-window", o.sliding_window,
+                   "OVERLAP[,gaussian]: volumes larger than the input run over windows of the input size, "
+                   "--batch-size windows a pass, stitched (token_grid, cls_attention) or averaged (pooled, "
+                   "logits), instead of being resized")
         ->group(pre);
 }
 
