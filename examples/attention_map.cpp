@@ -167,7 +167,8 @@ int run(const Options& o) {
     const Index longer = std::max(view.dim(1), view.dim(2));
     const Index cell_h = std::max<Index>(1, view.dim(1) * o.cell / longer);
     const Index cell_w = std::max<Index>(1, view.dim(2) * o.cell / longer);
-    Tensor<float> shown = transforms::resize(view, cell_h, cell_w, transforms::ResizeFilter::bicubic);  // [C, cell_h, cell_w]
+    Tensor<float> shown =
+        transforms::resize(view, cell_h, cell_w, transforms::ResizeFilter::bicubic);  // [C, cell_h, cell_w]
     if (shown.dim(0) == 1) shown = shown.select(0, 0);  // gray: [cell_h, cell_w]
 
     std::vector<Tensor<std::uint8_t>> cells;
@@ -183,7 +184,8 @@ int run(const Options& o) {
     const Tensor<float> maps = attention.select(0, 0);  // [heads, g1, g2]
     const Tensor<float> mean = vit3d::reduce(maps, "h a b -> a b", vit3d::Reduction::mean);
     const auto heat = [&](const Tensor<float>& map) {  // [g1, g2] -> blended cell
-        const Tensor<float> up = transforms::resize(map, cell_h, cell_w, transforms::ResizeFilter::bilinear, false);
+        const Tensor<float> up =
+            transforms::resize(map, cell_h, cell_w, transforms::ResizeFilter::bilinear, false);
         return io::overlay_heatmap(shown, up, o.alpha);
     };
     cells.push_back(heat(mean));

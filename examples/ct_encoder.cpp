@@ -27,9 +27,9 @@
 #include <vit3d.hpp>
 #include <vit3d/formats/colormap.hpp>
 #include <vit3d/formats/image.hpp>
-#include <vit3d/io/load_model.hpp>
 #include <vit3d/formats/nifti.hpp>
 #include <vit3d/formats/npy.hpp>
+#include <vit3d/io/load_model.hpp>
 #include <vit3d/transforms/preprocess.hpp>
 #include <vit3d/transforms/resample.hpp>
 

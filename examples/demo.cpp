@@ -25,10 +25,10 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-#include <vit3d/io/load_model.hpp>
 #include <vit3d/formats/npy.hpp>
-#include <vit3d/transforms/preprocess.hpp>
+#include <vit3d/io/load_model.hpp>
 #include <vit3d/models/vision_transformer.hpp>
+#include <vit3d/transforms/preprocess.hpp>
 
 #include "demo/volume.hpp"
 
@@ -105,8 +105,8 @@ void expect_shape(const std::string& what, const Tensor<float>& t, const vit3d::
 }
 
 // The file's preprocessing applied to raw images [N, H, W] at the model's input size, by
-// transforms::apply_value_steps (rescale, then mean and std: torch's order in float32, as tools/train_digits.py
-// computes it).
+// transforms::apply_value_steps (rescale, then mean and std: torch's order in float32, as
+// tools/train_digits.py computes it).
 Tensor<float> preprocess_digits(const Tensor<std::uint8_t>& raw, const transforms::Preprocessing& p) {
     if (p.resize_size)
         throw std::runtime_error(

@@ -13,10 +13,10 @@
 // their K principal components (over the N patch tokens: centred, sorted by variance, each signed so that its
 // largest coefficient is positive); then the grid is upsampled to the model's input size (bilinear for 2D,
 // trilinear for 3D, align_corners=False: F.interpolate(grid, size=input_size, mode="bilinear" |
-// "trilinear", align_corners=False), which transforms::resize / transforms::resample_trilinear match to 1 ulp). Written:
-// features.npy [1, D or K, spatial...] in the layout's axis order. --png also writes the input (as the model
-// sees it; for a volume its middle slice across the depth axis) beside its first three principal components
-// as red, green and blue, each stretched over its own range.
+// "trilinear", align_corners=False), which transforms::resize / transforms::resample_trilinear match to 1
+// ulp). Written: features.npy [1, D or K, spatial...] in the layout's axis order. --png also writes the input
+// (as the model sees it; for a volume its middle slice across the depth axis) beside its first three
+// principal components as red, green and blue, each stretched over its own range.
 //
 // Upsampling before projecting would give the same numbers (both are linear), but the full-size D-channel
 // tensor is D x pixels floats: for a 3D ViT-B at 64 x 256 x 256 that is 12.9 GB, so --components matters
@@ -31,10 +31,10 @@
 #include <vector>
 #include <vit3d.hpp>
 #include <vit3d/formats/image.hpp>
-#include <vit3d/io/load_model.hpp>
-#include <vit3d/io/model_input.hpp>
 #include <vit3d/formats/nifti.hpp>
 #include <vit3d/formats/npy.hpp>
+#include <vit3d/io/load_model.hpp>
+#include <vit3d/io/model_input.hpp>
 
 #include "command_line.hpp"
 
@@ -130,7 +130,8 @@ Tensor<float> project(const Tensor<float>& grid, const Principal& p) {
 
 // grid [1, C, g...] upsampled to the spatial size, as F.interpolate(..., align_corners=False).
 Tensor<float> upsample(const Tensor<float>& grid, const Shape& size) {
-    if (size.size() == 2) return transforms::resize(grid, size[0], size[1], transforms::ResizeFilter::bilinear, false);
+    if (size.size() == 2)
+        return transforms::resize(grid, size[0], size[1], transforms::ResizeFilter::bilinear, false);
     return transforms::resample_trilinear(grid, {size[0], size[1], size[2]});
 }
 

@@ -22,10 +22,10 @@
 #include <utility>
 #include <vector>
 #include <vit3d.hpp>
-#include <vit3d/io/load_model.hpp>
-#include <vit3d/io/model_input.hpp>
 #include <vit3d/formats/nifti.hpp>
 #include <vit3d/formats/npy.hpp>
+#include <vit3d/io/load_model.hpp>
+#include <vit3d/io/model_input.hpp>
 
 #include "command_line.hpp"
 

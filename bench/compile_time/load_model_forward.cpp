@@ -5,8 +5,8 @@
 // -DVIT3D_HEADER_ONLY.
 
 // main.cpp: the logits of an exported model for a model input saved with numpy.save
-#include <vit3d/io/load_model.hpp>
 #include <vit3d/formats/npy.hpp>
+#include <vit3d/io/load_model.hpp>
 
 int main(int argc, char** argv) {
     namespace io = vit3d::io;

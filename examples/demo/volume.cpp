@@ -17,9 +17,9 @@
 #include <vit3d/formats/colormap.hpp>
 #include <vit3d/formats/image.hpp>
 #include <vit3d/formats/nifti.hpp>
+#include <vit3d/models/vision_transformer.hpp>
 #include <vit3d/transforms/preprocess.hpp>
 #include <vit3d/transforms/resample.hpp>
-#include <vit3d/models/vision_transformer.hpp>
 
 namespace {
 
@@ -93,7 +93,7 @@ models::ViT3D<float> random_volume_model(const std::array<Index, 3>& grid_size) 
 // top shows the slice's last row: anterior / superior up, as radiologists look at the brain).
 Tensor<float> grey_panel(const Tensor<float>& slice, Index zoom) {
     const Tensor<float> up = transforms::resize(slice.unsqueeze(0), slice.dim(0) * zoom, slice.dim(1) * zoom,
-                                        transforms::ResizeFilter::bilinear, false)
+                                                transforms::ResizeFilter::bilinear, false)
                                  .squeeze(0);
     const Index h = up.dim(0), w = up.dim(1);
     Tensor<float> rgb({3, h, w});

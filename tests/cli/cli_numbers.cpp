@@ -9,9 +9,9 @@
 
 #include "cli/cli_runner.hpp"
 #include "vit3d/formats/image.hpp"
-#include "vit3d/io/load_model.hpp"
 #include "vit3d/formats/nifti.hpp"
 #include "vit3d/formats/npy.hpp"
+#include "vit3d/io/load_model.hpp"
 #include "vit3d/transforms/resample.hpp"
 
 namespace {
@@ -68,7 +68,8 @@ TEST_F(CliNumbers, AHuggingFaceFolderRunsWithItsProcessorsPreprocessing) {
                             "--save-input", path("seen")});
     ASSERT_EQ(r.code, 0) << r.err;
     Tensor<float> x = io::read_image<float>(path("a.png"), io::ImageChannels::rgb);
-    x = transforms::center_crop(transforms::resize_shorter_side(x, 18, transforms::ResizeFilter::bicubic), 16, 16);
+    x = transforms::center_crop(transforms::resize_shorter_side(x, 18, transforms::ResizeFilter::bicubic), 16,
+                                16);
     x = transforms::normalize(x, {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}).unsqueeze(0);
     expect_equal(io::read_npy<float>(path("seen/a.npy")), x);
     const auto loaded = io::load_model<float>(folder);

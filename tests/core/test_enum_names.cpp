@@ -6,10 +6,10 @@
 
 #include <optional>
 #include <vit3d.hpp>
-#include <vit3d/io/loaded_model.hpp>
 #include <vit3d/formats/npy.hpp>
-#include <vit3d/transforms/resample.hpp>
+#include <vit3d/io/loaded_model.hpp>
 #include <vit3d/io/safetensors.hpp>
+#include <vit3d/transforms/resample.hpp>
 
 #include "support/enum_tables.hpp"
 

@@ -26,12 +26,12 @@
 #include <vit3d.hpp>
 #include <vit3d/formats/colormap.hpp>
 #include <vit3d/formats/image.hpp>
-#include <vit3d/io/load_model.hpp>
 #include <vit3d/formats/nifti.hpp>
 #include <vit3d/formats/npy.hpp>
+#include <vit3d/io/load_model.hpp>
+#include <vit3d/io/safetensors.hpp>
 #include <vit3d/transforms/preprocess.hpp>
 #include <vit3d/transforms/resample.hpp>
-#include <vit3d/io/safetensors.hpp>
 
 namespace {
 
@@ -94,7 +94,8 @@ Tensor<float> image_before_values(const io::LoadedModel<float>& model, const std
     const transforms::Preprocessing& p = model.preprocess();
     expect(p.layout == "BCHW" && (!p.channel_order || *p.channel_order != "BGR"),
            "the check expects a 2D description in RGB or gray order");
-    const auto filter = p.interpolation == "bicubic" ? transforms::ResizeFilter::bicubic : transforms::ResizeFilter::bilinear;
+    const auto filter =
+        p.interpolation == "bicubic" ? transforms::ResizeFilter::bicubic : transforms::ResizeFilter::bilinear;
     const Tensor<std::uint8_t> raw = io::read_image<std::uint8_t>(
         path, model.input_shape()[0] == 1 ? io::ImageChannels::gray : io::ImageChannels::rgb);
     Tensor<float> image(raw.shape());
@@ -104,7 +105,8 @@ Tensor<float> image_before_values(const io::LoadedModel<float>& model, const std
         image.data()[i] = to_tensor ? v / 255.0f : p.rescale ? v * static_cast<float>(*p.rescale) : v;
     }
     const Index h = model.input_shape()[1], w = model.input_shape()[2];
-    if (p.resize_size) return transforms::center_crop(transforms::resize_shorter_side(image, *p.resize_size, filter), h, w);
+    if (p.resize_size)
+        return transforms::center_crop(transforms::resize_shorter_side(image, *p.resize_size, filter), h, w);
     return image.dim(1) == h && image.dim(2) == w ? image : transforms::resize(image, h, w, filter);
 }
 
@@ -264,8 +266,8 @@ void check_dense3d(const std::string& model_path, const std::string& nifti, cons
         for (Index n = 0; n < N; ++n) projected.data()[c * N + n] = static_cast<float>(coordinates(n));
     }
     const Shape& in = model.input_shape();
-    expect_close(io::read_npy<float>(npy), transforms::resample_trilinear(projected, {in[1], in[2], in[3]}), 1e-5,
-                 "dense principal components");
+    expect_close(io::read_npy<float>(npy), transforms::resample_trilinear(projected, {in[1], in[2], in[3]}),
+                 1e-5, "dense principal components");
     const Index depth_axis = model.preprocess().layout == "BCHWD" ? 3 : 1;
     Index plane_h = 0, plane_w = 0;
     for (Index a = 1; a < 4; ++a)
@@ -291,8 +293,8 @@ void check_attention(const std::string& model_path, const std::string& image, co
     Tensor<float> mean({att.dim(2), att.dim(3)});
     for (Index h = 0; h < heads; ++h) mean = mean + att.select(0, 0).select(0, h) / float(heads);
     const Tensor<float> shown = transforms::resize(view, ch, cw, transforms::ResizeFilter::bicubic);
-    const Tensor<std::uint8_t> expected =
-        io::overlay_heatmap(shown, transforms::resize(mean, ch, cw, transforms::ResizeFilter::bilinear, false), alpha);
+    const Tensor<std::uint8_t> expected = io::overlay_heatmap(
+        shown, transforms::resize(mean, ch, cw, transforms::ResizeFilter::bilinear, false), alpha);
     const Tensor<std::uint8_t> picture = io::read_image<std::uint8_t>(png, io::ImageChannels::rgb);
     const Index top = 6 + (1 / cols) * (16 + ch + 6) + 16, left = 6 + (1 % cols) * (cw + 6);  // cell 1
     int worst = 0;

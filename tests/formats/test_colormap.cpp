@@ -1,5 +1,6 @@
-// Tests for vit3d/formats/colormap.hpp: viridis gives matplotlib's bytes (tests/fixtures/make_colormap_samples.py)
-// at every bin edge, and overlay_heatmap blends, normalises and refuses what it should.
+// Tests for vit3d/formats/colormap.hpp: viridis gives matplotlib's bytes
+// (tests/fixtures/make_colormap_samples.py) at every bin edge, and overlay_heatmap blends, normalises and
+// refuses what it should.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -25,8 +25,6 @@
 namespace vit3d::io {
 namespace {
 
-using transforms::Affine;
-using transforms::identity_affine;
 using test::FixturePath;
 using test::ReadBytes;
 using test::TempPath;
@@ -34,6 +32,8 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using ::testing::ThrowsMessage;
+using transforms::Affine;
+using transforms::identity_affine;
 
 std::string Nifti(const std::string& name) { return FixturePath("nifti/" + name); }
 

@@ -56,8 +56,9 @@ TEST(Preprocess, NormalizeIsTorchvisionsBitForBit) {
         [&] {
             normalize(image, {0.5, 0.5}, {0.5, 0.5});
         },
-        ThrowsMessage<shape_error>(HasSubstr("vit3d::transforms::normalize: expected 3 means and standard deviations "
-                                             "for axis 0 of [3, 37, 53], got 2 and 2")));
+        ThrowsMessage<shape_error>(
+            HasSubstr("vit3d::transforms::normalize: expected 3 means and standard deviations "
+                      "for axis 0 of [3, 37, 53], got 2 and 2")));
     EXPECT_THAT(
         [&] {
             normalize(image, {0.5, 0.5, 0.5}, {0.5, 0.0, 0.5});

@@ -32,9 +32,9 @@
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/message.hpp"
+#include "vit3d/formats/npy.hpp"
 #include "vit3d/io/load_model.hpp"
 #include "vit3d/io/model_description_json.hpp"
-#include "vit3d/formats/npy.hpp"
 #include "vit3d/tensor/ops.hpp"
 
 namespace {

@@ -103,8 +103,8 @@ inline Tensor<std::uint8_t> apply_viridis(const Tensor<float>& heat,
 // An image with a heat map blended over it, as 8-bit RGB [3, H, W] for write_png: each pixel is
 // round(255 * ((1 - alpha) * image + alpha * viridis(heat))). `image` is a gray slice [H, W] or an RGB image
 // [3, H, W], values in [0, 1] (clamped); `heat` is [H, W] (resize an attention map to the image first, e.g.
-// with vit3d::transforms::resize), by default stretched over the whole colour map (HeatScaling::min_max). Where
-// heat is NaN the image shows through unchanged. alpha in [0, 1].
+// with vit3d::transforms::resize), by default stretched over the whole colour map (HeatScaling::min_max).
+// Where heat is NaN the image shows through unchanged. alpha in [0, 1].
 inline Tensor<std::uint8_t> overlay_heatmap(const Tensor<float>& image, const Tensor<float>& heat,
                                             float alpha = 0.5f, HeatScaling scaling = HeatScaling::min_max) {
     const char* op = "vit3d::io::overlay_heatmap";

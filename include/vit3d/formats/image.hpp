@@ -97,7 +97,8 @@
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
 #else
-#error "vit3d/formats/image.hpp needs stb_image.h and stb_image_write.h (Debian: libstb-dev); link vit3d::image"
+#error \
+    "vit3d/formats/image.hpp needs stb_image.h and stb_image_write.h (Debian: libstb-dev); link vit3d::image"
 #endif
 #if defined(_MSC_VER)
 #pragma warning(pop)

@@ -44,7 +44,8 @@ ModelDescription describe_model(const models::VisionTransformer<T, N>& model,
 }
 
 template <class T>
-ModelDescription describe_model(const models::CTEncoder<T>& model, const transforms::Preprocessing& preprocess) {
+ModelDescription describe_model(const models::CTEncoder<T>& model,
+                                const transforms::Preprocessing& preprocess) {
     ModelDescription d;
     d.family = "vit3d";
     d.kind = "ct_encoder";
@@ -60,8 +61,8 @@ ModelDescription describe_model(const models::CTEncoder<T>& model, const transfo
 namespace vit3d::detail {
 
 template <class T, class Model>
-void save_described_model(const std::string& path, const Model& model, const transforms::Preprocessing& preprocess,
-                          io::DType as) {
+void save_described_model(const std::string& path, const Model& model,
+                          const transforms::Preprocessing& preprocess, io::DType as) {
     const std::string where = message("vit3d::io::save_model(", quoted(path), "): ");
     const std::vector<Index> size(model.config.input_size.begin(), model.config.input_size.end());
     if (preprocess.input_size != size)
@@ -86,8 +87,8 @@ void save_model(const std::string& path, const models::VisionTransformer<T, N>& 
 }
 
 template <class T>
-void save_model(const std::string& path, const models::CTEncoder<T>& model, const transforms::Preprocessing& preprocess,
-                DType as = DType::F32) {
+void save_model(const std::string& path, const models::CTEncoder<T>& model,
+                const transforms::Preprocessing& preprocess, DType as = DType::F32) {
     detail::save_described_model<T>(path, model, preprocess, as);
 }
 

@@ -15,13 +15,13 @@
 
 #include "vit3d/core/error.hpp"
 #include "vit3d/formats/file_bytes.hpp"
+#include "vit3d/formats/read_file.hpp"
 #include "vit3d/io/huggingface/assembled_tensors.hpp"
 #include "vit3d/io/huggingface/model_config.hpp"
 #include "vit3d/io/huggingface/preprocessor_config.hpp"
 #include "vit3d/io/huggingface/sharded_safetensors.hpp"
 #include "vit3d/io/model_description.hpp"
 #include "vit3d/io/model_kinds/config_json.hpp"
-#include "vit3d/formats/read_file.hpp"
 #include "vit3d/io/safetensors.hpp"
 
 namespace vit3d::io::huggingface {

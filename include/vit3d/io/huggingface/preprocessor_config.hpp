@@ -1,7 +1,7 @@
 #pragma once
 // A Hugging Face folder's preprocessor_config.json (the image processor's settings) as vit3d's
-// transforms::Preprocessing: rescale (do_rescale, rescale_factor), resize (size as {"height", "width"}: both sides,
-// or {"shortest_edge"}: the shorter side, then center_crop to crop_size when do_center_crop), the
+// transforms::Preprocessing: rescale (do_rescale, rescale_factor), resize (size as {"height", "width"}: both
+// sides, or {"shortest_edge"}: the shorter side, then center_crop to crop_size when do_center_crop), the
 // interpolation (resample, Pillow's numbering) and normalize (image_mean, image_std). The steps apply in
 // vit3d's order (rescale first, then resize; docs/inputs.md), and vit3d resizes with its own filters:
 // values can differ from transformers' Pillow resize by its rounding to 8 bits.
@@ -87,7 +87,8 @@ namespace vit3d::io::huggingface {
 // The preprocessing a processor's settings describe, for a model of `channels` channels trained at
 // `image_size`. Without a preprocessor_config.json (processor null), the model takes its input as given.
 inline transforms::Preprocessing folder_preprocessing(const nlohmann::json* processor, Index channels,
-                                          const std::array<Index, 2>& image_size, const std::string& where) {
+                                                      const std::array<Index, 2>& image_size,
+                                                      const std::string& where) {
     transforms::Preprocessing out;
     out.layout = "BCHW";
     out.input_size = {image_size[0], image_size[1]};
