@@ -86,6 +86,8 @@ inline const char* conventions_text() {
                 [C, x, y, z] with the file's affine (Orientation, Spacing, crops and pads, intensity), in
                 place of the value steps; they must end at the model's input size. --preset NAME takes a
                 published pipeline's steps (listed under --preset above; docs/inputs.md says where each is from).
+                With --sliding-window, a volume larger than the model's input runs over windows of its
+                input size, the output stitched (token_grid, cls_attention) or averaged (pooled, logits).
 Outputs: one .npy per input file, [B, ...] with B the file's samples (1 for an image, a volume or a
   single-sample .npy). With one input file --output is the file if it ends in .npy, a folder if it is one
   or ends in /, and refused otherwise; with several it is a folder and each output is <stem>.npy

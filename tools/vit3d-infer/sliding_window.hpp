@@ -2,13 +2,13 @@
 // --sliding-window OVERLAP[,constant|gaussian]: volumes larger than the model's input run window by window
 // (io::sliding_window_forward, MONAI's sliding_window_inference) instead of being resized to it.
 //
-// Which inputs: a NIfTI volume whose spatial size, in the model's axis order, exceeds the model's input on
-// some axis, and a .npy [C, spatial...] or [B, C, spatial...] of another spatial size than the model's.
-// Such an input goes through every step of the preprocessing but the resize (rescale, window, mean / std;
-// for .npy only with --npy-preprocess), at its own size; with preprocess.steps (--steps, --preset), through
-// the steps but the trailing ones that only size it to the input (SpatialPad, CenterSpatialCrop,
-// ResizeWithPadOrCrop), and a volume the steps leave at any size (the monai_unetr_btcv preset) always runs
-// over windows; the model then runs over windows of its input size
+// Which inputs: a NIfTI volume or DICOM series whose spatial size, in the model's axis order, exceeds the
+// model's input on some axis, and a .npy [C, spatial...] or [B, C, spatial...] of another spatial size than
+// the model's. Such an input goes through every step of the preprocessing but the resize (rescale, window,
+// mean / std; for .npy only with --npy-preprocess), at its own size; with preprocess.steps (--steps,
+// --preset), through the steps but the trailing ones that only size it to the input (SpatialPad,
+// CenterSpatialCrop, ResizeWithPadOrCrop), and a volume the steps leave at any size (the monai_unetr_btcv
+// preset) always runs over windows; the model then runs over windows of its input size
 // (--input-size's for a dynamic_size model), --batch-size windows per forward pass, and the output is
 // stitched over the whole input (token_grid, cls_attention) or averaged over the windows (pooled, logits).
 // Smaller volumes, images, and .npy at the model's size run as without the option. tokens cannot be
@@ -135,13 +135,14 @@ inline Tensor<float> steps_input(const io::Volume<float>& volume, const Pipeline
     return x.unsqueeze(0);
 }
 
-inline std::optional<ModelInput> whole_volume_input(const std::string& path, const Pipeline& p) {
-    const io::Volume<float> volume = io::read_nifti<float>(path);
+// A volume read from a NIfTI file or a DICOM series (stored_dtype: its stored type, for the report).
+inline std::optional<ModelInput> whole_volume_input(const io::Volume<float>& volume,
+                                                    const std::string& stored_dtype, const Pipeline& p) {
     const Shape& read = volume.data.shape();
     if (read.size() != 3 && read.size() != 4) return std::nullopt;  // the usual path says what is wrong
     ModelInput in;
     in.read_shape = read;
-    in.read_dtype = io::nifti_datatype_name(volume.datatype);
+    in.read_dtype = stored_dtype;
     if (p.preprocess.steps) {
         in.batch = steps_input(volume, p);
         return in;
@@ -186,12 +187,20 @@ inline std::optional<ModelInput> whole_npy_input(const std::string& path, const 
 inline ModelInput read_model_input(const std::string& path, const Pipeline& p) {
     if (!p.windows) return read_input(path, p);
     std::error_code ec;
-    if (!fs::is_regular_file(path, ec)) return read_input(path, p);
+    const bool dicom = fs::is_directory(path, ec) && is_dicom_folder(path);
+    if (!dicom && !fs::is_regular_file(path, ec)) return read_input(path, p);
     std::optional<ModelInput> in;
     try {
-        const InputFormat format = format_of(path);
-        if (format == InputFormat::nifti) in = detail::whole_volume_input(path, p);
-        if (format == InputFormat::npy) in = detail::whole_npy_input(path, p);
+        if (dicom) {
+            std::string stored;
+            const io::Volume<float> volume = read_dicom_volume(path, stored);
+            in = detail::whole_volume_input(volume, stored, p);
+        } else if (format_of(path) == InputFormat::nifti) {
+            const io::Volume<float> volume = io::read_nifti<float>(path);
+            in = detail::whole_volume_input(volume, io::nifti_datatype_name(volume.datatype), p);
+        } else if (format_of(path) == InputFormat::npy) {
+            in = detail::whole_npy_input(path, p);
+        }
     } catch (const std::exception& e) {
         throw input_error(e.what());
     }
