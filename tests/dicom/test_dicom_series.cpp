@@ -20,11 +20,13 @@
 #include <vit3d/dicom/series.hpp>
 #include <vit3d/formats/npy.hpp>
 
+#include "support/affine_testing.hpp"
 #include "support/io_testing.hpp"
 
 namespace vit3d::dicom {
 namespace {
 
+using test::AffinesNear;
 using test::FixturePath;
 using test::ReadBytes;
 using ::testing::AllOf;
@@ -60,21 +62,6 @@ SitkRead Sitk(const std::string& name) {
     for (std::string line; std::getline(list, line);)
         if (!line.empty()) out.files.push_back(line);
     return out;
-}
-
-::testing::AssertionResult AffinesNear(const Affine& actual, const Affine& expected, double tolerance) {
-    double worst = 0.0;
-    for (int r = 0; r < 4; ++r)
-        for (int c = 0; c < 4; ++c) worst = std::max(worst, std::abs(actual[r][c] - expected[r][c]));
-    if (worst <= tolerance) return ::testing::AssertionSuccess();
-    std::ostringstream out;
-    out << "max |difference| " << worst << " > " << tolerance << "; actual rows:";
-    for (const auto& row : actual)
-        out << " [" << row[0] << ", " << row[1] << ", " << row[2] << ", " << row[3] << "]";
-    out << "; expected rows:";
-    for (const auto& row : expected)
-        out << " [" << row[0] << ", " << row[1] << ", " << row[2] << ", " << row[3] << "]";
-    return ::testing::AssertionFailure() << out.str();
 }
 
 template <class T>

@@ -18,6 +18,7 @@
 #include <vit3d/formats/nifti.hpp>
 #include <vit3d/formats/npy.hpp>
 
+#include "support/affine_testing.hpp"
 #include "support/enum_tables.hpp"
 #include "support/io_testing.hpp"
 #include "support/tensor_testing.hpp"
@@ -25,6 +26,7 @@
 namespace vit3d::io {
 namespace {
 
+using test::AffinesNear;
 using test::FixturePath;
 using test::ReadBytes;
 using test::TempPath;
@@ -48,18 +50,6 @@ Affine NibabelAffine(const std::string& name) {
     for (int r = 0; r < 4; ++r)
         for (int c = 0; c < 4; ++c) out[r][c] = a(r, c);
     return out;
-}
-
-::testing::AssertionResult AffinesNear(const Affine& actual, const Affine& expected, double tolerance) {
-    double worst = 0.0;
-    for (int r = 0; r < 4; ++r)
-        for (int c = 0; c < 4; ++c) worst = std::max(worst, std::abs(actual[r][c] - expected[r][c]));
-    if (worst <= tolerance) return ::testing::AssertionSuccess();
-    std::ostringstream out;
-    out << "max |difference| " << worst << " > " << tolerance << "; actual rows:";
-    for (const auto& row : actual)
-        out << " [" << row[0] << ", " << row[1] << ", " << row[2] << ", " << row[3] << "]";
-    return ::testing::AssertionFailure() << out.str();
 }
 
 const Affine kAffine = {{{0.5, 0, 0, -10}, {0, 0.75, 0, 20}, {0, 0, 2.0, 30}, {0, 0, 0, 1}}};

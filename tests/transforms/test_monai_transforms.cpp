@@ -17,6 +17,7 @@
 #include <vit3d/transforms/compose.hpp>
 #include <vit3d/transforms/presets.hpp>
 
+#include "support/affine_testing.hpp"
 #include "support/io_testing.hpp"
 
 namespace vit3d::transforms {

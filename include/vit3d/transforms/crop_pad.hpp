@@ -171,24 +171,13 @@ struct CenterSpatialCrop {
 };
 
 // MONAI's ResizeWithPadOrCrop(spatial_size, method, mode="constant", value): a centre crop to at most
-// spatial_size, then padding to it.
-struct ResizeWithPadOrCrop {
+// spatial_size, then SpatialPad to it; SpatialPad's settings.
+struct ResizeWithPadOrCrop : SpatialPad {
     static constexpr const char* name = "ResizeWithPadOrCrop";
-    std::vector<Index> spatial_size;
-    PadMethod method = PadMethod::symmetric;
-    double value = 0;
-
-    template <class Self, class F>
-    static void list_fields(Self& c, F&& f) {
-        f(field("spatial_size", c.spatial_size, "the size of each spatial axis (<= 0: as it is)"));
-        f(field("method", c.method, "where the padding goes: both sides (symmetric) or after (end)"));
-        f(field("value", c.value, "the value of padded voxels"));
-    }
-    VIT3D_VISIT_FIELDS_WITH(list_fields)
 
     template <class T>
     SpatialImage<T> operator()(const SpatialImage<T>& image) const {
-        return SpatialPad{spatial_size, method, value}(CenterSpatialCrop{spatial_size}(image));
+        return SpatialPad::operator()(CenterSpatialCrop{spatial_size}(image));
     }
 };
 
