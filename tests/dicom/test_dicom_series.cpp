@@ -416,6 +416,10 @@ TEST(DicomSlice, FuzzFindingsAreRefusedBeforeGdcmSeesThem) {
          "expected RescaleSlope (0028,1053) with RescaleIntercept (0028,1052), got an intercept alone"},
         {"fuzz_samples_per_pixel.dcm", "expected SamplesPerPixel (0028,0002) 1 or 3, got 10241"},
         {"fuzz_rows_not_us.dcm", "expected value representation US for (0028,0010), got SS"},
+        {"fuzz_native_pixels_short.dcm",
+         "the pixel data (7FE0,0010) holds 240 bytes, expected 15600 (780 rows x 10 columns of 16 bits; "
+         "truncated?)"},
+        {"fuzz_retired_jpeg_syntax.dcm", "transfer syntax \"1.2.840.10008.1.2.4.55\" is not read"},
         {"invalid_truncated.dcm",
          "malformed DICOM at byte 700: element (0028,0102) of the data set has 2 bytes, the file has 0 after "
          "its header (truncated?) (file of 700 bytes)"},
