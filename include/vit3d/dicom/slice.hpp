@@ -245,6 +245,8 @@ class DicomStructure {
         if (e == nullptr || e->length == undefined) return std::nullopt;
         return e->length;
     }
+    // Items of the last encapsulated pixel data, its basic offset table included.
+    std::size_t fragment_items() const { return fragments_.size(); }
 
     // The value of a US attribute of group 0028 (-1 when absent); refused unless it is one 2-byte value.
     Index us(std::uint16_t element) const {
@@ -794,6 +796,17 @@ inline dicom::Slice parse_slice(const std::uint8_t* bytes, std::size_t size, con
                                detail::quoted(syntax), ") does not match Rows ", s.rows, ", Columns ",
                                s.columns, ", SamplesPerPixel ", s.samples_per_pixel, " and BitsAllocated ",
                                s.bits_allocated, ", or holds what GDCM cannot decode safely"));
+    // GDCM asserts on encapsulated pixel data with no fragment after the offset table (found by fuzzing).
+    const bool native =
+        syntax == "1.2.840.10008.1.2" || syntax == "1.2.840.10008.1.2.1" || syntax == "1.2.840.10008.1.2.2";
+    if (native != structure.native_pixel_length().has_value())
+        throw io_error(message(where, "the pixel data (7FE0,0010) is ", native ? "encapsulated" : "native",
+                               ", expected it ", native ? "native" : "encapsulated", " in transfer syntax ",
+                               detail::quoted(syntax)));
+    if (!native && structure.fragment_items() < 2)
+        throw io_error(message(where,
+                               "the encapsulated pixel data (7FE0,0010) has no fragment after its offset "
+                               "table, expected one or more"));
     // GDCM copies a native frame's expected size from the element whatever its length (reading past it).
     const std::uint64_t frame_bytes = static_cast<std::uint64_t>(s.rows) *
                                       static_cast<std::uint64_t>(s.columns) *
