@@ -421,6 +421,7 @@ TEST(DicomSlice, FuzzFindingsAreRefusedBeforeGdcmSeesThem) {
          "truncated?)"},
         {"fuzz_no_fragment.dcm",
          "the encapsulated pixel data (7FE0,0010) has no fragment after its offset table"},
+        {"fuzz_not_image_storage.dcm", "\" is not an image storage class GDCM decodes"},
         {"fuzz_retired_jpeg_syntax.dcm", "transfer syntax \"1.2.840.10008.1.2.4.55\" is not read"},
         {"invalid_truncated.dcm",
          "malformed DICOM at byte 700: element (0028,0102) of the data set has 2 bytes, the file has 0 after "

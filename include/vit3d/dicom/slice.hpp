@@ -18,6 +18,7 @@
 
 #include <gdcmImage.h>
 #include <gdcmImageReader.h>
+#include <gdcmMediaStorage.h>
 #include <gdcmTrace.h>
 
 #include <algorithm>
@@ -188,9 +189,10 @@ class DicomStructure {
             if (e.length == undefined)
                 fail(at, "an element of the file meta information has an undefined length");
             end_of(e, "file meta information");
-            if (e.tag == 0x00020010) {
-                syntax.assign(reinterpret_cast<const char*>(bytes_ + e.value), e.length);
-                while (!syntax.empty() && (syntax.back() == '\0' || syntax.back() == ' ')) syntax.pop_back();
+            if (e.tag == 0x00020010 || e.tag == 0x00020002) {
+                std::string& uid = e.tag == 0x00020010 ? syntax : media_storage_;
+                uid.assign(reinterpret_cast<const char*>(bytes_ + e.value), e.length);
+                while (!uid.empty() && (uid.back() == '\0' || uid.back() == ' ')) uid.pop_back();
             }
             at = e.value + e.length;
         }
@@ -238,6 +240,9 @@ class DicomStructure {
     }
 
     bool has_pixel_data() const { return find(0x7FE00010u) != nullptr; }
+
+    // The file meta information's MediaStorageSOPClassUID (0002,0002), "" when absent.
+    const std::string& media_storage() const { return media_storage_; }
 
     // The byte length of native (not encapsulated) pixel data; none when it is encapsulated.
     std::optional<std::uint64_t> native_pixel_length() const {
@@ -633,6 +638,7 @@ class DicomStructure {
     std::vector<std::pair<std::size_t, std::size_t>> fragments_;  // of the last encapsulated pixel data
     std::vector<TopElement> top_;  // the data set's elements, not those in sequences
     std::size_t data_set_ = 0;     // where the data set starts
+    std::string media_storage_;    // (0002,0002)
     bool big_ = false;
 };
 
@@ -796,6 +802,13 @@ inline dicom::Slice parse_slice(const std::uint8_t* bytes, std::size_t size, con
                                detail::quoted(syntax), ") does not match Rows ", s.rows, ", Columns ",
                                s.columns, ", SamplesPerPixel ", s.samples_per_pixel, " and BitsAllocated ",
                                s.bits_allocated, ", or holds what GDCM cannot decode safely"));
+    // GDCM's image reader asserts on a file whose media storage SOP class it knows as something other than
+    // an image (found by fuzzing); it reads the class from (0002,0002), else from (0008,0016).
+    const std::string& media_class =
+        structure.media_storage().empty() ? s.sop_class_uid : structure.media_storage();
+    if (!gdcm::MediaStorage::IsImage(gdcm::MediaStorage::GetMSType(media_class.c_str())))
+        throw io_error(message(where, "SOP class ", detail::quoted(media_class),
+                               " is not an image storage class GDCM decodes"));
     // GDCM asserts on encapsulated pixel data with no fragment after the offset table (found by fuzzing).
     const bool native =
         syntax == "1.2.840.10008.1.2" || syntax == "1.2.840.10008.1.2.1" || syntax == "1.2.840.10008.1.2.2";
