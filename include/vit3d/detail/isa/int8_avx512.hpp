@@ -13,6 +13,13 @@
 
 VIT3D_TARGET_BEGIN("avx,avx2,fma,f16c,popcnt,sse4.2,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")
 
+// GCC 12's false uninitialised-merge-operand warnings on AVX-512 builtins, as in simd_avx512.hpp.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
 namespace vit3d::detail::int8_avx512 {
 
 inline constexpr Int8Kernel int8_kernel_kind = Int8Kernel::vnni512;
@@ -102,6 +109,10 @@ inline void int8_dequantize_row(const std::int32_t* acc, Index cols, float row_s
 #include "vit3d/detail/isa/int8_kernels.inc"
 
 }  // namespace vit3d::detail::int8_avx512
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 VIT3D_TARGET_END
 
