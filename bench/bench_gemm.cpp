@@ -18,7 +18,9 @@
 #include <vector>
 #include <vit3d.hpp>
 #include <vit3d/core/cpu.hpp>
+#include <vit3d/detail/bf16_gemm.hpp>
 #include <vit3d/detail/gemm.hpp>
+#include <vit3d/detail/int8_gemm.hpp>
 #include <vit3d/detail/layer_norm_kernel.hpp>
 #include <vit3d/detail/packet_math.hpp>
 
@@ -176,6 +178,41 @@ void gemm(benchmark::State& state, Backend backend, Index M, Index N, Index K, i
     vit3d::set_num_threads(0);
 }
 
+// The int8 GEMM (detail/int8_gemm.hpp) on the same shapes, its weights quantised and packed once (as a
+// layer keeps them) and the activations quantised in every call, as a layer's forward does: GOPs counts
+// 2 M N K multiply-adds per second, to be read against the float GEMM's GFLOPs.
+void gemm_int8(benchmark::State& state, Index M, Index N, Index K, int threads) {
+    vit3d::set_num_threads(threads);
+    const Tensor<float> a = Tensor<float>::randn({M, K}, 1), b = Tensor<float>::randn({N, K}, 2);
+    Tensor<float> c = Tensor<float>::empty({M, N});
+    const vit3d::detail::Int8Kernel kernel = vit3d::detail::active_int8_kernel();
+    const auto weights = vit3d::detail::Int8Weights::quantize(b.data(), K, N, K, kernel, threads);
+    for (auto _ : state) {
+        vit3d::detail::int8_gemm_abt(M, a.data(), K, weights, nullptr, c.data(), N, threads);
+        benchmark::DoNotOptimize(c.data());
+    }
+    state.counters["GOPs"] = vit3d::bench::rate(2.0 * double(M) * double(N) * double(K) * 1e-9);
+    state.SetLabel(vit3d::enum_name(kernel));
+    vit3d::set_num_threads(0);
+}
+
+// The bf16 GEMM (detail/bf16_gemm.hpp) on the same shapes, its weights converted and packed once and the
+// activations rounded in every call: GFLOPs as the float GEMM's.
+void gemm_bf16(benchmark::State& state, Index M, Index N, Index K, int threads) {
+    vit3d::set_num_threads(threads);
+    const Tensor<float> a = Tensor<float>::randn({M, K}, 1), b = Tensor<float>::randn({N, K}, 2);
+    Tensor<float> c = Tensor<float>::empty({M, N});
+    const vit3d::detail::Bf16Kernel kernel = vit3d::detail::active_bf16_kernel();
+    const auto weights = vit3d::detail::Bf16Weights::convert(b.data(), K, N, K, kernel, threads);
+    for (auto _ : state) {
+        vit3d::detail::bf16_gemm_abt(M, a.data(), K, weights, nullptr, c.data(), N, threads);
+        benchmark::DoNotOptimize(c.data());
+    }
+    state.counters["GFLOPs"] = vit3d::bench::rate(2.0 * double(M) * double(N) * double(K) * 1e-9);
+    state.SetLabel(vit3d::enum_name(kernel));
+    vit3d::set_num_threads(0);
+}
+
 // LayerNorm of M rows of 768 floats at the level the kernels choose (VIT3D_ISA caps it), on this thread.
 void layer_norm(benchmark::State& state, Index M) {
     const Index d = 768;
@@ -220,6 +257,26 @@ const bool registered = [] {
                         ->Unit(benchmark::kMillisecond)
                         ->UseRealTime();
                 }
+    for (int threads : {1, 2})
+        for (Index M : {197, 1576})
+            for (Shape s :
+                 {Shape{"qkv", 2304, 768}, Shape{"mlp_up", 3072, 768}, Shape{"mlp_down", 768, 3072}})
+                benchmark::RegisterBenchmark(("gemm_int8/" + std::string(s.name) + "/M:" + std::to_string(M) +
+                                              "/threads:" + std::to_string(threads))
+                                                 .c_str(),
+                                             gemm_int8, M, s.N, s.K, threads)
+                    ->Unit(benchmark::kMillisecond)
+                    ->UseRealTime();
+    for (int threads : {1, 2})
+        for (Index M : {197, 1576})
+            for (Shape s :
+                 {Shape{"qkv", 2304, 768}, Shape{"mlp_up", 3072, 768}, Shape{"mlp_down", 768, 3072}})
+                benchmark::RegisterBenchmark(("gemm_bf16/" + std::string(s.name) + "/M:" + std::to_string(M) +
+                                              "/threads:" + std::to_string(threads))
+                                                 .c_str(),
+                                             gemm_bf16, M, s.N, s.K, threads)
+                    ->Unit(benchmark::kMillisecond)
+                    ->UseRealTime();
     for (Index M : {197, 4097})
         benchmark::RegisterBenchmark(("layer_norm/M:" + std::to_string(M) + "/D:768/threads:1").c_str(),
                                      layer_norm, M)
