@@ -60,6 +60,14 @@ def build_name(build: dict) -> str:
     return text
 
 
+def precision_of(case_id: str) -> str:
+    """What a case computes in: its name says int8 or bf16, else float32."""
+    for precision in ("int8", "bf16"):
+        if precision in case_id:
+            return precision
+    return "float32"
+
+
 def natural(text: str) -> list:
     """Sort key that puts N:197 before N:1024."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
@@ -211,6 +219,9 @@ class Page:
             "- Share of peak: the rate over the threads times one core's FMA peak at the level the kernels ran,",
             "  measured in the same run (`bench_gemm`'s `fma_peak` and `fma_peak_avx2`): in the same round for",
             "  `rounds.py peak`, just before the row for `compare_peers.py`.",
+            "- Precision: what the case computes in, float32 unless its name says int8 or bf16. int8 rates are",
+            "  GOP/s (two per multiply-add), read against the same float FMA peak: a share above 100% is the",
+            "  factor by which the integer path outruns any float product on that core.",
             "- vit3d vs best peer: the fastest peer's median time over vit3d's (above 1: vit3d is faster), and",
             "  its range over the rounds.",
             "- A row comes from the newest record that measured its case at its thread count on that machine,",
@@ -278,8 +289,8 @@ class Page:
             value = with_range(entry) + ("" if entry["unit"] == "GFLOP/s" else f" {entry['unit']}") \
                 if "median" in entry else entry["note"]
             share = percent(entry["share_of_peak"]) if "share_of_peak" in entry else "–"
-            body.append([f"`{row.id}`", str(row.threads), value, share, row.key])
-        return [""] + table(["case", "threads", "GFLOP/s", "share of peak", "record"], body, right=3)
+            body.append([f"`{row.id}`", str(row.threads), precision_of(row.id), value, share, row.key])
+        return [""] + table(["case", "threads", "precision", "GFLOP/s", "share of peak", "record"], body, right=4)
 
     def render_peers(self, rows: dict[tuple, Row]) -> list[str]:
         lines = []
@@ -305,7 +316,8 @@ class Page:
                 if shares:
                     cells.append(percent(vit3d["share_of_peak"], ranged=False) if "share_of_peak" in vit3d else "–")
                 body.append(cells + [row.key])
-            lines += ["", f"{group}, {first['unit']}{direction}:", ""]
+            precisions = sorted({precision_of(row.id) for row in group_rows})
+            lines += ["", f"{group} ({', '.join(precisions)}), {first['unit']}{direction}:", ""]
             lines += table(header + ["record"], body, right=len(header) - 1)
         return lines
 

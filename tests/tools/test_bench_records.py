@@ -185,15 +185,26 @@ class Page(unittest.TestCase):
         self.assertIn("## Synthetic Test CPU (family 6, model 1, stepping 0)", page)
         self.assertIn("### avx512 kernels; GNU 12.2.0, Release, `-O3 -DNDEBUG`", page)
         # rounds.py peak: median (range) and share of the peak, from R1.
-        self.assertIn("| `gemm/vit3d_packed/qkv/M:197` | 1 | 95.0 (81.0–99.0) | 90.0% (90.0–95.0%) | R1 |", page)
+        self.assertIn("| `gemm/vit3d_packed/qkv/M:197` | 1 | float32 | 95.0 (81.0–99.0) | 90.0% (90.0–95.0%) | R1 |",
+                      page)
         # compare_peers.py: every implementation, the note of the one not run, the ratio, from R2.
         self.assertIn("| `attention/B:1/N:1024` | 1 | 175.0 | 155.0 | skipped (N×N scores 12.9 GB) | "
                       "1.13× torch-sdpa (1.06–1.20) | 87.5% | R2 |", page)
         self.assertIn("| `vit_b_16/B:1` | 1 | 205.0 | 235.0 | 260.0 | 1.15× onnxruntime (1.14–1.15) | R2 |", page)
-        self.assertIn("models, ms per image, lower is better:", page)
+        self.assertIn("models (float32), ms per image, lower is better:", page)
         self.assertIn(f"| R1 | `{PEAK_FIXTURE}` | rounds.py peak | `0123456789ab` | 2000-01-01 10:00:00 |", page)
         self.assertIn(f"| R2 | `{PEERS_FIXTURE}` | compare_peers.py | `0123456789ab` | 2000-01-01 11:00:00 |", page)
         self.assertNotIn("Compile time", page)
+
+    def test_int8_cases_state_their_precision_and_unit(self):
+        record = fixture(PEAK_FIXTURE)
+        case = dict(record["cases"][0], id="gemm_int8/qkv/M:197", label="gemm_int8/qkv/M:197/threads:1",
+                    group="gemm_int8", unit="GOP/s")
+        record["cases"] = [case]
+        record["created_utc"] = "2000-01-01T12:00:00Z"
+        self.add("2000-01-01-synthetic-test-cpu-f6m1-peak-int8.json", record)
+        page = make_performance_page.render(self.results)
+        self.assertIn("| `gemm_int8/qkv/M:197` | 1 | int8 | 95.0 (81.0–99.0) GOP/s | 90.0% (90.0–95.0%) |", page)
 
     def test_the_newest_record_of_a_case_wins(self):
         newer = fixture(PEERS_FIXTURE)
