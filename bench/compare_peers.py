@@ -15,6 +15,10 @@ bench/bench_models.cpp) and each thread count, vit3d's number next to its peers'
     224 x 224 (257 tokens), and MONAI's 3D ViT-B on a
     [1, 1, 256, 256, 64] volume (16 x 16 x 4 patches, 4,097 tokens), in torch eager mode and in ONNX Runtime
     (the same weights, exported once with torch.onnx.export into build-peers/onnx/);
+  * the same models in int8 and bf16 (models_lowp; torchvision's vit_b_16): vit3d's int8 and bf16 against
+    ONNX Runtime on the model onnxruntime.quantization.quantize_dynamic makes of the export (default
+    settings, the one call a user makes) and OpenVINO's CPU plugin on the export, f32 and (where the CPU has
+    bf16 instructions) bf16;
   * the anatomy-aware CT encoder with a 20-region label mask, on [1, 1, 64, 256, 256] (4,097 tokens) and at
     full size [1, 1, 64, 512, 512] (16,385 tokens): its Python reference (tools/ct_encoder_reference.py)
     with the attention written out (math: scores, the dense slice bias and softmax's output are N x N per
@@ -39,7 +43,7 @@ itself inside it.
 
 Useful options:
     --threads 1 2                 thread counts (default: 1 2)
-    --cases attention,mha,models,ct_encoder,load  which sections to run (default: all five)
+    --cases attention,mha,models,models_lowp,ct_encoder,load  which sections to run (default: all six)
     --filter REGEX                only the cases whose id matches, e.g. 'attention/B:1/N:197|vit_b_16/B:1'
     --quick                       short timing, for a smoke test (numbers are then noisy)
     --rounds 3                    measure each row's implementations 3 times, interleaved, and report medians
@@ -94,7 +98,10 @@ ATTENTION_SHAPES = [(1, 197), (8, 197), (1, 1024), (1, 4096), (1, 16384)]
 # path) are skipped beyond this, not attempted (N = 16384: 12.9 GB on a 24 GB machine, plus softmax's copy).
 MATH_SCORES_LIMIT_BYTES = 8e9
 
-SECTIONS = ("attention", "mha", "models", "ct_encoder", "load")
+SECTIONS = ("attention", "mha", "models", "models_lowp", "ct_encoder", "load")
+# The models run in int8 and bf16 (vit3d's bench_models <model>_int8 and <model>_bf16 cases) against the peers'
+# one-call low-precision paths.
+LOWP_MODELS = ("vit_b_16",)
 # Opset 23 has ONNX's own Attention op, which torch's exporter emits for scaled_dot_product_attention and
 # nn.MultiheadAttention and ONNX Runtime runs as one kernel. For the same reason monai's ViT is exported with
 # its SABlocks switched to use_flash_attention: as shipped, its einsum attention exports to Einsum + Softmax
@@ -148,6 +155,8 @@ class Case:
     def id(self) -> str:
         if self.section == "models":
             return f"{self.model}/B:{self.batch}"
+        if self.section == "models_lowp":
+            return f"{self.model}/B:{self.batch}/int8+bf16"
         if self.section == "ct_encoder":
             return f"ct_encoder/{self.model}"
         return f"{self.section}/B:{self.batch}/N:{self.tokens}"
@@ -167,6 +176,8 @@ def all_cases() -> list[Case]:
     cases += [Case("mha", b, n) for b, n in ATTENTION_SHAPES]
     for spec in MODELS.values():
         cases += [Case("models", b, spec.tokens, spec.name) for b in spec.batches]
+    for name in LOWP_MODELS:
+        cases += [Case("models_lowp", b, MODELS[name].tokens, name) for b in MODELS[name].batches]
     cases += [Case("ct_encoder", 1, tokens, size) for size, (_, tokens) in CT_ENCODERS.items()]
     return cases + load_weights_cases()
 
@@ -196,6 +207,12 @@ def peers_of(case: Case) -> list[Peer]:
         return [Peer("ct_math", "torch", "torch eager, the CT encoder reference with its attention written out"),
                 Peer("ct_sdpa", "torch_alt", "torch eager, the reference with F.scaled_dot_product_attention "
                                              "and the slice bias as a float mask")]
+    if case.section == "models_lowp":
+        return [Peer("openvino", "torch", "OpenVINO CPU plugin on the ONNX export, INFERENCE_PRECISION_HINT f32"),
+                Peer("openvino_bf16", "torch_alt", "OpenVINO CPU plugin on the ONNX export, INFERENCE_PRECISION_HINT "
+                                                    "bf16"),
+                Peer("ort_int8", "ort", "ONNX Runtime on onnxruntime.quantization.quantize_dynamic's model "
+                                        "(int8 weights, dynamic u8 activations; MatMul and Gemm quantised)")]
     peers = [Peer("torch_model", "torch", "torch eager, the model as shipped")]
     if case.model == "vit3d_b16x16x4":
         # monai's ViT builds its SABlocks without use_flash_attention (an einsum + softmax attention);
@@ -213,8 +230,12 @@ def skip_reason(peer: Peer, case: Case) -> str:
     N = 4096 its peak rose by 811 MiB, the 805 MB of scores). At N = 16384 the scores and softmax's output
     would take 2 x 12.9 GB of a 24 GB machine, so it is not attempted either.
     """
-    if peer.key == "ort_model" and isa_cap_env:
+    if peer.key in ("ort_model", "ort_int8") and isa_cap_env:
         return "skipped (--isa: ONNX Runtime has no instruction-set cap)"
+    if peer.key in ("openvino", "openvino_bf16") and isa_cap_env:
+        return "skipped (--isa: OpenVINO's cap is not applied here)"
+    if peer.key == "openvino_bf16" and "avx512_bf16" not in cpu_flags() and "amx_bf16" not in cpu_flags():
+        return "skipped (the CPU has no bf16 instructions)"
     if peer.key in ("sdpa_math", "mha"):
         scores = 4.0 * case.batch * HEADS * case.tokens**2
         if scores > MATH_SCORES_LIMIT_BYTES:
@@ -230,6 +251,17 @@ def skip_reason(peer: Peer, case: Case) -> str:
             return (f"cannot run: needs ≈ {need / 1e9:.1f} GB ({'bias, scores, softmax' if peer.key == 'ct_math' else 'bias'} "
                     f"{(3 if peer.key == 'ct_math' else 1) * n2 / 1e9:.1f} GB), the machine has {have / 2**30:.1f} GiB")
     return ""
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's flags as /proc/cpuinfo lists them (empty elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
 
 
 def memory_total_bytes() -> float:
@@ -420,6 +452,46 @@ def measure_ort(spec: dict) -> dict:
     return {"times": times, "rss_after_import": rss_after_import, "providers": session.get_providers()}
 
 
+def quantize_onnx(spec: dict) -> dict:
+    """onnxruntime.quantization.quantize_dynamic on a float export (the one call a user makes): int8 weights,
+    activations quantised to u8 at run time, default settings but for the operators (below)."""
+    import onnx
+    from onnxruntime.quantization import quantize_dynamic
+
+    start = time.perf_counter()
+    # The torch.export-based exporter records intermediate shapes (value_info) that ONNX's shape inference,
+    # which quantize_dynamic runs, refuses ("Inferred shape and existing shape differ" on vit_b_16's head):
+    # they are dropped (inference recomputes them) before quantising.
+    model = onnx.load(spec["onnx"])
+    del model.graph.value_info[:]
+    stripped = Path(spec["out"]).with_suffix(".stripped.onnx")
+    onnx.save(model, str(stripped))
+    # Its default operator list maps ONNX's Attention (opset 23) onto com.microsoft's QAttention, which
+    # onnxruntime 1.31 then refuses to load ("Unrecognized attribute: is_causal"): the linear layers
+    # (MatMul, Gemm) are quantised, the attention stays float, as in vit3d's int8.
+    quantize_dynamic(str(stripped), spec["out"], op_types_to_quantize=["MatMul", "Gemm"])
+    stripped.unlink()
+    return {"seconds": time.perf_counter() - start}
+
+
+def measure_openvino(spec: dict) -> dict:
+    import numpy as np
+    import openvino as ov
+
+    rss_after_import = current_rss_bytes()
+    core = ov.Core()
+    precision = "bf16" if spec["peer"] == "openvino_bf16" else "f32"
+    config = {"INFERENCE_NUM_THREADS": spec["threads"], "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+              "INFERENCE_PRECISION_HINT": precision}
+    compiled = core.compile_model(spec["onnx"], "CPU", config)
+    request = compiled.create_infer_request()
+    shape = (spec["batch"], *MODELS[spec["model"]].image_shape)
+    x = np.random.default_rng(1).standard_normal(shape, dtype=np.float32)
+    times = time_calls(lambda: request.infer({0: x}), spec["timing"])
+    return {"times": times, "rss_after_import": rss_after_import, "openvino": ov.__version__,
+            "inference_precision": str(compiled.get_property("INFERENCE_PRECISION_HINT"))}
+
+
 def export_onnx(spec: dict) -> dict:
     """Exports one model at one batch size (fixed shapes, so ONNX Runtime can specialise for them)."""
     torch = torch_setup(os.cpu_count() or 1)
@@ -431,6 +503,14 @@ def export_onnx(spec: dict) -> dict:
     torch.onnx.export(model, (x,), str(out_dir / "model.onnx"), dynamo=True, opset_version=ONNX_OPSET,
                       input_names=["x"], output_names=["logits"], verbose=False)
     return {"seconds": time.perf_counter() - start}
+
+
+def openvino_version() -> str:
+    try:
+        import openvino
+    except ImportError:
+        return "not installed"
+    return openvino.__version__
 
 
 def environment_info() -> dict:
@@ -464,6 +544,7 @@ def environment_info() -> dict:
         "monai": monai.__version__,
         "onnxruntime": onnxruntime.__version__,
         "onnxruntime_providers": onnxruntime.get_available_providers(),
+        "openvino": openvino_version(),
         "numpy": numpy.__version__,
     }
 
@@ -474,8 +555,12 @@ def child_main(spec: dict) -> None:
         result = environment_info()
     elif kind == "export":
         result = export_onnx(spec)
-    elif kind == "ort_model":
+    elif kind == "quantize":
+        result = quantize_onnx(spec)
+    elif kind in ("ort_model", "ort_int8"):
         result = measure_ort(spec)
+    elif kind in ("openvino", "openvino_bf16"):
+        result = measure_openvino(spec)
     elif kind in LOAD_WEIGHTS_CHILDREN:
         result = LOAD_WEIGHTS_CHILDREN[kind](spec)
     else:
@@ -562,8 +647,8 @@ def measure_peer(peer: Peer, case: Case, threads: int, args, onnx_paths: dict) -
         timing = {"warmup": 0.0, "min_time": 0.0, "min_reps": 1, "max_reps": 1}  # minutes per call: once
     spec = {"peer": peer.key, "batch": case.batch, "tokens": case.tokens, "model": case.model,
             "threads": threads, "timing": timing}
-    if peer.key == "ort_model":
-        path = onnx_paths.get((case.model, case.batch))
+    if peer.key in ("ort_model", "ort_int8", "openvino", "openvino_bf16"):
+        path = onnx_paths.get((case.model, case.batch, "int8" if peer.key == "ort_int8" else "f32"))
         if not isinstance(path, Path):
             return Measurement(note=path or "failed: no ONNX export")
         spec["onnx"] = str(path)
@@ -587,9 +672,12 @@ def export_models(cases: list[Case], args) -> dict:
     never mistaken for a cached one.
     """
     paths: dict = {}
+    onnx_peers = ("ort_model", "ort_int8", "openvino", "openvino_bf16")
     for case in cases:
-        if case.section != "models" or not any(p.key == "ort_model" and not skip_reason(p, case)
-                                               for p in peers_of(case)):
+        if case.section not in ("models", "models_lowp") or not any(
+                p.key in onnx_peers and not skip_reason(p, case) for p in peers_of(case)):
+            continue
+        if (case.model, case.batch, "f32") in paths:
             continue
         final = onnx_dir(args.work_dir, case.model, case.batch)
         if not (final / "model.onnx").exists():
@@ -601,11 +689,23 @@ def export_models(cases: list[Case], args) -> dict:
                     "flash_attention": ONNX_EXPORT_FLASH_ATTENTION}
             result = run_child(spec, os.cpu_count() or 1)
             if "error" in result:
-                paths[(case.model, case.batch)] = "export " + result["error"]
+                paths[(case.model, case.batch, "f32")] = "export " + result["error"]
                 continue
             log(f"  exported in {result['seconds']:.1f} s")
             partial.rename(final)
-        paths[(case.model, case.batch)] = final / "model.onnx"
+        paths[(case.model, case.batch, "f32")] = final / "model.onnx"
+        if case.section == "models_lowp":
+            quantized = final / "model_int8.onnx"
+            if not quantized.exists():
+                log(f"quantising {case.model} B={case.batch} with quantize_dynamic ...")
+                partial = final / "model_int8.onnx.partial"
+                result = run_child({"peer": "quantize", "onnx": str(final / "model.onnx"), "out": str(partial)},
+                                   os.cpu_count() or 1)
+                if "error" in result:
+                    paths[(case.model, case.batch, "int8")] = "quantize_dynamic " + result["error"]
+                    continue
+                partial.rename(quantized)
+            paths[(case.model, case.batch, "int8")] = quantized
     return paths
 
 
@@ -710,6 +810,9 @@ def vit3d_names(case: Case, threads: int) -> dict[str, str]:
         return {"vit3d": f"attention/fused/{shape}", "vit3d_alt": f"attention/naive/{shape}"}
     if case.section == "mha":
         return {"vit3d": f"mha/fused/B:{case.batch}/N:{case.tokens}/threads:{threads}"}
+    if case.section == "models_lowp":
+        return {"vit3d": f"{case.model}_int8/B:{case.batch}/threads:{threads}",
+                "vit3d_alt": f"{case.model}_bf16/B:{case.batch}/threads:{threads}"}
     if case.section == "ct_encoder":  # the full size runs once per repetition (Iterations(1))
         once = "/iterations:1" if case.model == "full" else ""
         return {"vit3d": f"ct_encoder/{case.model}/mask/threads:{threads}{once}"}
@@ -719,7 +822,8 @@ def vit3d_names(case: Case, threads: int) -> dict[str, str]:
 def vit3d_executable(build_dir: Path, case: Case) -> Path:
     if case.section == "load":
         return build_dir / "bench" / "bench_load"
-    return build_dir / "bench" / ("bench_models" if case.section in ("models", "ct_encoder") else "bench_attention")
+    models = ("models", "models_lowp", "ct_encoder")
+    return build_dir / "bench" / ("bench_models" if case.section in models else "bench_attention")
 
 
 def parse_benchmark_json(text: str) -> dict[str, dict]:
@@ -844,6 +948,9 @@ SECTION_TITLES = {
     "models": "**Models**, float32, random weights, ms per image (lower is better). torch = eager, "
               "as shipped; torch alt = monai's SABlocks with use_flash_attention=True; ort = ONNX Runtime "
               "on the torch.onnx export (monai's with use_flash_attention)",
+    "models_lowp": "**Models in int8 and bf16**, random weights, ms per image (lower is better). vit3d = int8 "
+                   "(dynamic: int8 weights per channel, u8 activations per row), vit3d alt = bf16; torch = "
+                   "OpenVINO f32, torch alt = OpenVINO bf16; ort = ONNX Runtime's quantize_dynamic int8 model",
     "ct_encoder": "**CT encoder** with a 20-region mask, float32, random weights, seconds per volume (lower is "
                   "better). vit3d = models::CTEncoder (slice bias in the fused kernel); torch = the Python "
                   "reference, attention written out; torch alt = the reference with F.scaled_dot_product_"
@@ -964,7 +1071,7 @@ def print_header(info: dict, cpu: dict, args, vit3d_note: str) -> None:
     print(f"- Python {info.get('python', platform.python_version())}, numpy {info.get('numpy', '?')}, "
           f"torch {info.get('torch', '?')}, torchvision {info.get('torchvision', '?')}, "
           f"monai {info.get('monai', '?')}, onnxruntime {info.get('onnxruntime', '?')} "
-          f"(providers {', '.join(info.get('onnxruntime_providers', []))})")
+          f"(providers {', '.join(info.get('onnxruntime_providers', []))}), openvino {info.get('openvino', '?')}")
     print(f"- torch.backends.cpu.get_cpu_capability(): {info.get('torch_cpu_capability', '?')}")
     for line in info.get("torch_config", []):
         print(f"- torch config: {line}")
@@ -1027,6 +1134,8 @@ IMPLS = {
     "attention": {"vit3d": "vit3d", "vit3d_alt": "vit3d-naive", "torch": "torch-sdpa", "torch_alt": "torch-sdpa-math"},
     "mha": {"vit3d": "vit3d", "torch": "torch-mha"},
     "models": {"vit3d": "vit3d", "torch": "torch", "torch_alt": "torch-sdpa", "ort": "onnxruntime"},
+    "models_lowp": {"vit3d": "vit3d-int8", "vit3d_alt": "vit3d-bf16", "torch": "openvino", "torch_alt": "openvino-bf16",
+                    "ort": "onnxruntime-int8"},
     "ct_encoder": {"vit3d": "vit3d", "torch": "torch-math", "torch_alt": "torch-sdpa-mask"},
     "load": {"vit3d": "vit3d", "vit3d_alt": "vit3d-read-whole", "torch": "safetensors-mmap",
              "torch_alt": "safetensors-pread"},
@@ -1037,6 +1146,7 @@ RECORD_UNITS: dict[str, tuple[str, str, Callable[[Case, float], float]]] = {
     "attention": ("GFLOP/s", "higher", lambda case, s: case.flops() / s / 1e9),
     "mha": ("ms", "lower", lambda case, s: s * 1e3),
     "models": ("ms per image", "lower", lambda case, s: s * 1e3 / case.batch),
+    "models_lowp": ("ms per image", "lower", lambda case, s: s * 1e3 / case.batch),
     "ct_encoder": ("s per volume", "lower", lambda case, s: s),
     "load": ("ms", "lower", lambda case, s: s * 1e3),
 }
@@ -1101,7 +1211,7 @@ def make_record(rows: list[Row], row_peaks: list[dict[str, float]], isa_supporte
     for peaks in row_peaks:
         for level, gflops in peaks.items():
             peak_samples.setdefault(level, []).append(gflops)
-    keep = ("python", "numpy", "torch", "torch_cpu_capability", "torchvision", "monai", "onnxruntime",
+    keep = ("python", "numpy", "torch", "torch_cpu_capability", "torchvision", "monai", "onnxruntime", "openvino",
             "mkl_verbose")
     return {
         "schema": records.SCHEMA, "tool": "compare_peers.py", "command": ["bench/compare_peers.py", *args.argv],
