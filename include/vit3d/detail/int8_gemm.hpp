@@ -158,9 +158,6 @@ inline void int8_gemm_abt(Index M, const float* A, Index lda, const Int8Weights&
             "vit3d::detail::int8_gemm_abt: an epilogue that replaces the output is not supported");
     const Int8Shape shape = int8_shape(weights.kernel);
     const Index P = shape.columns(), panels = ceil_div(N, P);
-    // Groups of 4 k per pass over a panel's slice: a 16 KiB slice of the weights, which stays in L1 for
-    // all the pass's rows.
-    const Index chunk_groups = std::max<Index>(1, 16384 / (P * 4));
     AlignedBuffer<std::uint8_t> q(std::max<Index>(1, M * weights.padded_k));
     std::vector<float> row_scales(static_cast<std::size_t>(M));
     std::vector<std::int32_t> row_zeros(static_cast<std::size_t>(M));
@@ -168,8 +165,6 @@ inline void int8_gemm_abt(Index M, const float* A, Index lda, const Int8Weights&
     const int gemm_threads =
         static_cast<int>(std::max<Index>(1, std::min<Index>({Index(threads), panels, by_work})));
     const int quantize_threads = static_cast<int>(std::max<Index>(1, std::min<Index>(threads, M / 16)));
-    const Index rows_per_pass = gemm_rows_per_pass(M, shape.rows, true);
-    AlignedBuffer<std::int32_t> scratch(rows_per_pass * P * gemm_threads);
     AlignedBuffer<float> row_scratch(options.excluded ? K * quantize_threads : 0);
     const Int8Problem problem{M,
                               N,
@@ -184,7 +179,6 @@ inline void int8_gemm_abt(Index M, const float* A, Index lda, const Int8Weights&
                               C,
                               ldc,
                               options.accumulate,
-                              chunk_groups,
                               epilogue};
     with_int8_kernels(weights.kernel, [&](auto kernels) {
         using Kernels = decltype(kernels);
@@ -196,7 +190,7 @@ inline void int8_gemm_abt(Index M, const float* A, Index lda, const Int8Weights&
         });
         parallel_region(gemm_threads, [&](int thread, int thread_count) {
             const ItemRange share = static_share(panels, thread, thread_count);
-            Kernels::gemm(problem, share.begin, share.end, scratch.data() + rows_per_pass * P * thread);
+            Kernels::gemm(problem, share.begin, share.end);
         });
     });
 }

@@ -26,16 +26,14 @@ inline __m256i int8_broadcast4(const std::uint8_t* p) {
 }
 
 template <int Rows, int Vectors>
-void int8_micro_kernel(const std::uint8_t* a, Index lda, const std::int8_t* bp, Index groups, std::int32_t* c,
-                       Index ldc, bool accumulate) {
+void int8_micro_kernel(const std::uint8_t* a, Index lda, const std::int8_t* bp, Index groups,
+                       std::int32_t* c) {
     constexpr int W = 8;
     __m256i acc[Rows][Vectors];
     VIT3D_UNROLL
     for (int r = 0; r < Rows; ++r) {
         VIT3D_UNROLL
-        for (int v = 0; v < Vectors; ++v)
-            acc[r][v] = accumulate ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + r * ldc + v * W))
-                                   : _mm256_setzero_si256();
+        for (int v = 0; v < Vectors; ++v) acc[r][v] = _mm256_setzero_si256();
     }
     const __m256i ones = _mm256_set1_epi16(1);
     for (Index g = 0; g < groups; ++g) {
@@ -57,7 +55,7 @@ void int8_micro_kernel(const std::uint8_t* a, Index lda, const std::int8_t* bp, 
     for (int r = 0; r < Rows; ++r) {
         VIT3D_UNROLL
         for (int v = 0; v < Vectors; ++v)
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc + v * W), acc[r][v]);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + (r * Vectors + v) * W), acc[r][v]);
     }
 }
 

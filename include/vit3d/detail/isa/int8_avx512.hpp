@@ -26,15 +26,14 @@ inline constexpr Int8Kernel int8_kernel_kind = Int8Kernel::vnni512;
 inline constexpr Int8Shape int8_shape{16, 6, 4, int8_weight_max(Int8Kernel::vnni512)};
 
 template <int Rows, int Vectors>
-void int8_micro_kernel(const std::uint8_t* a, Index lda, const std::int8_t* bp, Index groups, std::int32_t* c,
-                       Index ldc, bool accumulate) {
+void int8_micro_kernel(const std::uint8_t* a, Index lda, const std::int8_t* bp, Index groups,
+                       std::int32_t* c) {
     constexpr int W = 16;
     __m512i acc[Rows][Vectors];
     VIT3D_UNROLL
     for (int r = 0; r < Rows; ++r) {
         VIT3D_UNROLL
-        for (int v = 0; v < Vectors; ++v)
-            acc[r][v] = accumulate ? _mm512_loadu_si512(c + r * ldc + v * W) : _mm512_setzero_si512();
+        for (int v = 0; v < Vectors; ++v) acc[r][v] = _mm512_setzero_si512();
     }
     for (Index g = 0; g < groups; ++g) {
         __m512i b[Vectors];
@@ -52,7 +51,7 @@ void int8_micro_kernel(const std::uint8_t* a, Index lda, const std::int8_t* bp, 
     VIT3D_UNROLL
     for (int r = 0; r < Rows; ++r) {
         VIT3D_UNROLL
-        for (int v = 0; v < Vectors; ++v) _mm512_storeu_si512(c + r * ldc + v * W, acc[r][v]);
+        for (int v = 0; v < Vectors; ++v) _mm512_storeu_si512(c + (r * Vectors + v) * W, acc[r][v]);
     }
 }
 

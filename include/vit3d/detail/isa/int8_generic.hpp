@@ -13,12 +13,10 @@ inline constexpr Int8Kernel int8_kernel_kind = Int8Kernel::generic;
 inline constexpr Int8Shape int8_shape{4, 4, 2, int8_weight_max(Int8Kernel::generic)};
 
 template <int Rows, int Vectors>
-void int8_micro_kernel(const std::uint8_t* a, Index lda, const std::int8_t* bp, Index groups, std::int32_t* c,
-                       Index ldc, bool accumulate) {
+void int8_micro_kernel(const std::uint8_t* a, Index lda, const std::int8_t* bp, Index groups,
+                       std::int32_t* c) {
     constexpr Index columns = Index(Vectors) * int8_shape.lanes;
-    std::int32_t acc[Rows][columns];
-    for (int r = 0; r < Rows; ++r)
-        for (Index j = 0; j < columns; ++j) acc[r][j] = accumulate ? c[r * ldc + j] : 0;
+    std::int32_t acc[Rows][columns] = {};
     for (Index g = 0; g < groups; ++g) {
         const std::int8_t* b = bp + g * columns * 4;
         for (int r = 0; r < Rows; ++r) {
@@ -29,7 +27,7 @@ void int8_micro_kernel(const std::uint8_t* a, Index lda, const std::int8_t* bp, 
         }
     }
     for (int r = 0; r < Rows; ++r)
-        for (Index j = 0; j < columns; ++j) c[r * ldc + j] = acc[r][j];
+        for (Index j = 0; j < columns; ++j) c[r * columns + j] = acc[r][j];
 }
 
 inline void int8_row_extremes(const float* x, Index n, float& lo, float& hi) {

@@ -74,8 +74,7 @@ struct Int8Problem {
     const float* bias;
     float* C;
     Index ldc;
-    bool accumulate;     // C += the product instead of C = it
-    Index chunk_groups;  // groups of 4 k per pass over a panel's slice
+    bool accumulate;  // C += the product instead of C = it
     GemmEpilogue<float> epilogue;
 };
 
