@@ -130,12 +130,10 @@ inline void bf16_gemm_abt(Index M, const float* A, Index lda, const Bf16Weights&
                 bf16_avx512::round_row(A + i * lda, K, weights.padded_k, rows + i * weights.padded_k);
         });
         const int used = gemm_threads(M, N, K, panels, threads);
-        const Index edge = gemm_rows_per_pass(M, bf16_avx512::rows, true) * P;
-        AlignedBuffer<float> edges(edge * used);
         parallel_region(used, [&](int thread, int thread_count) {
             const ItemRange share = static_share(panels, thread, thread_count);
             bf16_avx512::gemm_panels(M, N, weights.padded_k, rows, weights.packed.data(), bias, C, ldc,
-                                     epilogue, share.begin, share.end, edges.data() + edge * thread);
+                                     epilogue, share.begin, share.end);
         });
         return;
     }
