@@ -1,5 +1,6 @@
 // Whole models, end to end from pixels to logits, float, random weights:
 //   "vit_b_16/B:<B>/threads:<t>"        torchvision's ViT-B/16 at 224x224 (197 tokens), B = 1 and 8;
+//   "vit_b_16_<precision>/B:<B>/threads:<t>" the same with its linear layers in int8 (nn::set_precision).
 //   "vit3d_b16x16x4/B:1/threads:<t>"    MONAI's ViT-B on a [1, 1, 256, 256, 64] volume, 16x16x4 patches
 //                                        (4,096 patches + class token = 4,097 tokens).
 //   "dinov2_s14_reg4_518/B:1/threads:<t>" timm's DINOv2 ViT-S/14 with 4 registers at 518x518 (1,374 tokens;
@@ -46,11 +47,12 @@ void randomise(Model& model) {
 
 template <std::size_t N>
 void run_model(benchmark::State& state, vit3d::models::VisionTransformerConfig<N> config, Index B,
-               int threads) {
+               int threads, vit3d::Precision precision = vit3d::Precision::f32) {
     vit3d::set_num_threads(threads);
     vit3d::bench::reset_peak_rss();
     vit3d::models::VisionTransformer<float, N> model(config);
     randomise(model);
+    vit3d::nn::set_precision(model, precision);
     vit3d::Shape input{B, config.channels};
     for (Index s : config.input_size) input.push_back(s);
     const Tensor<float> x = Tensor<float>::randn(input, 7);
@@ -68,6 +70,7 @@ void run_model(benchmark::State& state, vit3d::models::VisionTransformerConfig<N
         seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
     state.counters["ms_per_image"] = 1e3 * seconds / double(state.iterations()) / double(B);
+    state.SetLabel(vit3d::precision_name(precision));
     state.counters["tokens_per_s"] = vit3d::bench::rate(double(B * tokens));
     state.counters["peak_rss_bytes"] = vit3d::bench::peak_rss_bytes();
     vit3d::set_num_threads(0);
@@ -130,9 +133,18 @@ const bool registered = [] {
         for (Index B : {1, 8})
             benchmark::RegisterBenchmark(
                 ("vit_b_16/B:" + std::to_string(B) + "/threads:" + std::to_string(threads)).c_str(),
-                run_model<2>, vit3d::models::vit_b_16(), B, threads)
+                run_model<2>, vit3d::models::vit_b_16(), B, threads, vit3d::Precision::f32)
                 ->Unit(benchmark::kMillisecond)
                 ->UseRealTime();
+        for (vit3d::Precision precision : {vit3d::Precision::int8})
+            for (Index B : {1, 8})
+                benchmark::RegisterBenchmark(
+                    (std::string("vit_b_16_") + vit3d::precision_name(precision) + "/B:" + std::to_string(B) +
+                     "/threads:" + std::to_string(threads))
+                        .c_str(),
+                    run_model<2>, vit3d::models::vit_b_16(), B, threads, precision)
+                    ->Unit(benchmark::kMillisecond)
+                    ->UseRealTime();
         benchmark::RegisterBenchmark(("dinov2_s14_reg4_518/B:1/threads:" + std::to_string(threads)).c_str(),
                                      run_model<2>, vit3d::models::dinov2_vit_s14_reg4(), Index(1), threads)
             ->Unit(benchmark::kMillisecond)
