@@ -4,7 +4,8 @@
 // applied; its int8 pack kept, dropped when the weight is written and remade for another int8 kernel; int8
 // refused for double; outlier input channels found per sample and computed in float, which keeps an input
 // with 3 channels x30 inside the 2% gate that the int8 GEMM alone misses; the rounding error on the mean row
-// corrected; a sample's result independent of its batch.
+// corrected; a sample's result independent of its batch; and the precision of a whole module set and read
+// back, a gated Mlp's fc1 and fc1_x included.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -180,6 +181,9 @@ TEST(Int8Linear, IsRefusedForDouble) {
                 ::testing::ThrowsMessage<std::invalid_argument>(
                     HasSubstr("vit3d::nn::Linear::set_precision: expected f32 for a layer of double")));
     EXPECT_EQ(layer.precision(), Precision::f32);
+    nn::Mlp<double> mlp(4, 8);
+    EXPECT_THROW(nn::set_precision(mlp, Precision::int8), std::invalid_argument);
+    EXPECT_NO_THROW(nn::set_precision(mlp, Precision::f32));
 }
 
 // --- outlier channels -------------------------------------------------------------------------------------
@@ -294,6 +298,96 @@ TEST(Int8Linear, ASamplesResultDoesNotDependOnTheBatch) {
     const Tensor<float> rows = x.reshape({120, 128}), per_row = int8.forward(rows);  // 120 samples of a row
     for (Index r : {0, 31, 119})
         EXPECT_TENSOR_EQ(per_row.narrow(0, r, 1), int8.forward(rows.narrow(0, r, 1))) << "row " << r;
+}
+
+// --- modules ----------------------------------------------------------------------------------------------
+
+template <class Module>
+void randomize(Module& m, std::uint64_t seed) {
+    m.visit_parameters([&](const std::string&, Tensor<float>& t) {
+        t = Tensor<float>::randn(t.shape(), seed++, 0.0f, 1.0f / std::sqrt(float(t.dim(-1))));
+    });
+}
+
+// Every Linear of a gated Mlp is shown to the precision visitor, fc1 and fc1_x too (the Mlp stands in for
+// them before packing visitors only); in int8 the gate is applied after fc1's int8 product, as the unfused
+// float path does, and pack_weights packs the three Linear layers' int8 weights.
+TEST(Int8Linear, EveryLinearOfAGatedMlpTakesThePrecision) {
+    for (nn::MlpKind kind :
+         {nn::MlpKind::mlp, nn::MlpKind::glu, nn::MlpKind::swiglu_packed, nn::MlpKind::swiglu}) {
+        nn::MlpConfig c;
+        c.dim = 64;
+        c.hidden = 96;
+        c.kind = kind;
+        c.activation = kind == nn::MlpKind::mlp ? nn::Activation::gelu : nn::Activation::silu;
+        nn::Mlp<float> mlp(c);
+        randomize(mlp, 20);
+        const Tensor<float> x = Tensor<float>::randn({3, 10, 64}, 21);
+        const Tensor<float> expected = mlp.forward(x);
+        nn::pack_weights(mlp);  // a float pack (the gated one) made before
+        const Index linears = kind == nn::MlpKind::swiglu ? 3 : 2;
+        EXPECT_EQ(nn::count_linear_layers(mlp, Precision::f32), linears);
+        nn::set_precision(mlp, Precision::int8);
+        EXPECT_EQ(nn::count_linear_layers(mlp, Precision::int8), linears) << vit3d::enum_name(kind);
+        EXPECT_EQ(nn::count_linear_layers(mlp, Precision::f32), 0);
+        EXPECT_EQ(mlp.fc1.precision(), Precision::int8);
+        if (mlp.fc1_x) {
+            EXPECT_EQ(mlp.fc1_x->precision(), Precision::int8);
+        }
+        EXPECT_EQ(mlp.fc2.precision(), Precision::int8);
+
+        const Tensor<float> y = mlp.forward(x);
+        EXPECT_EQ(mlp.packed_weight_bytes(), 0) << "the gated float pack is dropped";
+        const double error = relative_error(y, expected);
+        EXPECT_LT(error, 0.03) << vit3d::enum_name(kind);
+        Tensor<float> h;
+        if (kind == nn::MlpKind::mlp) {
+            h = mlp.fc1.forward(x, c.activation);
+        } else if (kind == nn::MlpKind::swiglu) {
+            h = nn::activate(mlp.fc1.forward(x), c.activation) * mlp.fc1_x->forward(x);
+        } else {
+            const Tensor<float> ab = mlp.fc1.forward(x);
+            const Tensor<float> a = ab.narrow(-1, 0, 96), b = ab.narrow(-1, 96, 96);
+            h = kind == nn::MlpKind::glu ? a * nn::activate(b, c.activation)
+                                         : nn::activate(a, c.activation) * b;
+        }
+        EXPECT_TENSOR_EQ(y, mlp.fc2.forward(h)) << vit3d::enum_name(kind);
+
+        const Index bytes = nn::pack_weights(mlp);
+        EXPECT_EQ(bytes, mlp.fc1.packed_weight_bytes() + (mlp.fc1_x ? mlp.fc1_x->packed_weight_bytes() : 0) +
+                             mlp.fc2.packed_weight_bytes());
+        EXPECT_GT(mlp.fc1.packed_weight_bytes(), 0);
+
+        nn::set_precision(mlp, Precision::f32);
+        EXPECT_TENSOR_EQ(mlp.forward(x), expected) << "back to f32: the float weights are unchanged";
+    }
+}
+
+// Every Linear of a model, the head included; patch embeddings are not Linear layers.
+TEST(Int8Linear, SetPrecisionReachesEveryLinearOfAModel) {
+    vit3d::models::VisionTransformerConfig<2> c;
+    c.input_size = {32, 32};
+    c.patch_size = {8, 8};
+    c.dim = 64;
+    c.depth = 2;
+    c.heads = 4;
+    c.mlp_dim = 128;
+    c.num_classes = 5;
+    vit3d::models::ViT<float> vit(c);
+    randomize(vit, 30);
+    const Index linears = nn::count_linear_layers(vit, Precision::f32);
+    EXPECT_EQ(linears, 2 * 4 + 1) << "qkv, proj, fc1, fc2 per block, and the head";
+    const Tensor<float> x = Tensor<float>::randn({2, 3, 32, 32}, 31);
+    const auto expected = vit.forward(x);
+    nn::set_precision(vit, Precision::int8);
+    EXPECT_EQ(nn::count_linear_layers(vit, Precision::int8), linears);
+    EXPECT_EQ(vit.head->precision(), Precision::int8);
+    const auto y = vit.forward(x);
+    EXPECT_LT(relative_error(y.logits, expected.logits), 0.05);
+    EXPECT_GT(relative_error(y.logits, expected.logits), 0.0);
+    const Index int8_bytes = nn::pack_weights(vit);
+    EXPECT_GT(int8_bytes, 0);
+    EXPECT_LT(int8_bytes, nn::count_parameters(vit) * Index(sizeof(float)) / 2) << "a byte per weight or so";
 }
 
 }  // namespace

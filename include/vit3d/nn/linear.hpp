@@ -4,13 +4,13 @@
 // kept until the weight is written; see core/weight_packing.hpp for when, when a write is seen, and how to
 // turn packing off.
 //
-// A float layer computes in int8 after set_precision(Precision::int8): its weight is quantised per output row
-// and packed for the int8 GEMM once, with its rounding error, kept and dropped as the float pack is, and the
-// product runs through detail::int8_affine: activations quantised per row at every call, and per sample (an
-// index of the input's first axis: [B, N, in] is B samples of N tokens, [B, in] B samples of one row) its
-// outlier input channels in float and the rounding error on its mean row corrected, so that no sample's
-// result depends on the others in the batch. `weight` stays the float tensor it was: state_dict, saving and a
-// return to f32 read it unchanged.
+// A float layer computes in int8 after set_precision(Precision::int8) (nn::set_precision for a whole
+// module): its weight is quantised per output row and packed for the int8 GEMM once, with its rounding error,
+// kept and dropped as the float pack is, and the product runs through detail::int8_affine: activations
+// quantised per row at every call, and per sample (an index of the input's first axis: [B, N, in] is B
+// samples of N tokens, [B, in] B samples of one row) its outlier input channels in float and the rounding
+// error on its mean row corrected, so that no sample's result depends on the others in the batch. `weight`
+// stays the float tensor it was: state_dict, saving and a return to f32 read it unchanged.
 
 #include <algorithm>
 #include <optional>
@@ -209,9 +209,53 @@ struct WeightPacker : nn::LinearLayerVisitor {
     void operator()(const std::string&, const Tensor<T>&) {}
 };
 
+// The visitors behind nn::set_precision and nn::count_linear_layers: shown the Linear layers themselves,
+// a gated Mlp's fc1 and fc1_x too.
+struct PrecisionSetter : nn::EveryLinearVisitor {
+    Precision precision = Precision::f32;
+    template <class T>
+    void layer(nn::Linear<T>& layer) {
+        layer.set_precision(precision);
+    }
+    template <class T>
+    void operator()(const std::string&, const Tensor<T>&) {}
+};
+
+struct PrecisionCounter : nn::EveryLinearVisitor {
+    Precision precision = Precision::f32;
+    Index count = 0;
+    template <class T>
+    void layer(const nn::Linear<T>& layer) {
+        count += layer.precision() == precision ? 1 : 0;
+    }
+    template <class T>
+    void operator()(const std::string&, const Tensor<T>&) {}
+};
+
 }  // namespace vit3d::detail
 
 namespace vit3d::nn {
+
+// Computes every Linear layer of `module` in `precision` (core/precision.hpp) from its next forward on: the
+// attention projections, the MLPs and the heads alike, as ONNX Runtime's quantize_dynamic does. Patch
+// embeddings, norms, activations, softmax and the attention products stay float. int8 runs float modules
+// only (std::invalid_argument for double). Pack the weights after it (nn::pack_weights) for a first forward
+// that packs nothing; io::load_model does both with LoadOptions::precision.
+template <class Module>
+void set_precision(Module& module, Precision precision) {
+    detail::PrecisionSetter setter;
+    setter.precision = precision;
+    module.visit_parameters(setter);
+}
+
+// How many Linear layers of `module` compute in `precision`.
+template <class Module>
+Index count_linear_layers(const Module& module, Precision precision) {
+    detail::PrecisionCounter counter;
+    counter.precision = precision;
+    module.visit_parameters(counter);
+    return counter.count;
+}
 
 // Packs the weight of every Linear layer of `module` for the GEMM now (core/weight_packing.hpp), so that no
 // forward has to; returns the bytes the packs hold (0 with packing off).
