@@ -5,6 +5,7 @@
 
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/precision.hpp"
 #include "vit3d/core/shape.hpp"
 #include "vit3d/einops/einops.hpp"
 #include "vit3d/models/models.hpp"

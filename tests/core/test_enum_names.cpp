@@ -38,6 +38,7 @@ using vit3d::test::expect_complete_enum_table;
 
 TEST(EnumNames, EveryTableNamesEveryEnumerator) {
     expect_complete_enum_table<vit3d::Isa, 8>();
+    expect_complete_enum_table<vit3d::Precision, 8>();
     expect_complete_enum_table<vit3d::Reduction, 8>();
     expect_complete_enum_table<vit3d::einops::Operation, 8>();
     expect_complete_enum_table<nn::Activation, 8>();

@@ -304,7 +304,9 @@ int run(const Options& o) {
     const auto load_start = Clock::now();
     io::LoadedModel<float> model = [&] {
         try {
-            return io::load_model<float>(o.weights);
+            io::LoadOptions load;
+            load.precision = o.precision;
+            return io::load_model<float>(o.weights, load);
         } catch (const std::exception& e) {
             throw usage_error(message("cannot load the model: ", one_line(e.what())));
         }
@@ -315,6 +317,7 @@ int run(const Options& o) {
     report.model = facts_of(model, pipeline.input_shape);
     const io::ModelOutput output = choose_output(model, o.output_kind);
     report.output_kind = io::output_name(output);
+    report.precision = vit3d::precision_name(model.precision());
     report.preprocess = vit3d::detail::preprocessing_json_with_steps(pipeline.preprocess);
     report.preprocess["npy_values"] = pipeline.npy_values;
     check_sliding_window_output(pipeline, output);
@@ -323,6 +326,7 @@ int run(const Options& o) {
     RunIdentity identity;
     identity.weights_path = absolute_path(o.weights);
     identity.output_kind = report.output_kind;
+    identity.precision = report.precision;
     identity.preprocess = report.preprocess;
     const auto hash_start = Clock::now();
     try {

@@ -14,6 +14,7 @@
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/message.hpp"
+#include "vit3d/core/precision.hpp"
 #include "vit3d/io/loaded_model.hpp"
 #include "vit3d/transforms/presets.hpp"
 #include "vit3d/transforms/resample.hpp"
@@ -50,6 +51,8 @@ struct Options {
     bool quiet = false;
     bool json = false;
     std::string save_input;  // a folder for the model inputs, as .npy
+    std::string precision_text = "f32";
+    vit3d::Precision precision = vit3d::Precision::f32;  // of the linear layers (docs/precision.md)
 
     // Preprocessing: the weights file's, with these overrides.
     bool npy_preprocess = false;  // .npy inputs go through the value steps too
@@ -92,10 +95,11 @@ Outputs: one .npy per input file, [B, ...] with B the file's samples (1 for an i
   single-sample .npy). With one input file --output is the file if it ends in .npy, a folder if it is one
   or ends in /, and refused otherwise; with several it is a folder and each output is <stem>.npy
   (a.nii.gz -> a.npy). Next to each output, <output>.vit3d.json records what wrote it: the weights file's
-  SHA-256, the output kind, the preprocessing in force and the input's SHA-256.
-Existing outputs: skipped when their record names this run's weights, kind, preprocessing and input;
-  any other existing output (another model, kind, preprocessing or input, no record, changed since it
-  was written) stops the run before it computes anything (exit code 2). --overwrite rewrites them all.
+  SHA-256, the output kind, the precision, the preprocessing in force and the input's SHA-256.
+Existing outputs: skipped when their record names this run's weights, kind, precision, preprocessing and
+  input; any other existing output (another model, kind, precision, preprocessing or input, no record,
+  changed since it was written) stops the run before it computes anything (exit code 2). --overwrite
+  rewrites them all.
 Exit codes: 0 all done, 1 some inputs failed (the others were written), 2 bad arguments (an input file
   that does not exist too) or the run could not start, 130 interrupted.)";
 }
@@ -121,6 +125,9 @@ inline void add_options(CLI::App& app, Options& o) {
     app.add_flag("-q,--quiet", o.quiet, "print only errors");
     app.add_flag("--json", o.json, "print one JSON object with the run's facts on stdout");
     app.add_option("--save-input", o.save_input, "also write each model input (after preprocessing) here");
+    app.add_option("--precision", o.precision_text,
+                   "f32 | int8: the arithmetic of the linear layers (int8: dynamic quantisation, "
+                   "docs/precision.md; default f32)");
     auto* pre = "Preprocessing (default: the weights file's)";
     app.add_flag("--npy-preprocess", o.npy_preprocess, "apply the value steps to .npy inputs too")
         ->group(pre);
@@ -190,6 +197,13 @@ inline void check_options(Options& o) {
                                   vit3d::enum_name_list<vit3d::io::ModelOutput>(""), ", got \"",
                                   o.output_kind, "\""));
     if (!o.shard_text.empty()) o.shard = parse_shard(o.shard_text);
+    if (const std::optional<vit3d::Precision> p = vit3d::enum_from_name<vit3d::Precision>(o.precision_text)) {
+        o.precision = *p;
+    } else {
+        throw usage_error(message("--precision: expected ",
+                                  vit3d::enum_name_list<vit3d::Precision>("", ", ", " or "), ", got \"",
+                                  o.precision_text, "\""));
+    }
     if (!o.window.empty()) {
         if (o.window.size() != 2 || !(o.window[0] < o.window[1]) || !std::isfinite(o.window[0]) ||
             !std::isfinite(o.window[1]))

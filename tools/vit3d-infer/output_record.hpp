@@ -3,11 +3,12 @@
 // the rule that decides from it whether an output that exists stands for the one this run would write.
 //
 // A record holds what the output's numbers depend on: the weights file's SHA-256, the output kind, the
-// preprocessing in force (the weights file's after the command line's overrides, and whether .npy inputs
-// went through it) and the input file's SHA-256; and the size and SHA-256 of the output it describes, so
-// that an output replaced after it was written (by hand, by another program) is not taken for the one
-// recorded. An existing output is skipped only when its record describes it and names this run's weights,
-// kind, preprocessing and input; any other existing output stops the run before it computes anything.
+// precision of the linear layers, the preprocessing in force (the weights file's after the command line's
+// overrides, and whether .npy inputs went through it) and the input file's SHA-256; and the size and SHA-256
+// of the output it describes, so that an output replaced after it was written (by hand, by another program)
+// is not taken for the one recorded. An existing output is skipped only when its record describes it and
+// names this run's weights, kind, preprocessing and input; any other existing output stops the run before it
+// computes anything.
 //
 // One record per output rather than one per folder: the shards of a run write into one folder at once, and
 // each output, so each record, is written by one process only.
@@ -52,8 +53,13 @@ struct RunIdentity {
     std::string weights_path;  // absolute
     FileDigest weights;
     std::string output_kind;
+    std::string precision;      // of the linear layers: "f32" or "int8"
     nlohmann::json preprocess;  // the preprocessing in force, and npy_values
 };
+
+// The precision a record names. Records written before vit3d-infer had --precision have none: they were
+// computed in f32.
+inline constexpr const char* precision_before_records_had_one = "f32";
 
 // One output's provenance as its record holds it: the digests the report shows.
 struct OutputProvenance {
@@ -76,6 +82,7 @@ inline nlohmann::ordered_json record_json(const RunIdentity& run, const std::str
     j["vit3d_version"] = VIT3D_VERSION_STRING;
     j["weights"] = {{"path", run.weights_path}, {"bytes", run.weights.bytes}, {"sha256", run.weights.sha256}};
     j["output_kind"] = run.output_kind;
+    j["precision"] = run.precision;
     j["preprocess"] = run.preprocess;
     j["input"] = {
         {"path", absolute_path(input)}, {"bytes", input_digest.bytes}, {"sha256", input_digest.sha256}};
@@ -240,6 +247,14 @@ inline std::optional<OutputProvenance> existing_output(const std::string& output
     if (kind != run.output_kind)
         throw usage_error(message(quote(output), " holds another output kind (", kind, ", this run ",
                                   run.output_kind, ")", rewrite));
+    const auto precision = record.find("precision");
+    const std::string recorded_precision = precision == record.end()
+                                               ? std::string(precision_before_records_had_one)
+                                           : precision->is_string() ? precision->get<std::string>()
+                                                                    : precision->dump();
+    if (recorded_precision != run.precision)
+        throw usage_error(message(quote(output), " was computed in another precision (", recorded_precision,
+                                  ", this run ", run.precision, ")", rewrite));
     if (record["preprocess"] != run.preprocess)
         throw usage_error(message(quote(output), " was written with other preprocessing (",
                                   detail::preprocessing_difference(record["preprocess"], run.preprocess), ")",

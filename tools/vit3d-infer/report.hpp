@@ -58,6 +58,7 @@ struct ModelFacts {
 struct RunReport {
     ModelFacts model;
     std::string output_kind;
+    std::string precision;          // of the linear layers
     nlohmann::json preprocess;      // the preprocessing in force
     std::size_t inputs_listed = 0;  // before sharding
     std::optional<std::pair<vit3d::Index, vit3d::Index>> shard;
@@ -109,6 +110,7 @@ inline nlohmann::ordered_json report_json(const RunReport& r, int exit_code) {
                   {"bytes", r.model.bytes},
                   {"sha256", r.model.sha256}};
     j["output_kind"] = r.output_kind;
+    j["precision"] = r.precision;
     j["preprocess"] = r.preprocess;
     j["batch_size"] = r.batch_size;
     j["threads"] = r.threads;
@@ -165,8 +167,8 @@ inline void print_report_text(const RunReport& r, std::FILE* out) {
                  m.tokens > m.patches ? " + class token" : "");
     std::fprintf(out, "weights: sha256 %s, %s bytes\n", m.sha256.c_str(),
                  thousands(static_cast<long long>(m.bytes)).c_str());
-    std::fprintf(out, "output:  %s, batch size %lld, %d thread(s)\n", r.output_kind.c_str(),
-                 static_cast<long long>(r.batch_size), r.threads);
+    std::fprintf(out, "output:  %s, precision %s, batch size %lld, %d thread(s)\n", r.output_kind.c_str(),
+                 r.precision.c_str(), static_cast<long long>(r.batch_size), r.threads);
     // The first few files; a long run's every file is in its progress lines and in --json.
     constexpr std::size_t listed = 10;
     std::size_t shown = 0;

@@ -14,6 +14,7 @@
 
 #include "vit3d/core/enum_names.hpp"
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/precision.hpp"
 #include "vit3d/core/shape.hpp"
 #include "vit3d/io/model_description.hpp"
 #include "vit3d/tensor/tensor.hpp"
@@ -60,10 +61,12 @@ class ModelInstance {
 template <class T>
 class LoadedModel {
   public:
-    LoadedModel(ModelDescription description, std::unique_ptr<ModelInstance<T>> instance, std::string source)
+    LoadedModel(ModelDescription description, std::unique_ptr<ModelInstance<T>> instance, std::string source,
+                Precision precision = Precision::f32)
         : description_(std::move(description)),
           instance_(std::move(instance)),
           source_(std::move(source)),
+          precision_(precision),
           outputs_(instance_->outputs()),
           input_shape_(instance_->input_shape()) {
         // A model that runs at other sizes runs by default at the one its preprocessing makes, which may
@@ -92,6 +95,8 @@ class LoadedModel {
     bool dynamic_size() const { return instance_->dynamic_size(); }
     // The file it was loaded from.
     const std::string& source() const noexcept { return source_; }
+    // The precision its linear layers compute in (LoadOptions::precision).
+    Precision precision() const noexcept { return precision_; }
 
     // One output of a forward pass over x [B, C, spatial...].
     Tensor<T> forward(const Tensor<T>& x, ModelOutput which) const {
@@ -146,6 +151,7 @@ class LoadedModel {
     ModelDescription description_;
     std::unique_ptr<ModelInstance<T>> instance_;
     std::string source_;
+    Precision precision_;
     std::vector<ModelOutput> outputs_;
     Shape input_shape_;
 };

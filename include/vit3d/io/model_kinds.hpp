@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "vit3d/core/precision.hpp"
 #include "vit3d/io/key_map.hpp"
 #include "vit3d/io/loaded_model.hpp"
 #include "vit3d/io/model_description.hpp"
@@ -21,9 +22,11 @@ template <class T>
 struct ModelKind {
     const char* name;   // the description's "kind"
     const char* model;  // the C++ type it builds, for messages
-    // Builds the model of a description of this kind from the file, strictly; `where` starts messages.
+    // Builds the model of a description of this kind from the file, strictly, its linear layers in
+    // `precision` (set before their weights are packed); `where` starts messages.
     std::unique_ptr<ModelInstance<T>> (*load)(const ModelDescription& description, const TensorSource& file,
-                                              const KeyMap& keys, const std::string& where);
+                                              const KeyMap& keys, const std::string& where,
+                                              Precision precision);
 };
 
 template <class T>

@@ -3,16 +3,27 @@
 // for the GEMM kernel once (at load, on request with nn::pack_weights, or at the first forward) and the pack
 // kept until the weight is written; see core/weight_packing.hpp for when, when a write is seen, and how to
 // turn packing off.
+//
+// A float layer computes in int8 after set_precision(Precision::int8) (nn::set_precision for a whole
+// module): its weight is quantised per output row and packed for the int8 GEMM once, with its rounding error,
+// kept and dropped as the float pack is, and the product runs through detail::int8_affine: activations
+// quantised per row at every call, and per sample (an index of the input's first axis: [B, N, in] is B
+// samples of N tokens, [B, in] B samples of one row) its outlier input channels in float and the rounding
+// error on its mean row corrected, so that no sample's result depends on the others in the batch. `weight`
+// stays the float tensor it was: state_dict, saving and a return to f32 read it unchanged.
 
 #include <algorithm>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
 
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/instances.hpp"
+#include "vit3d/core/precision.hpp"
 #include "vit3d/detail/gemm.hpp"
+#include "vit3d/detail/int8_linear.hpp"
 #include "vit3d/nn/activation.hpp"
 #include "vit3d/nn/parameters.hpp"
 #include "vit3d/nn/weight_pack_cache.hpp"
@@ -90,6 +101,7 @@ struct Linear {
                                       "], got ", x.shape()));
         if (x.size() == 0)
             return affine(x, weight.data(), out_features(), in_features(), bias ? &*bias : nullptr);
+        if (precision_ == Precision::int8) return forward_int8(x, epilogue);
         const Index rows = x.size() / in_features();
         const auto packed =
             packed_weight_.get(weight, detail::active_isa(), rows, "vit3d::nn::Linear::forward");
@@ -97,15 +109,44 @@ struct Linear {
                       epilogue);
     }
 
-    // Packs the weight for the GEMM now, so that no forward has to (nothing when packing is off).
+    // The arithmetic of the product (core/precision.hpp). f32 unless set.
+    Precision precision() const { return precision_; }
+
+    // Computes the product in `precision` from the next forward on; int8 for float layers only. Drops the
+    // pack of the other precision, if any.
+    void set_precision(Precision precision) {
+        if (precision == Precision::int8 && !std::is_same_v<T, float>)
+            throw std::invalid_argument(
+                message("vit3d::nn::Linear::set_precision: expected f32 for a layer of ",
+                        std::is_same_v<T, double> ? "double" : "this scalar type",
+                        " (int8 runs float layers only), got ", precision));
+        if (precision == precision_) return;
+        precision_ = precision;
+        if (precision == Precision::int8) {
+            packed_weight_.release();
+        } else {
+            int8_weight_.release();
+        }
+    }
+
+    // Packs the weight for the GEMM of the layer's precision now, so that no forward has to (nothing when
+    // packing is off).
     void pack_weight() const {
         check();
+        if constexpr (std::is_same_v<T, float>) {
+            if (precision_ == Precision::int8)
+                return int8_weight_.pack(weight, detail::active_int8_kernel(),
+                                         "vit3d::nn::Linear::pack_weight");
+        }
         packed_weight_.pack(weight, detail::active_isa(), "vit3d::nn::Linear::pack_weight");
     }
 
-    // Bytes of the packed copy of the weight this layer keeps between calls (core/weight_packing.hpp); 0
-    // before it was packed, after the weight was written, or with packing off.
-    Index packed_weight_bytes() const { return packed_weight_.bytes(); }
+    // Bytes of the packed copy of the weight this layer keeps between calls (core/weight_packing.hpp), for
+    // the GEMM of its precision (int8: the quantised weight and its rounding error, with their row scales
+    // and sums); 0 before it was packed, after the weight was written, or with packing off.
+    Index packed_weight_bytes() const {
+        return precision_ == Precision::int8 ? int8_weight_.bytes() : packed_weight_.bytes();
+    }
 
     VIT3D_VISIT_PARAMETERS_WITH(visit)
 
@@ -117,8 +158,30 @@ struct Linear {
         if (self.bias) f(join_name(prefix, "bias"), *self.bias);
     }
 
+    // x W^T + b in int8 (float layers): the kept int8 pack, remade when the active int8 kernel is not the
+    // one it was made for (after set_isa_cap, say).
+    Tensor<T> forward_int8(const Tensor<T>& x, const detail::GemmEpilogue<T>& epilogue) const {
+        if constexpr (std::is_same_v<T, float>) {
+            Shape out_shape = x.shape();
+            out_shape.back() = out_features();
+            Tensor<T> y = Tensor<T>::empty(out_shape);
+            const auto packed =
+                int8_weight_.get(weight, detail::active_int8_kernel(), "vit3d::nn::Linear::forward");
+            // Samples along the first axis: [B, ..., in] is B samples, [rows, in] rows of them.
+            const Index samples = x.rank() >= 2 ? x.dim(0) : 1, rows = x.size() / in_features() / samples;
+            detail::int8_affine(samples, rows, x.data(), weight.data(), *packed,
+                                bias ? bias->data() : nullptr, y.data(), num_threads(), epilogue);
+            return y;
+        } else {
+            throw std::logic_error("vit3d::nn::Linear::forward: int8 runs float layers only");
+        }
+    }
+
+    Precision precision_ = Precision::f32;
     // The weight packed for the GEMM, dropped when the weight is written.
     detail::WeightPackCache<T> packed_weight_;
+    // In int8: the weight quantised and packed for the int8 GEMM, kept the same way.
+    detail::Int8WeightCache int8_weight_;
 
     void check() const {
         if (weight.rank() != 2 || (bias && (bias->rank() != 1 || bias->dim(0) != weight.dim(0))))
@@ -146,9 +209,53 @@ struct WeightPacker : nn::LinearLayerVisitor {
     void operator()(const std::string&, const Tensor<T>&) {}
 };
 
+// The visitors behind nn::set_precision and nn::count_linear_layers: shown the Linear layers themselves,
+// a gated Mlp's fc1 and fc1_x too.
+struct PrecisionSetter : nn::EveryLinearVisitor {
+    Precision precision = Precision::f32;
+    template <class T>
+    void layer(nn::Linear<T>& layer) {
+        layer.set_precision(precision);
+    }
+    template <class T>
+    void operator()(const std::string&, const Tensor<T>&) {}
+};
+
+struct PrecisionCounter : nn::EveryLinearVisitor {
+    Precision precision = Precision::f32;
+    Index count = 0;
+    template <class T>
+    void layer(const nn::Linear<T>& layer) {
+        count += layer.precision() == precision ? 1 : 0;
+    }
+    template <class T>
+    void operator()(const std::string&, const Tensor<T>&) {}
+};
+
 }  // namespace vit3d::detail
 
 namespace vit3d::nn {
+
+// Computes every Linear layer of `module` in `precision` (core/precision.hpp) from its next forward on: the
+// attention projections, the MLPs and the heads alike, as ONNX Runtime's quantize_dynamic does. Patch
+// embeddings, norms, activations, softmax and the attention products stay float. int8 runs float modules
+// only (std::invalid_argument for double). Pack the weights after it (nn::pack_weights) for a first forward
+// that packs nothing; io::load_model does both with LoadOptions::precision.
+template <class Module>
+void set_precision(Module& module, Precision precision) {
+    detail::PrecisionSetter setter;
+    setter.precision = precision;
+    module.visit_parameters(setter);
+}
+
+// How many Linear layers of `module` compute in `precision`.
+template <class Module>
+Index count_linear_layers(const Module& module, Precision precision) {
+    detail::PrecisionCounter counter;
+    counter.precision = precision;
+    module.visit_parameters(counter);
+    return counter.count;
+}
 
 // Packs the weight of every Linear layer of `module` for the GEMM now (core/weight_packing.hpp), so that no
 // forward has to; returns the bytes the packs hold (0 with packing off).

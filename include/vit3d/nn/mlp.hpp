@@ -9,7 +9,8 @@
 // further: one GEMM computes the gate and the value of each output side by side (their weights packed half a
 // panel each, kept between calls in place of the Linear layers' own packs) and writes act(gate) * value,
 // so the 2 * hidden features of fc1 never reach memory. Results are those of the unfused computation, bit for
-// bit.
+// bit. In int8 (nn::set_precision; a precision visitor is shown fc1, fc1_x and fc2 themselves) the gated
+// kinds run unfused: fc1 (and fc1_x) as int8 Linear layers, then act(gate) * value in float.
 // `hidden` is always the width fc2 reads; a packed fc1 has twice as many outputs. Parameter names follow
 // timm ("fc1", "fc1_g", "fc1_x", "norm", "fc2"); the weight loaders map torchvision's "mlp.0"/"mlp.3",
 // vit-pytorch's "net.1"/"net.4" and MONAI's "linear1"/"linear2" onto them.
@@ -100,12 +101,15 @@ struct Mlp {
             h = fc1.forward(x, activation);
         } else if (fuses_gate()) {
             h = gated_product(x);
-        } else if (kind == MlpKind::swiglu) {
-            h = fc1.forward(x, activation);
-            h *= fc1_x->forward(x);
         } else {
-            h = fc1.forward(x);
-            h = gate_packed(h);
+            gated_pack_.release();  // one made before (in f32) is not read
+            if (kind == MlpKind::swiglu) {
+                h = fc1.forward(x, activation);
+                h *= fc1_x->forward(x);
+            } else {
+                h = fc1.forward(x);
+                h = gate_packed(h);
+            }
         }
         if (norm) h = norm->forward(h);
         return fc2.forward(h);
@@ -151,10 +155,11 @@ struct Mlp {
         }
     };
 
-    // Whether the gated kinds run as one gated GEMM: vit3d's own GEMM runs (not a BLAS) and its variant's
-    // panel splits in halves.
+    // Whether the gated kinds run as one gated GEMM: fc1 (and fc1_x) compute in f32, vit3d's own GEMM runs
+    // (not a BLAS) and its variant's panel splits in halves.
     bool fuses_gate() const {
-        return kind != MlpKind::mlp && detail::own_gemm_runs<T> &&
+        return kind != MlpKind::mlp && fc1.precision() == Precision::f32 &&
+               (!fc1_x || fc1_x->precision() == Precision::f32) && detail::own_gemm_runs<T> &&
                detail::gated_gemm_supported<T>(detail::active_isa());
     }
 
@@ -280,7 +285,8 @@ struct Mlp {
     }
 
     // Parameter tensors only: fc1's and fc1_x's tensors under a visitor that is shown layers, when the Mlp
-    // shows itself in their place.
+    // shows itself in their place (to a visitor that packs or counts packs, not to one that wants every
+    // Linear).
     template <class F>
     struct TensorsOnly {
         F& f;
@@ -292,7 +298,8 @@ struct Mlp {
 
     template <class Self, class F>
     static void visit(Self& self, F& f, const std::string& prefix) {
-        if constexpr (std::is_base_of_v<LinearLayerVisitor, std::remove_cv_t<F>>) {
+        if constexpr (std::is_base_of_v<LinearLayerVisitor, std::remove_cv_t<F>> &&
+                      !std::is_base_of_v<EveryLinearVisitor, std::remove_cv_t<F>>) {
             if (self.fuses_gate()) {  // the gated pack stands for fc1's and fc1_x's
                 f.layer(self);
                 TensorsOnly<F> tensors{f};

@@ -28,6 +28,10 @@ namespace vit3d::nn {
 // through its Linear layers (a gated Mlp's fc1) shows itself, with pack_weight() and packed_weight_bytes().
 struct LinearLayerVisitor {};
 
+// A LinearLayerVisitor that is shown the Linear layers themselves, never a layer standing in for some of them
+// (nn::set_precision is one: it sets each Linear's precision, a gated Mlp's fc1 and fc1_x included).
+struct EveryLinearVisitor : LinearLayerVisitor {};
+
 // "prefix.name", or "name" at the top level.
 inline std::string join_name(const std::string& prefix, const std::string& name) {
     return prefix.empty() ? name : prefix + "." + name;

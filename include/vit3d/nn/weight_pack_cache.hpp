@@ -8,21 +8,27 @@
 //
 // forward() is const and may run on several threads at once: lookups and packing are serialised by a mutex,
 // and a call holds its pack by shared_ptr, so a pack replaced by another thread stays alive while in use.
+//
+// A Linear in int8 (core/precision.hpp) keeps its weight quantised and packed for the int8 GEMM instead
+// (Int8WeightCache), the same way: made once, dropped when the weight is written, remade for another variant.
 
 #include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "vit3d/core/config.hpp"
 #include "vit3d/core/cpu.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/weight_packing.hpp"
 #include "vit3d/detail/gemm_kernel.hpp"
+#include "vit3d/detail/int8_linear.hpp"
 #include "vit3d/tensor/tensor.hpp"
 
 namespace vit3d::detail {
@@ -47,14 +53,29 @@ inline constexpr bool own_gemm_runs =
 // a copy of the weight to memory (a 16,385-token CT volume through ViT-B-sized layers: 340 MB).
 inline constexpr Index packed_weight_max_rows = 4096;
 
+// The variant of the kernels a pack was made for, which the variant of a call must equal: the instruction-set
+// level of a float pack (its member `isa`), the int8 kernel of an int8 one.
+template <class Pack>
+Isa pack_variant(const Pack& pack) {
+    return pack.isa;
+}
+inline Int8Kernel pack_variant(const Int8AffineWeights& pack) { return pack.kernel(); }
+
+// Whether a kept pack would be read: a BLAS build hands float and double products to cblas_?gemm, which reads
+// no pack of ours; the int8 GEMM reads its pack and nothing else, in every build.
+template <class T, class Pack>
+inline constexpr bool pack_is_read = own_gemm_runs<T>;
+template <class T>
+inline constexpr bool pack_is_read<T, Int8AffineWeights> = true;
+
 // A pack made from a few tensors (a weight and its bias, or a gated MLP's two weights and biases), kept while
 // none of them is written: each records its own write stamp, as WeightPackCache's weight does. A source may
-// be absent (a layer without bias): null in `Sources`. Pack has a member `isa` (the variant it was made
-// for) and bytes().
+// be absent (a layer without bias): null in `Sources`. Pack has bytes() and a variant (pack_variant).
 template <class T, class Pack, std::size_t Count>
 class StampedPackCache {
   public:
     using Sources = std::array<const Tensor<T>*, Count>;
+    using Variant = decltype(pack_variant(std::declval<const Pack&>()));
 
     StampedPackCache() = default;
     // Copies and moves start empty, for the reasons WeightPackCache gives.
@@ -69,14 +90,14 @@ class StampedPackCache {
         return *this;
     }
 
-    // The pack of `sources` as they are now for the kernels of `isa`, made by make_pack() when there is none
-    // and `make` is set; null when there is none or packing is off. In verified mode, `matches(pack)` is
+    // The pack of `sources` as they are now for the kernels of `variant`, made by make_pack() when there is
+    // none and `make` is set; null when there is none or packing is off. In verified mode, `matches(pack)` is
     // asked whether a kept pack still holds the sources. `op` names the layer in errors.
     template <class Make, class Matches>
-    std::shared_ptr<const Pack> get(const Sources& sources, Isa isa, bool make, const char* op,
+    std::shared_ptr<const Pack> get(const Sources& sources, Variant variant, bool make, const char* op,
                                     Make&& make_pack, Matches&& matches) const {
         const WeightPacking mode = weight_packing();
-        if (mode == WeightPacking::off || !own_gemm_runs<T>) {
+        if (mode == WeightPacking::off || !pack_is_read<T, Pack>) {
             clear();
             return nullptr;
         }
@@ -90,7 +111,7 @@ class StampedPackCache {
                 if (sources[s]) sources[s]->set_write_stamp(stamps_[s]);
             }
         }
-        const bool fits = pack_ && pack_->isa == isa;
+        const bool fits = pack_ && pack_variant(*pack_) == variant;
         if (fits && mode == WeightPacking::verified && !matches(*pack_))
             throw stale_weights_error(
                 message(op,
@@ -106,6 +127,9 @@ class StampedPackCache {
         std::lock_guard<std::mutex> lock(mutex_);
         return pack_ ? pack_->bytes() : 0;
     }
+
+    // Drops the pack, if there is one (a layer that stopped reading it: another precision).
+    void release() const { clear(); }
 
   private:
     bool unchanged(const Sources& sources) const {
@@ -153,6 +177,8 @@ class WeightPackCache {
     // Bytes held by the pack (0 when there is none).
     Index bytes() const { return cache_.bytes(); }
 
+    void release() const { cache_.release(); }
+
   private:
     std::shared_ptr<const GemmWeights<T>> lookup(const Tensor<T>& weight, Isa isa, bool make,
                                                  const char* op) const {
@@ -164,6 +190,55 @@ class WeightPackCache {
     }
 
     StampedPackCache<T, GemmWeights<T>, 1> cache_;
+};
+
+// One float layer's weight [N, K] quantised and packed for the int8 GEMM, with its rounding error
+// (Int8AffineWeights). Kept whatever the product's row count, unlike the float pack: it is half the weight's
+// size, and the int8 GEMM reads no other form of the weight. The bias is not part of it (each call reads the
+// bias as it is).
+class Int8WeightCache {
+  public:
+    // The pack of `weight` for the int8 kernel `kernel`, made now when none fits the weight as it is now;
+    // with packing off, one made for this call alone. `op` names the layer in errors.
+    std::shared_ptr<const Int8AffineWeights> get(const Tensor<float>& weight, Int8Kernel kernel,
+                                                 const char* op) const {
+        std::shared_ptr<const Int8AffineWeights> pack = lookup(weight, kernel, op);
+        return pack ? pack : std::make_shared<const Int8AffineWeights>(quantize(weight, kernel));
+    }
+
+    // Quantises and packs `weight` now, unless a pack of it as it is now exists (or packing is off).
+    void pack(const Tensor<float>& weight, Int8Kernel kernel, const char* op) const {
+        (void)lookup(weight, kernel, op);
+    }
+
+    // Bytes held by the pack (0 when there is none).
+    Index bytes() const { return cache_.bytes(); }
+
+    void release() const { cache_.release(); }
+
+  private:
+    static Int8AffineWeights quantize(const Tensor<float>& weight, Int8Kernel kernel) {
+        const Index N = weight.dim(0), K = weight.dim(1);
+        return Int8AffineWeights::quantize(weight.data(), K, N, K, kernel, num_threads());
+    }
+
+    std::shared_ptr<const Int8AffineWeights> lookup(const Tensor<float>& weight, Int8Kernel kernel,
+                                                    const char* op) const {
+        return cache_.get(
+            {&weight}, kernel, true, op, [&] { return quantize(weight, kernel); },
+            [&](const Int8AffineWeights& pack) {  // verified mode: the weight quantises to the pack now
+                const Index N = weight.dim(0), K = weight.dim(1);
+                const Int8Weights now = Int8Weights::quantize(weight.data(), K, N, K, kernel, num_threads());
+                const Int8Weights& kept = pack.weights;
+                return now.packed.size() == kept.packed.size() &&
+                       std::memcmp(now.packed.data(), kept.packed.data(),
+                                   static_cast<std::size_t>(now.packed.size())) == 0 &&
+                       std::memcmp(now.scales.data(), kept.scales.data(),
+                                   now.scales.size() * sizeof(float)) == 0;
+            });
+    }
+
+    StampedPackCache<float, Int8AffineWeights, 1> cache_;
 };
 
 }  // namespace vit3d::detail

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/precision.hpp"
 #include "vit3d/io/json_fields.hpp"
 #include "vit3d/io/key_map.hpp"
 #include "vit3d/io/loaded_model.hpp"
@@ -40,9 +41,12 @@ template <class T>
 class CTEncoderInstance final : public io::ModelInstance<T> {
   public:
     using Model = models::CTEncoder<T>;
-    // As VisionTransformerInstance: packs the linear layers' weights when that pays, after the move.
-    explicit CTEncoderInstance(Model model) : model_(std::move(model)) {
-        if (1 + model_.config.num_patches() < packed_weight_max_rows) nn::pack_weights(model_);
+    // As VisionTransformerInstance: sets the linear layers' precision, then packs their weights when that
+    // pays (always in int8), after the move.
+    CTEncoderInstance(Model model, Precision precision) : model_(std::move(model)) {
+        nn::set_precision(model_, precision);
+        if (precision == Precision::int8 || 1 + model_.config.num_patches() < packed_weight_max_rows)
+            nn::pack_weights(model_);
     }
 
     std::vector<io::ModelOutput> outputs() const override {
@@ -110,7 +114,7 @@ class CTEncoderInstance final : public io::ModelInstance<T> {
 template <class T>
 std::unique_ptr<io::ModelInstance<T>> load_ct_encoder(const io::ModelDescription& d,
                                                       const io::TensorSource& file, const io::KeyMap& keys,
-                                                      const std::string& where) {
+                                                      const std::string& where, Precision precision) {
     const std::string at = message(where, "metadata \"", io::model_metadata_key, "\": ");
     const models::CTEncoderConfig config =
         ct_encoder_config(io::description_json_field(d.config, "config"), at);
@@ -132,7 +136,7 @@ std::unique_ptr<io::ModelInstance<T>> load_ct_encoder(const io::ModelDescription
     } catch (const io_error& e) {
         throw io_error(message(where, e.what()));
     }
-    return std::make_unique<CTEncoderInstance<T>>(std::move(*model));
+    return std::make_unique<CTEncoderInstance<T>>(std::move(*model), precision);
 }
 
 }  // namespace vit3d::detail

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "vit3d/core/error.hpp"
+#include "vit3d/core/precision.hpp"
 #include "vit3d/io/json_fields.hpp"
 #include "vit3d/io/key_map.hpp"
 #include "vit3d/io/loaded_model.hpp"
@@ -45,10 +46,13 @@ template <class T, std::size_t N>
 class VisionTransformerInstance final : public io::ModelInstance<T> {
   public:
     using Model = models::VisionTransformer<T, N>;
-    // Packs the linear layers' weights when the model's products have few enough rows for a kept pack to
-    // pay (core/weight_packing.hpp), so that no forward packs: after the move, which leaves packs behind.
-    explicit VisionTransformerInstance(Model model) : model_(std::move(model)) {
-        if (model_.prefix_tokens() + model_.config.num_patches() < packed_weight_max_rows)
+    // Sets the linear layers' precision, then packs their weights when the model's products have few enough
+    // rows for a kept float pack to pay (core/weight_packing.hpp), and always in int8 (whose pack every call
+    // reads), so that no forward packs: after the move, which leaves packs behind.
+    VisionTransformerInstance(Model model, Precision precision) : model_(std::move(model)) {
+        nn::set_precision(model_, precision);
+        if (precision == Precision::int8 ||
+            model_.prefix_tokens() + model_.config.num_patches() < packed_weight_max_rows)
             nn::pack_weights(model_);
     }
 
@@ -128,7 +132,7 @@ template <class T, std::size_t N>
 std::unique_ptr<io::ModelInstance<T>> load_vision_transformer(const io::ModelDescription& d,
                                                               const io::TensorSource& file,
                                                               const io::KeyMap& keys,
-                                                              const std::string& where) {
+                                                              const std::string& where, Precision precision) {
     const std::string at = message(where, "metadata \"", io::model_metadata_key, "\": ");
     const models::VisionTransformerConfig<N> config =
         vision_transformer_config<N>(io::description_json_field(d.config, "config"), at);
@@ -166,7 +170,7 @@ std::unique_ptr<io::ModelInstance<T>> load_vision_transformer(const io::ModelDes
     } catch (const io_error& e) {
         throw io_error(message(where, e.what()));
     }
-    return std::make_unique<VisionTransformerInstance<T, N>>(std::move(*model));
+    return std::make_unique<VisionTransformerInstance<T, N>>(std::move(*model), precision);
 }
 
 }  // namespace vit3d::detail
