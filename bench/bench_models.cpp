@@ -47,7 +47,7 @@ void randomise(Model& model) {
 
 template <std::size_t N>
 void run_model(benchmark::State& state, vit3d::models::VisionTransformerConfig<N> config, Index B,
-               int threads, vit3d::Precision precision = vit3d::Precision::f32) {
+               int threads, vit3d::Precision precision) {
     vit3d::set_num_threads(threads);
     vit3d::bench::reset_peak_rss();
     vit3d::models::VisionTransformer<float, N> model(config);
@@ -146,19 +146,23 @@ const bool registered = [] {
                     ->Unit(benchmark::kMillisecond)
                     ->UseRealTime();
         benchmark::RegisterBenchmark(("dinov2_s14_reg4_518/B:1/threads:" + std::to_string(threads)).c_str(),
-                                     run_model<2>, vit3d::models::dinov2_vit_s14_reg4(), Index(1), threads)
+                                     run_model<2>, vit3d::models::dinov2_vit_s14_reg4(), Index(1), threads,
+                                     vit3d::Precision::f32)
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
         benchmark::RegisterBenchmark(("siglip_b16_256/B:1/threads:" + std::to_string(threads)).c_str(),
-                                     run_model<2>, vit3d::models::siglip_vit_b16_256(), Index(1), threads)
+                                     run_model<2>, vit3d::models::siglip_vit_b16_256(), Index(1), threads,
+                                     vit3d::Precision::f32)
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
         benchmark::RegisterBenchmark(("eva02_b14_224/B:1/threads:" + std::to_string(threads)).c_str(),
-                                     run_model<2>, vit3d::models::eva02_vit_b14_224(), Index(1), threads)
+                                     run_model<2>, vit3d::models::eva02_vit_b14_224(), Index(1), threads,
+                                     vit3d::Precision::f32)
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
         benchmark::RegisterBenchmark(("vit3d_b16x16x4/B:1/threads:" + std::to_string(threads)).c_str(),
-                                     run_model<3>, vit3d::models::monai_vit_b_3d(), Index(1), threads)
+                                     run_model<3>, vit3d::models::monai_vit_b_3d(), Index(1), threads,
+                                     vit3d::Precision::f32)
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
         benchmark::RegisterBenchmark(("ct_encoder/256/mask/threads:" + std::to_string(threads)).c_str(),
