@@ -202,8 +202,9 @@ void gemm_bf16(benchmark::State& state, Index M, Index N, Index K, int threads) 
     vit3d::set_num_threads(threads);
     const Tensor<float> a = Tensor<float>::randn({M, K}, 1), b = Tensor<float>::randn({N, K}, 2);
     Tensor<float> c = Tensor<float>::empty({M, N});
-    const vit3d::detail::Bf16Kernel kernel = vit3d::detail::active_bf16_kernel();
-    const auto weights = vit3d::detail::Bf16Weights::convert(b.data(), K, N, K, kernel, threads);
+    const auto weights =
+        vit3d::detail::Bf16Weights::convert(b.data(), K, N, K, vit3d::cpu_info().active, threads);
+    const vit3d::detail::Bf16Kernel kernel = weights.kernel;
     for (auto _ : state) {
         vit3d::detail::bf16_gemm_abt(M, a.data(), K, weights, nullptr, c.data(), N, threads);
         benchmark::DoNotOptimize(c.data());

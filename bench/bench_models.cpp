@@ -1,7 +1,8 @@
 // Whole models, end to end from pixels to logits, float, random weights:
 //   "vit_b_16/B:<B>/threads:<t>"        torchvision's ViT-B/16 at 224x224 (197 tokens), B = 1 and 8;
-//   "vit_b_16_<precision>/B:<B>/threads:<t>" the same with its linear layers in int8 (nn::set_precision).
-//   "vit3d_b16x16x4/B:1/threads:<t>"    MONAI's ViT-B on a [1, 1, 256, 256, 64] volume, 16x16x4 patches
+//   "vit_b_16_<precision>/B:<B>/threads:<t>" the same with its linear layers in int8 or bf16
+//   (nn::set_precision). "vit3d_b16x16x4/B:1/threads:<t>"    MONAI's ViT-B on a [1, 1, 256, 256, 64] volume,
+//   16x16x4 patches
 //                                        (4,096 patches + class token = 4,097 tokens).
 //   "dinov2_s14_reg4_518/B:1/threads:<t>" timm's DINOv2 ViT-S/14 with 4 registers at 518x518 (1,374 tokens;
 //                                        models::dinov2_vit_s14_reg4): LayerScale, registers.
@@ -136,7 +137,7 @@ const bool registered = [] {
                 run_model<2>, vit3d::models::vit_b_16(), B, threads, vit3d::Precision::f32)
                 ->Unit(benchmark::kMillisecond)
                 ->UseRealTime();
-        for (vit3d::Precision precision : {vit3d::Precision::int8})
+        for (vit3d::Precision precision : {vit3d::Precision::int8, vit3d::Precision::bf16})
             for (Index B : {1, 8})
                 benchmark::RegisterBenchmark(
                     (std::string("vit_b_16_") + vit3d::precision_name(precision) + "/B:" + std::to_string(B) +

@@ -1,7 +1,7 @@
-// vit3d-infer --precision: int8 outputs are io::load_model's int8 model's, exactly; the precision is in the
-// report and in each output's record, so that an output computed in one precision is never taken for one of
-// the other (a record from before the option names none: f32); a bad value is one line naming the expected
-// ones.
+// vit3d-infer --precision: int8 and bf16 outputs are io::load_model's int8 and bf16 models', exactly; the
+// precision is in the report and in each output's record, so that an output computed in one precision is
+// never taken for one of the other (a record from before the option names none: f32); a bad value is one line
+// naming the expected ones.
 
 #include <nlohmann/json.hpp>
 
@@ -32,25 +32,29 @@ nlohmann::json record_of(const std::string& output) {
 
 class CliPrecision : public CliTest {};
 
-TEST_F(CliPrecision, Int8OutputsAreTheInProcessInt8Models) {
+TEST_F(CliPrecision, Int8AndBf16OutputsAreTheInProcessModels) {
     const Tensor<float> x = Tensor<float>::randn({2, 3, 32, 32}, 31);
     io::write_npy(path("x.npy"), x);
-    const Result r = infer({"-w", timm, "-i", path("x.npy"), "-o", path("y.npy"), "-k", "pooled",
-                            "--precision", "int8", "--json"});
-    ASSERT_EQ(r.code, 0) << r.err;
-    io::LoadOptions options;
-    options.precision = vit3d::Precision::int8;
-    const Tensor<float> expected = io::load_model<float>(timm, options).forward(x, io::ModelOutput::pooled);
-    const Tensor<float> y = io::read_npy<float>(path("y.npy"));
-    ASSERT_EQ(y.shape(), expected.shape());
-    for (Index i = 0; i < y.size(); ++i) ASSERT_EQ(y.data()[i], expected.data()[i]) << "element " << i;
     const Tensor<float> f32 = io::load_model<float>(timm).forward(x, io::ModelOutput::pooled);
-    bool differs = false;
-    for (Index i = 0; i < y.size(); ++i) differs = differs || y.data()[i] != f32.data()[i];
-    EXPECT_TRUE(differs) << "computed in int8, not in f32";
-
-    EXPECT_EQ(nlohmann::json::parse(r.out)["precision"], "int8");
-    EXPECT_EQ(record_of(path("y.npy"))["precision"], "int8");
+    for (vit3d::Precision precision : {vit3d::Precision::int8, vit3d::Precision::bf16}) {
+        const std::string name = vit3d::precision_name(precision), out = path(name + ".npy");
+        SCOPED_TRACE(name);
+        const Result r = infer(
+            {"-w", timm, "-i", path("x.npy"), "-o", out, "-k", "pooled", "--precision", name, "--json"});
+        ASSERT_EQ(r.code, 0) << r.err;
+        io::LoadOptions options;
+        options.precision = precision;
+        const Tensor<float> expected =
+            io::load_model<float>(timm, options).forward(x, io::ModelOutput::pooled);
+        const Tensor<float> y = io::read_npy<float>(out);
+        ASSERT_EQ(y.shape(), expected.shape());
+        for (Index i = 0; i < y.size(); ++i) ASSERT_EQ(y.data()[i], expected.data()[i]) << "element " << i;
+        bool differs = false;
+        for (Index i = 0; i < y.size(); ++i) differs = differs || y.data()[i] != f32.data()[i];
+        EXPECT_TRUE(differs) << "computed in " << name << ", not in f32";
+        EXPECT_EQ(nlohmann::json::parse(r.out)["precision"], name);
+        EXPECT_EQ(record_of(out)["precision"], name);
+    }
     const Result text = infer({"-w", timm, "-i", path("x.npy"), "-o", path("z.npy"), "--precision", "int8"});
     EXPECT_THAT(text.out, HasSubstr("output:  logits, precision int8, batch size 1"));
     EXPECT_THAT(infer({"-w", timm, "-i", path("x.npy"), "-o", path("w.npy")}).out,
@@ -98,9 +102,10 @@ TEST_F(CliPrecision, ARecordWithoutAPrecisionIsOneOfF32) {
 
 TEST_F(CliPrecision, ABadValueIsOneLineNamingTheExpectedOnes) {
     io::write_npy(path("x.npy"), Tensor<float>({3, 32, 32}));
-    for (const char* value : {"bf16", "INT8", ""}) {
+    for (const char* value : {"fp16", "INT8", ""}) {
         const Result r = infer({"-w", timm, "-i", path("x.npy"), "-o", path("o.npy"), "--precision", value});
-        expect_one_line_error(r, 2, std::string("--precision: expected f32 or int8, got \"") + value + "\"");
+        expect_one_line_error(r, 2,
+                              std::string("--precision: expected f32, bf16 or int8, got \"") + value + "\"");
     }
     EXPECT_FALSE(fs::exists(path("o.npy")));
     EXPECT_THAT(infer({"--help"}).out, HasSubstr("--precision"));

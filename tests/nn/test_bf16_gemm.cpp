@@ -49,10 +49,11 @@ TEST(Bf16Gemm, RoundingIsToNearestEvenAndKeepsNaN) {
               std::numeric_limits<float>::infinity());  // max float rounds up
 }
 
-void expect_matches_loop(Index M, Index N, Index K, bool with_bias, Bf16Kernel kernel, std::mt19937_64& rng) {
+void expect_matches_loop(Index M, Index N, Index K, bool with_bias, vit3d::Isa isa, std::mt19937_64& rng) {
+    const Bf16Kernel kernel = vit3d::detail::bf16_kernel_for(isa);
     const Index lda = K + 3, ldw = K + 1, ldc = N + 2;
     const auto A = random_values(M * lda, rng), W = random_values(N * ldw, rng), bias = random_values(N, rng);
-    const Bf16Weights weights = Bf16Weights::convert(W.data(), ldw, N, K, kernel);
+    const Bf16Weights weights = Bf16Weights::convert(W.data(), ldw, N, K, isa);
     ASSERT_EQ(weights.kernel, kernel);
     std::vector<float> C(static_cast<std::size_t>(M * ldc), -7.0f);
     vit3d::detail::bf16_gemm_abt(M, A.data(), lda, weights, with_bias ? bias.data() : nullptr, C.data(), ldc,
@@ -74,12 +75,11 @@ void expect_matches_loop(Index M, Index N, Index K, bool with_bias, Bf16Kernel k
 
 TEST(Bf16Gemm, MatchesALoopOverTheRoundedValuesOnEveryTail) {
     vit3d::test::for_each_isa([](vit3d::Isa isa) {
-        const Bf16Kernel kernel = vit3d::detail::bf16_kernel_for(isa);
         std::mt19937_64 rng(12);
         for (Index M : {1, 5, 6, 7, 13, 197})
             for (Index N : {1, 3, 16, 63, 64, 65, 130})
                 for (Index K : {1, 2, 3, 64, 300})
-                    expect_matches_loop(M, N, K, (M + N + K) % 2 == 0, kernel, rng);
+                    expect_matches_loop(M, N, K, (M + N + K) % 2 == 0, isa, rng);
     });
 }
 
@@ -95,8 +95,7 @@ TEST(Bf16Gemm, ResultDoesNotDependOnTheThreadCountAndEpiloguesSeeEveryElementOnc
         std::mt19937_64 rng(2);
         const Index M = 300, N = 200, K = 768;
         const auto A = random_values(M * K, rng), W = random_values(N * K, rng), bias = random_values(N, rng);
-        const Bf16Weights weights =
-            Bf16Weights::convert(W.data(), K, N, K, vit3d::detail::bf16_kernel_for(isa));
+        const Bf16Weights weights = Bf16Weights::convert(W.data(), K, N, K, isa);
         std::vector<float> one(static_cast<std::size_t>(M * N)), two(one.size()), doubled(one.size());
         vit3d::detail::bf16_gemm_abt(M, A.data(), K, weights, bias.data(), one.data(), N, 1);
         vit3d::detail::bf16_gemm_abt(M, A.data(), K, weights, bias.data(), two.data(), N, 2);
@@ -117,8 +116,7 @@ TEST(Bf16Gemm, StaysCloseToTheFloatProduct) {
         std::mt19937_64 rng(6);
         const Index M = 64, N = 96, K = 768;
         const auto A = random_values(M * K, rng), W = random_values(N * K, rng);
-        const Bf16Weights weights =
-            Bf16Weights::convert(W.data(), K, N, K, vit3d::detail::bf16_kernel_for(isa));
+        const Bf16Weights weights = Bf16Weights::convert(W.data(), K, N, K, isa);
         std::vector<float> C(static_cast<std::size_t>(M * N));
         vit3d::detail::bf16_gemm_abt(M, A.data(), K, weights, nullptr, C.data(), N, 2);
         double error = 0, norm = 0;

@@ -106,9 +106,10 @@ TEST(Int8Linear, PrecisionNamesReadBothWays) {
     EXPECT_STREQ(vit3d::precision_name(Precision::int8), "int8");
     EXPECT_EQ(vit3d::parse_precision("int8"), Precision::int8);
     EXPECT_EQ(vit3d::parse_precision("f32"), Precision::f32);
-    EXPECT_THAT([] { vit3d::parse_precision("bf16"); },
+    EXPECT_EQ(vit3d::parse_precision("bf16"), Precision::bf16);
+    EXPECT_THAT([] { vit3d::parse_precision("fp16"); },
                 ::testing::ThrowsMessage<std::invalid_argument>(
-                    "vit3d::parse_precision: expected f32 or int8, got \"bf16\""));
+                    "vit3d::parse_precision: expected f32, bf16 or int8, got \"fp16\""));
 }
 
 TEST(Int8Linear, IsCloseToTheFloatProductAndIsTheInt8GemmItself) {

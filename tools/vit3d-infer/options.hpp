@@ -126,8 +126,8 @@ inline void add_options(CLI::App& app, Options& o) {
     app.add_flag("--json", o.json, "print one JSON object with the run's facts on stdout");
     app.add_option("--save-input", o.save_input, "also write each model input (after preprocessing) here");
     app.add_option("--precision", o.precision_text,
-                   "f32 | int8: the arithmetic of the linear layers (int8: dynamic quantisation, "
-                   "docs/precision.md; default f32)");
+                   "f32 | bf16 | int8: the arithmetic of the linear layers (bf16: weights and activations "
+                   "rounded to bf16; int8: dynamic quantisation; docs/precision.md; default f32)");
     auto* pre = "Preprocessing (default: the weights file's)";
     app.add_flag("--npy-preprocess", o.npy_preprocess, "apply the value steps to .npy inputs too")
         ->group(pre);

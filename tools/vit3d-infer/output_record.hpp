@@ -53,7 +53,7 @@ struct RunIdentity {
     std::string weights_path;  // absolute
     FileDigest weights;
     std::string output_kind;
-    std::string precision;      // of the linear layers: "f32" or "int8"
+    std::string precision;      // of the linear layers: "f32", "bf16" or "int8"
     nlohmann::json preprocess;  // the preprocessing in force, and npy_values
 };
 

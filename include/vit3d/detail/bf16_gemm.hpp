@@ -70,14 +70,18 @@ inline float round_to_bf16(float x) { return bf16_value(bf16_bits(x)); }
 // W [N, K] in bf16, packed for the variant that runs.
 struct Bf16Weights {
     Bf16Kernel kernel = Bf16Kernel::emulated;
+    Isa isa = Isa::generic;  // the float kernels' level it was made at (emulated: its float pack's)
     Index N = 0, K = 0, padded_k = 0;
     AlignedBuffer<std::uint16_t> packed;  // avx512bf16: panels of 64 columns, pairs of k per column
     GemmWeights<float> rounded;           // emulated: W rounded to bf16, packed for the float GEMM
 
-    static Bf16Weights convert(const float* W, Index ldw, Index N, Index K, Bf16Kernel kernel,
+    // W for the bf16 variant of the float kernels' level `isa` on this CPU (bf16_kernel_for).
+    static Bf16Weights convert(const float* W, Index ldw, Index N, Index K, Isa isa,
                                int threads = num_threads()) {
         Bf16Weights w;
-        w.kernel = kernel;
+        w.kernel = bf16_kernel_for(isa);
+        w.isa = isa;
+        const Bf16Kernel kernel = w.kernel;
         w.N = N;
         w.K = K;
         w.padded_k = round_up(std::max<Index>(K, 1), 2);
@@ -104,7 +108,7 @@ struct Bf16Weights {
         std::vector<float> rounded(static_cast<std::size_t>(N * K));
         for (Index n = 0; n < N; ++n)
             for (Index k = 0; k < K; ++k) rounded[std::size_t(n * K + k)] = round_to_bf16(W[n * ldw + k]);
-        w.rounded = GemmWeights<float>::pack(rounded.data(), K, N, K, active_isa(), threads);
+        w.rounded = GemmWeights<float>::pack(rounded.data(), K, N, K, isa, threads);
         return w;
     }
 

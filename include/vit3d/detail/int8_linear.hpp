@@ -23,7 +23,7 @@
 // int8, a second pack of the same size), and R x_mean, one more row through the int8 GEMM, is added to the
 // sample's bias; what remains, R (x - x_mean), differs from token to token. This is bias correction (Nagel
 // et al., 2019, "Data-Free Quantization"), made from each sample's own rows. It matters most for the avx2
-// kernel, whose weights have 7 bits: on the ViT-B/16 of tests/models/test_int8_models.cpp it takes the
+// kernel, whose weights have 7 bits: on the ViT-B/16 of tests/models/test_precision_models.cpp it takes the
 // cosine of the pooled features to f32's from 0.99897 to 0.99927 there (vnni512: 0.99967 to 0.99976).
 //
 // The extra passes read x once (its column maxima and sums, vectorised) and the second pack once: a few

@@ -22,13 +22,13 @@
 
 namespace vit3d::detail {
 
-// int8 runs float models only: refused before anything is read.
+// int8 and bf16 run float models only: refused before anything is read.
 template <class T>
 void check_load_precision(Precision precision, const std::string& where) {
-    if (precision == Precision::int8 && !std::is_same_v<T, float>)
+    if (precision != Precision::f32 && !std::is_same_v<T, float>)
         throw std::invalid_argument(message(where, "expected precision f32 for a model loaded as ",
-                                            std::is_same_v<T, double> ? "double" : "this scalar type",
-                                            " (int8 runs float models only), got int8"));
+                                            std::is_same_v<T, double> ? "double" : "this scalar type", " (",
+                                            precision, " runs float models only), got ", precision));
 }
 
 // The model of a description, of the kind it names, filled from `tensors` through `keys`, its linear layers

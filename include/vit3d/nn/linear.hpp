@@ -9,8 +9,10 @@
 // kept and dropped as the float pack is, and the product runs through detail::int8_affine: activations
 // quantised per row at every call, and per sample (an index of the input's first axis: [B, N, in] is B
 // samples of N tokens, [B, in] B samples of one row) its outlier input channels in float and the rounding
-// error on its mean row corrected, so that no sample's result depends on the others in the batch. `weight`
-// stays the float tensor it was: state_dict, saving and a return to f32 read it unchanged.
+// error on its mean row corrected, so that no sample's result depends on the others in the batch. In bf16
+// (set_precision(Precision::bf16)) the weight is kept in bf16 and the product runs through
+// detail::bf16_gemm_abt: activations rounded to bf16 at every call, sums in float. `weight` stays the float
+// tensor it was in both: state_dict, saving and a return to f32 read it unchanged.
 
 #include <algorithm>
 #include <optional>
@@ -22,6 +24,7 @@
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/instances.hpp"
 #include "vit3d/core/precision.hpp"
+#include "vit3d/detail/bf16_gemm.hpp"
 #include "vit3d/detail/gemm.hpp"
 #include "vit3d/detail/int8_linear.hpp"
 #include "vit3d/nn/activation.hpp"
@@ -102,6 +105,7 @@ struct Linear {
         if (x.size() == 0)
             return affine(x, weight.data(), out_features(), in_features(), bias ? &*bias : nullptr);
         if (precision_ == Precision::int8) return forward_int8(x, epilogue);
+        if (precision_ == Precision::bf16) return forward_bf16(x, epilogue);
         const Index rows = x.size() / in_features();
         const auto packed =
             packed_weight_.get(weight, detail::active_isa(), rows, "vit3d::nn::Linear::forward");
@@ -112,21 +116,19 @@ struct Linear {
     // The arithmetic of the product (core/precision.hpp). f32 unless set.
     Precision precision() const { return precision_; }
 
-    // Computes the product in `precision` from the next forward on; int8 for float layers only. Drops the
-    // pack of the other precision, if any.
+    // Computes the product in `precision` from the next forward on; int8 and bf16 for float layers only.
+    // Drops the packs of the other precisions, if any.
     void set_precision(Precision precision) {
-        if (precision == Precision::int8 && !std::is_same_v<T, float>)
+        if (precision != Precision::f32 && !std::is_same_v<T, float>)
             throw std::invalid_argument(
                 message("vit3d::nn::Linear::set_precision: expected f32 for a layer of ",
-                        std::is_same_v<T, double> ? "double" : "this scalar type",
-                        " (int8 runs float layers only), got ", precision));
+                        std::is_same_v<T, double> ? "double" : "this scalar type", " (", precision,
+                        " runs float layers only), got ", precision));
         if (precision == precision_) return;
         precision_ = precision;
-        if (precision == Precision::int8) {
-            packed_weight_.release();
-        } else {
-            int8_weight_.release();
-        }
+        if (precision != Precision::f32) packed_weight_.release();
+        if (precision != Precision::int8) int8_weight_.release();
+        if (precision != Precision::bf16) bf16_weight_.release();
     }
 
     // Packs the weight for the GEMM of the layer's precision now, so that no forward has to (nothing when
@@ -137,6 +139,8 @@ struct Linear {
             if (precision_ == Precision::int8)
                 return int8_weight_.pack(weight, detail::active_int8_kernel(),
                                          "vit3d::nn::Linear::pack_weight");
+            if (precision_ == Precision::bf16)
+                return bf16_weight_.pack(weight, detail::active_isa(), "vit3d::nn::Linear::pack_weight");
         }
         packed_weight_.pack(weight, detail::active_isa(), "vit3d::nn::Linear::pack_weight");
     }
@@ -145,7 +149,9 @@ struct Linear {
     // the GEMM of its precision (int8: the quantised weight and its rounding error, with their row scales
     // and sums); 0 before it was packed, after the weight was written, or with packing off.
     Index packed_weight_bytes() const {
-        return precision_ == Precision::int8 ? int8_weight_.bytes() : packed_weight_.bytes();
+        return precision_ == Precision::int8   ? int8_weight_.bytes()
+               : precision_ == Precision::bf16 ? bf16_weight_.bytes()
+                                               : packed_weight_.bytes();
     }
 
     VIT3D_VISIT_PARAMETERS_WITH(visit)
@@ -177,11 +183,30 @@ struct Linear {
         }
     }
 
+    // x W^T + b in bf16 (float layers): the kept bf16 pack, remade when the active level is not the one it
+    // was made at.
+    Tensor<T> forward_bf16(const Tensor<T>& x, const detail::GemmEpilogue<T>& epilogue) const {
+        if constexpr (std::is_same_v<T, float>) {
+            Shape out_shape = x.shape();
+            out_shape.back() = out_features();
+            Tensor<T> y = Tensor<T>::empty(out_shape);
+            const auto packed = bf16_weight_.get(weight, detail::active_isa(), "vit3d::nn::Linear::forward");
+            detail::bf16_gemm_abt(x.size() / in_features(), x.data(), in_features(), *packed,
+                                  bias ? bias->data() : nullptr, y.data(), out_features(), num_threads(),
+                                  epilogue);
+            return y;
+        } else {
+            throw std::logic_error("vit3d::nn::Linear::forward: bf16 runs float layers only");
+        }
+    }
+
     Precision precision_ = Precision::f32;
     // The weight packed for the GEMM, dropped when the weight is written.
     detail::WeightPackCache<T> packed_weight_;
     // In int8: the weight quantised and packed for the int8 GEMM, kept the same way.
     detail::Int8WeightCache int8_weight_;
+    // In bf16: the weight in bf16, packed for the bf16 GEMM, kept the same way.
+    detail::Bf16WeightCache bf16_weight_;
 
     void check() const {
         if (weight.rank() != 2 || (bias && (bias->rank() != 1 || bias->dim(0) != weight.dim(0))))

@@ -9,8 +9,9 @@
 // forward() is const and may run on several threads at once: lookups and packing are serialised by a mutex,
 // and a call holds its pack by shared_ptr, so a pack replaced by another thread stays alive while in use.
 //
-// A Linear in int8 (core/precision.hpp) keeps its weight quantised and packed for the int8 GEMM instead
-// (Int8WeightCache), the same way: made once, dropped when the weight is written, remade for another variant.
+// A Linear in int8 or bf16 (core/precision.hpp) keeps its weight quantised and packed for the int8 GEMM
+// (Int8WeightCache) or converted for the bf16 one (Bf16WeightCache) instead, the same way: made once, dropped
+// when the weight is written, remade for another variant.
 
 #include <array>
 #include <atomic>
@@ -27,6 +28,7 @@
 #include "vit3d/core/cpu.hpp"
 #include "vit3d/core/error.hpp"
 #include "vit3d/core/weight_packing.hpp"
+#include "vit3d/detail/bf16_gemm.hpp"
 #include "vit3d/detail/gemm_kernel.hpp"
 #include "vit3d/detail/int8_linear.hpp"
 #include "vit3d/tensor/tensor.hpp"
@@ -60,6 +62,9 @@ Isa pack_variant(const Pack& pack) {
     return pack.isa;
 }
 inline Int8Kernel pack_variant(const Int8AffineWeights& pack) { return pack.kernel(); }
+// A bf16 pack's: the float kernels' level it was made at, which decides its bf16 variant (and, emulated, the
+// float pack it holds).
+inline Isa pack_variant(const Bf16Weights& pack) { return pack.isa; }
 
 // Whether a kept pack would be read: a BLAS build hands float and double products to cblas_?gemm, which reads
 // no pack of ours; the int8 GEMM reads its pack and nothing else, in every build.
@@ -67,6 +72,8 @@ template <class T, class Pack>
 inline constexpr bool pack_is_read = own_gemm_runs<T>;
 template <class T>
 inline constexpr bool pack_is_read<T, Int8AffineWeights> = true;
+template <class T>
+inline constexpr bool pack_is_read<T, Bf16Weights> = true;
 
 // A pack made from a few tensors (a weight and its bias, or a gated MLP's two weights and biases), kept while
 // none of them is written: each records its own write stamp, as WeightPackCache's weight does. A source may
@@ -239,6 +246,51 @@ class Int8WeightCache {
     }
 
     StampedPackCache<float, Int8AffineWeights, 1> cache_;
+};
+
+// One float layer's weight [N, K] in bf16 for the bf16 GEMM (Bf16Weights), kept as Int8WeightCache keeps its
+// pack: whatever the product's row count, since the bf16 GEMM reads no other form of the weight.
+class Bf16WeightCache {
+  public:
+    // The pack of `weight` for the bf16 variant of the float kernels' level `isa`, made now when none fits
+    // the weight as it is now; with packing off, one made for this call alone. `op` names the layer in
+    // errors.
+    std::shared_ptr<const Bf16Weights> get(const Tensor<float>& weight, Isa isa, const char* op) const {
+        std::shared_ptr<const Bf16Weights> pack = lookup(weight, isa, op);
+        return pack ? pack : std::make_shared<const Bf16Weights>(convert(weight, isa));
+    }
+
+    // Converts and packs `weight` now, unless a pack of it as it is now exists (or packing is off).
+    void pack(const Tensor<float>& weight, Isa isa, const char* op) const { (void)lookup(weight, isa, op); }
+
+    // Bytes held by the pack (0 when there is none).
+    Index bytes() const { return cache_.bytes(); }
+
+    void release() const { cache_.release(); }
+
+  private:
+    static Bf16Weights convert(const Tensor<float>& weight, Isa isa) {
+        const Index N = weight.dim(0), K = weight.dim(1);
+        return Bf16Weights::convert(weight.data(), K, N, K, isa, num_threads());
+    }
+
+    std::shared_ptr<const Bf16Weights> lookup(const Tensor<float>& weight, Isa isa, const char* op) const {
+        return cache_.get(
+            {&weight}, isa, true, op, [&] { return convert(weight, isa); },
+            [&](const Bf16Weights& pack) {  // verified mode: the weight converts to the pack now
+                const Bf16Weights now = convert(weight, isa);
+                if (now.kernel == Bf16Kernel::avx512bf16)
+                    return now.packed.size() == pack.packed.size() &&
+                           std::memcmp(now.packed.data(), pack.packed.data(),
+                                       static_cast<std::size_t>(now.packed.size()) * sizeof(std::uint16_t)) ==
+                               0;
+                return now.rounded.packed.size() == pack.rounded.packed.size() &&
+                       std::memcmp(now.rounded.packed.data(), pack.rounded.packed.data(),
+                                   static_cast<std::size_t>(now.rounded.packed.size()) * sizeof(float)) == 0;
+            });
+    }
+
+    StampedPackCache<float, Bf16Weights, 1> cache_;
 };
 
 }  // namespace vit3d::detail

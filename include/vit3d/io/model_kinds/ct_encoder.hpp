@@ -42,10 +42,10 @@ class CTEncoderInstance final : public io::ModelInstance<T> {
   public:
     using Model = models::CTEncoder<T>;
     // As VisionTransformerInstance: sets the linear layers' precision, then packs their weights when that
-    // pays (always in int8), after the move.
+    // pays (always in int8 and bf16), after the move.
     CTEncoderInstance(Model model, Precision precision) : model_(std::move(model)) {
         nn::set_precision(model_, precision);
-        if (precision == Precision::int8 || 1 + model_.config.num_patches() < packed_weight_max_rows)
+        if (precision != Precision::f32 || 1 + model_.config.num_patches() < packed_weight_max_rows)
             nn::pack_weights(model_);
     }
 

@@ -47,11 +47,11 @@ class VisionTransformerInstance final : public io::ModelInstance<T> {
   public:
     using Model = models::VisionTransformer<T, N>;
     // Sets the linear layers' precision, then packs their weights when the model's products have few enough
-    // rows for a kept float pack to pay (core/weight_packing.hpp), and always in int8 (whose pack every call
-    // reads), so that no forward packs: after the move, which leaves packs behind.
+    // rows for a kept float pack to pay (core/weight_packing.hpp), and always in int8 and bf16 (whose pack
+    // every call reads), so that no forward packs: after the move, which leaves packs behind.
     VisionTransformerInstance(Model model, Precision precision) : model_(std::move(model)) {
         nn::set_precision(model_, precision);
-        if (precision == Precision::int8 ||
+        if (precision != Precision::f32 ||
             model_.prefix_tokens() + model_.config.num_patches() < packed_weight_max_rows)
             nn::pack_weights(model_);
     }

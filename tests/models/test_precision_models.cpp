@@ -1,5 +1,5 @@
-// The accuracy gates of int8 inference (core/precision.hpp; docs/precision.md quotes the numbers these tests
-// print), whole models against themselves in f32:
+// The accuracy gates of int8 and bf16 inference (core/precision.hpp; docs/precision.md quotes the numbers
+// these tests print), whole models against themselves in f32. int8:
 //   - the shipped digits ViT (examples/data/digits, trained by tools/train_digits.py) on its 360 test images,
 //     loaded with LoadOptions::precision: the same digit for >= 99% of them, accuracy within 0.5 points;
 //   - a random-weight torchvision ViT-B/16 at 224 x 224 and a MONAI-style ViT-B on a 96^3 volume with 16^3
@@ -8,7 +8,9 @@
 //     norm2, weight and bias, x30): cosine >= 0.999 too, which needs the outlier channels computed in float
 //     (detail/int8_linear.hpp).
 // At every int8 kernel the machine has (through the ISA cap), except the ViT-B sizes at the generic kernel,
-// which is plain C++ and a few seconds per forward.
+// which is plain C++ and a few seconds per forward. bf16, at its native kernel (AVX512-BF16) where the CPU
+// has it and emulated at the avx2 level: the same digits gate; cosine >= 0.9999 for the ViT-B models, with
+// and without outlier channels (bf16 keeps a float's range, so outliers need nothing of their own).
 
 #include <gtest/gtest.h>
 
@@ -35,14 +37,18 @@ namespace io = vit3d::io;
 namespace models = vit3d::models;
 namespace nn = vit3d::nn;
 
-std::string int8_kernel_name() { return vit3d::enum_name(vit3d::detail::active_int8_kernel()); }
+// The kernel a precision runs at the active level.
+std::string kernel_name(Precision precision) {
+    return precision == Precision::bf16 ? vit3d::enum_name(vit3d::detail::active_bf16_kernel())
+                                        : vit3d::enum_name(vit3d::detail::active_int8_kernel());
+}
 
-// The kernels' levels to run a model of ViT-B's size at: every one but those whose int8 kernel is the generic
-// one, when a faster one exists.
+// The kernels' levels to run a model of ViT-B's size at: every one from avx2 up (int8: avx2 and vnni512;
+// bf16: emulated and native), the generic level only when there is no other.
 std::vector<vit3d::Isa> vit_b_levels() {
     std::vector<vit3d::Isa> levels;
     for (vit3d::Isa isa : vit3d::test::runnable_isas())
-        if (vit3d::detail::int8_kernel_for(isa) != vit3d::detail::Int8Kernel::generic) levels.push_back(isa);
+        if (isa >= vit3d::Isa::avx2) levels.push_back(isa);
     if (levels.empty()) levels.push_back(vit3d::test::runnable_isas().back());
     return levels;
 }
@@ -73,13 +79,13 @@ std::vector<Index> predictions(const Tensor<float>& logits) {
     return out;
 }
 
-TEST(Int8Models, DigitsGiveTheFloatPredictions) {
+void expect_digits_predictions(Precision precision) {
     const std::string path = std::string(VIT3D_EXAMPLE_DATA_DIR) + "/digits/digits_vit.safetensors";
     const auto f32 = io::load_model<float>(path);
     io::LoadOptions options;
-    options.precision = Precision::int8;
-    const auto int8 = io::load_model<float>(path, options);
-    ASSERT_EQ(int8.precision(), Precision::int8);
+    options.precision = precision;
+    const auto low = io::load_model<float>(path, options);
+    ASSERT_EQ(low.precision(), precision);
     const Digits data = digits_test_set(f32);
     const Index n = data.x.dim(0);
     ASSERT_EQ(n, 360);
@@ -87,7 +93,7 @@ TEST(Int8Models, DigitsGiveTheFloatPredictions) {
     Index f32_correct = 0;
     for (Index i = 0; i < n; ++i) f32_correct += expected[std::size_t(i)] == data.labels(i);
     vit3d::test::for_each_isa([&](vit3d::Isa isa) {
-        const std::vector<Index> got = predictions(int8.forward(data.x, io::ModelOutput::logits));
+        const std::vector<Index> got = predictions(low.forward(data.x, io::ModelOutput::logits));
         Index agree = 0, correct = 0;
         for (Index i = 0; i < n; ++i) {
             agree += got[std::size_t(i)] == expected[std::size_t(i)];
@@ -96,13 +102,19 @@ TEST(Int8Models, DigitsGiveTheFloatPredictions) {
         const double agreement = 100.0 * double(agree) / double(n);
         const double accuracy = 100.0 * double(correct) / double(n);
         const double f32_accuracy = 100.0 * double(f32_correct) / double(n);
-        std::cout << "[ int8     ] digits, " << vit3d::isa_name(isa) << " (" << int8_kernel_name()
-                  << "): int8 agrees with f32 on " << agree << "/" << n << " images (" << agreement
-                  << "%); accuracy int8 " << accuracy << "%, f32 " << f32_accuracy << "%" << std::endl;
+        std::cout << "[ " << vit3d::precision_name(precision) << "     ] digits, " << vit3d::isa_name(isa)
+                  << " (" << kernel_name(precision) << "): " << vit3d::precision_name(precision)
+                  << " agrees with f32 on " << agree << "/" << n << " images (" << agreement
+                  << "%); accuracy " << vit3d::precision_name(precision) << " " << accuracy << "%, f32 "
+                  << f32_accuracy << "%" << std::endl;
         EXPECT_GE(agreement, 99.0);
         EXPECT_LE(std::abs(accuracy - f32_accuracy), 0.5);
     });
 }
+
+TEST(Int8Models, DigitsGiveTheFloatPredictions) { expect_digits_predictions(Precision::int8); }
+
+TEST(Bf16Models, DigitsGiveTheFloatPredictions) { expect_digits_predictions(Precision::bf16); }
 
 // --- random-weight ViT-B, 2D and 3D -----------------------------------------------------------------------
 
@@ -148,19 +160,23 @@ double min_cosine(const Tensor<float>& a, const Tensor<float>& b) {
     return smallest;
 }
 
-// The pooled features of `model` on x in int8 against f32, at each level of `levels`.
+// The pooled features of `model` on x in `precision` against f32, at each level of vit_b_levels: a cosine of
+// at least 0.999 (int8) or 0.9999 (bf16).
 template <std::size_t N>
 void expect_pooled_features_close(models::VisionTransformer<float, N>& model, const Tensor<float>& x,
-                                  const std::string& name) {
+                                  const std::string& name, Precision precision = Precision::int8) {
     const models::VisionTransformerOutput<float> f32 = model.forward(x);
-    nn::set_precision(model, Precision::int8);
+    nn::set_precision(model, precision);
+    const double gate = precision == Precision::bf16 ? 0.9999 : 0.999;
     const vit3d::Isa saved = vit3d::cpu_info().cap;
     for (vit3d::Isa isa : vit_b_levels()) {
         vit3d::set_isa_cap(isa);
         const double cosine = min_cosine(model.forward(x).pooled, f32.pooled);
-        std::cout << "[ int8     ] " << name << ", " << vit3d::isa_name(isa) << " (" << int8_kernel_name()
-                  << "): cosine similarity of the pooled features, int8 vs f32: " << cosine << std::endl;
-        EXPECT_GE(cosine, 0.999) << name << " at " << vit3d::isa_name(isa);
+        std::cout << "[ " << vit3d::precision_name(precision) << "     ] " << name << ", "
+                  << vit3d::isa_name(isa) << " (" << kernel_name(precision)
+                  << "): cosine similarity of the pooled features, " << vit3d::precision_name(precision)
+                  << " vs f32: " << cosine << std::endl;
+        EXPECT_GE(cosine, gate) << name << " at " << vit3d::isa_name(isa);
     }
     vit3d::set_isa_cap(saved);
     nn::set_precision(model, Precision::f32);
@@ -205,6 +221,28 @@ TEST(Int8Models, ViT3DWithOutlierChannelsStaysClose) {
     inject_outliers(vit);
     const Tensor<float> x = Tensor<float>::randn({1, 1, 96, 96, 96}, 8);
     expect_pooled_features_close(vit, x, "MONAI ViT-B 96^3, patch 16^3, outlier channels x30");
+}
+
+// bf16 keeps a float's exponent range, so outlier channels need nothing of their own: each model with and
+// without them.
+TEST(Bf16Models, ViTB16PooledFeaturesAreThoseOfF32) {
+    vit3d::test::report_isas_once();
+    models::ViT<float> vit(models::vit_b_16());
+    randomize(vit);
+    const Tensor<float> x = Tensor<float>::randn({1, 3, 224, 224}, 7);
+    expect_pooled_features_close(vit, x, "ViT-B/16 224x224", Precision::bf16);
+    inject_outliers(vit);
+    expect_pooled_features_close(vit, x, "ViT-B/16 224x224, outlier channels x30", Precision::bf16);
+}
+
+TEST(Bf16Models, ViT3DPooledFeaturesAreThoseOfF32) {
+    vit3d::test::report_isas_once();
+    models::ViT3D<float> vit(monai_vit_b_96());
+    randomize(vit);
+    const Tensor<float> x = Tensor<float>::randn({1, 1, 96, 96, 96}, 8);
+    expect_pooled_features_close(vit, x, "MONAI ViT-B 96^3, patch 16^3", Precision::bf16);
+    inject_outliers(vit);
+    expect_pooled_features_close(vit, x, "MONAI ViT-B 96^3, patch 16^3, outlier channels x30", Precision::bf16);
 }
 
 }  // namespace
