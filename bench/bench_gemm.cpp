@@ -258,26 +258,23 @@ const bool registered = [] {
                         ->Unit(benchmark::kMillisecond)
                         ->UseRealTime();
                 }
-    for (int threads : {1, 2})
-        for (Index M : {197, 1576})
-            for (Shape s :
-                 {Shape{"qkv", 2304, 768}, Shape{"mlp_up", 3072, 768}, Shape{"mlp_down", 768, 3072}})
-                benchmark::RegisterBenchmark(("gemm_int8/" + std::string(s.name) + "/M:" + std::to_string(M) +
-                                              "/threads:" + std::to_string(threads))
-                                                 .c_str(),
-                                             gemm_int8, M, s.N, s.K, threads)
-                    ->Unit(benchmark::kMillisecond)
-                    ->UseRealTime();
-    for (int threads : {1, 2})
-        for (Index M : {197, 1576})
-            for (Shape s :
-                 {Shape{"qkv", 2304, 768}, Shape{"mlp_up", 3072, 768}, Shape{"mlp_down", 768, 3072}})
-                benchmark::RegisterBenchmark(("gemm_bf16/" + std::string(s.name) + "/M:" + std::to_string(M) +
-                                              "/threads:" + std::to_string(threads))
-                                                 .c_str(),
-                                             gemm_bf16, M, s.N, s.K, threads)
-                    ->Unit(benchmark::kMillisecond)
-                    ->UseRealTime();
+    // The low-precision GEMMs, at one image's and eight images' tokens.
+    struct LowPrecision {
+        const char* name;
+        void (*run)(benchmark::State&, Index, Index, Index, int);
+    };
+    for (LowPrecision precision :
+         {LowPrecision{"gemm_int8", gemm_int8}, LowPrecision{"gemm_bf16", gemm_bf16}})
+        for (int threads : {1, 2})
+            for (Index M : {197, 1576})
+                for (Shape s :
+                     {Shape{"qkv", 2304, 768}, Shape{"mlp_up", 3072, 768}, Shape{"mlp_down", 768, 3072}})
+                    benchmark::RegisterBenchmark((std::string(precision.name) + "/" + s.name + "/M:" +
+                                                  std::to_string(M) + "/threads:" + std::to_string(threads))
+                                                     .c_str(),
+                                                 precision.run, M, s.N, s.K, threads)
+                        ->Unit(benchmark::kMillisecond)
+                        ->UseRealTime();
     for (Index M : {197, 4097})
         benchmark::RegisterBenchmark(("layer_norm/M:" + std::to_string(M) + "/D:768/threads:1").c_str(),
                                      layer_norm, M)
