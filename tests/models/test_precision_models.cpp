@@ -242,7 +242,8 @@ TEST(Bf16Models, ViT3DPooledFeaturesAreThoseOfF32) {
     const Tensor<float> x = Tensor<float>::randn({1, 1, 96, 96, 96}, 8);
     expect_pooled_features_close(vit, x, "MONAI ViT-B 96^3, patch 16^3", Precision::bf16);
     inject_outliers(vit);
-    expect_pooled_features_close(vit, x, "MONAI ViT-B 96^3, patch 16^3, outlier channels x30", Precision::bf16);
+    expect_pooled_features_close(vit, x, "MONAI ViT-B 96^3, patch 16^3, outlier channels x30",
+                                 Precision::bf16);
 }
 
 }  // namespace
